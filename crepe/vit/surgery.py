@@ -57,6 +57,11 @@ def apply_head_masks(model: nn.Module, masks: Masks) -> None:
         att.o_proj.weight.mul_(vo.reshape(-1).to(att.o_proj.weight.dtype)[None, :])
 
 
+def _empty_linear(n_in: int, n_out: int, bias: bool, like: torch.Tensor) -> nn.Linear:
+    """An uninitialised Linear (``skip_init``: no draw from the global RNG)."""
+    return nn.utils.skip_init(nn.Linear, n_in, n_out, bias=bias, device=like.device, dtype=like.dtype)
+
+
 def _sliced_linear(lin: nn.Linear, rows: torch.Tensor | None = None, cols: torch.Tensor | None = None) -> nn.Linear:
     """A new Linear holding ``lin``'s weight restricted to index tensors ``rows`` / ``cols``."""
     w = lin.weight.detach()
@@ -65,7 +70,7 @@ def _sliced_linear(lin: nn.Linear, rows: torch.Tensor | None = None, cols: torch
         w, b = w[rows], (b[rows] if b is not None else None)
     if cols is not None:
         w = w[:, cols]
-    new = nn.Linear(w.shape[1], w.shape[0], bias=b is not None, device=w.device, dtype=w.dtype)
+    new = _empty_linear(w.shape[1], w.shape[0], b is not None, w)
     with torch.no_grad():
         new.weight.copy_(w)
         if b is not None:
@@ -164,10 +169,10 @@ def load_pruned(folder: str | Path) -> nn.Module:
     for i, shape in record["layers"].items():
         att = attention(layers[int(i)])
         h, k = shape["num_heads"], shape["head_dim"]
-        c = att.q_proj.in_features
+        c, w = att.q_proj.in_features, att.q_proj.weight
         bias = att.q_proj.bias is not None
-        att.q_proj, att.k_proj, att.v_proj = (nn.Linear(c, h * k, bias=bias) for _ in range(3))
-        att.o_proj = nn.Linear(h * k, c, bias=att.o_proj.bias is not None)
+        att.q_proj, att.k_proj, att.v_proj = (_empty_linear(c, h * k, bias, w) for _ in range(3))
+        att.o_proj = _empty_linear(h * k, c, att.o_proj.bias is not None, w)
         att.head_dim, att.num_attention_heads, att.scaling = k, h, shape["scaling"]
     model.load_state_dict(load_file(str(Path(folder) / "model.safetensors")), strict=True)
     model.set_attn_implementation("eager")
