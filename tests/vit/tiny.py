@@ -21,11 +21,11 @@ def tiny_vit(hidden: int = 32, depth: int = 3, heads: int = 4, mlp: int = 64, se
     return _random_biases(build_vit(mnist_vit_config(hidden, depth, heads, mlp, patch=7), seed=seed), seed)
 
 
-def tiny_deit(seed: int = 0):
+def tiny_deit(seed: int = 0, channels: int = 1):
     from transformers import DeiTConfig, DeiTForImageClassification
 
     cfg = DeiTConfig(hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=64,
-                     image_size=28, patch_size=7, num_channels=1, num_labels=5)
+                     image_size=28, patch_size=7, num_channels=channels, num_labels=5)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = DeiTForImageClassification(cfg)

@@ -1,0 +1,180 @@
+"""Figures for the ViT path on the trained MNIST-5k ViT: accuracy vs MACs, fine-tuning, CPU latency.
+
+    OMP_NUM_THREADS=1 python scripts/bench_vit.py sweep    --threads 1   # results/vit/sweep.json
+    OMP_NUM_THREADS=1 python scripts/bench_vit.py latency  --threads 1   # results/vit/latency.json
+    python scripts/bench_vit.py tables                                   # tables.md + accuracy_vs_macs.png
+
+Train the model first with ``scripts/train_vit.py``. Every number in docs/vit.md comes from these JSONs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from crepe.vit.config import HeadPruneConfig, TCSConfig, ViTPruneConfig
+from crepe.vit.train import default_model_dir
+
+TCS_RATIOS = (0.25, 0.5, 0.75, 0.9)
+HEAD_SPARSITIES = (0.25, 0.5, 0.75, 0.875)
+
+
+def sweep_points() -> list[tuple[str, ViTPruneConfig]]:
+    """(family, config) for every point of the curve; TCS on fc2 of blocks 1.. (per batch)."""
+    pts = [("dense", ViTPruneConfig())]
+    pts += [("tcs", ViTPruneConfig(tcs=TCSConfig(fc2_ratios=(r,)))) for r in TCS_RATIOS]
+    pts += [("heads", ViTPruneConfig(HeadPruneConfig(s))) for s in HEAD_SPARSITIES]
+    pts += [("both", ViTPruneConfig(HeadPruneConfig(s), TCSConfig(fc2_ratios=(r,))))
+            for s, r in zip(HEAD_SPARSITIES, TCS_RATIOS)]
+    pts += [("whole-heads", ViTPruneConfig(HeadPruneConfig(s, mode="head"))) for s in (0.25, 0.5, 0.75)]
+    return pts
+
+
+def run_sweep(args: argparse.Namespace) -> None:
+    from crepe.vit.data import mnist_split
+    from crepe.vit.prune import apply_pruning, finetune, versions
+    from crepe.vit.surgery import load_pruned
+    from crepe.vit.train import accuracy
+
+    data, base = mnist_split(), load_pruned(args.model)
+    rows, path = [], args.out / "sweep.json"
+    for family, cfg in sweep_points():
+        t0 = time.perf_counter()
+        model = copy.deepcopy(base)
+        handle, rep = apply_pruning(model, cfg, dense=True)  # repacked heads: equal outputs, faster
+        row = {"family": family, "config": cfg.to_dict(), "macs": rep["macs_after"], "macs_dense": rep["macs_before"],
+               "accuracy": accuracy(model, data["test_x"], data["test_y"], args.eval_batch)}
+        if cfg.tcs.active:
+            per_image = copy.deepcopy(base)
+            apply_pruning(per_image, replace(cfg, tcs=replace(cfg.tcs, selection="image")), dense=True)
+            row["accuracy_per_image"] = accuracy(per_image, data["test_x"], data["test_y"], args.eval_batch)
+        fine = family in ("tcs", "heads", "both") and (cfg.heads.sparsity in args.finetune_at
+                                                       or any(r in args.finetune_at for r in cfg.tcs.fc2_ratios))
+        if fine:
+            handle.reseed()
+            row["finetune_epochs"] = args.finetune_epochs
+            row["finetune_losses"] = finetune(model, handle, data["train_x"], data["train_y"], args.finetune_epochs)
+            row["accuracy_finetuned"] = accuracy(model, data["test_x"], data["test_y"], args.eval_batch)
+        row["seconds"] = time.perf_counter() - t0
+        rows.append(row)
+        print(f"{family:12s} {row['macs'] / 1e6:7.2f} MMACs  acc {row['accuracy']:.4f}"
+              + (f"  fine-tuned {row['accuracy_finetuned']:.4f}" if fine else ""), flush=True)
+        path.write_text(json.dumps({"model": str(args.model), "eval_batch": args.eval_batch,
+                                    "test_images": len(data["test_y"]), "threads": torch.get_num_threads(),
+                                    "versions": versions(), "rows": rows}, indent=2))
+    print(f"wrote {path}")
+
+
+def run_latency(args: argparse.Namespace) -> None:
+    from crepe.vit.bench import latency_table
+    from crepe.vit.prune import versions
+    from crepe.vit.surgery import load_pruned
+
+    base = load_pruned(args.model)
+    out = {"model": str(args.model), "threads": torch.get_num_threads(), "versions": versions(), "configs": []}
+    for s, r in ((0.5, 0.5), (0.875, 0.9)):
+        cfg = ViTPruneConfig(HeadPruneConfig(s), TCSConfig(fc2_ratios=(r,)))
+        rows = latency_table(base, cfg, (1, 8, 32), repeats=args.repeats)
+        out["configs"].append({"head_sparsity": s, "fc2_ratio": r, "config": cfg.to_dict(), "rows": rows})
+        for row in rows:
+            print(f"heads {s} tcs {r} batch {row['batch']:>2}: dense {row['dense']['median_ms']:.2f} ms  "
+                  f"masked x{row['masked_over_dense']:.2f}  repacked x{row['repacked_over_dense']:.2f}", flush=True)
+    (args.out / "latency.json").write_text(json.dumps(out, indent=2))
+    print(f"wrote {args.out / 'latency.json'}")
+
+
+def _label(row: dict) -> str:
+    h, t = row["config"]["heads"], row["config"]["tcs"]
+    parts = [f"heads {h['sparsity']:g}" + (" (whole)" if h["mode"] == "head" else "")] if h["sparsity"] else []
+    parts += [f"fc2 TCS {t['fc2_ratios'][0]:g}"] if t["fc2_ratios"] else []
+    return " + ".join(parts) or "dense"
+
+
+def run_tables(args: argparse.Namespace) -> None:
+    sweep = json.loads((args.out / "sweep.json").read_text())
+    lines = [f"Accuracy on the MNIST-5k test split ({sweep['test_images']} images, eval batch "
+             f"{sweep['eval_batch']}); MACs per image from the analytic counter.", "",
+             "| family | setting | MMACs | MACs vs dense | acc (per-batch TCS) | acc (per-image TCS) | acc after fine-tune |",
+             "|---|---|---|---|---|---|---|"]
+    for r in sweep["rows"]:
+        ft = f"{r['accuracy_finetuned']:.4f} ({r['finetune_epochs']} ep)" if "accuracy_finetuned" in r else "–"
+        pi = f"{r['accuracy_per_image']:.4f}" if "accuracy_per_image" in r else "–"
+        lines.append(f"| {r['family']} | {_label(r)} | {r['macs'] / 1e6:.2f} | {r['macs'] / r['macs_dense']:.3f} | "
+                     f"{r['accuracy']:.4f} | {pi} | {ft} |")
+    lat_path = args.out / "latency.json"
+    if lat_path.exists():
+        lat = json.loads(lat_path.read_text())
+        lines += ["", f"CPU latency, median of timed forwards, {lat['threads']} thread(s), eager attention.", "",
+                  "| heads + fc2 TCS | batch | dense ms | masked ms | repacked ms | masked / dense | repacked / dense |",
+                  "|---|---|---|---|---|---|---|"]
+        for c in lat["configs"]:
+            for row in c["rows"]:
+                lines.append(f"| {c['head_sparsity']:g} + {c['fc2_ratio']:g} | {row['batch']} | "
+                             f"{row['dense']['median_ms']:.2f} | {row['masked']['median_ms']:.2f} | "
+                             f"{row['repacked']['median_ms']:.2f} | {row['masked_over_dense']:.2f} | "
+                             f"{row['repacked_over_dense']:.2f} |")
+    (args.out / "tables.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    plot(sweep["rows"], args.out / "accuracy_vs_macs.png")
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for i, fam in enumerate(("tcs", "heads", "both", "whole-heads")):
+        pts = sorted((r for r in rows if r["family"] == fam), key=lambda r: r["macs"])
+        if not pts:
+            continue
+        color = f"C{i}"
+        ax.plot([r["macs"] / 1e6 for r in pts], [100 * r["accuracy"] for r in pts], "o-", color=color,
+                label=f"{fam}, training-free")
+        ft = [r for r in pts if "accuracy_finetuned" in r]
+        if ft:
+            ax.plot([r["macs"] / 1e6 for r in ft], [100 * r["accuracy_finetuned"] for r in ft], "s--",
+                    color=color, mfc="none", label=f"{fam}, fine-tuned ({ft[0]['finetune_epochs']} ep)")
+    dense = next(r for r in rows if r["family"] == "dense")
+    ax.plot([dense["macs"] / 1e6], [100 * dense["accuracy"]], "k*", ms=12, label="dense")
+    ax.set_xlabel("MMACs per image")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("ToaSt on a small ViT, MNIST-5k")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f"wrote {path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("command", choices=("sweep", "latency", "tables"))
+    p.add_argument("--model", type=Path, default=default_model_dir())
+    p.add_argument("--out", type=Path, default=Path("results/vit"))
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--eval-batch", type=int, default=250)
+    p.add_argument("--finetune-epochs", type=int, default=2)
+    p.add_argument("--finetune-at", type=float, nargs="*", default=[0.75, 0.875, 0.9],
+                   help="fine-tune the tcs/heads/both points with these ratios")
+    p.add_argument("--repeats", type=int, default=30)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    torch.set_num_threads(args.threads)
+    print(f"torch threads: {torch.get_num_threads()}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    {"sweep": run_sweep, "latency": run_latency, "tables": run_tables}[args.command](args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
