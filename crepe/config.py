@@ -1,0 +1,178 @@
+"""Frozen, validated configuration objects for pruning runs.
+
+Every config validates itself at construction and raises ``ValueError`` with one clear line, so a
+bad value never reaches the engine. ``to_dict``/``from_dict`` round-trip through JSON: the same
+objects are saved next to every result and read back by ``--config``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+METHODS = ("magnitude", "wanda", "sparsegpt", "ri", "ria", "crepe")
+GROUPS = ("layer", "row")
+DEFAULT_GROUP = {"magnitude": "layer", "wanda": "row", "ri": "layer", "ria": "layer", "crepe": "layer"}
+NBR_FORMS = ("relative", "smoothed", "product")
+PADDINGS = ("zero", "count")
+TERM_SCALES = ("none", "mean")
+PROJ_TYPES = ("q", "k", "v", "o", "gate", "up", "down", "qkv", "fc1", "fc2")
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """Sparsity pattern. ``n == m == 0`` means unstructured; otherwise prune ``n`` of every ``m``
+    consecutive input weights of each row (so the sparsity is ``n/m``; 2:4 and 4:8 are 50%)."""
+
+    n: int = 0
+    m: int = 0
+
+    def __post_init__(self) -> None:
+        if (self.n, self.m) != (0, 0) and not (0 < self.n < self.m):
+            raise ValueError(f"invalid N:M pattern {self.n}:{self.m}: need 0 < N < M")
+
+    @property
+    def structured(self) -> bool:
+        return self.m > 0
+
+    @classmethod
+    def parse(cls, text: str) -> "Pattern":
+        """Parse ``"unstructured"`` or ``"N:M"`` (e.g. ``"2:4"``)."""
+        if text in ("unstructured", "", None):
+            return cls()
+        try:
+            n, m = (int(v) for v in text.split(":"))
+        except ValueError as exc:
+            raise ValueError(f"invalid pattern {text!r}: use 'unstructured' or 'N:M' such as 2:4") from exc
+        return cls(n, m)
+
+    def __str__(self) -> str:
+        return f"{self.n}:{self.m}" if self.structured else "unstructured"
+
+
+@dataclass(frozen=True)
+class CrepeParams:
+    """CRePE hyperparameters: ``S = (alpha*row + beta*col + gamma*nbr) * ||X_j||^act_power``.
+
+    ``kernel`` is the odd side k of the k x k neighbourhood. ``overrides`` maps a projection type
+    (q, k, v, o, gate, up, down, ...) to a dict of alpha/beta/gamma/kernel for that type only.
+    With alpha = beta = 1 and gamma = 0 the score is exactly RIA's.
+    """
+
+    alpha: float = 1.0
+    beta: float = 1.0
+    gamma: float = 0.0
+    kernel: int = 3
+    act_power: float = 0.5
+    nbr_form: str = "relative"
+    padding: str = "zero"
+    term_scale: str = "none"
+    overrides: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("alpha", "beta", "gamma", "act_power"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or (name != "act_power" and value < 0):
+                raise ValueError(f"crepe {name} must be a finite number >= 0, got {value}")
+        if self.alpha == self.beta == self.gamma == 0:
+            raise ValueError("crepe alpha, beta and gamma cannot all be 0")
+        if self.kernel < 1 or self.kernel % 2 == 0:
+            raise ValueError(f"crepe kernel must be an odd integer >= 1, got {self.kernel}")
+        _check_choice("crepe nbr_form", self.nbr_form, NBR_FORMS)
+        _check_choice("crepe padding", self.padding, PADDINGS)
+        _check_choice("crepe term_scale", self.term_scale, TERM_SCALES)
+        for proj, values in self.overrides.items():
+            _check_choice("crepe override projection type", proj, PROJ_TYPES)
+            dataclasses.replace(self, overrides={}, **values)  # validates the overridden values
+
+    def for_projection(self, proj: str) -> "CrepeParams":
+        """The parameters that apply to one projection type (overrides resolved)."""
+        values = self.overrides.get(proj)
+        return dataclasses.replace(self, overrides={}, **values) if values else self
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    """What to prune and how. ``group`` None picks the method's default comparison group."""
+
+    method: str = "crepe"
+    sparsity: float = 0.5
+    pattern: Pattern = field(default_factory=Pattern)
+    group: str | None = None
+    crepe: CrepeParams = field(default_factory=CrepeParams)
+    sparsegpt_blocksize: int = 128
+    sparsegpt_damp: float = 0.01
+
+    def __post_init__(self) -> None:
+        _check_choice("method", self.method, METHODS)
+        if not (isinstance(self.sparsity, (int, float)) and 0.0 <= self.sparsity < 1.0):
+            raise ValueError(f"sparsity must be in [0, 1), got {self.sparsity}")
+        if self.pattern.structured and not math.isclose(self.sparsity, self.pattern.n / self.pattern.m):
+            raise ValueError(
+                f"pattern {self.pattern} prunes {self.pattern.n}/{self.pattern.m} = "
+                f"{self.pattern.n / self.pattern.m:g} of the weights, but sparsity {self.sparsity:g} was asked"
+            )
+        if self.group is not None:
+            _check_choice("group", self.group, GROUPS)
+            if self.method == "sparsegpt":
+                raise ValueError("sparsegpt selects its mask per 128-column block; --group does not apply")
+        if self.sparsegpt_blocksize < 1 or not (0 <= self.sparsegpt_damp < 1):
+            raise ValueError("sparsegpt blocksize must be >= 1 and damp in [0, 1)")
+
+    @property
+    def resolved_group(self) -> str:
+        if self.method == "sparsegpt":
+            return "block"
+        return self.group or DEFAULT_GROUP[self.method]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["pattern"] = str(self.pattern)
+        d["resolved_group"] = self.resolved_group
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "PruneConfig":
+        d = dict(d)
+        d.pop("resolved_group", None)
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown prune config keys: {sorted(unknown)}")
+        if "pattern" in d:
+            d["pattern"] = Pattern.parse(d["pattern"]) if isinstance(d["pattern"], str) else Pattern(**d["pattern"])
+        if "crepe" in d:
+            d["crepe"] = crepe_params_from_dict(d["crepe"])
+        return cls(**d)
+
+
+def crepe_params_from_dict(d: dict[str, Any]) -> CrepeParams:
+    """Build CrepeParams from a dict, rejecting unknown keys with a clear message."""
+    unknown = set(d) - {f.name for f in dataclasses.fields(CrepeParams)}
+    if unknown:
+        raise ValueError(f"unknown crepe parameters: {sorted(unknown)}")
+    return CrepeParams(**d)
+
+
+def load_crepe_params(path: str | Path) -> CrepeParams:
+    """Read CRePE hyperparameters from JSON: either the parameters themselves or a file with a
+    ``"crepe"`` entry (a report, a PHO best-config file, or a saved PruneConfig)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"cannot read config {path}: {exc}") from exc
+    if isinstance(data, dict) and "config" in data and isinstance(data["config"], dict):
+        data = data["config"]
+    if isinstance(data, dict) and "crepe" in data:
+        data = data["crepe"]
+    if not isinstance(data, dict):
+        raise ValueError(f"config {path} holds no CRePE parameters")
+    return crepe_params_from_dict(data)
+
+
+def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"unknown {what} {value!r}; choose from {', '.join(choices)}")

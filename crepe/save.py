@@ -1,0 +1,69 @@
+"""Save a pruned model as a Hugging Face folder (safetensors) with its pruning record, atomically.
+
+The folder is written under a temporary sibling name and renamed into place only when complete,
+so an interrupted or failed save never leaves a partial folder behind. ``config.json`` carries a
+``pruning_config`` entry (schema modelled on compressed-tensors' sparsity_config) and the folder
+holds the full run report as ``pruning_report.json``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from crepe.report import write_json_atomic
+
+REPORT_NAME = "pruning_report.json"
+
+
+def check_save_target(path: str | Path, overwrite: bool) -> None:
+    """Fail before any work if ``path`` exists and overwriting was not asked for."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise ValueError(f"--save folder {path} already exists; pass --overwrite to replace it")
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"--save target {path} exists and is not a folder")
+
+
+def pruning_record(config: dict[str, Any], realised_sparsity: float, pattern: str) -> dict[str, Any]:
+    """The ``pruning_config`` entry stored in config.json."""
+    return {
+        "format": "dense",
+        "global_sparsity": round(realised_sparsity, 6),
+        "sparsity_structure": pattern,
+        "targets": ["Linear"],
+        "ignore": ["lm_head", "embeddings"],
+        "tool": "crepe",
+        "config": config,
+    }
+
+
+def save_pruned(model: nn.Module, tokenizer, path: str | Path, record: dict[str, Any],
+                report: dict[str, Any] | None = None, overwrite: bool = False) -> Path:
+    """Write model + tokenizer + record (+ report) to ``path`` atomically; returns the path."""
+    path = Path(path)
+    check_save_target(path, overwrite)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        model.config.pruning_config = record
+        model.save_pretrained(tmp)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
+        if report is not None:
+            write_json_atomic(tmp / REPORT_NAME, report)
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path

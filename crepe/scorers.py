@@ -1,0 +1,141 @@
+"""Importance scores: pure functions ``(W [out, in], stats, params) -> S [out, in]``.
+
+Notation: A = |W|, ``stats.col_norm[j] = ||X_j||_2`` over all calibration tokens. Higher score =
+more important; selection prunes the lowest scores. None of these touch a model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from crepe.config import CrepeParams
+from crepe.neighbourhood import box_mean, box_sum
+
+_EPS = 1e-12
+
+
+@dataclass
+class InputStats:
+    """Statistics of a linear layer's inputs X [tokens, in] over the calibration set.
+
+    sq_sum: [in] sum over tokens of X_j^2; hessian: [in, in] sum of X^T X (only when needed);
+    tokens: number of tokens seen.
+    """
+
+    sq_sum: torch.Tensor | None = None
+    hessian: torch.Tensor | None = None
+    tokens: int = 0
+
+    @property
+    def col_norm(self) -> torch.Tensor:
+        """||X_j||_2: [in]."""
+        if self.sq_sum is None:
+            raise ValueError("this scorer needs input-activation statistics (none were collected)")
+        return self.sq_sum.sqrt()
+
+
+Scorer = Callable[[torch.Tensor, InputStats, CrepeParams], torch.Tensor]
+SCORERS: dict[str, Scorer] = {}
+
+
+def register(name: str) -> Callable[[Scorer], Scorer]:
+    def wrap(fn: Scorer) -> Scorer:
+        SCORERS[name] = fn
+        return fn
+
+    return wrap
+
+
+def row_term(a: torch.Tensor) -> torch.Tensor:
+    """A_ij / sum_q A_iq: [out, in]."""
+    return a / a.sum(dim=1, keepdim=True).clamp_min(_EPS)
+
+
+def col_term(a: torch.Tensor) -> torch.Tensor:
+    """A_ij / sum_p A_pj: [out, in]."""
+    return a / a.sum(dim=0, keepdim=True).clamp_min(_EPS)
+
+
+def neighbourhood_term(a: torch.Tensor, kernel: int, form: str = "relative", padding: str = "zero") -> torch.Tensor:
+    """The 2D local-context term over the k x k window around each weight: [out, in].
+
+    relative: A / boxsum(A) (with ``padding="count"`` the edge windows are rescaled to k*k entries);
+    smoothed: boxmean(A); product: A * boxmean(A).
+    """
+    if form == "relative":
+        if padding == "zero":
+            denom = box_sum(a, kernel)
+        else:
+            denom = box_mean(a, kernel, padding) * (kernel * kernel)
+        return a / denom.clamp_min(_EPS)
+    if form == "smoothed":
+        return box_mean(a, kernel, padding)
+    if form == "product":
+        return a * box_mean(a, kernel, padding)
+    raise ValueError(f"unknown neighbourhood form {form!r}")
+
+
+def activation_factor(stats: InputStats, power: float) -> torch.Tensor:
+    """||X_j||_2 ** power as a [1, in] row to broadcast over the output rows."""
+    return stats.col_norm.pow(power).unsqueeze(0)
+
+
+@register("magnitude")
+def magnitude(w: torch.Tensor, stats: InputStats, params: CrepeParams) -> torch.Tensor:
+    """S = |W|."""
+    return w.abs()
+
+
+@register("wanda")
+def wanda(w: torch.Tensor, stats: InputStats, params: CrepeParams) -> torch.Tensor:
+    """S = |W_ij| * ||X_j||_2 (Wanda)."""
+    return w.abs() * stats.col_norm.unsqueeze(0)
+
+
+@register("ri")
+def ri(w: torch.Tensor, stats: InputStats, params: CrepeParams) -> torch.Tensor:
+    """S = A/rowsum + A/colsum (relative importance, no activations)."""
+    a = w.abs()
+    return col_term(a) + row_term(a)
+
+
+RIA_POWER = 0.5
+
+
+@register("ria")
+def ria(w: torch.Tensor, stats: InputStats, params: CrepeParams) -> torch.Tensor:
+    """S = (A/colsum + A/rowsum) * ||X_j||^0.5 (RIA with its published exponent; params unused)."""
+    return ri(w, stats, params) * activation_factor(stats, RIA_POWER)
+
+
+def _scaled(term: torch.Tensor, term_scale: str) -> torch.Tensor:
+    return term / term.mean().clamp_min(_EPS) if term_scale == "mean" else term
+
+
+@register("crepe")
+def crepe(w: torch.Tensor, stats: InputStats, params: CrepeParams) -> torch.Tensor:
+    """S = (alpha*A/rowsum + beta*A/colsum + gamma*nbr_k(A)) * ||X_j||^a (CRePE).
+
+    Terms with a zero coefficient are not computed; with alpha = beta = 1, gamma = 0 and
+    ``term_scale="none"`` the result equals :func:`ria` bit for bit.
+    """
+    a = w.abs()
+    total = torch.zeros_like(a)
+    if params.beta:
+        total = total + params.beta * _scaled(col_term(a), params.term_scale)
+    if params.alpha:
+        total = total + params.alpha * _scaled(row_term(a), params.term_scale)
+    if params.gamma:
+        nbr = neighbourhood_term(a, params.kernel, params.nbr_form, params.padding)
+        total = total + params.gamma * _scaled(nbr, params.term_scale)
+    return total * activation_factor(stats, params.act_power)
+
+
+def score(method: str, w: torch.Tensor, stats: InputStats, params: CrepeParams | None = None) -> torch.Tensor:
+    """Score ``w`` [out, in] with the named scorer, in float32."""
+    if method not in SCORERS:
+        raise ValueError(f"unknown scorer {method!r}; choose from {', '.join(SCORERS)}")
+    return SCORERS[method](w.float(), stats, params or CrepeParams())

@@ -1,0 +1,1 @@
+"""Evaluation: perplexity with the papers' protocol (``python -m eval.ppl``)."""

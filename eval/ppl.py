@@ -1,0 +1,50 @@
+"""Perplexity with the papers' protocol: join the texts with "\\n\\n", tokenise once, cut into
+non-overlapping windows of --seqlen (remainder dropped), PPL = exp(mean window NLL).
+
+    python -m eval.ppl --model smollm2-135m --dataset wikivital --seqlen 512 [--max-windows K] [--json out.json]
+
+--model takes an alias, a hub id, a .gguf file or a (pruned) model folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+
+from crepe.cli import add_eval_args, bos_per_window, run_cli, setup_logging
+from crepe.data.prepare import eval_set
+from crepe.models.loading import load_model
+from crepe.report import peak_rss_mb, versions, write_json_atomic
+from eval.perplexity import perplexity
+
+log = logging.getLogger("eval.ppl")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(prog="python -m eval.ppl", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="smollm2-135m")
+    add_eval_args(ap)
+    ap.add_argument("--device", default=None, help="e.g. cuda; default: where the model loads (CPU)")
+    ap.add_argument("--json", default=None, help="write the result and protocol to this JSON file")
+    ap.add_argument("--log-level", default="INFO")
+    args = ap.parse_args()
+    setup_logging(args.log_level)
+    if args.dataset == "none":
+        raise ValueError("--dataset none leaves nothing to evaluate")
+    model, tokenizer = load_model(args.model, device=args.device)
+    windows, spec = eval_set(tokenizer, args.dataset, args.split, args.seqlen, args.max_windows,
+                             bos_per_window(args.bos_per_window, model))
+    start = time.perf_counter()
+    ppl = perplexity(model, windows, args.batch_size, args.dtype)
+    seconds = time.perf_counter() - start
+    print(f"PPL {ppl:.3f}  [model={args.model} {spec.describe()} dtype={args.dtype}]")
+    if args.json:
+        write_json_atomic(args.json, {"model": args.model, "ppl": ppl, "protocol": spec.describe(), "dtype": args.dtype,
+                                      "eval_seconds": seconds, "peak_rss_mb": peak_rss_mb(), "versions": versions()})
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli("eval.ppl", main)

@@ -1,0 +1,128 @@
+"""Small documented sweep that chooses CRePE's default configuration, on the VALIDATION split.
+
+Stage 1 (cheap): input statistics are collected once from the dense model; every candidate
+config prunes one-shot with them and is scored by validation PPL on a few windows.
+Stage 2 (faithful): the best stage-1 configs, RIA and Wanda are pruned with the real sequential
+engine and scored on more validation windows. The test split is never touched here.
+Results go to one JSON (resumable: finished entries are skipped when re-run).
+
+    python scripts/sweep_crepe.py --out results/sweep_crepe.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import math
+import time
+from pathlib import Path
+
+from crepe.config import CrepeParams, Pattern, PruneConfig
+from crepe.data.prepare import calibration_set, eval_set
+from crepe.models.loading import load_model
+from crepe.pruner import prune_model
+from crepe.report import read_json, write_json_atomic
+from crepe.stats_cache import collect_input_stats, prune_oneshot, restore_weights, snapshot_weights
+from eval.perplexity import perplexity
+
+log = logging.getLogger("sweep_crepe")
+
+
+def candidates() -> list[tuple[str, PruneConfig]]:
+    """(label, config) pairs; sparsity/pattern are filled in per pattern."""
+    out = [("wanda", PruneConfig(method="wanda")), ("ria", PruneConfig(method="ria"))]
+    for a in (0.5, 1.0):
+        out.append((f"crepe a={a} g=0", PruneConfig(crepe=CrepeParams(act_power=a))))
+        for k in (3, 7):
+            for g in (0.5, 2.0):
+                out.append((f"crepe a={a} k={k} g={g}", PruneConfig(crepe=CrepeParams(act_power=a, kernel=k, gamma=g))))
+        for form in ("product", "smoothed"):
+            p = CrepeParams(act_power=a, kernel=3, gamma=1.0, nbr_form=form, term_scale="mean")
+            out.append((f"crepe a={a} k=3 g=1 {form} mean-scaled", PruneConfig(crepe=p)))
+    for alpha, beta in ((1.0, 0.5), (0.5, 1.0)):
+        out.append((f"crepe a=1.0 alpha={alpha} beta={beta}", PruneConfig(crepe=CrepeParams(act_power=1.0, alpha=alpha, beta=beta))))
+    return out
+
+
+def with_pattern(cfg: PruneConfig, pattern: Pattern) -> PruneConfig:
+    sparsity = pattern.n / pattern.m if pattern.structured else 0.5
+    return dataclasses.replace(cfg, pattern=pattern, sparsity=sparsity)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--patterns", default="unstructured,2:4")
+    ap.add_argument("--nsamples", type=int, default=32)
+    ap.add_argument("--seqlen", type=int, default=512)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--stage1-windows", type=int, default=12)
+    ap.add_argument("--stage2-windows", type=int, default=32)
+    ap.add_argument("--stage2-top", type=int, default=2)
+    ap.add_argument("--out", default="results/sweep_crepe.json")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+
+    out = Path(args.out)
+    results = read_json(out) if out.exists() else {"settings": vars(args), "stage1": {}, "stage2": {}}
+    model, tok = load_model(args.model)
+    calib, _ = calibration_set(tok, "wikivital", args.nsamples, args.seqlen, args.seed)
+    val1, spec1 = eval_set(tok, "wikivital", "validation", args.seqlen, args.stage1_windows)
+    val2, spec2 = eval_set(tok, "wikivital", "validation", args.seqlen, args.stage2_windows)
+    results["protocol"] = {"stage1": spec1.describe(), "stage2": spec2.describe()}
+    snapshot = snapshot_weights(model)
+    stats = None
+    patterns = [Pattern.parse(p) for p in args.patterns.split(",")]
+    cands = candidates()
+
+    for pattern in patterns:
+        for label, base in cands:
+            key = f"{pattern} | {label}"
+            if key in results["stage1"]:
+                continue
+            stats = stats or collect_input_stats(model, calib)
+            cfg = with_pattern(base, pattern)
+            prune_oneshot(model, stats, cfg)
+            ppl = perplexity(model, val1, progress=False)
+            restore_weights(model, snapshot)
+            results["stage1"][key] = {"config": cfg.to_dict(), "val_ppl": ppl}
+            write_json_atomic(out, results)
+            log.info("stage1 %-50s val PPL %.3f", key, ppl)
+
+    # stage 2 candidates: best mean log validation PPL over the patterns in stage 1
+    ranked = sorted((sum(math.log(results["stage1"][f"{p} | {label}"]["val_ppl"]) for p in patterns), label)
+                    for label, _ in cands if label.startswith("crepe"))
+    chosen = [label for _, label in ranked[: args.stage2_top]] + ["ria", "wanda"]
+    for pattern in patterns:
+        for label in chosen:
+            key = f"{pattern} | {label}"
+            if key in results["stage2"]:
+                continue
+            cfg = with_pattern(dict(cands)[label], pattern)
+            start = time.perf_counter()
+            prune_model(model, calib, cfg, progress=False)
+            seconds = time.perf_counter() - start
+            ppl = perplexity(model, val2, progress=False)
+            restore_weights(model, snapshot)
+            results["stage2"][key] = {"config": cfg.to_dict(), "val_ppl": ppl, "prune_seconds": seconds}
+            write_json_atomic(out, results)
+            log.info("stage2 %-50s val PPL %.3f", key, ppl)
+
+    # the default: best mean log-PPL ratio to RIA over the patterns, among crepe configs run in stage 2
+    scores = {}
+    for label, _ in cands:
+        keys = [f"{p} | {label}" for p in patterns]
+        if label.startswith("crepe") and all(k in results["stage2"] for k in keys):
+            scores[label] = sum(math.log(results["stage2"][k]["val_ppl"] / results["stage2"][f"{p} | ria"]["val_ppl"])
+                                for k, p in zip(keys, patterns)) / len(patterns)
+    if scores:
+        best = min(scores, key=scores.get)
+        results["chosen"] = {"label": best, "mean_log_ppl_ratio_vs_ria": scores[best],
+                             "crepe": dataclasses.asdict(dict(cands)[best].crepe)}
+        log.info("chosen default: %s (mean log PPL ratio vs RIA %.4f)", best, scores[best])
+    write_json_atomic(out, results)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+import pytest
+import torch
+
+from crepe.config import Pattern, PruneConfig
+from crepe.engine import run_layerwise
+from crepe.masks import is_valid_nm
+from crepe.models.adapters import decoder_linears, get_adapter, supported_model_types, weight_view
+from crepe.pruner import prune_model
+from tiny_models import TINY_CONFIGS, tiny_model, tiny_windows
+
+
+@pytest.mark.parametrize("model_type", sorted(TINY_CONFIGS))
+@pytest.mark.parametrize("method", ["magnitude", "wanda", "sparsegpt", "ria", "crepe"])
+def test_every_family_prunes_every_linear_to_the_requested_sparsity(model_type, method):
+    model = tiny_model(model_type)
+    summary = prune_model(model, tiny_windows(), PruneConfig(method=method, sparsity=0.5), progress=False)
+    assert len(summary.linears) == len(decoder_linears(model)) > 0
+    for name, module in decoder_linears(model).items():
+        w = weight_view(module)
+        assert (w == 0).sum().item() == pytest.approx(0.5 * w.numel(), abs=w.shape[0])
+    assert torch.isfinite(model(tiny_windows()).logits).all()
+
+
+@pytest.mark.parametrize("model_type", ["llama", "gpt2", "opt"])
+def test_nm_pruning_gives_valid_groups_in_every_linear(model_type):
+    model = tiny_model(model_type)
+    prune_model(model, tiny_windows(), PruneConfig(method="crepe", sparsity=0.5, pattern=Pattern(2, 4)), progress=False)
+    assert all(is_valid_nm(weight_view(m), 2, 4) for m in decoder_linears(model).values())
+
+
+def test_embeddings_and_lm_head_are_never_pruned():
+    model = tiny_model("gpt_neox")  # untied head
+    head, emb = model.get_output_embeddings().weight.clone(), model.get_input_embeddings().weight.clone()
+    prune_model(model, tiny_windows(), PruneConfig(method="wanda", sparsity=0.7), progress=False)
+    assert torch.equal(model.get_output_embeddings().weight, head)
+    assert torch.equal(model.get_input_embeddings().weight, emb)
+
+
+@pytest.mark.parametrize("model_type", ["llama", "gemma2", "opt", "gpt2"])
+def test_each_layer_sees_the_outputs_of_the_already_pruned_layers(model_type):
+    """Statistics the engine hands to layer 1 equal those of a normal forward pass of the model
+    whose layer 0 is pruned and layer 1 still dense: propagation and captured kwargs are right."""
+    windows = tiny_windows()
+    model = tiny_model(model_type)
+    seen = {}
+
+    def prune_and_record(index, layer, linears, stats):
+        seen[index] = {n: s.sq_sum.clone() for n, s in stats.items()}
+        if index == 0:
+            for m in linears.values():
+                weight_view(m).masked_fill_(weight_view(m).abs() < weight_view(m).abs().median(), 0)
+        return index == 0
+
+    run_layerwise(model, windows, {"sq_sum"}, prune_and_record, batch_size=2, progress=False)
+    layer1 = get_adapter(model).layers(model)[1]
+    expected = {n: torch.zeros_like(v) for n, v in seen[1].items()}
+    def accumulate(name):
+        def hook(module, inputs, output):
+            expected[name] += inputs[0].reshape(-1, inputs[0].shape[-1]).pow(2).sum(0)
+        return hook
+
+    hooks = [m.register_forward_hook(accumulate(n)) for n, m in get_adapter(model).linears(layer1).items()]
+    with torch.no_grad():
+        model(windows)
+    for h in hooks:
+        h.remove()
+    for name in seen[1]:
+        torch.testing.assert_close(seen[1][name], expected[name], rtol=1e-4, atol=1e-4)
+
+
+def test_unknown_architecture_lists_the_supported_ones():
+    with pytest.raises(ValueError, match="unsupported architecture 'bloom'.*llama"):
+        get_adapter("bloom")
+    assert {"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "opt", "gpt2", "gpt_neox"} <= set(
+        supported_model_types())
+
+
+def test_nan_weights_are_refused_before_pruning():
+    model = tiny_model("llama")
+    weight_view(decoder_linears(model)["layers.1.mlp.up_proj"])[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="layers.1.mlp.up_proj.*NaN"):
+        prune_model(model, tiny_windows(), PruneConfig(method="wanda"), progress=False)
+
+
+def test_nm_width_mismatch_is_reported_with_the_layer_name():
+    model = tiny_model("llama")  # widths 64 and 128: not multiples of 24
+    with pytest.raises(ValueError, match="not a multiple of 24"):
+        prune_model(model, tiny_windows(), PruneConfig(sparsity=12 / 24, pattern=Pattern(12, 24)), progress=False)
+
+
+def test_per_layer_sparsity_plan_is_honoured():
+    model = tiny_model("llama")
+    plan = {"layers.0.mlp.down_proj": 0.25, "layers.1.self_attn.q_proj": 0.75}
+    summary = prune_model(model, tiny_windows(), PruneConfig(method="wanda"), layer_sparsity=plan, progress=False)
+    assert summary.linears["layers.0.mlp.down_proj"].sparsity == pytest.approx(0.25)
+    assert summary.linears["layers.1.self_attn.q_proj"].sparsity == pytest.approx(0.75)
+    assert summary.linears["layers.0.mlp.up_proj"].sparsity == pytest.approx(0.5)

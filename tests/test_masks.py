@@ -1,0 +1,51 @@
+import pytest
+import torch
+
+from crepe.config import Pattern
+from crepe.masks import is_valid_nm, nm_mask, select_mask, unstructured_mask
+
+
+def _scores(out=16, inp=32, seed=0):
+    return torch.rand(out, inp, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("sparsity", [0.0, 0.3, 0.5, 0.7, 0.95])
+def test_per_layer_prunes_exactly_the_requested_count(sparsity):
+    s = _scores()
+    assert unstructured_mask(s, sparsity, "layer").sum() == round(s.numel() * sparsity)
+
+
+def test_per_layer_prunes_the_lowest_scores():
+    s = _scores()
+    mask = unstructured_mask(s, 0.5, "layer")
+    assert s[mask].max() <= s[~mask].min()
+
+
+def test_per_row_prunes_the_same_count_in_every_row():
+    mask = unstructured_mask(_scores(), 0.25, "row")
+    assert (mask.sum(1) == 8).all()
+
+
+@pytest.mark.parametrize("n,m", [(2, 4), (4, 8), (1, 4), (3, 8)])
+def test_nm_mask_prunes_n_of_every_m(n, m):
+    s = _scores()
+    mask = nm_mask(s, n, m)
+    assert (mask.view(16, -1, m).sum(-1) == n).all()
+    assert is_valid_nm(s.masked_fill(mask, 0), n, m)
+
+
+def test_nm_rejects_widths_not_divisible_by_m():
+    with pytest.raises(ValueError, match="multiple of 8"):
+        nm_mask(torch.rand(4, 12), 4, 8)
+
+
+def test_ties_are_broken_deterministically_by_position():
+    s = torch.ones(4, 8)
+    mask = unstructured_mask(s, 0.5, "row")
+    assert mask[:, :4].all() and not mask[:, 4:].any()
+
+
+def test_select_mask_dispatches_on_pattern():
+    s = _scores()
+    assert torch.equal(select_mask(s, 0.5, Pattern(2, 4)), nm_mask(s, 2, 4))
+    assert torch.equal(select_mask(s, 0.5, Pattern(), "row"), unstructured_mask(s, 0.5, "row"))
