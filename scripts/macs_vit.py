@@ -1,0 +1,46 @@
+"""MAC counts of the DeiT configs under ToaSt settings, next to the figures ToaSt publishes.
+
+    python scripts/macs_vit.py            # prints a table, writes results/vit/macs_deit.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from crepe.vit.macs import deit_spec, toast_head_keep, vit_macs
+
+# (model, setting, published GMACs, kwargs for vit_macs given the spec)
+CASES = [
+    ("DeiT-T", "dense", 1.254, lambda s: {}),
+    ("DeiT-S", "dense", 4.599, lambda s: {}),
+    ("DeiT-S", "90% head-dim pruning", 3.144, lambda s: {"head_keep": toast_head_keep(s, 0.9)}),
+    ("DeiT-S", "released '2.9' schedule (90% heads, fc1 0.3 on block 11, fc2 0.9 on blocks 10-11)", 2.8997,
+     lambda s: {"head_keep": toast_head_keep(s, 0.9), "fc1_ratios": [0.0] * 11 + [0.3],
+                "fc2_ratios": [0.0] * 10 + [0.9, 0.9]}),
+    ("DeiT-B", "dense", 17.564, lambda s: {}),
+]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, default=Path("results/vit/macs_deit.json"))
+    args = p.parse_args(argv)
+    sizes = {"DeiT-T": "tiny", "DeiT-S": "small", "DeiT-B": "base"}
+    rows = []
+    print("| model | setting | counted GMACs | published |\n|---|---|---|---|")
+    for name, setting, published, kwargs in CASES:
+        spec = deit_spec(sizes[name])
+        counted = vit_macs(spec, **kwargs(spec)).gmacs
+        rows.append({"model": name, "setting": setting, "gmacs": counted, "published": published})
+        print(f"| {name} | {setting} | {counted:.4f} | {published} |")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"script": "scripts/macs_vit.py", "rows": rows}, indent=2))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
