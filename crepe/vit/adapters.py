@@ -28,12 +28,6 @@ class ViTAdapter:
     def layers(self, model: nn.Module) -> nn.ModuleList:
         return getattr(model, self.backbone).layers
 
-    def patch_embedding(self, model: nn.Module) -> nn.Conv2d:
-        return getattr(model, self.backbone).embeddings.patch_embeddings.projection
-
-    def classifier(self, model: nn.Module) -> nn.Module:
-        return model.classifier
-
 
 ADAPTERS: dict[str, ViTAdapter] = {
     "ViTForImageClassification": ViTAdapter("vit", "vit", 1),

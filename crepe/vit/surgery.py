@@ -10,6 +10,7 @@ transformers 5 has no ``prune_heads``, so the surgery is ours. A repacked block 
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -83,7 +84,8 @@ def _uniform_shape(qk: torch.Tensor, vo: torch.Tensor, block: int) -> tuple[torc
     kept_heads = qk.any(-1) | vo.any(-1)
     counts = {int(c) for c in qk[kept_heads].sum(-1).tolist()} | {int(c) for c in vo[kept_heads].sum(-1).tolist()}
     if len(counts) != 1:
-        raise ValueError(f"block {block}: dense repack needs one kept count for Q/K and V/O in every head, got {counts}")
+        raise ValueError(f"block {block}: dense repack needs one kept count for Q/K and V/O in every head, "
+                         f"got {counts}")
     return kept_heads, counts.pop()
 
 
@@ -134,7 +136,7 @@ def prune_heads(model: nn.Module, cfg: HeadPruneConfig, dense: bool = False) -> 
     else:
         apply_head_masks(model, masks)
     record = dict(getattr(model.config, "pruning_config", None) or {})
-    record.update({"method": "toast-coupled-heads", "heads": cfg.__dict__ | {"skip_blocks": list(cfg.skip_blocks)},
+    record.update({"method": "toast-coupled-heads", "heads": asdict(cfg),
                    "format": "repacked" if dense else "masked"})
     model.config.pruning_config = record
     logger.info("head pruning %s: %d blocks, sparsity %.2f (%s)", cfg.mode, len(masks), cfg.sparsity, record["format"])

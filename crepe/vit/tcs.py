@@ -97,7 +97,8 @@ class TCSMLP(nn.Module):
                  generator: torch.Generator):
         super().__init__()
         self.fc1, self.fc2, self.activation_fn = inner.fc1, inner.fc2, inner.activation_fn
-        self.fc1_ratio, self.fc2_ratio, self.cfg, self.prefix, self.generator = fc1_ratio, fc2_ratio, cfg, prefix, generator
+        self.fc1_ratio, self.fc2_ratio, self.cfg = fc1_ratio, fc2_ratio, cfg
+        self.prefix, self.generator = prefix, generator
         self.cls_attn: torch.Tensor | None = None
         self.last_keep: dict[str, torch.Tensor] = {}
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -143,9 +145,6 @@ def build_vit(config, seed: int = 0) -> nn.Module:
     return model.eval()
 
 
-def default_model_dir() -> "Path":
+def default_model_dir() -> Path:
     """Where the trained MNIST ViT is cached: ``$CREPE_CACHE/vit-mnist`` (default ``~/.cache/crepe``)."""
-    import os
-    from pathlib import Path
-
     return Path(os.environ.get("CREPE_CACHE", Path.home() / ".cache" / "crepe")) / "vit-mnist"
