@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 import torch
@@ -72,3 +73,13 @@ def prune_model(model: nn.Module, windows: torch.Tensor, cfg: PruneConfig, *,
     run_layerwise(model, windows, needed_stats(cfg.method), callback, batch_size=batch_size, device=device,
                   desc=f"pruning ({cfg.method})", progress=progress)
     return PruneSummary(results)
+
+
+def time_dense_pass(model: nn.Module, windows: torch.Tensor, batch_size: int = 8,
+                    device: torch.device | str | None = None) -> float:
+    """Seconds for one dense layer-by-layer pass over ``windows`` through the same engine (no
+    statistics, no change): the unit in which pruning cost is reported."""
+    start = time.perf_counter()
+    run_layerwise(model, windows, (), lambda *args: False, batch_size=batch_size, device=device,
+                  desc="dense pass", progress=False)
+    return time.perf_counter() - start
