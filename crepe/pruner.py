@@ -61,6 +61,11 @@ def prune_model(model: nn.Module, windows: torch.Tensor, cfg: PruneConfig, *,
     [n, seq]. ``layer_sparsity`` optionally maps ``layers.<i>.<name>`` to its own sparsity."""
     check_prunable(model, cfg)
     results: dict[str, LinearResult] = {}
+    if not needed_stats(cfg.method):  # input-independent scores: no calibration pass is needed
+        for key, module in decoder_linears(model).items():
+            target = layer_sparsity.get(key) if layer_sparsity else None
+            results[key] = prune_weight(weight_view(module), InputStats(), cfg, key.split(".", 2)[2], target)
+        return PruneSummary(results)
 
     def callback(index: int, layer: nn.Module, linears: dict[str, nn.Module], stats: dict[str, InputStats]) -> bool:
         for name, module in linears.items():
