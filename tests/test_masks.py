@@ -49,3 +49,14 @@ def test_select_mask_dispatches_on_pattern():
     s = _scores()
     assert torch.equal(select_mask(s, 0.5, Pattern(2, 4)), nm_mask(s, 2, 4))
     assert torch.equal(select_mask(s, 0.5, Pattern(), "row"), unstructured_mask(s, 0.5, "row"))
+
+
+@pytest.mark.parametrize("shape,k", [((1000,), 1), ((1000,), 500), ((1000,), 999), ((8, 64), 17), ((16, 8, 4), 2)])
+def test_linear_time_selection_equals_a_stable_sort_even_with_many_ties(shape, k):
+    from crepe.masks import _lowest_k_mask, _lowest_k_mask_by_sort
+
+    g = torch.Generator().manual_seed(k)
+    scores = torch.randint(0, 5, shape, generator=g).float()  # heavy ties, as on a 4-bit grid
+    assert torch.equal(_lowest_k_mask(scores, k), _lowest_k_mask_by_sort(scores, k))
+    scores = torch.rand(shape, generator=g)
+    assert torch.equal(_lowest_k_mask(scores, k), _lowest_k_mask_by_sort(scores, k))
