@@ -2,6 +2,7 @@
 
 Stage 1 (cheap): input statistics are collected once from the dense model; every candidate
 config prunes one-shot with them and is scored by validation PPL on a few windows.
+Later patterns only re-run the best --followup-top configs of the first one.
 Stage 2 (faithful): the best stage-1 configs and RIA are pruned with the real sequential
 engine and scored on more validation windows. The test split is never touched here.
 Results go to one JSON (resumable: finished entries are skipped when re-run).
@@ -55,6 +56,21 @@ def with_pattern(cfg: PruneConfig, pattern: Pattern) -> PruneConfig:
     return dataclasses.replace(cfg, pattern=pattern, sparsity=sparsity)
 
 
+def markdown(results: dict) -> str:
+    """Both stages as markdown tables (validation PPL; lower is better)."""
+    lines = [f"Stage 1 (one-shot, dense statistics): {results['protocol']['stage1']}", "",
+             "| pattern | config | val PPL |", "|---|---|---|"]
+    lines += [f"| {k.split(' | ')[0]} | {k.split(' | ')[1]} | {v['val_ppl']:.3f} |" for k, v in results["stage1"].items()]
+    lines += ["", f"Stage 2 (sequential engine): {results['protocol']['stage2']}", "",
+              "| pattern | config | val PPL | prune s |", "|---|---|---|---|"]
+    lines += [f"| {k.split(' | ')[0]} | {k.split(' | ')[1]} | {v['val_ppl']:.3f} | {v['prune_seconds']:.0f} |"
+              for k, v in results["stage2"].items()]
+    if "chosen" in results:
+        c = results["chosen"]
+        lines += ["", f"Chosen default: **{c['label']}** (mean log PPL ratio vs RIA {c['mean_log_ppl_ratio_vs_ria']:+.4f})"]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="smollm2-135m")
@@ -65,6 +81,7 @@ def main() -> None:
     ap.add_argument("--stage1-windows", type=int, default=8)
     ap.add_argument("--stage2-windows", type=int, default=24)
     ap.add_argument("--stage2-top", type=int, default=2)
+    ap.add_argument("--followup-top", type=int, default=4, help="configs carried from the first pattern to the others")
     ap.add_argument("--out", default="results/sweep_crepe.json")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -81,8 +98,14 @@ def main() -> None:
     patterns = [Pattern.parse(p) for p in args.patterns.split(",")]
     cands = candidates()
 
-    for pattern in patterns:
-        for label, base in cands:
+    for index, pattern in enumerate(patterns):
+        todo = cands
+        if index > 0:  # later patterns: only the best configs of the first pattern (and the baselines)
+            first = sorted((results["stage1"][f"{patterns[0]} | {label}"]["val_ppl"], label)
+                           for label, _ in cands if label.startswith("crepe"))
+            keep = {label for _, label in first[: args.followup_top]}
+            todo = [(label, c) for label, c in cands if not label.startswith("crepe") or label in keep]
+        for label, base in todo:
             key = f"{pattern} | {label}"
             if key in results["stage1"]:
                 continue
@@ -97,7 +120,8 @@ def main() -> None:
 
     # stage 2 candidates: best mean log validation PPL over the patterns in stage 1
     ranked = sorted((sum(math.log(results["stage1"][f"{p} | {label}"]["val_ppl"]) for p in patterns), label)
-                    for label, _ in cands if label.startswith("crepe"))
+                    for label, _ in cands if label.startswith("crepe")
+                    and all(f"{p} | {label}" in results["stage1"] for p in patterns))
     chosen = [label for _, label in ranked[: args.stage2_top]] + ["ria"]
     for pattern in patterns:
         for label in chosen:
@@ -127,6 +151,8 @@ def main() -> None:
                              "crepe": dataclasses.asdict(dict(cands)[best].crepe)}
         log.info("chosen default: %s (mean log PPL ratio vs RIA %.4f)", best, scores[best])
     write_json_atomic(out, results)
+    out.with_suffix(".md").write_text(markdown(results))
+    print(markdown(results))
 
 
 if __name__ == "__main__":
