@@ -1,0 +1,111 @@
+"""Proxy objectives: small pure functions of one linear's weight, scores, mask and cached inputs.
+
+Each proxy maps (W [out, in], S [out, in], M [out, in] bool with True = pruned, LayerData) to one
+float for that linear; :mod:`pho.objective` averages it over the linears. No proxy runs the model.
+
+- ``gini``: Gini coefficient of the config's own scores of the weights it prunes, S[M].
+- ``gini_ref``: Gini coefficient of a fixed reference score (Wanda's |W_ij| * ||X_j||) over the
+  weights the config prunes: unlike ``gini`` it does not change when a config merely rescales
+  its scores.
+- ``diag_error``: the relative output error under a diagonal input Hessian,
+  sum_M W_ij^2 ||X_j||^2 / sum W_ij^2 ||X_j||^2 (needs only the input-channel norms).
+- ``recon``: the relative output reconstruction error on cached inputs X [t, in],
+  ||(W * M) X^T||^2 / ||W X^T||^2 = ||(W - W_kept) X^T||^2 / ||W X^T||^2.
+
+Each proxy carries the direction in which it is optimised; the directions are those the measured
+rank correlation with validation perplexity supports (see docs/pho.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+_EPS = 1e-30
+
+
+@dataclass(frozen=True)
+class LayerData:
+    """Cached statistics of one linear's inputs: ``sq_sum`` [in] = sum_t X_tj^2 and optionally a
+    token subsample ``x`` [t, in] of its inputs."""
+
+    sq_sum: torch.Tensor
+    x: torch.Tensor | None = None
+
+
+def gini(values: torch.Tensor) -> float:
+    """Gini coefficient of non-negative ``values`` (any shape, flattened):
+    G = sum_i (2i - n - 1) x_(i) / (n sum_i x_i) over ascending x_(i), i = 1..n.
+
+    0 for equal values, (n-1)/n when one value holds everything; 0 for an empty or all-zero input.
+    """
+    x = values.reshape(-1).to(torch.float64)
+    n = x.numel()
+    total = x.sum()
+    if n == 0 or total <= 0:
+        return 0.0
+    x = torch.sort(x).values
+    i = torch.arange(1, n + 1, dtype=torch.float64, device=x.device)
+    return float(((2 * i - n - 1) * x).sum() / (n * total))
+
+
+def gini_pruned(w: torch.Tensor, scores: torch.Tensor, mask: torch.Tensor, data: LayerData) -> float:
+    """Gini of the config's scores over the pruned weights, S[M]."""
+    return gini(scores[mask])
+
+
+def reference_score(w: torch.Tensor, data: LayerData) -> torch.Tensor:
+    """The fixed reference score |W_ij| * ||X_j||_2: [out, in]."""
+    return w.abs() * data.sq_sum.sqrt().unsqueeze(0)
+
+
+def gini_reference(w: torch.Tensor, scores: torch.Tensor, mask: torch.Tensor, data: LayerData) -> float:
+    """Gini of the reference score over the pruned weights."""
+    return gini(reference_score(w, data)[mask])
+
+
+def diag_error(w: torch.Tensor, scores: torch.Tensor, mask: torch.Tensor, data: LayerData) -> float:
+    """sum_M W^2 ||X_j||^2 / sum W^2 ||X_j||^2: relative output error if input channels were
+    uncorrelated."""
+    energy = w.double().pow(2) * data.sq_sum.double().unsqueeze(0)
+    return float(energy[mask].sum() / energy.sum().clamp_min(_EPS))
+
+
+def reconstruction_error(w: torch.Tensor, scores: torch.Tensor, mask: torch.Tensor, data: LayerData) -> float:
+    """||(W * M) X^T||^2 / ||W X^T||^2 on the cached inputs X [t, in]; 0 for an empty mask."""
+    if data.x is None:
+        raise ValueError("proxy 'recon' needs cached layer inputs: build the statistics cache with x_tokens > 0")
+    x = data.x.float()
+    removed = (w.float() * mask) @ x.t()
+    full = w.float() @ x.t()
+    return float(removed.double().pow(2).sum() / full.double().pow(2).sum().clamp_min(_EPS))
+
+
+ProxyFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, LayerData], float]
+
+
+@dataclass(frozen=True)
+class Proxy:
+    """A named proxy, its per-linear function and the direction the search optimises it in."""
+
+    name: str
+    fn: ProxyFn
+    direction: str
+    needs_x: bool = False
+
+
+PROXIES: dict[str, Proxy] = {p.name: p for p in (
+    Proxy("gini", gini_pruned, "maximize"),
+    Proxy("gini_ref", gini_reference, "maximize"),
+    Proxy("diag_error", diag_error, "minimize"),
+    Proxy("recon", reconstruction_error, "minimize", needs_x=True),
+)}
+DEFAULT_PROXY = "recon"
+
+
+def get_proxy(name: str) -> Proxy:
+    if name not in PROXIES:
+        raise ValueError(f"unknown proxy {name!r}; choose from {', '.join(PROXIES)}")
+    return PROXIES[name]

@@ -1,0 +1,176 @@
+"""PHO: search CRePE's hyperparameters with Optuna on a proxy objective (no PPL, no forward pass per trial).
+
+    python -m pho.search --model smollm2-135m --sparsity 0.5 --storage sqlite:///pho.db \\
+        --study-name smollm2-50 --n-trials 100 --best-config best.json
+    python -m crepe.prune --model smollm2-135m --sparsity 0.5 --config best.json
+
+One dense calibration pass fills the statistics cache (reused by later searches); every trial then
+scores, masks and evaluates the proxy on all decoder linears. Trial 0 is RIA. Re-running the same
+command resumes the study: ``--n-trials`` is the number of COMPLETE trials the study should hold,
+so a killed search continues where it stopped and loses no completed trial. Outputs: the best
+config (``--best-config``, read by ``crepe.prune --config``), the trial log and Optuna's
+history/importance plots next to it. ``optuna-dashboard sqlite:///pho.db`` shows the same study.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from crepe.cli import run_cli, setup_logging
+from crepe.config import NBR_FORMS, TERM_SCALES, Pattern, PruneConfig
+from crepe.report import versions, write_json_atomic
+from pho.objective import base_config, proxy_values, with_params
+from pho.proxies import DEFAULT_PROXY, PROXIES, get_proxy
+from pho.space import PARAMS, RIA_BASE, SearchSpace
+from pho.study import SAMPLERS, check_storage, completed, make_sampler, open_study, trial_log, write_plots
+from pho.workspace import Workspace, add_setup_args, open_workspace, setup_from_args
+
+log = logging.getLogger("pho.search")
+
+
+def add_space_args(ap: argparse.ArgumentParser) -> None:
+    g = ap.add_argument_group("search space")
+    g.add_argument("--params", default=",".join(PARAMS), help=f"searched parameters (default all: {','.join(PARAMS)})")
+    g.add_argument("--r-range", default="1,7", help="kernel half-width r (k = 2r+1), ints LOW,HIGH")
+    for name, default in (("alpha", "0.1,10"), ("beta", "0.1,10"), ("gamma", "1e-4,10")):
+        g.add_argument(f"--{name}-range", default=default, help=f"{name} LOW,HIGH (log scale)")
+    g.add_argument("--act-power-range", default="0,1.5", help="activation exponent LOW,HIGH (linear)")
+    g.add_argument("--term-scale", choices=TERM_SCALES, default="none", help="fixed for the search (none = RIA-compatible)")
+    g.add_argument("--nbr-form", choices=NBR_FORMS, default="relative")
+
+
+def _pair(text: str, kind: type) -> tuple:
+    try:
+        lo, hi = (kind(float(v)) if kind is int else kind(v) for v in text.split(","))
+    except ValueError as exc:
+        raise ValueError(f"a range must be LOW,HIGH, got {text!r}") from exc
+    return lo, hi
+
+
+def space_from_args(args: argparse.Namespace) -> SearchSpace:
+    base = dataclasses.replace(RIA_BASE, term_scale=args.term_scale, nbr_form=args.nbr_form)
+    params = tuple(p for p in args.params.split(",") if p.strip())
+    return SearchSpace(params=params, r_range=_pair(args.r_range, int), alpha_range=_pair(args.alpha_range, float),
+                       beta_range=_pair(args.beta_range, float), gamma_range=_pair(args.gamma_range, float),
+                       act_power_range=_pair(args.act_power_range, float), base=base)
+
+
+def target_from_args(args: argparse.Namespace) -> PruneConfig:
+    pattern = Pattern.parse(args.pattern) if args.pattern else Pattern()
+    if pattern.structured and args.sparsity is not None and args.sparsity != pattern.n / pattern.m:
+        raise ValueError(f"--pattern {pattern} fixes the sparsity at {pattern.n / pattern.m:g}; drop --sparsity")
+    sparsity = pattern.n / pattern.m if pattern.structured else (0.5 if args.sparsity is None else args.sparsity)
+    return base_config(sparsity, pattern)
+
+
+def suggest(trial: optuna.Trial, space: SearchSpace) -> dict[str, float]:
+    """Draw the searched parameters of ``space`` from ``trial``."""
+    values: dict[str, float] = {}
+    for name, dist in space.distributions().items():
+        if isinstance(dist, optuna.distributions.IntDistribution):
+            values[name] = trial.suggest_int(name, dist.low, dist.high)
+        else:
+            values[name] = trial.suggest_float(name, dist.low, dist.high, log=dist.log)
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m pho.search", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sparsity", type=float, default=None, help="unstructured sparsity (default 0.5)")
+    ap.add_argument("--pattern", default=None, help="N:M pattern instead (2:4, 4:8)")
+    ap.add_argument("--storage", required=True, help="Optuna storage URL, e.g. sqlite:///pho.db")
+    ap.add_argument("--study-name", required=True)
+    ap.add_argument("--n-trials", type=int, default=100, help="complete trials the study should hold (resume target)")
+    ap.add_argument("--timeout", type=float, default=None, help="stop this invocation after SEC seconds")
+    ap.add_argument("--sampler", default="cmaes", help=f"one of {', '.join(SAMPLERS)} (default cmaes)")
+    ap.add_argument("--proxy", default=DEFAULT_PROXY, help=f"one of {', '.join(PROXIES)} (default {DEFAULT_PROXY})")
+    ap.add_argument("--layer-stride", type=int, default=1, help="evaluate the proxy on every K-th linear only")
+    ap.add_argument("--best-config", required=True, help="write the best config JSON here")
+    ap.add_argument("--trial-log", default=None, help="trial log JSON (default: <best-config stem>_trials.json)")
+    ap.add_argument("--no-plots", action="store_true")
+    ap.add_argument("--log-level", default="INFO")
+    add_space_args(ap)
+    add_setup_args(ap)
+    return ap
+
+
+def study_attrs(args: argparse.Namespace, space: SearchSpace, target: PruneConfig, setup) -> dict[str, Any]:
+    return {"kind": "pho.search", "space": space.to_dict(), "sampler": {"name": args.sampler, "seed": setup.seed},
+            "objective": {"proxy": args.proxy, "sparsity": target.sparsity, "pattern": str(target.pattern),
+                          "layer_stride": args.layer_stride, **dataclasses.asdict(setup)}}
+
+
+def make_objective(ws: Workspace, space: SearchSpace, target: PruneConfig, proxy: str, stride: int):
+    def objective(trial: optuna.Trial) -> float:
+        start = time.perf_counter()
+        params = space.to_crepe(suggest(trial, space))
+        result = proxy_values(ws.weights, ws.data, with_params(target, params), [proxy], stride)
+        trial.set_user_attr("crepe", dataclasses.asdict(params))
+        trial.set_user_attr("realised_sparsity", result.realised_sparsity)
+        trial.set_user_attr("seconds", time.perf_counter() - start)
+        return result.values[proxy]
+    return objective
+
+
+def best_config_record(study: optuna.Study, target: PruneConfig, source: str, extra: dict[str, Any]) -> dict[str, Any]:
+    """The JSON written to --best-config: a ``crepe`` entry for ``crepe.prune --config`` plus provenance."""
+    best = study.best_trial
+    return {"crepe": best.user_attrs["crepe"], "method": "crepe", "sparsity": target.sparsity,
+            "pattern": str(target.pattern), "source": source, "study": study.study_name, "trial": best.number,
+            "value": best.value, "params": best.params, "realised_sparsity": best.user_attrs.get("realised_sparsity"),
+            "complete_trials": len(completed(study)), **extra}
+
+
+def write_outputs(study: optuna.Study, args: argparse.Namespace, record: dict[str, Any]) -> None:
+    best = Path(args.best_config)
+    log_path = Path(args.trial_log) if args.trial_log else best.with_name(best.stem + "_trials.json")
+    if not args.no_plots:
+        record["plots"] = write_plots(study, best.with_name(best.stem))
+    write_json_atomic(best, record)
+    write_json_atomic(log_path, {"study": study.study_name, "storage": args.storage, "attrs": study.user_attrs,
+                                 "trials": trial_log(study)})
+    print(f"best config (trial {record['trial']}, value {record['value']:.6g}) written to {best}; trial log {log_path}")
+
+
+def main() -> int:
+    args = build_parser().parse_args()
+    setup_logging(args.log_level)
+    setup, space, target = setup_from_args(args), space_from_args(args), target_from_args(args)
+    get_proxy(args.proxy)
+    if args.n_trials < 1 or args.layer_stride < 1 or (args.timeout is not None and args.timeout <= 0):
+        raise ValueError("--n-trials and --layer-stride must be >= 1 and --timeout > 0")
+    check_storage(args.storage)
+    Path(args.best_config).parent.mkdir(parents=True, exist_ok=True)
+    sampler = make_sampler(args.sampler, setup.seed, len(space.params))
+    study, created = open_study(args.storage, args.study_name, get_proxy(args.proxy).direction,
+                                study_attrs(args, space, target, setup), sampler)
+    ws = open_workspace(setup)
+    if not study.get_trials(deepcopy=False):
+        study.enqueue_trial(space.ria_point(), user_attrs={"label": "ria"})
+    remaining = args.n_trials - len(completed(study))
+    log.info("study %s: %s, %d complete trials, %d to go (proxy %s, %s)", args.study_name,
+             "created" if created else "resumed", len(completed(study)), max(remaining, 0), args.proxy, args.sampler)
+    start = time.perf_counter()
+    if remaining > 0:
+        study.optimize(make_objective(ws, space, target, args.proxy, args.layer_stride), n_trials=remaining,
+                       timeout=args.timeout, show_progress_bar=True)
+    seconds = time.perf_counter() - start
+    if not completed(study):
+        raise ValueError(f"study {args.study_name!r} has no complete trial yet (timeout too short?)")
+    record = best_config_record(study, target, "pho.search", {
+        "proxy": args.proxy, "direction": get_proxy(args.proxy).direction, "storage": args.storage,
+        "search_seconds_this_run": seconds, "statistics_cache_hit": ws.cache_hit, "versions": versions()})
+    write_outputs(study, args, record)
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli("pho.search", main)

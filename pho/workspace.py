@@ -1,0 +1,95 @@
+"""What every PHO command starts from: a model, its calibration windows and the statistics cache.
+
+:class:`SetupConfig` is the frozen, validated description (built from CLI flags by
+:func:`setup_from_args`); :func:`open_workspace` loads the model once and gets the cached
+statistics, collecting them with one dense pass on a cache miss.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from crepe.data.prepare import calibration_set
+from crepe.models.adapters import decoder_linears, get_adapter, weight_view
+from crepe.models.loading import cache_root, load_model
+from pho.cache import CacheKey, load_or_collect, weights_fingerprint
+from pho.proxies import LayerData
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SetupConfig:
+    """Model, calibration data and statistics-cache settings shared by the PHO commands."""
+
+    model: str = "smollm2-135m"
+    dataset: str = "wikivital"
+    nsamples: int = 16
+    seqlen: int = 512
+    seed: int = 0
+    x_tokens: int = 128
+    cache_dir: str = ""
+    batch_size: int = 8
+
+    def __post_init__(self) -> None:
+        if self.nsamples < 1 or self.seqlen < 2 or self.batch_size < 1:
+            raise ValueError("need nsamples >= 1, seqlen >= 2 and batch size >= 1")
+        if not 0 <= self.x_tokens <= 4096:
+            raise ValueError(f"x_tokens must be in [0, 4096] (a small subsample), got {self.x_tokens}")
+
+    @property
+    def resolved_cache_dir(self) -> Path:
+        return Path(self.cache_dir) if self.cache_dir else cache_root() / "pho"
+
+
+@dataclass
+class Workspace:
+    """Loaded model and tokenizer, calibration windows [n, seq], weights [out, in] by linear name
+    (the model's own tensors: in-place pruning shows through) and the cached LayerData."""
+
+    model: nn.Module
+    tokenizer: object
+    calib: torch.Tensor
+    weights: dict[str, torch.Tensor]
+    data: dict[str, LayerData]
+    cache_hit: bool
+    bos_per_window: bool
+
+
+def add_setup_args(ap: argparse.ArgumentParser) -> None:
+    g = ap.add_argument_group("model, calibration and statistics cache")
+    g.add_argument("--model", default="smollm2-135m", help="alias, hub id, HF folder or .gguf")
+    g.add_argument("--dataset", default="wikivital", help="calibration/validation corpus (wikivital, text:PATH, ...)")
+    g.add_argument("--nsamples", type=int, default=16, help="calibration windows")
+    g.add_argument("--seqlen", type=int, default=512, help="tokens per calibration window")
+    g.add_argument("--seed", type=int, default=0, help="calibration draw, token subsample and sampler seed")
+    g.add_argument("--x-tokens", type=int, default=128, help="cached input rows per linear (reconstruction proxy)")
+    g.add_argument("--cache-dir", default="", help="statistics cache folder (default $CREPE_CACHE/pho)")
+    g.add_argument("--batch-size", type=int, default=8, help="calibration windows per forward batch")
+
+
+def setup_from_args(args: argparse.Namespace) -> SetupConfig:
+    return SetupConfig(args.model, args.dataset, args.nsamples, args.seqlen, args.seed, args.x_tokens,
+                       args.cache_dir, args.batch_size)
+
+
+def open_workspace(cfg: SetupConfig, progress: bool = True) -> Workspace:
+    """Load ``cfg.model`` and get its statistics (from the cache, or one dense pass then cached)."""
+    model, tokenizer = load_model(cfg.model)
+    bos = get_adapter(model).bos_per_window
+    calib, spec = calibration_set(tokenizer, cfg.dataset, cfg.nsamples, cfg.seqlen, cfg.seed, bos)
+    key = CacheKey(cfg.model, weights_fingerprint(model), cfg.dataset, cfg.nsamples, cfg.seqlen, cfg.seed, bos,
+                   cfg.x_tokens)
+    log.info("calibration: %s seed=%d", spec.describe(), cfg.seed)
+    data, hit = load_or_collect(model, calib, key, cfg.resolved_cache_dir, cfg.batch_size, progress)
+    weights = {name: weight_view(mod) for name, mod in decoder_linears(model).items()}
+    missing = set(weights) - set(data)
+    if missing:
+        raise ValueError(f"statistics cache lacks {len(missing)} linears (e.g. {sorted(missing)[0]}): delete it and rerun")
+    return Workspace(model, tokenizer, calib, weights, data, hit, bos)

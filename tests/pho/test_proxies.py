@@ -1,0 +1,101 @@
+"""Proxies on random tensors: known values, invariances, and the layer average."""
+
+import pytest
+import torch
+
+from crepe.config import Pattern, PruneConfig
+from crepe.masks import select_mask
+from pho.objective import proxy_values
+from pho.proxies import LayerData, diag_error, get_proxy, gini, gini_pruned, gini_reference, reconstruction_error
+
+
+def rand(*shape, seed=0):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+def test_gini_of_equal_values_is_zero_and_of_one_hot_is_n_minus_one_over_n():
+    assert gini(torch.full((50,), 3.0)) == pytest.approx(0.0, abs=1e-12)
+    one_hot = torch.zeros(40)
+    one_hot[7] = 5.0
+    assert gini(one_hot) == pytest.approx(39 / 40)
+    assert gini(torch.tensor([])) == 0.0 and gini(torch.zeros(5)) == 0.0
+
+
+def test_gini_is_scale_invariant_and_order_free():
+    x = rand(200).abs()
+    assert gini(x * 17.0) == pytest.approx(gini(x))
+    assert gini(x.flip(0)) == pytest.approx(gini(x))
+    assert 0 < gini(x) < 1
+
+
+def test_reconstruction_error_is_zero_for_an_empty_mask_and_one_for_a_full_mask():
+    w, x = rand(8, 16), rand(32, 16, seed=1)
+    data = LayerData(x.pow(2).sum(0), x)
+    empty, full = torch.zeros(8, 16, dtype=torch.bool), torch.ones(8, 16, dtype=torch.bool)
+    assert reconstruction_error(w, w, empty, data) == 0.0
+    assert reconstruction_error(w, w, full, data) == pytest.approx(1.0)
+
+
+def test_reconstruction_error_matches_the_explicit_formula():
+    w, x = rand(8, 16), rand(32, 16, seed=1)
+    mask = rand(8, 16, seed=2) > 0
+    expected = ((w - w * ~mask) @ x.t()).pow(2).sum() / (w @ x.t()).pow(2).sum()
+    assert reconstruction_error(w, w, mask, LayerData(x.pow(2).sum(0), x)) == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_diag_error_equals_reconstruction_error_when_input_channels_are_orthogonal():
+    w = rand(6, 10)
+    x = torch.diag(torch.linspace(0.5, 3.0, 10))  # X^T X diagonal
+    mask = rand(6, 10, seed=3) > 0.3
+    data = LayerData(x.pow(2).sum(0), x)
+    assert diag_error(w, w, mask, data) == pytest.approx(reconstruction_error(w, w, mask, data), rel=1e-6)
+
+
+def test_gini_reference_ignores_the_configs_score_scale_but_gini_pruned_uses_it():
+    w, x = rand(8, 16), rand(32, 16, seed=1)
+    data = LayerData(x.pow(2).sum(0), x)
+    mask = rand(8, 16, seed=4) > 0
+    s1 = w.abs()
+    s2 = w.abs() * torch.linspace(1, 100, 16)
+    assert gini_reference(w, s1, mask, data) == gini_reference(w, s2, mask, data)
+    assert gini_pruned(w, s1, mask, data) != pytest.approx(gini_pruned(w, s2, mask, data))
+
+
+def test_recon_without_cached_inputs_and_unknown_proxy_raise_clear_errors():
+    w = rand(4, 8)
+    with pytest.raises(ValueError, match="cached layer inputs"):
+        reconstruction_error(w, w, w > 0, LayerData(torch.ones(8)))
+    with pytest.raises(ValueError, match="unknown proxy 'nope'"):
+        get_proxy("nope")
+
+
+def _layers():
+    weights = {f"layers.{i}.self_attn.{p}_proj": rand(16, 32, seed=i * 7 + j) for i in range(2) for j, p in enumerate("qo")}
+    data = {}
+    for k, name in enumerate(weights):
+        x = rand(24, 32, seed=100 + k)
+        data[name] = LayerData(x.pow(2).sum(0), x)
+    return weights, data
+
+
+def test_proxy_values_average_over_linears_and_report_the_realised_sparsity():
+    weights, data = _layers()
+    cfg = PruneConfig(sparsity=0.5)
+    res = proxy_values(weights, data, cfg, ["gini", "recon", "diag_error", "gini_ref"])
+    assert res.realised_sparsity == pytest.approx(0.5)
+    per_layer = []
+    for name, w in weights.items():
+        from crepe.scorers import InputStats, score
+        s = score("crepe", w, InputStats(sq_sum=data[name].sq_sum), cfg.crepe)
+        per_layer.append(reconstruction_error(w, s, select_mask(s, 0.5, Pattern()), data[name]))
+    assert res.values["recon"] == pytest.approx(sum(per_layer) / len(per_layer))
+    nm = proxy_values(weights, data, PruneConfig(sparsity=0.5, pattern=Pattern(2, 4)), ["recon"])
+    assert nm.realised_sparsity == pytest.approx(0.5)
+    strided = proxy_values(weights, data, cfg, ["recon"], layer_stride=2)
+    assert strided.values["recon"] == pytest.approx((per_layer[0] + per_layer[2]) / 2)
+
+
+def test_higher_sparsity_means_larger_reconstruction_error():
+    weights, data = _layers()
+    errors = [proxy_values(weights, data, PruneConfig(sparsity=s), ["recon"]).values["recon"] for s in (0.3, 0.5, 0.7)]
+    assert errors[0] < errors[1] < errors[2]

@@ -1,0 +1,95 @@
+"""python -m pho.search on a tiny model: trials, RIA first, best config, resume, plots, bad input."""
+
+import json
+
+import optuna
+import pytest
+
+from crepe.config import load_crepe_params
+
+
+def search_args(common_args, tmp_path, name="s", n=4, extra=()):
+    return [*common_args, "--storage", f"sqlite:///{tmp_path / 'pho.db'}", "--study-name", name,
+            "--n-trials", str(n), "--best-config", str(tmp_path / "best.json"), *extra]
+
+
+def load(tmp_path, name="s"):
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path / 'pho.db'}")
+
+
+def states(study):
+    return [(t.number, t.state.name, t.value, t.params) for t in study.get_trials()]
+
+
+def test_search_runs_n_trials_with_ria_first_and_writes_a_loadable_best_config(cli, common_args, tmp_path):
+    assert cli("pho.search", search_args(common_args, tmp_path, n=4)) == 0
+    study = load(tmp_path)
+    trials = study.get_trials()
+    assert len(trials) == 4 and all(t.state.name == "COMPLETE" for t in trials)
+    ria = trials[0]
+    assert ria.params == {"r": 1, "alpha": 1.0, "beta": 1.0, "gamma": 1e-4, "act_power": 0.5}
+    assert ria.user_attrs["crepe"]["gamma"] == 0.0 and ria.user_attrs["label"] == "ria"
+    assert all(t.user_attrs["realised_sparsity"] == pytest.approx(0.5, abs=1e-3) for t in trials)
+    best = json.loads((tmp_path / "best.json").read_text())
+    assert best["value"] == study.best_value and best["trial"] == study.best_trial.number
+    params = load_crepe_params(tmp_path / "best.json")
+    assert params.kernel == 2 * study.best_trial.params["r"] + 1 and params.kernel % 2 == 1
+    log = json.loads((tmp_path / "best_trials.json").read_text())
+    assert [t["number"] for t in log["trials"]] == [0, 1, 2, 3]
+    assert (tmp_path / "best_history.png").stat().st_size > 1000
+    assert "importance" in best["plots"]
+
+
+def test_the_best_config_is_consumed_by_crepe_prune(cli, common_args, tmp_path, tiny_folder, corpus):
+    assert cli("pho.search", search_args(common_args, tmp_path, n=3, extra=["--no-plots"])) == 0
+    report = tmp_path / "report.json"
+    argv = ["--model", str(tiny_folder), "--calib-dataset", corpus, "--nsamples", "4", "--seqlen", "32",
+            "--eval-dataset", "none", "--config", str(tmp_path / "best.json"), "--report", str(report)]
+    assert cli("crepe.prune", argv) == 0
+    crepe = json.loads(report.read_text())["config"]["crepe"]
+    assert crepe == json.loads((tmp_path / "best.json").read_text())["crepe"]
+
+
+def test_rerunning_the_same_command_resumes_without_losing_or_repeating_trials(cli, common_args, tmp_path):
+    assert cli("pho.search", search_args(common_args, tmp_path, n=3, extra=["--no-plots"])) == 0
+    before = states(load(tmp_path))
+    assert cli("pho.search", search_args(common_args, tmp_path, n=6, extra=["--no-plots"])) == 0
+    after = states(load(tmp_path))
+    assert len(after) == 6 and after[:3] == before
+    assert cli("pho.search", search_args(common_args, tmp_path, n=6, extra=["--no-plots"])) == 0
+    assert states(load(tmp_path)) == after
+
+
+def test_tpe_sampler_and_a_two_four_pattern_search(cli, common_args, tmp_path):
+    extra = ["--sampler", "tpe", "--pattern", "2:4", "--proxy", "gini", "--params", "alpha,gamma", "--no-plots"]
+    assert cli("pho.search", search_args(common_args, tmp_path, n=3, extra=extra)) == 0
+    study = load(tmp_path)
+    assert set(study.trials[1].params) == {"alpha", "gamma"}
+    assert study.user_attrs["objective"]["pattern"] == "2:4"
+    assert study.direction.name == "MAXIMIZE"
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--sampler", "grid"], "unknown sampler 'grid'"),
+    (["--params", ""], "empty search space"),
+    (["--alpha-range", "5,1"], "empty search space"),
+    (["--r-range", "2,7"], "different space"),
+    (["--sparsity", "0.6"], "different objective"),
+    (["--proxy", "nope"], "unknown proxy"),
+])
+def test_bad_input_fails_with_one_line_and_leaves_the_study_intact(cli, common_args, tmp_path, capsys, extra, message):
+    assert cli("pho.search", search_args(common_args, tmp_path, n=3, extra=["--no-plots"])) == 0
+    before, attrs = states(load(tmp_path)), load(tmp_path).user_attrs
+    capsys.readouterr()
+    assert cli("pho.search", search_args(common_args, tmp_path, n=5, extra=["--no-plots", *extra])) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert states(load(tmp_path)) == before and load(tmp_path).user_attrs == attrs
+
+
+def test_unwritable_storage_path_is_a_clear_error(cli, common_args, tmp_path, capsys):
+    argv = [*common_args, "--storage", f"sqlite:///{tmp_path / 'missing' / 'x.db'}", "--study-name", "s",
+            "--best-config", str(tmp_path / "b.json")]
+    assert cli("pho.search", argv) == 2
+    assert "not writable" in capsys.readouterr().err
+    assert not (tmp_path / "missing").exists()
