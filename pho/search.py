@@ -39,7 +39,7 @@ def add_space_args(ap: argparse.ArgumentParser) -> None:
     g = ap.add_argument_group("search space")
     g.add_argument("--params", default=",".join(PARAMS), help=f"searched parameters (default all: {','.join(PARAMS)})")
     g.add_argument("--r-range", default="1,7", help="kernel half-width r (k = 2r+1), ints LOW,HIGH")
-    for name, default in (("alpha", "0.1,10"), ("beta", "0.1,10"), ("gamma", "1e-4,10")):
+    for name, default in (("alpha", "0.1,10"), ("beta", "0.1,10"), ("gamma", "1e-4,1")):
         g.add_argument(f"--{name}-range", default=default, help=f"{name} LOW,HIGH (log scale)")
     g.add_argument("--act-power-range", default="0,1.5", help="activation exponent LOW,HIGH (linear)")
     g.add_argument("--term-scale", choices=TERM_SCALES, default="none", help="fixed for the search (none = RIA-compatible)")

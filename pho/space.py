@@ -45,7 +45,7 @@ class SearchSpace:
     r_range: tuple[int, int] = (1, 7)
     alpha_range: tuple[float, float] = (0.1, 10.0)
     beta_range: tuple[float, float] = (0.1, 10.0)
-    gamma_range: tuple[float, float] = (1e-4, 10.0)
+    gamma_range: tuple[float, float] = (1e-4, 1.0)
     act_power_range: tuple[float, float] = (0.0, 1.5)
     base: CrepeParams = field(default_factory=lambda: RIA_BASE)
 

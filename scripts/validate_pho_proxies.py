@@ -1,0 +1,157 @@
+"""Rank correlation (Spearman rho) of each PHO proxy with real validation perplexity.
+
+Protocol (printed at start and stored in the JSON): RIA's point plus ``--configs`` random points of
+the default PHO search space (seeded ``torch.Generator``; log-uniform alpha/beta/gamma, uniform r and
+activation exponent), the same points for every pattern. Each config is evaluated twice from the
+SAME cached dense statistics: (1) every proxy, averaged over all decoder linears (the PHO trial);
+(2) one-shot pruning with those statistics, then perplexity on the first ``--val-windows`` windows
+of the VALIDATION split (the test split is never read). Both are timed. rho is computed with
+scipy.stats.spearmanr over all evaluated configs of a pattern. Resumable: finished entries are kept.
+
+    OMP_NUM_THREADS=1 python scripts/validate_pho_proxies.py --patterns unstructured,2:4
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import math
+import time
+from pathlib import Path
+
+import torch
+
+from crepe.config import Pattern
+from crepe.data.prepare import eval_set
+from crepe.report import read_json, versions, write_json_atomic
+from crepe.stats_cache import snapshot_weights
+from pho.objective import PplObjective, base_config, proxy_values, with_params
+from pho.proxies import PROXIES
+from pho.space import SearchSpace
+from pho.workspace import SetupConfig, open_workspace
+
+log = logging.getLogger("validate_pho_proxies")
+
+
+def points(space: SearchSpace, count: int, seed: int) -> list[tuple[str, dict]]:
+    generator = torch.Generator().manual_seed(seed)
+    return [("ria", space.ria_point())] + [(f"random-{i}", space.sample(generator)) for i in range(count)]
+
+
+def spearman_table(results: dict, patterns: list[str]) -> dict:
+    from scipy.stats import spearmanr
+
+    table = {}
+    for pattern in patterns:
+        rows = [r for r in results["configs"].values() if r["pattern"] == pattern]
+        if len(rows) < 3:
+            continue
+        ppl = [r["val_ppl"] for r in rows]
+        table[pattern] = {"n_configs": len(rows)}
+        for name in PROXIES:
+            rho, p = spearmanr([r["proxies"][name] for r in rows], ppl)
+            table[pattern][name] = {"rho": None if math.isnan(rho) else float(rho), "p": None if math.isnan(p) else float(p)}
+    return table
+
+
+def markdown(results: dict) -> str:
+    lines = [f"Protocol: {results['protocol']['summary']}", "",
+             "| pattern | configs | " + " | ".join(f"rho({p}, PPL)" for p in PROXIES) + " |",
+             "|---|---|" + "---|" * len(PROXIES)]
+    for pattern, row in results["spearman"].items():
+        cells = [f"{row[p]['rho']:+.3f} (p={row[p]['p']:.2g})" if row[p]["rho"] is not None else "n/a" for p in PROXIES]
+        lines.append(f"| {pattern} | {row['n_configs']} | " + " | ".join(cells) + " |")
+    t = results["timing"]
+    lines += ["", f"Mean seconds per config: all four proxies {t['proxy_seconds']:.1f}, one-shot prune + PPL "
+              f"{t['ppl_seconds']:.1f} (machine shared with other jobs; OMP threads {results['versions']['threads']})."]
+    return "\n".join(lines) + "\n"
+
+
+def scatter(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(PROXIES), figsize=(4 * len(PROXIES), 3.6))
+    for ax, name in zip(axes, PROXIES):
+        for pattern, marker in zip(results["spearman"], "os^v"):
+            rows = [r for r in results["configs"].values() if r["pattern"] == pattern]
+            ax.scatter([r["proxies"][name] for r in rows], [r["val_ppl"] for r in rows], marker=marker, alpha=0.7,
+                       label=f"{pattern} (rho={results['spearman'][pattern][name]['rho'] or float('nan'):+.2f})")
+            ria = [r for r in rows if r["label"] == "ria"]
+            ax.scatter([r["proxies"][name] for r in ria], [r["val_ppl"] for r in ria], marker="*", s=160, c="k")
+        ax.set_yscale("log")
+        ax.set_xlabel(name)
+        ax.set_ylabel("validation PPL (one-shot)")
+        ax.legend(fontsize=7)
+    fig.suptitle("PHO proxies vs validation PPL, SmolLM2-135M (star = RIA)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--patterns", default="unstructured,2:4")
+    ap.add_argument("--sparsity", type=float, default=0.5, help="sparsity of the unstructured pattern")
+    ap.add_argument("--configs", type=int, default=16, help="random configs (RIA's point is added)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--dataset", default="wikivital")
+    ap.add_argument("--nsamples", type=int, default=16)
+    ap.add_argument("--seqlen", type=int, default=512)
+    ap.add_argument("--cache-dir", default="", help="statistics cache (default $CREPE_CACHE/pho)")
+    ap.add_argument("--val-windows", type=int, default=8)
+    ap.add_argument("--val-seqlen", type=int, default=512)
+    ap.add_argument("--out-dir", default="results/pho")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    out = Path(args.out_dir)
+    json_path = out / "proxy_validation.json"
+    results = read_json(json_path) if json_path.exists() else {"configs": {}}
+    setup = SetupConfig(model=args.model, dataset=args.dataset, nsamples=args.nsamples, seqlen=args.seqlen,
+                        seed=args.seed, cache_dir=args.cache_dir)
+    ws = open_workspace(setup, progress=False)
+    val, spec = eval_set(ws.tokenizer, setup.dataset, "validation", args.val_seqlen, args.val_windows, ws.bos_per_window)
+    space = SearchSpace()
+    note = " (4-bit GGUF weights dequantised to fp32)" if args.model == "smollm2-135m" else ""
+    summary = (f"model={args.model}{note} calibration={setup.dataset} nsamples={setup.nsamples} "
+               f"seqlen={setup.seqlen} seed={setup.seed} x_tokens={setup.x_tokens}; PPL: one-shot prune, {spec.describe()}; "
+               f"configs: RIA + {args.configs} random points of the default space (generator seed {args.seed})")
+    print("protocol:", summary, flush=True)
+    results.update({"protocol": {"summary": summary, "eval": spec.describe(), "setup": dataclasses.asdict(setup),
+                                 "space": space.to_dict(), "args": vars(args)}, "versions": versions()})
+    ppl = PplObjective(ws.model, snapshot_weights(ws.model), ws.data, val)
+    patterns = args.patterns.split(",")
+    for pattern in patterns:
+        pat = Pattern.parse(pattern)
+        target = base_config(pat.n / pat.m if pat.structured else args.sparsity, pat)
+        for label, point in points(space, args.configs, args.seed):
+            key = f"{pattern} | {label}"
+            if key in results["configs"]:
+                continue
+            cfg = with_params(target, space.to_crepe(point))
+            start = time.perf_counter()
+            proxies = proxy_values(ws.weights, ws.data, cfg, list(PROXIES))
+            mid = time.perf_counter()
+            value, realised = ppl(cfg)
+            results["configs"][key] = {"pattern": pattern, "label": label, "point": point, "proxies": proxies.values,
+                                       "val_ppl": value, "realised_sparsity": realised,
+                                       "proxy_seconds": mid - start, "ppl_seconds": time.perf_counter() - mid}
+            write_json_atomic(json_path, results)
+            log.info("%-28s PPL %8.3f  %s", key, value, {k: round(v, 5) for k, v in proxies.values.items()})
+    rows = list(results["configs"].values())
+    results["timing"] = {"proxy_seconds": sum(r["proxy_seconds"] for r in rows) / len(rows),
+                         "ppl_seconds": sum(r["ppl_seconds"] for r in rows) / len(rows)}
+    results["spearman"] = spearman_table(results, patterns)
+    write_json_atomic(json_path, results)
+    (out / "proxy_validation.md").write_text(markdown(results))
+    scatter(results, out / "proxy_validation.png")
+    print(markdown(results))
+
+
+if __name__ == "__main__":
+    torch.set_grad_enabled(False)
+    main()
