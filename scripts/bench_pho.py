@@ -1,0 +1,160 @@
+"""PHO vs PPL hill climbing: search cost, test-split quality, transfer. Every figure from one run.
+
+For each target (an unstructured sparsity such as 0.5 or an N:M pattern such as 2:4):
+1. ``python -m pho.search`` (fresh statistics cache, so its one dense calibration pass is counted);
+2. ``python -m pho.hillclimb`` on validation PPL, for the targets in ``--hc-targets``;
+3. ``python -m crepe.prune`` with the faithful sequential engine and TEST-split perplexity for:
+   RIA, crepe+PHO-best (searched at that target), crepe+PHO-best of the first target applied unchanged
+   (transfer), and crepe+hill-climb-best where a climb ran.
+Search cost: wall time of each command from launch to the completion time of its best trial
+("to best") and to its end ("total"); ratio = hill climb to best / PHO total. All commands run as
+subprocesses with the same flags; outputs go under ``--work-dir`` and the summary to ``--out``.
+Resumable: a step whose output file exists is not run again.
+
+    OMP_NUM_THREADS=1 python scripts/bench_pho.py --targets 0.5,0.6,0.7,2:4,4:8 --hc-targets 0.5,2:4
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from crepe.report import read_json, versions, write_json_atomic
+
+
+def target_flags(target: str) -> list[str]:
+    return ["--pattern", target] if ":" in target else ["--sparsity", target]
+
+
+def slug(target: str) -> str:
+    return target.replace(":", "of").replace(".", "p")
+
+
+def run(cmd: list[str], log_path: Path) -> float:
+    """Run a command, tee its output into ``log_path``; returns the wall seconds. Fails loudly."""
+    start = time.time()
+    with open(log_path, "w") as log:
+        print("$", " ".join(cmd), flush=True)
+        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
+    if proc.returncode:
+        raise SystemExit(f"command failed ({proc.returncode}), see {log_path}: {' '.join(cmd)}")
+    return time.time() - start
+
+
+def search_cost(best_json: Path, launched: float, wall: float) -> dict:
+    """Seconds from launch to the best trial's completion, and to the end of the command."""
+    trials = read_json(best_json.with_name(best_json.stem + "_trials.json"))["trials"]
+    best = read_json(best_json)["trial"]
+    done = next(t for t in trials if t["number"] == best)
+    finished = dt.datetime.fromisoformat(done["start"]).timestamp() + (done["seconds"] or 0.0)
+    return {"to_best_seconds": finished - launched, "total_seconds": wall, "trials": len(trials), "best_trial": best}
+
+
+def searched(kind: str, target: str, args, work: Path, common: list[str]) -> dict:
+    """Run pho.search or pho.hillclimb at ``target`` once; returns its cost record."""
+    best = work / f"{kind}_{slug(target)}.json"
+    cost_file = best.with_suffix(".cost.json")
+    if cost_file.exists():
+        return read_json(cost_file)
+    module = "pho.search" if kind == "pho" else "pho.hillclimb"
+    flags = [*common, "--storage", f"sqlite:///{work / (kind + '.db')}", "--study-name", f"{kind}-{slug(target)}",
+             "--best-config", str(best), *target_flags(target)]
+    if kind == "pho":
+        flags += ["--n-trials", str(args.pho_trials), "--sampler", args.sampler, "--proxy", args.proxy,
+                  "--cache-dir", str(work / f"cache_{slug(target)}")]  # fresh cache: the dense pass is counted
+    else:
+        flags += ["--n-trials", str(args.hc_trials), "--val-windows", str(args.val_windows),
+                  "--cache-dir", str(work / "cache_hc")]
+    launched = time.time()
+    wall = run([sys.executable, "-m", module, *flags], best.with_suffix(".log"))
+    cost = {**search_cost(best, launched, wall), "config": str(best)}
+    write_json_atomic(cost_file, cost)
+    return cost
+
+
+def test_ppl(label: str, target: str, config: Path | None, args, work: Path) -> dict:
+    """Faithful prune + TEST-split PPL through crepe.prune; cached in its report file."""
+    report = work / f"test_{slug(target)}_{label}.json"
+    if not report.exists():
+        method = ["--method", "ria"] if config is None else ["--method", "crepe", "--config", str(config)]
+        cmd = [sys.executable, "-m", "crepe.prune", "--model", args.model, *method, *target_flags(target),
+               "--nsamples", str(args.nsamples), "--seqlen", str(args.seqlen), "--calib-dataset", args.dataset,
+               "--eval-dataset", args.dataset, "--eval-split", "test", "--max-eval-windows", str(args.test_windows),
+               "--skip-dense-eval", "--report", str(report)]
+        run(cmd, report.with_suffix(".log"))
+    rep = read_json(report)
+    return {"test_ppl": rep["ppl_pruned"], "protocol": rep["eval_protocol"], "realised_sparsity": rep["realised_sparsity"]}
+
+
+def markdown(summary: dict) -> str:
+    lines = [f"Protocol: {summary['protocol']}", "", "| target | RIA | crepe+PHO (searched here) | crepe+PHO-"
+             f"{summary['targets'][0]} transferred | crepe+hill-climb |", "|---|---|---|---|---|"]
+    for target, row in summary["quality"].items():
+        cells = [row.get(k, {}).get("test_ppl") for k in ("ria", "pho", "transfer", "hillclimb")]
+        lines.append(f"| {target} | " + " | ".join(f"{c:.3f}" if c else "-" for c in cells) + " |")
+    lines += ["", "| target | PHO to best (s) | PHO total (s) | hill climb to best (s) | ratio hill-climb-to-best / PHO total |",
+              "|---|---|---|---|---|"]
+    for target, cost in summary["cost"].items():
+        hc = cost.get("hillclimb")
+        ratio = f"{hc['to_best_seconds'] / cost['pho']['total_seconds']:.1f}x" if hc else "-"
+        hc_s = f"{hc['to_best_seconds']:.0f}" if hc else "-"
+        lines.append(f"| {target} | {cost['pho']['to_best_seconds']:.0f} | {cost['pho']['total_seconds']:.0f} | {hc_s} | {ratio} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--dataset", default="wikivital")
+    ap.add_argument("--targets", default="0.5,0.6,0.7,2:4,4:8", help="first one is the transfer source")
+    ap.add_argument("--hc-targets", default="0.5,2:4", help="targets that also get a hill climb ('' for none)")
+    ap.add_argument("--pho-trials", type=int, default=100)
+    ap.add_argument("--hc-trials", type=int, default=60)
+    ap.add_argument("--sampler", default="cmaes")
+    ap.add_argument("--proxy", default="recon")
+    ap.add_argument("--nsamples", type=int, default=16)
+    ap.add_argument("--seqlen", type=int, default=512)
+    ap.add_argument("--val-windows", type=int, default=8)
+    ap.add_argument("--test-windows", type=int, default=100000, help="test windows (default: the whole split)")
+    ap.add_argument("--work-dir", default="results/pho/bench")
+    ap.add_argument("--out", default="results/pho/bench.json")
+    args = ap.parse_args()
+    work = Path(args.work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    targets = args.targets.split(",")
+    hc_targets = [t for t in args.hc_targets.split(",") if t]
+    common = ["--model", args.model, "--dataset", args.dataset, "--nsamples", str(args.nsamples),
+              "--seqlen", str(args.seqlen), "--no-plots", "--log-level", "WARNING"]
+    protocol = (f"model={args.model} calibration={args.dataset} nsamples={args.nsamples} seqlen={args.seqlen}; PHO "
+                f"{args.pho_trials} trials ({args.sampler}, proxy {args.proxy}); hill climb {args.hc_trials} evaluations "
+                f"of one-shot validation PPL ({args.val_windows} windows); quality: faithful prune, test split, "
+                f"{args.test_windows} windows max")
+    print("protocol:", protocol, flush=True)
+    summary = {"protocol": protocol, "targets": targets, "cost": {}, "quality": {}, "args": vars(args),
+               "versions": versions()}
+    source = None
+    for target in targets:
+        cost = {"pho": searched("pho", target, args, work, common)}
+        if target in hc_targets:
+            cost["hillclimb"] = searched("hillclimb", target, args, work, common)
+        source = source or Path(cost["pho"]["config"])
+        row = {"ria": test_ppl("ria", target, None, args, work),
+               "pho": test_ppl("pho", target, Path(cost["pho"]["config"]), args, work)}
+        if target != targets[0]:
+            row["transfer"] = test_ppl("transfer", target, source, args, work)
+        if "hillclimb" in cost:
+            row["hillclimb"] = test_ppl("hillclimb", target, Path(cost["hillclimb"]["config"]), args, work)
+        summary["cost"][target], summary["quality"][target] = cost, row
+        write_json_atomic(args.out, summary)
+    Path(args.out).with_suffix(".md").write_text(markdown(summary))
+    print(markdown(summary))
+    print(json.dumps({t: {k: v["test_ppl"] for k, v in r.items()} for t, r in summary["quality"].items()}))
+
+
+if __name__ == "__main__":
+    main()
