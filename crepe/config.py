@@ -21,6 +21,9 @@ NBR_FORMS = ("relative", "smoothed", "product")
 PADDINGS = ("zero", "count")
 TERM_SCALES = ("none", "mean")
 PROJ_TYPES = ("q", "k", "v", "o", "gate", "up", "down", "qkv", "fc1", "fc2")
+ALLOCATIONS = ("uniform", "owl", "alpha", "file")
+REPRUNINGS = ("dsnot",)
+REPRUNE_SCOPES = ("attention", "all")
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,81 @@ class CrepeParams:
 
 
 @dataclass(frozen=True)
+class PermuteConfig:
+    """Input-channel permutation before N:M selection (crepe.compose.permutation).
+
+    block_groups: fast mode, the linear assignment runs on independent blocks of this many groups of
+    M columns (0 = one block, the exact per-position assignment); iterations: assignment sweeps over
+    the M positions; physical: permute coupled producers (MLP gate/up rows feeding down) in place so
+    the stored consumer weight is N:M valid, instead of only recording the permutation.
+    """
+
+    block_groups: int = 256
+    iterations: int = 1
+    physical: bool = True
+
+    def __post_init__(self) -> None:
+        if self.block_groups < 0 or self.iterations < 1:
+            raise ValueError(f"permute block_groups must be >= 0 and iterations >= 1, got "
+                             f"{self.block_groups} and {self.iterations}")
+
+
+@dataclass(frozen=True)
+class AllocationConfig:
+    """Per-layer sparsity allocation (crepe.compose.allocation): uniform, OWL (outlier ratio per
+    block, threshold ``owl_m`` x mean, spread ``owl_lambda``), AlphaPruning (heavy-tail exponent,
+    spread ``alpha_epsilon``) or a JSON plan at ``path``; every layer stays in [min, max]."""
+
+    method: str = "uniform"
+    path: str | None = None
+    owl_m: float = 5.0
+    owl_lambda: float = 0.08
+    alpha_epsilon: float = 0.3
+    min_sparsity: float = 0.0
+    max_sparsity: float = 0.99
+
+    def __post_init__(self) -> None:
+        _check_choice("allocation", self.method, ALLOCATIONS)
+        if (self.method == "file") != bool(self.path):
+            raise ValueError("allocation 'file' needs a path (and only it takes one)")
+        if not (self.owl_m > 0 and 0 <= self.owl_lambda < 0.5 and 0 <= self.alpha_epsilon < 1):
+            raise ValueError("allocation needs owl_m > 0, owl_lambda in [0, 0.5), alpha_epsilon in [0, 1)")
+        if not (0 <= self.min_sparsity <= self.max_sparsity < 1):
+            raise ValueError(f"allocation bounds need 0 <= min <= max < 1, got [{self.min_sparsity}, {self.max_sparsity}]")
+
+    @classmethod
+    def parse(cls, text: str) -> "AllocationConfig":
+        """``uniform``, ``owl``, ``alpha`` or the path of a per-layer JSON plan."""
+        if text in ("uniform", "owl", "alpha"):
+            return cls(method=text)
+        if text.endswith(".json"):
+            return cls(method="file", path=text)
+        raise ValueError(f"unknown allocation {text!r}; choose from uniform, owl, alpha or PATH.json")
+
+
+@dataclass(frozen=True)
+class RepruneConfig:
+    """Training-free mask refinement after the initial mask (DSnoT, crepe.compose.dsnot).
+
+    scope: refine attention linears only (the reference default) or all; at most ``max_cycles``
+    swaps per row while |estimated error| > ``update_threshold``; the regrowth criterion divides by
+    the input variance to the power ``var_power``.
+    """
+
+    method: str = "dsnot"
+    scope: str = "attention"
+    max_cycles: int = 50
+    update_threshold: float = 0.1
+    var_power: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check_choice("repruning", self.method, REPRUNINGS)
+        _check_choice("repruning scope", self.scope, REPRUNE_SCOPES)
+        if self.max_cycles < 1 or not (self.update_threshold >= 0) or not math.isfinite(self.var_power):
+            raise ValueError("repruning needs max_cycles >= 1, update_threshold >= 0 and a finite var_power")
+
+
+@dataclass(frozen=True)
 class PruneConfig:
     """What to prune and how. ``group`` None picks the method's default comparison group."""
 
@@ -106,9 +184,16 @@ class PruneConfig:
     crepe: CrepeParams = field(default_factory=CrepeParams)
     sparsegpt_blocksize: int = 128
     sparsegpt_damp: float = 0.01
+    permute: PermuteConfig | None = None
+    allocation: AllocationConfig = field(default_factory=AllocationConfig)
+    repruning: RepruneConfig | None = None
 
     def __post_init__(self) -> None:
         _check_choice("method", self.method, METHODS)
+        if self.permute is not None and not self.pattern.structured:
+            raise ValueError("channel permutation only applies to N:M patterns (e.g. --pattern 2:4)")
+        if self.repruning is not None and self.method == "sparsegpt":
+            raise ValueError("dsnot re-pruning refines the mask of unchanged weights; sparsegpt updates them")
         if not (isinstance(self.sparsity, (int, float)) and 0.0 <= self.sparsity < 1.0):
             raise ValueError(f"sparsity must be in [0, 1), got {self.sparsity}")
         if self.pattern.structured and not math.isclose(self.sparsity, self.pattern.n / self.pattern.m):
@@ -146,6 +231,9 @@ class PruneConfig:
             d["pattern"] = Pattern.parse(d["pattern"]) if isinstance(d["pattern"], str) else Pattern(**d["pattern"])
         if "crepe" in d:
             d["crepe"] = crepe_params_from_dict(d["crepe"])
+        for key, kind in (("permute", PermuteConfig), ("allocation", AllocationConfig), ("repruning", RepruneConfig)):
+            if isinstance(d.get(key), dict):
+                d[key] = _from_fields(kind, d[key], key)
         return cls(**d)
 
 
@@ -171,6 +259,13 @@ def load_crepe_params(path: str | Path) -> CrepeParams:
     if not isinstance(data, dict):
         raise ValueError(f"config {path} holds no CRePE parameters")
     return crepe_params_from_dict(data)
+
+
+def _from_fields(kind: type, d: dict[str, Any], what: str) -> Any:
+    unknown = set(d) - {f.name for f in dataclasses.fields(kind)}
+    if unknown:
+        raise ValueError(f"unknown {what} config keys: {sorted(unknown)}")
+    return kind(**d)
 
 
 def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:

@@ -107,6 +107,9 @@ class _StatsHook:
         if "hessian" in self.needs:
             part = x.t() @ x
             s.hessian = part if s.hessian is None else s.hessian + part
+        if "sum" in self.needs:
+            part = x.sum(0)
+            s.lin_sum = part if s.lin_sum is None else s.lin_sum + part
         s.tokens += x.shape[0]
 
 
@@ -121,7 +124,7 @@ def run_layerwise(model: nn.Module, windows: torch.Tensor, needs: Iterable[str],
                   desc: str = "layers", progress: bool = True) -> None:
     """Walk the decoder layers in order on calibration ``windows`` [n, seq] (see module doc).
 
-    ``needs`` names the statistics to collect ({"sq_sum", "hessian"}); with none, the collect pass
+    ``needs`` names the statistics to collect ({"sq_sum", "hessian", "sum"}); with none, the collect pass
     is skipped. Layers are moved to ``device`` one at a time and moved back afterwards.
     """
     adapter = get_adapter(model)

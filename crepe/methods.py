@@ -6,36 +6,40 @@ weight in place. The engine knows nothing about individual methods beyond ``need
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
+from crepe.compose.select import compose_mask, sparsegpt_with_permutation
 from crepe.config import PruneConfig
-from crepe.masks import select_mask
 from crepe.scorers import InputStats, score
-from crepe.sparsegpt import sparsegpt_prune
 
 
 @dataclass(frozen=True)
 class LinearResult:
-    """What pruning one linear did: shape, zeros before/after."""
+    """What pruning one linear did: shape, zeros before/after; with scores, the fraction of the
+    total score the mask kept; with channel permutation, the column order [in] it was chosen in."""
 
     shape: tuple[int, int]
     zeros_before: int
     zeros_after: int
+    kept_score_fraction: float | None = None
+    permutation: torch.Tensor | None = field(default=None, compare=False, repr=False)
 
     @property
     def sparsity(self) -> float:
         return self.zeros_after / (self.shape[0] * self.shape[1])
 
 
-def needed_stats(method: str) -> frozenset[str]:
-    """Statistics the engine must collect for ``method``: subset of {"sq_sum", "hessian"}."""
+def needed_stats(method: str, cfg: PruneConfig | None = None) -> frozenset[str]:
+    """Statistics the engine must collect for ``method`` (and DSnoT re-pruning in ``cfg``): subset
+    of {"sq_sum", "hessian", "sum"}."""
+    extra = frozenset({"sum", "sq_sum"}) if cfg is not None and cfg.repruning is not None else frozenset()
     if method == "magnitude" or method == "ri":
-        return frozenset()
+        return extra
     if method == "sparsegpt":
-        return frozenset({"hessian"})
-    return frozenset({"sq_sum"})
+        return frozenset({"hessian"}) | extra
+    return frozenset({"sq_sum"}) | extra
 
 
 def projection_type(name: str) -> str:
@@ -54,17 +58,19 @@ def prune_weight(weight: torch.Tensor, stats: InputStats, cfg: PruneConfig, name
     """
     target = cfg.sparsity if sparsity is None else sparsity
     zeros_before = int((weight == 0).sum())
+    kept, perm = None, None
     if target > 0:
         if cfg.method == "sparsegpt":
             if stats.hessian is None:
                 raise ValueError("sparsegpt needs the input Hessian; none was collected")
-            new, _ = sparsegpt_prune(weight, stats.hessian, target, cfg.pattern, cfg.sparsegpt_blocksize,
-                                     cfg.sparsegpt_damp)
+            new, perm = sparsegpt_with_permutation(weight, stats.hessian, cfg, target)
             weight.copy_(new.to(weight.dtype))
         else:
             params = cfg.crepe.for_projection(projection_type(name))
             scores = score(cfg.method, weight, stats, params)
             if not torch.isfinite(scores).all():
                 raise ValueError(f"non-finite {cfg.method} scores in {name or 'a layer'}: check weights and inputs")
-            weight.masked_fill_(select_mask(scores, target, cfg.pattern, cfg.resolved_group), 0)
-    return LinearResult(tuple(weight.shape), zeros_before, int((weight == 0).sum()))
+            mask, perm = compose_mask(weight, scores, stats, cfg, name, target)
+            kept = float(scores.double()[~mask].sum() / scores.double().sum().clamp_min(1e-30))
+            weight.masked_fill_(mask, 0)
+    return LinearResult(tuple(weight.shape), zeros_before, int((weight == 0).sum()), kept, perm)

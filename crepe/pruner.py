@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from crepe.compose.allocation import allocate
+from crepe.compose.permuted import apply_layer_permutations
 from crepe.config import PruneConfig
 from crepe.engine import run_layerwise
 from crepe.methods import LinearResult, needed_stats, prune_weight
@@ -20,9 +22,11 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class PruneSummary:
-    """Per-linear results (by ``layers.<i>.<name>``) and the totals over all pruned linears."""
+    """Per-linear results (by ``layers.<i>.<name>``) and the totals over all pruned linears;
+    ``physical``: linears whose column permutation was realised by permuting their producers."""
 
     linears: dict[str, LinearResult]
+    physical: set[str] = field(default_factory=set)
 
     @property
     def total_weights(self) -> int:
@@ -41,6 +45,16 @@ class PruneSummary:
     def per_layer(self) -> dict[str, float]:
         return {name: round(r.sparsity, 6) for name, r in self.linears.items()}
 
+    @property
+    def kept_score_fraction(self) -> float | None:
+        """Mean over linears of the fraction of each linear's total score its mask kept."""
+        kept = [r.kept_score_fraction for r in self.linears.values() if r.kept_score_fraction is not None]
+        return sum(kept) / len(kept) if kept else None
+
+    def gathered_permutations(self) -> dict[str, torch.Tensor]:
+        """Column permutations [in] still to be applied by gathering inputs (not realised physically)."""
+        return {k: r.permutation for k, r in self.linears.items() if r.permutation is not None and k not in self.physical}
+
 
 def check_prunable(model: nn.Module, cfg: PruneConfig) -> None:
     """Fail early, naming the layer: unknown architecture, NaN/Inf weights, N:M not dividing a width."""
@@ -58,26 +72,37 @@ def prune_model(model: nn.Module, windows: torch.Tensor, cfg: PruneConfig, *,
                 layer_sparsity: dict[str, float] | None = None, batch_size: int = 8,
                 device: torch.device | str | None = None, progress: bool = True) -> PruneSummary:
     """Prune every decoder linear of ``model`` in place with ``cfg`` on calibration ``windows``
-    [n, seq]. ``layer_sparsity`` optionally maps ``layers.<i>.<name>`` to its own sparsity."""
+    [n, seq]. ``layer_sparsity`` optionally maps ``layers.<i>.<name>`` to its own sparsity; without
+    it, ``cfg.allocation`` (OWL, AlphaPruning, a JSON plan) makes one. With ``cfg.permute`` and
+    ``physical``, MLP consumers' permutations are realised by permuting their producers."""
     check_prunable(model, cfg)
+    if layer_sparsity is None:
+        layer_sparsity = allocate(model, windows, cfg.sparsity, cfg.allocation, cfg.pattern, batch_size, device)
     results: dict[str, LinearResult] = {}
-    if not needed_stats(cfg.method):  # input-independent scores: no calibration pass is needed
-        for key, module in decoder_linears(model).items():
-            target = layer_sparsity.get(key) if layer_sparsity else None
-            results[key] = prune_weight(weight_view(module), InputStats(), cfg, key.split(".", 2)[2], target)
-        return PruneSummary(results)
+    physical: set[str] = set()
+    adapter = get_adapter(model)
 
     def callback(index: int, layer: nn.Module, linears: dict[str, nn.Module], stats: dict[str, InputStats]) -> bool:
+        perms = {}
         for name, module in linears.items():
             key = f"layers.{index}.{name}"
             target = layer_sparsity.get(key) if layer_sparsity else None
-            results[key] = prune_weight(weight_view(module), stats[name], cfg, name, target)
+            results[key] = prune_weight(weight_view(module), stats.get(name, InputStats()), cfg, name, target)
+            if results[key].permutation is not None:
+                perms[name] = results[key].permutation
+        if cfg.permute is not None and cfg.permute.physical:
+            physical.update(apply_layer_permutations(index, linears, perms, adapter))
         log.debug("layer %d pruned", index)
         return True
 
-    run_layerwise(model, windows, needed_stats(cfg.method), callback, batch_size=batch_size, device=device,
+    needs = needed_stats(cfg.method, cfg)
+    if not needs:  # input-independent scores: no calibration pass is needed
+        for index, layer in enumerate(adapter.layers(model)):
+            callback(index, layer, adapter.linears(layer), {})
+        return PruneSummary(results, physical)
+    run_layerwise(model, windows, needs, callback, batch_size=batch_size, device=device,
                   desc=f"pruning ({cfg.method})", progress=progress)
-    return PruneSummary(results)
+    return PruneSummary(results, physical)
 
 
 def time_dense_pass(model: nn.Module, windows: torch.Tensor, batch_size: int = 8,

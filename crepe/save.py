@@ -3,7 +3,9 @@
 The folder is written under a temporary sibling name and renamed into place only when complete,
 so an interrupted or failed save never leaves a partial folder behind. ``config.json`` carries a
 ``pruning_config`` entry (schema modelled on compressed-tensors' sparsity_config) and the folder
-holds the full run report as ``pruning_report.json``.
+holds the full run report as ``pruning_report.json``. Column permutations that were not realised
+physically go to ``permutations.safetensors`` (see :mod:`crepe.compose.permuted`); the weights stay
+in the original order, so plain ``from_pretrained`` gives the masked model.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
+from crepe.compose.permuted import PERMUTATIONS_FILE, save_permutations
 from crepe.report import write_json_atomic
 
 REPORT_NAME = "pruning_report.json"
@@ -44,13 +48,18 @@ def pruning_record(config: dict[str, Any], realised_sparsity: float, pattern: st
 
 
 def save_pruned(model: nn.Module, tokenizer, path: str | Path, record: dict[str, Any],
-                report: dict[str, Any] | None = None, overwrite: bool = False) -> Path:
-    """Write model + tokenizer + record (+ report) to ``path`` atomically; returns the path."""
+                report: dict[str, Any] | None = None, overwrite: bool = False,
+                permutations: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write model + tokenizer + record (+ report, + column ``permutations`` by
+    ``layers.<i>.<name>``) to ``path`` atomically; returns the path."""
     path = Path(path)
     check_save_target(path, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     try:
+        if permutations:
+            record = {**record, "permutations": {"file": PERMUTATIONS_FILE, "linears": sorted(permutations)}}
+            save_permutations(tmp, permutations)
         model.config.pruning_config = record
         model.save_pretrained(tmp)
         if tokenizer is not None:

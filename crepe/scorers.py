@@ -22,12 +22,14 @@ class InputStats:
     """Statistics of a linear layer's inputs X [tokens, in] over the calibration set.
 
     sq_sum: [in] sum over tokens of X_j^2; hessian: [in, in] sum of X^T X (only when needed);
+    lin_sum: [in] sum over tokens of X_j (only when needed, e.g. DSnoT's mean input);
     tokens: number of tokens seen.
     """
 
     sq_sum: torch.Tensor | None = None
     hessian: torch.Tensor | None = None
     tokens: int = 0
+    lin_sum: torch.Tensor | None = None
 
     @property
     def col_norm(self) -> torch.Tensor:

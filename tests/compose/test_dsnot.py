@@ -1,0 +1,94 @@
+"""DSnoT re-pruning: exact sparsity (per row, per N:M group), a non-increasing error estimate,
+attention-only by default, and composition with any score-based method through the engine."""
+
+import pytest
+import torch
+
+from crepe.compose.dsnot import dsnot_refine, error_estimate, is_attention
+from crepe.config import Pattern, PermuteConfig, PruneConfig, RepruneConfig
+from crepe.masks import is_valid_nm, nm_mask, unstructured_mask
+from crepe.models.adapters import decoder_linears, weight_view
+from crepe.pruner import prune_model
+from crepe.stats_cache import collect_input_stats, prune_oneshot, restore_weights, snapshot_weights
+from tiny_models import tiny_model, tiny_windows
+
+
+def _problem(seed: int, rows: int = 32, cols: int = 64):
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(rows, cols, generator=g)
+    mean = torch.randn(cols, generator=g) + 0.5
+    var = torch.rand(cols, generator=g) + 0.1
+    return w, mean, var, w.abs() * (var + mean.pow(2)).sqrt()
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("group", ["row", "layer"])
+def test_unstructured_refinement_keeps_every_row_count_and_lowers_the_error(seed, group):
+    w, mean, var, scores = _problem(seed)
+    mask = unstructured_mask(scores, 0.6, group)
+    refined = dsnot_refine(w, mask, scores, mean, var, RepruneConfig(update_threshold=0.0))
+    assert torch.equal(refined.sum(1), mask.sum(1))
+    before, after = error_estimate(w, mask, mean).abs(), error_estimate(w, refined, mean).abs()
+    assert (after <= before + 1e-9).all() and after.sum() < before.sum()
+
+
+@pytest.mark.parametrize("n,m", [(2, 4), (4, 8)])
+def test_nm_refinement_stays_nm_valid_with_exact_sparsity(n, m):
+    w, mean, var, scores = _problem(1)
+    mask = nm_mask(scores, n, m)
+    refined = dsnot_refine(w, mask, scores, mean, var, RepruneConfig(update_threshold=0.0), m=m)
+    assert is_valid_nm(w.masked_fill(refined, 0), n, m) and int(refined.sum()) == int(mask.sum())
+    assert (error_estimate(w, refined, mean).abs() <= error_estimate(w, mask, mean).abs() + 1e-9).all()
+
+
+def test_rows_below_the_threshold_are_left_alone():
+    w, mean, var, scores = _problem(2)
+    mask = unstructured_mask(scores, 0.5, "row")
+    assert torch.equal(dsnot_refine(w, mask, scores, mean, var, RepruneConfig(update_threshold=1e9)), mask)
+
+
+def test_attention_detection_follows_module_paths():
+    assert is_attention("self_attn.q_proj") and is_attention("attn.c_attn") and is_attention("attention.dense")
+    assert not is_attention("mlp.down_proj") and not is_attention("fc1")
+
+
+@pytest.mark.parametrize("method", ["magnitude", "wanda", "ria", "crepe"])
+@pytest.mark.parametrize("scope", ["attention", "all"])
+def test_repruning_changes_only_the_scoped_linears_and_keeps_every_count(method, scope):
+    model = tiny_model()
+    stats = collect_input_stats(model, tiny_windows(), frozenset({"sq_sum", "sum"}), progress=False)
+    snapshot = snapshot_weights(model)
+    base = prune_oneshot(model, stats, PruneConfig(method=method, sparsity=0.6))
+    base_masks = {k: weight_view(mod) == 0 for k, mod in decoder_linears(model).items()}
+    restore_weights(model, snapshot)
+    cfg = PruneConfig(method=method, sparsity=0.6, repruning=RepruneConfig(scope=scope, update_threshold=0.0))
+    refined = prune_oneshot(model, stats, cfg)
+    assert all(refined[k].zeros_after == base[k].zeros_after for k in base)
+    changed = {k for k, mod in decoder_linears(model).items() if not torch.equal(weight_view(mod) == 0, base_masks[k])}
+    assert changed  # the refinement did something
+    assert all("self_attn" in k for k in changed) or scope == "all"
+    assert any("mlp" in k for k in changed) or scope == "attention"
+
+
+def test_engine_collects_the_input_mean_for_repruning_and_keeps_the_sparsity():
+    cfg = PruneConfig(method="ria", sparsity=0.6)
+    plain = prune_model(tiny_model(), tiny_windows(), cfg, progress=False)
+    refined = prune_model(tiny_model(), tiny_windows(), PruneConfig(method="ria", sparsity=0.6, repruning=RepruneConfig()),
+                          progress=False)
+    assert refined.realised_sparsity == plain.realised_sparsity
+
+
+def test_repruning_composes_with_permutation_and_keeps_nm_in_permuted_order():
+    model = tiny_model()
+    cfg = PruneConfig(method="ria", sparsity=0.5, pattern=Pattern(2, 4), permute=PermuteConfig(physical=False),
+                      repruning=RepruneConfig(scope="all", update_threshold=0.0))
+    summary = prune_model(model, tiny_windows(), cfg, progress=False)
+    for key, module in decoder_linears(model).items():
+        perm = summary.linears[key].permutation
+        w = weight_view(module) if perm is None else weight_view(module)[:, perm]
+        assert is_valid_nm(w, 2, 4) and int((w == 0).sum()) == w.numel() // 2
+
+
+def test_repruning_refuses_sparsegpt():
+    with pytest.raises(ValueError, match="sparsegpt"):
+        PruneConfig(method="sparsegpt", repruning=RepruneConfig())
