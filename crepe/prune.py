@@ -20,7 +20,9 @@ import time
 import torch
 
 from crepe.cli import add_eval_args, bos_per_window, run_cli, setup_logging
-from crepe.config import METHODS, NBR_FORMS, PADDINGS, TERM_SCALES, CrepeParams, Pattern, PruneConfig, load_crepe_params
+from crepe.compose.allocation import read_plan
+from crepe.config import (METHODS, NBR_FORMS, PADDINGS, TERM_SCALES, AllocationConfig, CrepeParams, Pattern, PermuteConfig,
+                          PruneConfig, RepruneConfig, load_crepe_params)
 from crepe.data.prepare import calibration_set, eval_set
 from crepe.models.adapters import get_adapter
 from crepe.models.loading import load_model
@@ -56,6 +58,16 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--padding", choices=PADDINGS, default=None)
     c.add_argument("--term-scale", choices=TERM_SCALES, default=None)
     c.add_argument("--config", default=None, help="JSON with CRePE hyperparameters (e.g. a PHO best config)")
+    k = ap.add_argument_group("composition (docs/composition.md)")
+    k.add_argument("--permute", action="store_true", help="N:M channel permutation before selection (needs --pattern)")
+    k.add_argument("--permute-block-groups", type=int, default=PermuteConfig().block_groups,
+                   help="fast mode: assignment over blocks of this many M-groups (0 = exact)")
+    k.add_argument("--allocation", default="uniform", help="uniform, owl, alpha or PATH.json (per-layer plan)")
+    k.add_argument("--owl-m", type=float, default=AllocationConfig().owl_m, help="OWL outlier threshold (x mean)")
+    k.add_argument("--owl-lambda", type=float, default=AllocationConfig().owl_lambda, help="OWL sparsity spread")
+    k.add_argument("--alpha-epsilon", type=float, default=AllocationConfig().alpha_epsilon, help="AlphaPruning spread")
+    k.add_argument("--repruning", default=None, help="dsnot: training-free mask refinement after the initial mask")
+    k.add_argument("--repruning-scope", default="attention", help="attention (default) or all linears")
     e = ap.add_argument_group("evaluation")
     add_eval_args(e, prefix="eval-")
     e.set_defaults(max_eval_windows=40)
@@ -80,7 +92,12 @@ def config_from_args(args: argparse.Namespace) -> PruneConfig:
     crepe = load_crepe_params(args.config) if args.config else CrepeParams()
     explicit = {k: getattr(args, k) for k in (*CREPE_FLAGS, "nbr_form", "padding", "term_scale") if getattr(args, k) is not None}
     crepe = dataclasses.replace(crepe, **explicit)
-    return PruneConfig(method=args.method, sparsity=sparsity, pattern=pattern, group=args.group, crepe=crepe)
+    allocation = dataclasses.replace(AllocationConfig.parse(args.allocation), owl_m=args.owl_m,
+                                     owl_lambda=args.owl_lambda, alpha_epsilon=args.alpha_epsilon)
+    permute = PermuteConfig(block_groups=args.permute_block_groups) if args.permute else None
+    repruning = RepruneConfig(method=args.repruning, scope=args.repruning_scope) if args.repruning else None
+    return PruneConfig(method=args.method, sparsity=sparsity, pattern=pattern, group=args.group, crepe=crepe,
+                       permute=permute, allocation=allocation, repruning=repruning)
 
 
 def main() -> int:
@@ -95,6 +112,8 @@ def main() -> int:
     timings["load_seconds"] = time.perf_counter() - start
     adapter = get_adapter(model)
     check_prunable(model, cfg)
+    if cfg.allocation.method == "file":
+        read_plan(cfg.allocation.path, model)  # fail on a bad plan before any work
     bos = bos_per_window(args.bos_per_window, model)
     calib, calib_spec = calibration_set(tokenizer, args.calib_dataset, args.nsamples, args.seqlen, args.seed, bos)
     evaluate = args.eval_dataset != "none"
@@ -131,13 +150,16 @@ def main() -> int:
         "calibration": calib_spec.describe(), "eval_protocol": protocol if evaluate else None,
         "ppl_dense": ppl_dense, "ppl_pruned": ppl_pruned,
         "realised_sparsity": summary.realised_sparsity, "sparsity_before": summary.sparsity_before,
-        "per_layer_sparsity": summary.per_layer(), **timings, "peak_rss_mb": peak_rss_mb(),
+        "per_layer_sparsity": summary.per_layer(), "kept_score_fraction": summary.kept_score_fraction,
+        "permutations": {"gathered": sorted(summary.gathered_permutations()), "physical": sorted(summary.physical)},
+        **timings, "peak_rss_mb": peak_rss_mb(),
         "versions": versions(), "argv": vars(args),
     }
     if args.save:
         model.to("cpu")
         record = pruning_record(cfg.to_dict(), summary.realised_sparsity, str(cfg.pattern))
-        save_pruned(model, tokenizer, args.save, record, report, overwrite=args.overwrite)
+        save_pruned(model, tokenizer, args.save, record, report, overwrite=args.overwrite,
+                    permutations=summary.gathered_permutations())
         print(f"saved pruned model to {args.save}")
     if args.report:
         write_json_atomic(args.report, report)

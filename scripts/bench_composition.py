@@ -1,0 +1,184 @@
+"""The composition table: each technique alone and all three, per scorer, on one model, one run.
+
+Channel permutation (N:M), OWL / AlphaPruning allocation and DSnoT re-pruning are each compared
+with the same scorer and setting without the technique, all cells sharing one loaded model, one
+calibration set and one evaluation set (weights are restored between cells). Every cell writes a
+report JSON under ``--out-dir`` (resolved config, PPL, kept-score fraction, per-layer sparsity,
+prune seconds); finished cells are skipped on re-run and the markdown table is built from the
+reports only (``--table`` rebuilds it). Cost = prune seconds / plain prune seconds, same run.
+
+    python scripts/bench_composition.py                                   # the full grid
+    OMP_NUM_THREADS=1 python scripts/bench_composition.py --nsamples 8 --max-eval-windows 8 \\
+        --cells 2:4/plain,2:4/perm,0.7/plain,0.7/owl --methods crepe,ria
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+import torch
+
+from crepe.config import AllocationConfig, Pattern, PermuteConfig, PruneConfig, RepruneConfig
+from crepe.data.prepare import calibration_set, eval_set
+from crepe.models.adapters import get_adapter
+from crepe.models.loading import load_model
+from crepe.pruner import prune_model
+from crepe.report import versions, write_json_atomic
+from eval.perplexity import perplexity
+
+GRID = {  # technique group -> (settings, techniques); "plain" is the baseline of every row
+    "perm": (("2:4", "4:8"), ("perm",)),
+    "alloc": (("0.6", "0.7", "0.8"), ("owl", "alpha")),
+    "dsnot": (("0.5", "0.6", "0.7", "2:4"), ("dsnot",)),
+    "all": (("4:8",), ("all",)),
+}
+TECHNIQUES = ("plain", "perm", "owl", "alpha", "dsnot", "all")
+
+
+def grid_cells(groups: list[str]) -> list[tuple[str, str]]:
+    """(setting, technique) pairs of the chosen groups, each with its plain baseline, deduplicated."""
+    cells: list[tuple[str, str]] = []
+    for group in groups:
+        settings, techniques = GRID[group]
+        for setting in settings:
+            for cell in [(setting, "plain")] + [(setting, t) for t in techniques]:
+                if cell not in cells:
+                    cells.append(cell)
+    return cells
+
+
+def parse_cells(text: str) -> list[tuple[str, str]]:
+    cells = []
+    for item in text.split(","):
+        setting, _, technique = item.partition("/")
+        if technique not in TECHNIQUES:
+            raise ValueError(f"unknown technique {technique!r} in {item!r}; choose from {', '.join(TECHNIQUES)}")
+        cells.append((setting, technique))
+    return cells
+
+
+def cell_config(method: str, setting: str, technique: str) -> PruneConfig:
+    """The PruneConfig of one cell; ``all`` = permutation + OWL + DSnoT."""
+    pattern = Pattern.parse(setting) if ":" in setting else Pattern()
+    sparsity = pattern.n / pattern.m if pattern.structured else float(setting)
+    permute = PermuteConfig() if technique in ("perm", "all") else None
+    allocation = AllocationConfig(method="owl" if technique in ("owl", "all") else
+                                  "alpha" if technique == "alpha" else "uniform")
+    repruning = RepruneConfig() if technique in ("dsnot", "all") else None
+    return PruneConfig(method=method, sparsity=sparsity, pattern=pattern, permute=permute,
+                       allocation=allocation, repruning=repruning)
+
+
+def cell_path(out_dir: Path, method: str, setting: str, technique: str) -> Path:
+    return out_dir / f"{method}__{setting.replace(':', '-')}__{technique}.json"
+
+
+def snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Copies of every decoder-layer tensor (weights and biases: permutation moves both)."""
+    layers = get_adapter(model).layers(model)
+    return {k: v.detach().clone() for k, v in layers.state_dict().items()}
+
+
+def restore(model: torch.nn.Module, saved: dict[str, torch.Tensor]) -> None:
+    get_adapter(model).layers(model).load_state_dict(saved)
+
+
+def run_cell(model, calib, windows, method: str, setting: str, technique: str, args) -> dict:
+    cfg = cell_config(method, setting, technique)
+    start = time.perf_counter()
+    summary = prune_model(model, calib, cfg, batch_size=args.batch_size, progress=False)
+    seconds = time.perf_counter() - start
+    ppl = perplexity(model, windows, args.eval_batch_size, progress=False)
+    return {"config": cfg.to_dict(), "setting": setting, "technique": technique, "ppl_pruned": ppl,
+            "prune_seconds": seconds, "kept_score_fraction": summary.kept_score_fraction,
+            "realised_sparsity": summary.realised_sparsity, "per_layer_sparsity": summary.per_layer(),
+            "permutations": {"gathered": len(summary.gathered_permutations()), "physical": len(summary.physical)}}
+
+
+def run(args, cells: list[tuple[str, str]], methods: list[str]) -> None:
+    out = Path(args.out_dir)
+    todo = [(m, s, t) for m in methods for s, t in cells if not cell_path(out, m, s, t).exists()]
+    if not todo:
+        return
+    model, tokenizer = load_model(args.model)
+    calib, calib_spec = calibration_set(tokenizer, "wikivital", args.nsamples, args.seqlen, args.seed)
+    windows, eval_spec = eval_set(tokenizer, "wikivital", "test", args.eval_seqlen, args.max_eval_windows)
+    common = {"model": args.model, "calibration": f"{calib_spec.describe()} seed={args.seed}",
+              "eval_protocol": f"{eval_spec.describe()} dtype=float32", "versions": versions()}
+    dense_path = out / "dense.json"
+    if not dense_path.exists():
+        write_json_atomic(dense_path, {**common, "ppl_dense": perplexity(model, windows, args.eval_batch_size, progress=False)})
+    saved = snapshot(model)
+    for method, setting, technique in todo:
+        print(f"cell {method} {setting} {technique} ...", flush=True)
+        report = {**common, **run_cell(model, calib, windows, method, setting, technique, args)}
+        write_json_atomic(cell_path(out, method, setting, technique), report)
+        print(f"  PPL {report['ppl_pruned']:.3f}  prune {report['prune_seconds']:.1f} s", flush=True)
+        restore(model, saved)
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def table(out_dir: Path, cells: list[tuple[str, str]], methods: list[str]) -> str:
+    """Markdown table from the reports; cells without a report are marked 'not run'."""
+    dense = json.loads((out_dir / "dense.json").read_text()) if (out_dir / "dense.json").exists() else None
+    lines = [f"Model `{dense['model']}` (4-bit GGUF weights dequantised); calibration {dense['calibration']}",
+             f"Eval: {dense['eval_protocol']}; dense PPL {dense['ppl_dense']:.3f}", ""] if dense else ["(no dense report)", ""]
+    lines += ["| scorer | setting | technique | PPL | PPL / plain | kept-score frac | prune s | cost / plain |",
+              "|---|---|---|---|---|---|---|---|"]
+    for method in methods:
+        for setting, technique in cells:
+            path = cell_path(out_dir, method, setting, technique)
+            base_path = cell_path(out_dir, method, setting, "plain")
+            if not path.exists():
+                lines.append(f"| {method} | {setting} | {technique} | not run | | | | |")
+                continue
+            rep = json.loads(path.read_text())
+            base = json.loads(base_path.read_text()) if base_path.exists() else None
+            ratio = rep["ppl_pruned"] / base["ppl_pruned"] if base else None
+            cost = rep["prune_seconds"] / base["prune_seconds"] if base else None
+            lines.append(f"| {method} | {setting} | {technique} | {rep['ppl_pruned']:.3f} | {_fmt(ratio, '.3f')} | "
+                         f"{_fmt(rep['kept_score_fraction'], '.4f')} | {rep['prune_seconds']:.1f} | {_fmt(cost, '.2f')} |")
+    lines += ["", "PPL / plain < 1: the technique helps this scorer at this setting; > 1: it hurts. "
+              "kept-score frac: mean over linears of the share of each linear's score its mask keeps."]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--methods", default="crepe,ria")
+    ap.add_argument("--groups", default="perm,alloc,dsnot,all", help=f"technique groups: {', '.join(GRID)}")
+    ap.add_argument("--cells", default=None, help="explicit SETTING/TECHNIQUE list, e.g. 2:4/plain,2:4/perm")
+    ap.add_argument("--nsamples", type=int, default=16)
+    ap.add_argument("--seqlen", type=int, default=512)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--eval-seqlen", type=int, default=512)
+    ap.add_argument("--max-eval-windows", type=int, default=None, help="default: the whole test split")
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--eval-batch-size", type=int, default=4)
+    ap.add_argument("--out-dir", default="results/compose/bench")
+    ap.add_argument("--table", action="store_true", help="only rebuild the markdown table from the reports")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    torch.set_grad_enabled(False)
+    methods = args.methods.split(",")
+    cells = parse_cells(args.cells) if args.cells else grid_cells(args.groups.split(","))
+    for method, (setting, technique) in ((m, c) for m in methods for c in cells):
+        cell_config(method, setting, technique)  # validate every cell before any work
+    Path(args.out_dir).mkdir(parents=True, exist_ok=True)
+    if not args.table:
+        run(args, cells, methods)
+    text = table(Path(args.out_dir), cells, methods)
+    (Path(args.out_dir) / "table.md").write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
