@@ -33,21 +33,20 @@ log = logging.getLogger("sweep_crepe")
 def candidates() -> list[tuple[str, PruneConfig]]:
     """(label, config) pairs; sparsity/pattern are filled in per pattern.
 
-    Neighbourhood candidates use ``term_scale="mean"`` so alpha/beta/gamma weigh terms of equal
-    mean: unscaled, A/boxsum(A) is ~1/k^2 while RIA's terms are ~1/C_in, and any gamma >= 0.5
-    drowns the row/column terms (first sweep: validation PPL 60.9 vs RIA 40.4 at 50%).
+    Scale matters: unscaled, A/boxsum(A) is ~1/k^2 while RIA's terms are ~1/C_in, so gamma >= 0.5
+    drowns the row/column terms (results/sweep_crepe_first_grid.json: validation PPL 60.9 vs RIA 40.4 at 50%), and
+    dividing every term by its mean changes RIA's row/column balance (worse here). Hence small
+    unscaled gammas.
     """
     out = [("wanda", PruneConfig(method="wanda")), ("ria", PruneConfig(method="ria"))]
     for a in (0.5, 0.75, 1.0):
         out.append((f"crepe a={a} g=0", PruneConfig(crepe=CrepeParams(act_power=a))))
     out.append(("crepe a=1.0 g=0 mean-scaled", PruneConfig(crepe=CrepeParams(act_power=1.0, term_scale="mean"))))
-    for k in (3, 7):
-        for g in (0.25, 1.0):
-            p = CrepeParams(act_power=1.0, kernel=k, gamma=g, term_scale="mean")
-            out.append((f"crepe a=1.0 k={k} g={g} mean-scaled", PruneConfig(crepe=p)))
-    for form in ("product", "smoothed"):
-        p = CrepeParams(act_power=1.0, kernel=3, gamma=0.5, nbr_form=form, term_scale="mean")
-        out.append((f"crepe a=1.0 k=3 g=0.5 {form} mean-scaled", PruneConfig(crepe=p)))
+    out.append(("crepe a=1.0 k=3 g=0.25 mean-scaled",
+                PruneConfig(crepe=CrepeParams(act_power=1.0, kernel=3, gamma=0.25, term_scale="mean"))))
+    # unscaled, gamma sized against RIA's terms: gamma/k^2 vs ~1/C_in (C_in = 576 or 1536 here)
+    for k, g in ((3, 0.003), (3, 0.01), (7, 0.01), (7, 0.03)):
+        out.append((f"crepe a=1.0 k={k} g={g}", PruneConfig(crepe=CrepeParams(act_power=1.0, kernel=k, gamma=g))))
     return out
 
 
@@ -80,7 +79,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--stage1-windows", type=int, default=8)
     ap.add_argument("--stage2-windows", type=int, default=24)
-    ap.add_argument("--stage2-top", type=int, default=2)
+    ap.add_argument("--stage2-top", type=int, default=1)
     ap.add_argument("--followup-top", type=int, default=4, help="configs carried from the first pattern to the others")
     ap.add_argument("--out", default="results/sweep_crepe.json")
     args = ap.parse_args()
@@ -122,7 +121,11 @@ def main() -> None:
     ranked = sorted((sum(math.log(results["stage1"][f"{p} | {label}"]["val_ppl"]) for p in patterns), label)
                     for label, _ in cands if label.startswith("crepe")
                     and all(f"{p} | {label}" in results["stage1"] for p in patterns))
-    chosen = [label for _, label in ranked[: args.stage2_top]] + ["ria"]
+    chosen = [label for _, label in ranked[: args.stage2_top]]
+    with_nbr = [label for _, label in ranked if dict(cands)[label].crepe.gamma > 0]
+    if with_nbr and with_nbr[0] not in chosen:  # always test the best neighbourhood config faithfully
+        chosen.append(with_nbr[0])
+    chosen.append("ria")
     for pattern in patterns:
         for label in chosen:
             key = f"{pattern} | {label}"
