@@ -98,7 +98,7 @@ class Proxy:
 
 PROXIES: dict[str, Proxy] = {p.name: p for p in (
     Proxy("gini", gini_pruned, "maximize"),
-    Proxy("gini_ref", gini_reference, "maximize"),
+    Proxy("gini_ref", gini_reference, "minimize"),
     Proxy("diag_error", diag_error, "minimize"),
     Proxy("recon", reconstruction_error, "minimize", needs_x=True),
 )}

@@ -32,6 +32,7 @@ from pho.space import SearchSpace
 from pho.workspace import SetupConfig, open_workspace
 
 log = logging.getLogger("validate_pho_proxies")
+NEAR = 1.2
 
 
 def points(space: SearchSpace, count: int, seed: int) -> list[tuple[str, dict]]:
@@ -39,12 +40,17 @@ def points(space: SearchSpace, count: int, seed: int) -> list[tuple[str, dict]]:
     return [("ria", space.ria_point())] + [(f"random-{i}", space.sample(generator)) for i in range(count)]
 
 
-def spearman_table(results: dict, patterns: list[str]) -> dict:
+def spearman_table(results: dict, patterns: list[str], near: float | None = None) -> dict:
+    """rho per proxy and pattern; with ``near``, only configs whose PPL is <= near x RIA's (the
+    region a search has to rank well)."""
     from scipy.stats import spearmanr
 
     table = {}
     for pattern in patterns:
         rows = [r for r in results["configs"].values() if r["pattern"] == pattern]
+        ria = [r["val_ppl"] for r in rows if r["label"] == "ria"]
+        if near is not None and ria:
+            rows = [r for r in rows if r["val_ppl"] <= near * ria[0]]
         if len(rows) < 3:
             continue
         ppl = [r["val_ppl"] for r in rows]
@@ -62,6 +68,10 @@ def markdown(results: dict) -> str:
     for pattern, row in results["spearman"].items():
         cells = [f"{row[p]['rho']:+.3f} (p={row[p]['p']:.2g})" if row[p]["rho"] is not None else "n/a" for p in PROXIES]
         lines.append(f"| {pattern} | {row['n_configs']} | " + " | ".join(cells) + " |")
+        near = results.get("spearman_near_ria", {}).get(pattern)
+        if near:
+            cells = [f"{near[p]['rho']:+.3f} (p={near[p]['p']:.2g})" if near[p]["rho"] is not None else "n/a" for p in PROXIES]
+            lines.append(f"| {pattern}, only PPL <= {NEAR} x RIA | {near['n_configs']} | " + " | ".join(cells) + " |")
     t = results["timing"]
     lines += ["", f"Mean seconds per config: all four proxies {t['proxy_seconds']:.1f}, one-shot prune + PPL "
               f"{t['ppl_seconds']:.1f} (machine shared with other jobs; OMP threads {results['versions']['threads']})."]
@@ -146,6 +156,7 @@ def main() -> None:
     results["timing"] = {"proxy_seconds": sum(r["proxy_seconds"] for r in rows) / len(rows),
                          "ppl_seconds": sum(r["ppl_seconds"] for r in rows) / len(rows)}
     results["spearman"] = spearman_table(results, patterns)
+    results["spearman_near_ria"] = spearman_table(results, patterns, near=NEAR)
     write_json_atomic(json_path, results)
     (out / "proxy_validation.md").write_text(markdown(results))
     scatter(results, out / "proxy_validation.png")
