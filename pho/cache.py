@@ -130,7 +130,7 @@ def load_cache(path: str | Path, key: CacheKey) -> dict[str, LayerData]:
     try:
         with safe_open(str(path), framework="pt") as handle:
             stored = json.loads((handle.metadata() or {}).get("key", "null"))
-            tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118 (safe_open is not a dict)
     except Exception as exc:  # safetensors raises several types on a corrupt file
         raise ValueError(f"cannot read statistics cache {path}: {exc}") from exc
     if stored != asdict(key):

@@ -21,7 +21,7 @@ import dataclasses
 import logging
 import math
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import optuna
 
@@ -29,10 +29,16 @@ from crepe.cli import run_cli, setup_logging
 from crepe.data.prepare import eval_set
 from crepe.stats_cache import snapshot_weights
 from pho.objective import PplObjective, with_params
-from pho.search import add_space_args, best_config_record, space_from_args, target_from_args, write_outputs
+from pho.search import (
+    best_config_record,
+    space_from_args,
+    study_parser,
+    target_from_args,
+    write_outputs,
+)
 from pho.space import SearchSpace
 from pho.study import completed, open_study
-from pho.workspace import add_setup_args, open_workspace, setup_from_args
+from pho.workspace import open_workspace, setup_from_args
 
 log = logging.getLogger("pho.hillclimb")
 LOG_PARAMS = ("alpha", "beta", "gamma")
@@ -142,25 +148,12 @@ def fail_stale(study: optuna.Study) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m pho.hillclimb", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sparsity", type=float, default=None, help="unstructured sparsity (default 0.5)")
-    ap.add_argument("--pattern", default=None, help="N:M pattern instead (2:4, 4:8)")
-    ap.add_argument("--storage", required=True, help="Optuna storage URL, e.g. sqlite:///hc.db")
-    ap.add_argument("--study-name", required=True)
-    ap.add_argument("--n-trials", type=int, default=60, help="complete evaluations the study should hold")
-    ap.add_argument("--timeout", type=float, default=None, help="stop this invocation after SEC seconds")
+    ap = study_parser("python -m pho.hillclimb", __doc__, 60)
     ap.add_argument("--step", type=float, default=0.125, help="initial step, as a fraction of each range (unit cube)")
     ap.add_argument("--refinements", type=int, default=2, help="times the step is halved before stopping")
     ap.add_argument("--faithful", action="store_true", help="score each point with the sequential engine (slow)")
     ap.add_argument("--val-windows", type=int, default=8, help="validation windows per PPL")
     ap.add_argument("--val-seqlen", type=int, default=512)
-    ap.add_argument("--best-config", required=True)
-    ap.add_argument("--trial-log", default=None)
-    ap.add_argument("--no-plots", action="store_true")
-    ap.add_argument("--log-level", default="INFO")
-    add_space_args(ap)
-    add_setup_args(ap)
     return ap
 
 

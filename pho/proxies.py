@@ -18,8 +18,8 @@ rank correlation with validation perplexity supports (see docs/pho.md).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 

@@ -29,7 +29,15 @@ from crepe.report import versions, write_json_atomic
 from pho.objective import base_config, proxy_values, with_params
 from pho.proxies import DEFAULT_PROXY, PROXIES, get_proxy
 from pho.space import PARAMS, RIA_BASE, SearchSpace
-from pho.study import SAMPLERS, check_storage, completed, make_sampler, open_study, trial_log, write_plots
+from pho.study import (
+    SAMPLERS,
+    check_storage,
+    completed,
+    make_sampler,
+    open_study,
+    trial_log,
+    write_plots,
+)
 from pho.workspace import Workspace, add_setup_args, open_workspace, setup_from_args
 
 log = logging.getLogger("pho.search")
@@ -81,24 +89,29 @@ def suggest(trial: optuna.Trial, space: SearchSpace) -> dict[str, float]:
     return values
 
 
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m pho.search", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+def study_parser(prog: str, doc: str | None, n_trials: int) -> argparse.ArgumentParser:
+    """The flags ``pho.search`` and ``pho.hillclimb`` share: target, study, budget, outputs, space, setup."""
+    ap = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sparsity", type=float, default=None, help="unstructured sparsity (default 0.5)")
     ap.add_argument("--pattern", default=None, help="N:M pattern instead (2:4, 4:8)")
     ap.add_argument("--storage", required=True, help="Optuna storage URL, e.g. sqlite:///pho.db")
     ap.add_argument("--study-name", required=True)
-    ap.add_argument("--n-trials", type=int, default=100, help="complete trials the study should hold (resume target)")
+    ap.add_argument("--n-trials", type=int, default=n_trials, help="complete trials the study should hold (resume target)")
     ap.add_argument("--timeout", type=float, default=None, help="stop this invocation after SEC seconds")
-    ap.add_argument("--sampler", default="cmaes", help=f"one of {', '.join(SAMPLERS)} (default cmaes)")
-    ap.add_argument("--proxy", default=DEFAULT_PROXY, help=f"one of {', '.join(PROXIES)} (default {DEFAULT_PROXY})")
-    ap.add_argument("--layer-stride", type=int, default=1, help="evaluate the proxy on every K-th linear only")
     ap.add_argument("--best-config", required=True, help="write the best config JSON here")
     ap.add_argument("--trial-log", default=None, help="trial log JSON (default: <best-config stem>_trials.json)")
     ap.add_argument("--no-plots", action="store_true")
     ap.add_argument("--log-level", default="INFO")
     add_space_args(ap)
     add_setup_args(ap)
+    return ap
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = study_parser("python -m pho.search", __doc__, 100)
+    ap.add_argument("--sampler", default="cmaes", help=f"one of {', '.join(SAMPLERS)} (default cmaes)")
+    ap.add_argument("--proxy", default=DEFAULT_PROXY, help=f"one of {', '.join(PROXIES)} (default {DEFAULT_PROXY})")
+    ap.add_argument("--layer-stride", type=int, default=1, help="evaluate the proxy on every K-th linear only")
     return ap
 
 

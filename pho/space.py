@@ -98,7 +98,7 @@ class SearchSpace:
     def clip(self, name: str, value: float) -> float:
         lo, hi = self.bounds(name)
         clipped = min(max(value, lo), hi)
-        return int(round(clipped)) if name == "r" else float(clipped)
+        return round(clipped) if name == "r" else float(clipped)
 
     def sample(self, generator: torch.Generator) -> dict[str, float]:
         """A uniform random point (log-uniform for log-scale parameters) from ``generator``."""
@@ -121,7 +121,7 @@ class SearchSpace:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "SearchSpace":
+    def from_dict(cls, d: dict[str, Any]) -> SearchSpace:
         kwargs: dict[str, Any] = {"params": tuple(d["params"]), "base": CrepeParams(**d["base"])}
         kwargs.update({f"{p}_range": tuple(d[f"{p}_range"]) for p in d["params"]})
         return cls(**kwargs)

@@ -138,7 +138,7 @@ def write_plots(study: optuna.Study, prefix: str | Path) -> dict[str, str]:
             ax.figure.tight_layout()
             ax.figure.savefig(path, dpi=110)
             out[kind] = str(path)
-        except Exception as exc:  # importance needs >= 2 params and enough finished trials
+        except Exception as exc:  # noqa: BLE001 (importance needs >= 2 params and enough trials)
             out[kind] = f"skipped: {type(exc).__name__}: {exc}"
             log.warning("%s plot skipped: %s", kind, exc)
         finally:

@@ -91,5 +91,5 @@ def open_workspace(cfg: SetupConfig, progress: bool = True) -> Workspace:
     weights = {name: weight_view(mod) for name, mod in decoder_linears(model).items()}
     missing = set(weights) - set(data)
     if missing:
-        raise ValueError(f"statistics cache lacks {len(missing)} linears (e.g. {sorted(missing)[0]}): delete it and rerun")
+        raise ValueError(f"statistics cache lacks {len(missing)} linears (e.g. {min(missing)}): delete it and rerun")
     return Workspace(model, tokenizer, calib, weights, data, hit, bos)

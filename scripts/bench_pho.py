@@ -40,7 +40,7 @@ def run(cmd: list[str], log_path: Path) -> float:
     start = time.time()
     with open(log_path, "w") as log:
         print("$", " ".join(cmd), flush=True)
-        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=False)
     if proc.returncode:
         raise SystemExit(f"command failed ({proc.returncode}), see {log_path}: {' '.join(cmd)}")
     return time.time() - start
@@ -92,8 +92,8 @@ def test_ppl(label: str, target: str, config: Path | None, args, work: Path) -> 
 
 
 def markdown(summary: dict) -> str:
-    lines = [f"Protocol: {summary['protocol']}", "", "| target | RIA | crepe+PHO (searched here) | crepe+PHO-"
-             f"{summary['targets'][0]} transferred | crepe+hill-climb |", "|---|---|---|---|---|"]
+    lines = [f"Protocol: {summary['protocol']}", "", ("| target | RIA | crepe+PHO (searched here) | crepe+PHO-"
+             f"{summary['targets'][0]} transferred | crepe+hill-climb |"), "|---|---|---|---|---|"]
     for target, row in summary["quality"].items():
         cells = [row.get(k, {}).get("test_ppl") for k in ("ria", "pho", "transfer", "hillclimb")]
         lines.append(f"| {target} | " + " | ".join(f"{c:.3f}" if c else "-" for c in cells) + " |")

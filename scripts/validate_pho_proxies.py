@@ -73,8 +73,8 @@ def markdown(results: dict) -> str:
             cells = [f"{near[p]['rho']:+.3f} (p={near[p]['p']:.2g})" if near[p]["rho"] is not None else "n/a" for p in PROXIES]
             lines.append(f"| {pattern}, only PPL <= {NEAR} x RIA | {near['n_configs']} | " + " | ".join(cells) + " |")
     t = results["timing"]
-    lines += ["", f"Mean seconds per config: all four proxies {t['proxy_seconds']:.1f}, one-shot prune + PPL "
-              f"{t['ppl_seconds']:.1f} (machine shared with other jobs; OMP threads {results['versions']['threads']})."]
+    lines += ["", (f"Mean seconds per config: all four proxies {t['proxy_seconds']:.1f}, one-shot prune + PPL "
+              f"{t['ppl_seconds']:.1f} (machine shared with other jobs; OMP threads {results['versions']['threads']}).")]
     return "\n".join(lines) + "\n"
 
 

@@ -4,9 +4,9 @@ import importlib
 import sys
 
 import pytest
+from tiny_models import SAMPLE_TEXT, save_tiny_folder
 
 from crepe.cli import run_cli
-from tiny_models import SAMPLE_TEXT, save_tiny_folder
 
 
 @pytest.fixture(scope="session")

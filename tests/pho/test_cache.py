@@ -2,11 +2,19 @@
 
 import pytest
 import torch
+from tiny_models import tiny_model, tiny_windows
 
 from crepe.models.adapters import decoder_linears
 from crepe.stats_cache import collect_input_stats
-from pho.cache import CacheKey, cache_path, collect_layer_data, load_cache, load_or_collect, save_cache, token_subsample
-from tiny_models import tiny_model, tiny_windows
+from pho.cache import (
+    CacheKey,
+    cache_path,
+    collect_layer_data,
+    load_cache,
+    load_or_collect,
+    save_cache,
+    token_subsample,
+)
 
 KEY = CacheKey("tiny", "w", "text:x", 4, 32, 0, False, 16)
 

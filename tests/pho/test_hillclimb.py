@@ -38,7 +38,7 @@ def test_climb_returns_the_best_so_far_when_the_budget_runs_out():
         calls.append(p)
         return -p["alpha"]
 
-    point, value = climb(space, f)
+    _, value = climb(space, f)
     assert len(calls) == 5 and value == min(-p["alpha"] for p in calls)
 
 

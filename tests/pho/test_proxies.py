@@ -6,7 +6,15 @@ import torch
 from crepe.config import Pattern, PruneConfig
 from crepe.masks import select_mask
 from pho.objective import proxy_values
-from pho.proxies import LayerData, diag_error, get_proxy, gini, gini_pruned, gini_reference, reconstruction_error
+from pho.proxies import (
+    LayerData,
+    diag_error,
+    get_proxy,
+    gini,
+    gini_pruned,
+    gini_reference,
+    reconstruction_error,
+)
 
 
 def rand(*shape, seed=0):
