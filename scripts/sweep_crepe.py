@@ -38,15 +38,19 @@ def candidates() -> list[tuple[str, PruneConfig]]:
     dividing every term by its mean changes RIA's row/column balance (worse here). Hence small
     unscaled gammas.
     """
+    def crepe(**values) -> PruneConfig:  # every field explicit: labels must not follow CrepeParams defaults
+        base = dict(alpha=1.0, beta=1.0, gamma=0.0, kernel=3, act_power=1.0, nbr_form="relative", padding="zero",
+                    term_scale="none")
+        return PruneConfig(method="crepe", crepe=CrepeParams(**{**base, **values}))
+
     out = [("wanda", PruneConfig(method="wanda")), ("ria", PruneConfig(method="ria"))]
     for a in (0.5, 0.75, 1.0):
-        out.append((f"crepe a={a} g=0", PruneConfig(crepe=CrepeParams(act_power=a))))
-    out.append(("crepe a=1.0 g=0 mean-scaled", PruneConfig(crepe=CrepeParams(act_power=1.0, term_scale="mean"))))
-    out.append(("crepe a=1.0 k=3 g=0.25 mean-scaled",
-                PruneConfig(crepe=CrepeParams(act_power=1.0, kernel=3, gamma=0.25, term_scale="mean"))))
+        out.append((f"crepe a={a} g=0", crepe(act_power=a)))
+    out.append(("crepe a=1.0 g=0 mean-scaled", crepe(term_scale="mean")))
+    out.append(("crepe a=1.0 k=3 g=0.25 mean-scaled", crepe(kernel=3, gamma=0.25, term_scale="mean")))
     # unscaled, gamma sized against RIA's terms: gamma/k^2 vs ~1/C_in (C_in = 576 or 1536 here)
     for k, g in ((3, 0.003), (3, 0.01), (7, 0.01), (7, 0.03)):
-        out.append((f"crepe a=1.0 k={k} g={g}", PruneConfig(crepe=CrepeParams(act_power=1.0, kernel=k, gamma=g))))
+        out.append((f"crepe a=1.0 k={k} g={g}", crepe(kernel=k, gamma=g)))
     return out
 
 
