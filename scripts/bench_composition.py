@@ -90,13 +90,22 @@ def restore(model: torch.nn.Module, saved: dict[str, torch.Tensor]) -> None:
 def run_cell(model, calib, windows, method: str, setting: str, technique: str, args) -> dict:
     cfg = cell_config(method, setting, technique)
     start = time.perf_counter()
-    summary = prune_model(model, calib, cfg, batch_size=args.batch_size, progress=False)
+    summary = prune_model(model, calib, cfg, batch_size=args.batch_size, device=args.device, progress=False)
     seconds = time.perf_counter() - start
-    ppl = perplexity(model, windows, args.eval_batch_size, progress=False)
+    ppl = evaluate(model, windows, args)
     return {"config": cfg.to_dict(), "setting": setting, "technique": technique, "ppl_pruned": ppl,
             "prune_seconds": seconds, "kept_score_fraction": summary.kept_score_fraction,
             "realised_sparsity": summary.realised_sparsity, "per_layer_sparsity": summary.per_layer(),
             "permutations": {"gathered": len(summary.gathered_permutations()), "physical": len(summary.physical)}}
+
+
+def evaluate(model: torch.nn.Module, windows: torch.Tensor, args) -> float:
+    """PPL on ``windows`` with the whole model on ``--device`` for the pass, then back on the CPU."""
+    model.to(args.device or "cpu")
+    try:
+        return perplexity(model, windows, args.eval_batch_size, progress=False)
+    finally:
+        model.to("cpu")
 
 
 def run(args, cells: list[tuple[str, str]], methods: list[str]) -> None:
@@ -111,7 +120,7 @@ def run(args, cells: list[tuple[str, str]], methods: list[str]) -> None:
               "eval_protocol": f"{eval_spec.describe()} dtype=float32", "versions": versions()}
     dense_path = out / "dense.json"
     if not dense_path.exists():
-        write_json_atomic(dense_path, {**common, "ppl_dense": perplexity(model, windows, args.eval_batch_size, progress=False)})
+        write_json_atomic(dense_path, {**common, "ppl_dense": evaluate(model, windows, args)})
     saved = snapshot(model)
     for method, setting, technique in todo:
         print(f"cell {method} {setting} {technique} ...", flush=True)
@@ -150,7 +159,7 @@ def table(out_dir: Path, cells: list[tuple[str, str]], methods: list[str]) -> st
     return "\n".join(lines)
 
 
-def main() -> None:
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--methods", default="crepe,ria")
@@ -163,6 +172,7 @@ def main() -> None:
     ap.add_argument("--max-eval-windows", type=int, default=None, help="default: the whole test split")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--eval-batch-size", type=int, default=4)
+    ap.add_argument("--device", default=None, help="device for the layer-by-layer work and eval, e.g. cuda")
     ap.add_argument("--out-dir", default="results/compose/bench")
     ap.add_argument("--table", action="store_true", help="only rebuild the markdown table from the reports")
     args = ap.parse_args()
@@ -178,7 +188,10 @@ def main() -> None:
     text = table(Path(args.out_dir), cells, methods)
     (Path(args.out_dir) / "table.md").write_text(text + "\n")
     print(text)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    from crepe.cli import run_cli
+
+    run_cli("bench_composition", main)

@@ -24,9 +24,14 @@ def block_means(per_layer: dict[str, float]) -> list[float]:
 
 
 def label(report: dict, path: Path) -> str:
+    """'ria 4:8 owl +perm +dsnot' from the report's config (the file name without one)."""
     cfg = report.get("config", {})
-    allocation = cfg.get("allocation", {}).get("method", "uniform")
-    return f"{cfg.get('method', '?')} {allocation}" if cfg else path.stem
+    if not cfg:
+        return path.stem
+    pattern = cfg.get("pattern", "unstructured")
+    setting = pattern if pattern != "unstructured" else f"{cfg.get('sparsity', 0):g}"
+    extras = [" +perm" if cfg.get("permute") else "", " +dsnot" if cfg.get("repruning") else ""]
+    return f"{cfg.get('method', '?')} {setting} {cfg.get('allocation', {}).get('method', 'uniform')}{''.join(extras)}"
 
 
 def plot_reports(paths: list[Path], out: Path) -> Path:
@@ -42,13 +47,13 @@ def plot_reports(paths: list[Path], out: Path) -> Path:
             raise ValueError(f"{path} has no per_layer_sparsity (not a crepe run report)")
     series = [block_means(rep["per_layer_sparsity"]) for rep in reports]
     width = 0.8 / len(series)
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.3 * len(series[0]) * len(series)), 3.2))
+    fig, ax = plt.subplots(figsize=(min(14.0, max(6.0, 0.12 * len(series[0]) * len(series))), 3.2))
     for k, (values, rep, path) in enumerate(zip(series, reports, paths)):
         ax.bar([i + k * width for i in range(len(values))], values, width, label=label(rep, path))
     ax.set_xlabel("decoder block")
     ax.set_ylabel("sparsity")
     ax.set_ylim(0, 1)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="lower left")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)
