@@ -140,6 +140,12 @@ def main() -> int:
               f"({timings['dense_pass_seconds']:.1f} s); the floor is 2 (collect + propagate)", flush=True)
     print(f"pruned {len(summary.linears)} linears with {cfg.method} in {timings['prune_seconds']:.1f} s: realised sparsity "
           f"{summary.realised_sparsity:.4f} (zeros before pruning {summary.sparsity_before:.4f})", flush=True)
+    if cfg.permute or cfg.repruning or cfg.allocation.method != "uniform":
+        print(f"composition: permute={'on' if cfg.permute else 'off'} allocation={cfg.allocation.method} "
+              f"repruning={cfg.repruning.method if cfg.repruning else 'none'}; kept-score fraction "
+              f"{summary.kept_score_fraction if summary.kept_score_fraction is not None else float('nan'):.4f}; "
+              f"{len(summary.physical)} linears permuted physically, {len(summary.gathered_permutations())} gathered",
+              flush=True)
     ppl_pruned = None
     if evaluate:
         model.to(args.device or "cpu")
