@@ -63,14 +63,16 @@ class CrepeParams:
 
     ``kernel`` is the odd side k of the k x k neighbourhood. ``overrides`` maps a projection type
     (q, k, v, o, gate, up, down, ...) to a dict of alpha/beta/gamma/kernel for that type only.
-    With alpha = beta = 1 and gamma = 0 the score is exactly RIA's.
+    With alpha = beta = 1, gamma = 0 and act_power = 0.5 the score is exactly RIA's. The defaults
+    (gamma = 0.01, kernel = 7, act_power = 1) were chosen on the validation split by
+    scripts/sweep_crepe.py (results/sweep_crepe.md).
     """
 
     alpha: float = 1.0
     beta: float = 1.0
-    gamma: float = 0.0
-    kernel: int = 3
-    act_power: float = 0.5
+    gamma: float = 0.01
+    kernel: int = 7
+    act_power: float = 1.0
     nbr_form: str = "relative"
     padding: str = "zero"
     term_scale: str = "none"

@@ -6,6 +6,7 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
 VOCAB = 128
+FAST_PRUNE_ARGS = ["--nsamples", "4", "--seqlen", "32", "--eval-seqlen", "32", "--max-eval-windows", "4"]
 _COMMON = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)
 TINY_CONFIGS: dict[str, dict] = {

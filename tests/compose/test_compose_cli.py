@@ -7,15 +7,15 @@ import pytest
 import torch
 
 from crepe.compose.permuted import PERMUTATIONS_FILE, PermutedLinear, load_permuted
-from test_cli import FAST, folder, run, text  # noqa: F401  (shared tiny-folder fixtures and CLI runner)
+from tiny_models import FAST_PRUNE_ARGS as FAST
 
 
-def test_all_three_flags_are_recorded_and_the_saved_model_reproduces_the_ppl(folder, text, tmp_path, monkeypatch):
+def test_all_three_flags_are_recorded_and_the_saved_model_reproduces_the_ppl(tiny_folder, tiny_corpus, tmp_path, cli):
     save, report = tmp_path / "pruned", tmp_path / "report.json"
-    argv = ["--model", str(folder), "--calib-dataset", text, "--eval-dataset", text, *FAST, "--method", "ria",
+    argv = ["--model", str(tiny_folder), "--calib-dataset", tiny_corpus, "--eval-dataset", tiny_corpus, *FAST, "--method", "ria",
             "--pattern", "4:8", "--permute", "--allocation", "owl", "--owl-lambda", "0.2", "--repruning", "dsnot",
             "--repruning-scope", "all", "--save", str(save), "--report", str(report)]
-    assert run("crepe.prune", argv, monkeypatch) == 0
+    assert cli("crepe.prune", argv) == 0
     rep = json.loads(report.read_text())
     cfg = rep["config"]
     assert cfg["permute"]["block_groups"] == 256 and cfg["allocation"]["method"] == "owl"
@@ -25,18 +25,18 @@ def test_all_three_flags_are_recorded_and_the_saved_model_reproduces_the_ppl(fol
     saved = json.loads((save / "config.json").read_text())["pruning_config"]
     assert saved["config"]["permute"] == cfg["permute"] and saved["config"]["repruning"]["method"] == "dsnot"
     assert saved["config"]["allocation"]["method"] == "owl" and (save / PERMUTATIONS_FILE).is_file()
-    assert run("eval.ppl", ["--model", str(save), "--dataset", text, "--seqlen", "32", "--max-windows", "4",
-                            "--json", str(tmp_path / "ppl.json")], monkeypatch) == 0
+    assert cli("eval.ppl", ["--model", str(save), "--dataset", tiny_corpus, "--seqlen", "32", "--max-windows", "4",
+                            "--json", str(tmp_path / "ppl.json")]) == 0
     assert json.loads((tmp_path / "ppl.json").read_text())["ppl"] == pytest.approx(rep["ppl_pruned"], rel=1e-4)
     assert any(isinstance(m, PermutedLinear) for m in load_permuted(save, dtype=torch.float32).modules())
 
 
-def test_json_allocation_plan_is_taken_from_a_file(folder, text, tmp_path, monkeypatch):
+def test_json_allocation_plan_is_taken_from_a_file(tiny_folder, tiny_corpus, tmp_path, cli):
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps({"layers.0": 0.3, "default": 0.7}))
-    argv = ["--model", str(folder), "--calib-dataset", text, "--eval-dataset", "none", *FAST, "--method", "ria",
+    argv = ["--model", str(tiny_folder), "--calib-dataset", tiny_corpus, "--eval-dataset", "none", *FAST, "--method", "ria",
             "--sparsity", "0.5", "--allocation", str(plan), "--report", str(tmp_path / "r.json")]
-    assert run("crepe.prune", argv, monkeypatch) == 0
+    assert cli("crepe.prune", argv) == 0
     rep = json.loads((tmp_path / "r.json").read_text())
     assert rep["config"]["allocation"]["path"] == str(plan)
     assert rep["per_layer_sparsity"]["layers.0.mlp.up_proj"] == pytest.approx(0.3, abs=1e-3)
@@ -55,11 +55,11 @@ BAD = [
 
 
 @pytest.mark.parametrize("extra,message", BAD)
-def test_bad_composition_flags_give_one_line_and_exit_2(extra, message, folder, text, tmp_path, monkeypatch, capsys):
+def test_bad_composition_flags_give_one_line_and_exit_2(extra, message, tiny_folder, tiny_corpus, tmp_path, cli, capsys):
     extra = [e.replace("{tmp}", str(tmp_path)) for e in extra]
-    argv = ["--model", str(folder), "--calib-dataset", text, "--eval-dataset", "none", *FAST, *extra,
+    argv = ["--model", str(tiny_folder), "--calib-dataset", tiny_corpus, "--eval-dataset", "none", *FAST, *extra,
             "--save", str(tmp_path / "out")]
-    assert run("crepe.prune", argv, monkeypatch) == 2
+    assert cli("crepe.prune", argv) == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
     assert len(errors) == 1 and message in errors[0], errors
     assert not (tmp_path / "out").exists()

@@ -40,10 +40,10 @@ def test_search_runs_n_trials_with_ria_first_and_writes_a_loadable_best_config(c
     assert "importance" in best["plots"]
 
 
-def test_the_best_config_is_consumed_by_crepe_prune(cli, common_args, tmp_path, tiny_folder, corpus):
+def test_the_best_config_is_consumed_by_crepe_prune(cli, common_args, tmp_path, tiny_folder, tiny_corpus):
     assert cli("pho.search", search_args(common_args, tmp_path, n=3, extra=["--no-plots"])) == 0
     report = tmp_path / "report.json"
-    argv = ["--model", str(tiny_folder), "--calib-dataset", corpus, "--nsamples", "4", "--seqlen", "32",
+    argv = ["--model", str(tiny_folder), "--calib-dataset", tiny_corpus, "--nsamples", "4", "--seqlen", "32",
             "--eval-dataset", "none", "--config", str(tmp_path / "best.json"), "--report", str(report)]
     assert cli("crepe.prune", argv) == 0
     crepe = json.loads(report.read_text())["config"]["crepe"]
