@@ -53,16 +53,15 @@ def table(out_dir: Path) -> str:
     lines = [f"Model `{any_rep['model']}`; calibration: {any_rep['calibration']} seed={any_rep['seed']}",
              f"Eval protocol: {any_rep['eval_protocol']}",
              f"Dense PPL: {dense[0]:.3f}" if dense else "Dense PPL: (not run)", "",
-             "| method | " + " | ".join(f"{s} PPL" for s in SETTINGS) + " | prune s (50%) | peak RSS MiB (50%) |",
-             "|---" * (len(SETTINGS) + 3) + "|"]
+             "| method | " + " | ".join(f"{s} PPL" for s in SETTINGS) + " |",
+             "|---" * (len(SETTINGS) + 1) + "|"]
     for method in METHODS:
         row = [method]
         for setting in SETTINGS:
             rep = cells.get((method, setting))
             row.append(f"{rep['ppl_pruned']:.2f}" if rep else "–")
-        base = cells.get((method, "0.5"))
-        row += [f"{base['prune_seconds']:.0f}" if base else "–", f"{base['peak_rss_mb']:.0f}" if base else "–"]
         lines.append("| " + " | ".join(row) + " |")
+    lines += ["", "Prune time and peak memory per cell are in the reports; comparable costs: results/cost.md."]
     crepe_cost = [(s, r) for (m, s), r in cells.items() if m == "crepe" and "prune_over_dense_pass" in r]
     if crepe_cost:
         lines += ["", "CRePE prune time as a multiple of one dense pass over the calibration set (floor: 2):", ""]
