@@ -51,10 +51,12 @@ def projection_type(name: str) -> str:
 
 
 def prune_weight(weight: torch.Tensor, stats: InputStats, cfg: PruneConfig, name: str = "",
-                 sparsity: float | None = None) -> LinearResult:
+                 sparsity: float | None = None, in_attention: bool = False) -> LinearResult:
     """Prune ``weight`` [out, in] in place (it may be a transposed view) and report the result.
 
-    ``sparsity`` overrides ``cfg.sparsity`` for this layer (non-uniform allocation).
+    ``name``: the linear's name inside its layer (per-projection parameters); ``sparsity``
+    overrides ``cfg.sparsity`` for this layer (non-uniform allocation); ``in_attention``: the
+    linear is part of an attention block (from the adapter; DSnoT's default scope).
     """
     target = cfg.sparsity if sparsity is None else sparsity
     zeros_before = int((weight == 0).sum())
@@ -70,7 +72,7 @@ def prune_weight(weight: torch.Tensor, stats: InputStats, cfg: PruneConfig, name
             scores = score(cfg.method, weight, stats, params)
             if not torch.isfinite(scores).all():
                 raise ValueError(f"non-finite {cfg.method} scores in {name or 'a layer'}: check weights and inputs")
-            mask, perm = compose_mask(weight, scores, stats, cfg, name, target)
+            mask, perm = compose_mask(weight, scores, stats, cfg, in_attention, target)
             kept = float(scores.double()[~mask].sum() / scores.double().sum().clamp_min(1e-30))
             weight.masked_fill_(mask, 0)
     return LinearResult(tuple(weight.shape), zeros_before, int((weight == 0).sum()), kept, perm)

@@ -87,7 +87,8 @@ def prune_model(model: nn.Module, windows: torch.Tensor, cfg: PruneConfig, *,
         for name, module in linears.items():
             key = f"layers.{index}.{name}"
             target = layer_sparsity.get(key) if layer_sparsity else None
-            results[key] = prune_weight(weight_view(module), stats.get(name, InputStats()), cfg, name, target)
+            results[key] = prune_weight(weight_view(module), stats.get(name, InputStats()), cfg, name, target,
+                                        adapter.is_attention(name))
             if results[key].permutation is not None:
                 perms[name] = results[key].permutation
         if cfg.permute is not None and cfg.permute.physical:

@@ -10,7 +10,7 @@ from torch import nn
 from crepe.config import PruneConfig
 from crepe.engine import run_layerwise
 from crepe.methods import LinearResult, prune_weight
-from crepe.models.adapters import decoder_linears, weight_view
+from crepe.models.adapters import decoder_linears, get_adapter, weight_view
 from crepe.scorers import InputStats
 
 
@@ -40,5 +40,9 @@ def restore_weights(model: nn.Module, snapshot: dict[str, torch.Tensor]) -> None
 @torch.no_grad()
 def prune_oneshot(model: nn.Module, stats: dict[str, InputStats], cfg: PruneConfig) -> dict[str, LinearResult]:
     """Prune every decoder linear in place with precomputed ``stats`` (no forward pass)."""
-    return {name: prune_weight(weight_view(mod), stats[name], cfg, name.split(".", 2)[2])
-            for name, mod in decoder_linears(model).items()}
+    adapter = get_adapter(model)
+    results = {}
+    for name, mod in decoder_linears(model, adapter).items():
+        inner = name.split(".", 2)[2]
+        results[name] = prune_weight(weight_view(mod), stats[name], cfg, inner, in_attention=adapter.is_attention(inner))
+    return results

@@ -25,13 +25,10 @@ from crepe.config import RepruneConfig
 log = logging.getLogger(__name__)
 
 
-def is_attention(name: str) -> bool:
-    """True for linears inside an attention block: a module path part named *attn* or *attention*."""
-    return any("attn" in part or "attention" in part for part in name.split(".")[:-1])
-
-
-def applies_to(name: str, cfg: RepruneConfig) -> bool:
-    return cfg.scope == "all" or is_attention(name)
+def applies_to(in_attention: bool, cfg: RepruneConfig) -> bool:
+    """Whether a linear is refined: every linear with scope "all", else attention linears only
+    (the adapter tells which those are)."""
+    return cfg.scope == "all" or in_attention
 
 
 def error_estimate(weight: torch.Tensor, mask: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:

@@ -32,20 +32,6 @@ from crepe.models.adapters import Adapter, get_adapter, weight_view
 log = logging.getLogger(__name__)
 PERMUTATIONS_FILE = "permutations.safetensors"
 
-# family -> (consumer, producers) of the elementwise MLP channel coupling. Belongs on the Adapter
-# (crepe/models/adapters.py) as a field; kept here until that file grows one.
-MLP_COUPLINGS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "llama": ("mlp.down_proj", ("mlp.gate_proj", "mlp.up_proj")),
-    "mistral": ("mlp.down_proj", ("mlp.gate_proj", "mlp.up_proj")),
-    "qwen": ("mlp.down_proj", ("mlp.gate_proj", "mlp.up_proj")),
-    "gemma": ("mlp.down_proj", ("mlp.gate_proj", "mlp.up_proj")),
-    "gemma3": ("mlp.down_proj", ("mlp.gate_proj", "mlp.up_proj")),
-    "opt": ("fc2", ("fc1",)),
-    "gpt2": ("mlp.c_proj", ("mlp.c_fc",)),
-    "gpt_neox": ("mlp.dense_4h_to_h", ("mlp.dense_h_to_4h",)),
-}
-
-
 class PermutedLinear(nn.Module):
     """y = x[..., perm] @ W_p^T + b with W_p = W[:, perm] [out, in] stored (N:M valid after a
     permuted N:M prune); ``perm`` [in] is a buffer, so it is saved with the module."""
@@ -66,7 +52,7 @@ class PermutedLinear(nn.Module):
 
 def mlp_coupling(adapter: Adapter, linears: dict[str, nn.Module]) -> tuple[str, tuple[str, ...]] | None:
     """The (consumer, producers) coupling of a layer if its family has one and the layer holds it."""
-    coupling = MLP_COUPLINGS.get(adapter.family)
+    coupling = adapter.mlp_coupling
     if coupling is None or not all(name in linears for name in (coupling[0], *coupling[1])):
         return None
     return coupling

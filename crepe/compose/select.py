@@ -36,10 +36,11 @@ def input_moments(stats: InputStats) -> tuple[torch.Tensor, torch.Tensor]:
     return mean, (stats.sq_sum / stats.tokens - mean.pow(2)).clamp_min(0)
 
 
-def compose_mask(weight: torch.Tensor, scores: torch.Tensor, stats: InputStats, cfg: PruneConfig, name: str,
-                 sparsity: float) -> tuple[torch.Tensor, torch.Tensor | None]:
+def compose_mask(weight: torch.Tensor, scores: torch.Tensor, stats: InputStats, cfg: PruneConfig,
+                 in_attention: bool, sparsity: float) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Prune mask [out, in] (True = prune) and the column permutation [in] it was chosen in (None:
-    identity). weight: the unpruned W [out, in]; scores: its importance [out, in]."""
+    identity). weight: the unpruned W [out, in]; scores: its importance [out, in]; in_attention:
+    whether the linear belongs to an attention block (DSnoT's default scope)."""
     pattern = layer_pattern(cfg.pattern, sparsity)
     perm = None
     if cfg.permute is not None and pattern.structured:
@@ -47,7 +48,7 @@ def compose_mask(weight: torch.Tensor, scores: torch.Tensor, stats: InputStats, 
         mask = permuted_nm_mask(scores, pattern.n, pattern.m, perm)
     else:
         mask = select_mask(scores, sparsity, pattern, cfg.resolved_group)
-    if cfg.repruning is not None and applies_to(name, cfg.repruning):
+    if cfg.repruning is not None and applies_to(in_attention, cfg.repruning):
         mean, var = input_moments(stats)
         m = pattern.m if pattern.structured else None
         order = perm if perm is not None else torch.arange(weight.shape[1], device=weight.device)

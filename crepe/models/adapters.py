@@ -17,11 +17,16 @@ from transformers.pytorch_utils import Conv1D
 @dataclass(frozen=True)
 class Adapter:
     """family: display name; model_types: config.model_type values; layers_path: dotted path of the
-    decoder-layer ModuleList; bos_per_window: default for prepending BOS to every eval window."""
+    decoder-layer ModuleList; attention: the attention block's module name inside a layer;
+    mlp_coupling: (consumer, producers) of the MLP's elementwise hidden channels, e.g. down_proj
+    fed by act(gate_proj x) * up_proj x, or None where they cannot be permuted physically (fused
+    producers); bos_per_window: default for prepending BOS to every eval window."""
 
     family: str
     model_types: tuple[str, ...]
     layers_path: str
+    attention: str = "self_attn"
+    mlp_coupling: tuple[str, tuple[str, ...]] | None = None
     bos_per_window: bool = False
 
     def layers(self, model: nn.Module) -> nn.ModuleList:
@@ -34,17 +39,25 @@ class Adapter:
         """Prunable linears of one decoder layer, by qualified name inside the layer."""
         return {name: mod for name, mod in layer.named_modules() if isinstance(mod, (nn.Linear, Conv1D))}
 
+    def is_attention(self, name: str) -> bool:
+        """True for a linear of the attention block (``name``: qualified name inside a layer)."""
+        return name.startswith(self.attention + ".")
+
+
+_GATED_MLP = ("mlp.down_proj", ("mlp.gate_proj", "mlp.up_proj"))
+
 
 ADAPTERS: tuple[Adapter, ...] = (
-    Adapter("llama", ("llama",), "model.layers"),
-    Adapter("mistral", ("mistral", "mixtral"), "model.layers"),
-    Adapter("qwen", ("qwen2", "qwen3", "qwen2_moe", "qwen3_moe"), "model.layers"),
-    Adapter("gemma", ("gemma", "gemma2", "gemma3_text"), "model.layers", bos_per_window=True),
-    Adapter("gemma3", ("gemma3",), "model.language_model.layers", bos_per_window=True),
-    Adapter("phi3", ("phi3",), "model.layers"),
-    Adapter("opt", ("opt",), "model.decoder.layers"),
-    Adapter("gpt2", ("gpt2",), "transformer.h"),
-    Adapter("gpt_neox", ("gpt_neox",), "gpt_neox.layers"),
+    Adapter("llama", ("llama",), "model.layers", mlp_coupling=_GATED_MLP),
+    Adapter("mistral", ("mistral", "mixtral"), "model.layers", mlp_coupling=_GATED_MLP),
+    Adapter("qwen", ("qwen2", "qwen3", "qwen2_moe", "qwen3_moe"), "model.layers", mlp_coupling=_GATED_MLP),
+    Adapter("gemma", ("gemma", "gemma2", "gemma3_text"), "model.layers", mlp_coupling=_GATED_MLP, bos_per_window=True),
+    Adapter("gemma3", ("gemma3",), "model.language_model.layers", mlp_coupling=_GATED_MLP, bos_per_window=True),
+    Adapter("phi3", ("phi3",), "model.layers"),  # gate_up_proj is fused: o/down are gathered
+    Adapter("opt", ("opt",), "model.decoder.layers", mlp_coupling=("fc2", ("fc1",))),
+    Adapter("gpt2", ("gpt2",), "transformer.h", attention="attn", mlp_coupling=("mlp.c_proj", ("mlp.c_fc",))),
+    Adapter("gpt_neox", ("gpt_neox",), "gpt_neox.layers", attention="attention",
+            mlp_coupling=("mlp.dense_4h_to_h", ("mlp.dense_h_to_4h",))),
 )
 
 

@@ -4,13 +4,13 @@ attention-only by default, and composition with any score-based method through t
 import pytest
 import torch
 
-from crepe.compose.dsnot import dsnot_refine, error_estimate, is_attention
+from crepe.compose.dsnot import dsnot_refine, error_estimate
 from crepe.config import Pattern, PermuteConfig, PruneConfig, RepruneConfig
 from crepe.masks import is_valid_nm, nm_mask, unstructured_mask
-from crepe.models.adapters import decoder_linears, weight_view
+from crepe.models.adapters import decoder_linears, get_adapter, weight_view
 from crepe.pruner import prune_model
 from crepe.stats_cache import collect_input_stats, prune_oneshot, restore_weights, snapshot_weights
-from tiny_models import tiny_model, tiny_windows
+from tiny_models import TINY_CONFIGS, tiny_model, tiny_windows
 
 
 def _problem(seed: int, rows: int = 32, cols: int = 64):
@@ -47,9 +47,18 @@ def test_rows_below_the_threshold_are_left_alone():
     assert torch.equal(dsnot_refine(w, mask, scores, mean, var, RepruneConfig(update_threshold=1e9)), mask)
 
 
-def test_attention_detection_follows_module_paths():
-    assert is_attention("self_attn.q_proj") and is_attention("attn.c_attn") and is_attention("attention.dense")
-    assert not is_attention("mlp.down_proj") and not is_attention("fc1")
+@pytest.mark.parametrize("model_type", sorted(TINY_CONFIGS))
+def test_every_adapter_names_its_attention_and_mlp_coupling(model_type):
+    adapter = get_adapter(model_type)
+    model = tiny_model(model_type)
+    linears = adapter.linears(adapter.layers(model)[0])
+    attention = {name for name in linears if adapter.is_attention(name)}
+    assert attention and attention != set(linears)  # some, not all, linears are attention
+    assert not any(adapter.is_attention(name) for name in ("mlp.down_proj", "fc1", "mlp.c_fc"))
+    if adapter.mlp_coupling is not None:
+        consumer, producers = adapter.mlp_coupling
+        assert {consumer, *producers} <= set(linears)
+        assert all(weight_view(linears[p]).shape[0] == weight_view(linears[consumer]).shape[1] for p in producers)
 
 
 @pytest.mark.parametrize("method", ["magnitude", "wanda", "ria", "crepe"])
