@@ -27,7 +27,7 @@ from crepe.cli import run_cli, setup_logging
 from crepe.config import NBR_FORMS, TERM_SCALES, Pattern, PruneConfig
 from crepe.report import versions, write_json_atomic
 from pho.objective import base_config, proxy_values, with_params
-from pho.proxies import DEFAULT_PROXY, PROXIES, get_proxy
+from pho.proxies import AUTO, PROXIES, get_proxy, resolve_proxy
 from pho.space import PARAMS, RIA_BASE, SearchSpace
 from pho.study import (
     SAMPLERS,
@@ -110,7 +110,8 @@ def study_parser(prog: str, doc: str | None, n_trials: int) -> argparse.Argument
 def build_parser() -> argparse.ArgumentParser:
     ap = study_parser("python -m pho.search", __doc__, 100)
     ap.add_argument("--sampler", default="cmaes", help=f"one of {', '.join(SAMPLERS)} (default cmaes)")
-    ap.add_argument("--proxy", default=DEFAULT_PROXY, help=f"one of {', '.join(PROXIES)} (default {DEFAULT_PROXY})")
+    ap.add_argument("--proxy", default=AUTO, help=f"{AUTO} (default: recon for unstructured, gini for N:M, the "
+                    f"best-supported per pattern) or one of {', '.join(PROXIES)}")
     ap.add_argument("--layer-stride", type=int, default=1, help="evaluate the proxy on every K-th linear only")
     return ap
 
@@ -157,7 +158,7 @@ def main() -> int:
     args = build_parser().parse_args()
     setup_logging(args.log_level)
     setup, space, target = setup_from_args(args), space_from_args(args), target_from_args(args)
-    get_proxy(args.proxy)
+    args.proxy = resolve_proxy(args.proxy, target.pattern.structured)
     if args.n_trials < 1 or args.layer_stride < 1 or (args.timeout is not None and args.timeout <= 0):
         raise ValueError("--n-trials and --layer-stride must be >= 1 and --timeout > 0")
     check_storage(args.storage)

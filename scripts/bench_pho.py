@@ -56,20 +56,23 @@ def search_cost(best_json: Path, launched: float, wall: float) -> dict:
 
 
 def searched(kind: str, target: str, args, work: Path, common: list[str]) -> dict:
-    """Run pho.search or pho.hillclimb at ``target`` once; returns its cost record."""
-    best = work / f"{kind}_{slug(target)}.json"
+    """Run pho.search or pho.hillclimb at ``target`` once; returns its cost record. PHO files carry
+    the ``--variant`` name, so variants share one work dir (and its hill climbs) without clashing."""
+    name = kind + (f"-{args.variant}" if kind == "pho" and args.variant else "")
+    best = work / f"{name}_{slug(target)}.json"
     cost_file = best.with_suffix(".cost.json")
     if cost_file.exists():
         return read_json(cost_file)
     module = "pho.search" if kind == "pho" else "pho.hillclimb"
-    flags = [*common, "--storage", f"sqlite:///{work / (kind + '.db')}", "--study-name", f"{kind}-{slug(target)}",
+    flags = [*common, "--storage", f"sqlite:///{work / f'{name}_{slug(target)}.db'}", "--study-name", f"{name}-{slug(target)}",
              "--best-config", str(best), *target_flags(target)]
     if kind == "pho":
+        # a fresh statistics cache per search, so its one dense calibration pass is counted
         flags += ["--n-trials", str(args.pho_trials), "--sampler", args.sampler, "--proxy", args.proxy,
-                  "--cache-dir", str(work / f"cache_{slug(target)}")]  # fresh cache: the dense pass is counted
+                  "--layer-stride", str(args.layer_stride), "--cache-dir", str(work / f"cache_{name}_{slug(target)}")]
     else:
         flags += ["--n-trials", str(args.hc_trials), "--val-windows", str(args.val_windows),
-                  "--cache-dir", str(work / "cache_hc")]
+                  "--cache-dir", str(work / f"cache_hc_{slug(target)}")] + (["--faithful"] if args.hc_faithful else [])
     launched = time.time()
     wall = run([sys.executable, "-m", module, *flags], best.with_suffix(".log"))
     cost = {**search_cost(best, launched, wall), "config": str(best)}
@@ -91,20 +94,53 @@ def test_ppl(label: str, target: str, config: Path | None, args, work: Path) -> 
     return {"test_ppl": rep["ppl_pruned"], "protocol": rep["eval_protocol"], "realised_sparsity": rep["realised_sparsity"]}
 
 
+def trial_seconds(config: str) -> tuple[int, float]:
+    """(number of trials, mean seconds per trial) from a search's trial log."""
+    trials = read_json(Path(config).with_name(Path(config).stem + "_trials.json"))["trials"]
+    seconds = [t["seconds"] for t in trials if t["seconds"] is not None]
+    return len(trials), sum(seconds) / max(len(seconds), 1)
+
+
 def markdown(summary: dict) -> str:
     lines = [f"Protocol: {summary['protocol']}", "", ("| target | RIA | crepe+PHO (searched here) | crepe+PHO-"
-             f"{summary['targets'][0]} transferred | crepe+hill-climb |"), "|---|---|---|---|---|"]
+             f"{summary['transfer_source']} transferred | crepe+hill-climb | PHO / RIA | PHO / hill climb |"),
+             "|---|---|---|---|---|---|---|"]
     for target, row in summary["quality"].items():
-        cells = [row.get(k, {}).get("test_ppl") for k in ("ria", "pho", "transfer", "hillclimb")]
-        lines.append(f"| {target} | " + " | ".join(f"{c:.3f}" if c else "-" for c in cells) + " |")
-    lines += ["", "| target | PHO to best (s) | PHO total (s) | hill climb to best (s) | ratio hill-climb-to-best / PHO total |",
-              "|---|---|---|---|---|"]
+        ria, pho, transfer, hc = (row.get(k, {}).get("test_ppl") for k in ("ria", "pho", "transfer", "hillclimb"))
+        cells = [f"{c:.3f}" if c else "-" for c in (ria, pho, transfer, hc)]
+        cells += [f"{pho / ria:.3f}" if ria else "-", f"{pho / hc:.3f}" if hc else "-"]
+        lines.append(f"| {target} | " + " | ".join(cells) + " |")
+    lines += ["", ("| target | PHO proxy | PHO trials x s/trial | PHO to best (s) | PHO total (s) | hill-climb evaluations x s/eval "
+                   "| hill climb to best (s) | hill climb total (s) | ratio hill-climb-to-best / PHO total |"),
+              "|---|---|---|---|---|---|---|---|---|"]
     for target, cost in summary["cost"].items():
-        hc = cost.get("hillclimb")
-        ratio = f"{hc['to_best_seconds'] / cost['pho']['total_seconds']:.1f}x" if hc else "-"
-        hc_s = f"{hc['to_best_seconds']:.0f}" if hc else "-"
-        lines.append(f"| {target} | {cost['pho']['to_best_seconds']:.0f} | {cost['pho']['total_seconds']:.0f} | {hc_s} | {ratio} |")
+        pho, hc = cost["pho"], cost.get("hillclimb")
+        n, sec = trial_seconds(pho["config"])
+        cells = [read_json(pho["config"]).get("proxy", "-"), f"{n} x {sec:.1f}", f"{pho['to_best_seconds']:.0f}", f"{pho['total_seconds']:.0f}"]
+        if hc:
+            hn, hsec = trial_seconds(hc["config"])
+            cells += [f"{hn} x {hsec:.1f}", f"{hc['to_best_seconds']:.0f}", f"{hc['total_seconds']:.0f}",
+                      f"{hc['to_best_seconds'] / pho['total_seconds']:.1f}x"]
+        else:
+            cells += ["-"] * 4
+        lines.append(f"| {target} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def merge(paths: list[str], out: str) -> dict:
+    """One summary from several runs of this script with the same protocol (e.g. targets split over
+    two processes); their targets must not overlap."""
+    runs = [read_json(p) for p in paths]
+    own = {"targets", "hc_targets", "out", "transfer_from", "proxy", "merge"}  # may differ per run
+    shared = [{k: v for k, v in r.get("args", {}).items() if k not in own} for r in runs]
+    if any(a != shared[0] for a in shared) or len({r["transfer_source"] for r in runs}) != 1:
+        raise SystemExit("cannot merge runs with different protocols or transfer sources")
+    summary = {**runs[-1], "targets": [t for r in runs for t in r["targets"]], "merged_from": paths}
+    for key in ("cost", "quality"):
+        summary[key] = {t: v for r in runs for t, v in r[key].items()}
+    write_json_atomic(out, summary)
+    Path(out).with_suffix(".md").write_text(markdown(summary))
+    return summary
 
 
 def main() -> None:
@@ -116,37 +152,49 @@ def main() -> None:
     ap.add_argument("--pho-trials", type=int, default=100)
     ap.add_argument("--hc-trials", type=int, default=60)
     ap.add_argument("--sampler", default="cmaes")
-    ap.add_argument("--proxy", default="recon")
+    ap.add_argument("--proxy", default="auto", help="pho.search --proxy (auto: recon unstructured, gini N:M)")
+    ap.add_argument("--layer-stride", type=int, default=1, help="PHO proxy on every K-th linear (pho.search flag)")
+    ap.add_argument("--hc-faithful", action="store_true", help="hill climb prunes with the sequential engine")
+    ap.add_argument("--transfer-from", default=None, help="config JSON to transfer (default: PHO-best of the first target)")
     ap.add_argument("--nsamples", type=int, default=16)
     ap.add_argument("--seqlen", type=int, default=512)
     ap.add_argument("--val-windows", type=int, default=8)
     ap.add_argument("--test-windows", type=int, default=100000, help="test windows (default: the whole split)")
     ap.add_argument("--work-dir", default="results/pho/bench")
     ap.add_argument("--out", default="results/pho/bench.json")
+    ap.add_argument("--variant", default="", help="name of a PHO variant (e.g. s3 for --layer-stride 3): its files "
+                    "get this suffix and it reuses the hill climbs and RIA runs already in --work-dir")
+    ap.add_argument("--merge", default=None, help="only merge these comma-separated summaries into --out")
     args = ap.parse_args()
+    if args.merge:
+        print(markdown(merge(args.merge.split(","), args.out)))
+        return
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
     targets = args.targets.split(",")
     hc_targets = [t for t in args.hc_targets.split(",") if t]
     common = ["--model", args.model, "--dataset", args.dataset, "--nsamples", str(args.nsamples),
               "--seqlen", str(args.seqlen), "--no-plots", "--log-level", "WARNING"]
+    climb = "faithful" if args.hc_faithful else "one-shot"
     protocol = (f"model={args.model} calibration={args.dataset} nsamples={args.nsamples} seqlen={args.seqlen}; PHO "
-                f"{args.pho_trials} trials ({args.sampler}, proxy {args.proxy}); hill climb {args.hc_trials} evaluations "
-                f"of one-shot validation PPL ({args.val_windows} windows); quality: faithful prune, test split, "
-                f"{args.test_windows} windows max")
+                f"{args.pho_trials} trials ({args.sampler}, proxy {args.proxy}, layer stride {args.layer_stride}); "
+                f"hill climb {args.hc_trials} evaluations of {climb} prune + validation PPL ({args.val_windows} "
+                f"windows); quality: faithful prune, test split, {args.test_windows} windows max")
     print("protocol:", protocol, flush=True)
     summary = {"protocol": protocol, "targets": targets, "cost": {}, "quality": {}, "args": vars(args),
                "versions": versions()}
-    source = None
+    source = Path(args.transfer_from) if args.transfer_from else None
+    sfx = f"-{args.variant}" if args.variant else ""
     for target in targets:
         cost = {"pho": searched("pho", target, args, work, common)}
         if target in hc_targets:
             cost["hillclimb"] = searched("hillclimb", target, args, work, common)
         source = source or Path(cost["pho"]["config"])
+        summary["transfer_source"] = source.stem
         row = {"ria": test_ppl("ria", target, None, args, work),
-               "pho": test_ppl("pho", target, Path(cost["pho"]["config"]), args, work)}
-        if target != targets[0]:
-            row["transfer"] = test_ppl("transfer", target, source, args, work)
+               "pho": test_ppl(f"pho{sfx}", target, Path(cost["pho"]["config"]), args, work)}
+        if Path(cost["pho"]["config"]) != source:
+            row["transfer"] = test_ppl(f"transfer{sfx}", target, source, args, work)
         if "hillclimb" in cost:
             row["hillclimb"] = test_ppl("hillclimb", target, Path(cost["hillclimb"]["config"]), args, work)
         summary["cost"][target], summary["quality"][target] = cost, row

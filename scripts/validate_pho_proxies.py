@@ -33,11 +33,19 @@ from pho.workspace import SetupConfig, open_workspace
 
 log = logging.getLogger("validate_pho_proxies")
 NEAR = 1.2
+TRIAL_PROXIES = ("recon", "gini")  # what a PHO trial computes by default (auto); also timed alone and strided
 
 
 def points(space: SearchSpace, count: int, seed: int) -> list[tuple[str, dict]]:
     generator = torch.Generator().manual_seed(seed)
     return [("ria", space.ria_point())] + [(f"random-{i}", space.sample(generator)) for i in range(count)]
+
+
+def proxy_names(results: dict) -> list[str]:
+    """The proxies every config holds: the four of PROXIES, then stride estimates such as recon@s3."""
+    rows = list(results["configs"].values())
+    extra = sorted(set.intersection(*(set(r["proxies"]) for r in rows)) - set(PROXIES)) if rows else []
+    return list(PROXIES) + extra
 
 
 def spearman_table(results: dict, patterns: list[str], near: float | None = None) -> dict:
@@ -55,26 +63,29 @@ def spearman_table(results: dict, patterns: list[str], near: float | None = None
             continue
         ppl = [r["val_ppl"] for r in rows]
         table[pattern] = {"n_configs": len(rows)}
-        for name in PROXIES:
+        for name in proxy_names(results):
             rho, p = spearmanr([r["proxies"][name] for r in rows], ppl)
             table[pattern][name] = {"rho": None if math.isnan(rho) else float(rho), "p": None if math.isnan(p) else float(p)}
     return table
 
 
 def markdown(results: dict) -> str:
+    names = proxy_names(results)
     lines = [f"Protocol: {results['protocol']['summary']}", "",
-             "| pattern | configs | " + " | ".join(f"rho({p}, PPL)" for p in PROXIES) + " |",
-             "|---|---|" + "---|" * len(PROXIES)]
+             "| pattern | configs | " + " | ".join(f"rho({p}, PPL)" for p in names) + " |",
+             "|---|---|" + "---|" * len(names)]
     for pattern, row in results["spearman"].items():
-        cells = [f"{row[p]['rho']:+.3f} (p={row[p]['p']:.2g})" if row[p]["rho"] is not None else "n/a" for p in PROXIES]
+        cells = [f"{row[p]['rho']:+.3f} (p={row[p]['p']:.2g})" if row[p]["rho"] is not None else "n/a" for p in names]
         lines.append(f"| {pattern} | {row['n_configs']} | " + " | ".join(cells) + " |")
         near = results.get("spearman_near_ria", {}).get(pattern)
         if near:
-            cells = [f"{near[p]['rho']:+.3f} (p={near[p]['p']:.2g})" if near[p]["rho"] is not None else "n/a" for p in PROXIES]
+            cells = [f"{near[p]['rho']:+.3f} (p={near[p]['p']:.2g})" if near[p]["rho"] is not None else "n/a" for p in names]
             lines.append(f"| {pattern}, only PPL <= {NEAR} x RIA | {near['n_configs']} | " + " | ".join(cells) + " |")
     t = results["timing"]
+    alone = ", ".join(f"{key.replace('@s', ' at layer stride ')} {v:.2f}" for key, v in t.get("trial_seconds", {}).items())
     lines += ["", (f"Mean seconds per config: all four proxies {t['proxy_seconds']:.1f}, one-shot prune + PPL "
-              f"{t['ppl_seconds']:.1f} (machine shared with other jobs; OMP threads {results['versions']['threads']}).")]
+              f"{t['ppl_seconds']:.1f}" + (f"; one proxy alone (what a PHO trial computes): {alone}" if alone else "")
+              + f" (machine shared with other jobs; OMP threads {results['versions']['threads']}).")]
     return "\n".join(lines) + "\n"
 
 
@@ -84,8 +95,9 @@ def scatter(results: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(PROXIES), figsize=(4 * len(PROXIES), 3.6))
-    for ax, name in zip(axes, PROXIES):
+    names = proxy_names(results)
+    fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.6))
+    for ax, name in zip(axes, names):
         for pattern, marker in zip(results["spearman"], "os^v"):
             rows = [r for r in results["configs"].values() if r["pattern"] == pattern]
             ax.scatter([r["proxies"][name] for r in rows], [r["val_ppl"] for r in rows], marker=marker, alpha=0.7,
@@ -116,6 +128,8 @@ def main() -> None:
     ap.add_argument("--val-windows", type=int, default=8)
     ap.add_argument("--val-seqlen", type=int, default=512)
     ap.add_argument("--out-dir", default="results/pho")
+    ap.add_argument("--strides", default="1,3", help="layer strides at which recon and gini alone are also "
+                    "evaluated and timed (recon@sK: every K-th linear); added to finished configs without new PPLs")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     out = Path(args.out_dir)
@@ -152,9 +166,26 @@ def main() -> None:
                                        "proxy_seconds": mid - start, "ppl_seconds": time.perf_counter() - mid}
             write_json_atomic(json_path, results)
             log.info("%-28s PPL %8.3f  %s", key, value, {k: round(v, 5) for k, v in proxies.values.items()})
-    rows = list(results["configs"].values())
+    strides = [int(k) for k in args.strides.split(",") if k]
+    for key, row in results["configs"].items():
+        seconds = row.setdefault("trial_seconds", {})
+        if row["pattern"] not in patterns or all(f"{n}@s{k}" in seconds for n in TRIAL_PROXIES for k in strides):
+            continue
+        pat = Pattern.parse(row["pattern"])
+        cfg = with_params(base_config(pat.n / pat.m if pat.structured else args.sparsity, pat), space.to_crepe(row["point"]))
+        for name in TRIAL_PROXIES:
+            for k in strides:
+                start = time.perf_counter()
+                value = proxy_values(ws.weights, ws.data, cfg, [name], layer_stride=k).values[name]
+                seconds[f"{name}@s{k}"] = time.perf_counter() - start
+                if k > 1:
+                    row["proxies"][f"{name}@s{k}"] = value
+        write_json_atomic(json_path, results)
+    rows = [r for r in results["configs"].values() if r["pattern"] in patterns]
     results["timing"] = {"proxy_seconds": sum(r["proxy_seconds"] for r in rows) / len(rows),
-                         "ppl_seconds": sum(r["ppl_seconds"] for r in rows) / len(rows)}
+                         "ppl_seconds": sum(r["ppl_seconds"] for r in rows) / len(rows),
+                         "trial_seconds": {key: sum(r["trial_seconds"][key] for r in rows) / len(rows)
+                                           for key in rows[0]["trial_seconds"]}}
     results["spearman"] = spearman_table(results, patterns)
     results["spearman_near_ria"] = spearman_table(results, patterns, near=NEAR)
     write_json_atomic(json_path, results)

@@ -107,3 +107,12 @@ def test_higher_sparsity_means_larger_reconstruction_error():
     weights, data = _layers()
     errors = [proxy_values(weights, data, PruneConfig(sparsity=s), ["recon"]).values["recon"] for s in (0.3, 0.5, 0.7)]
     assert errors[0] < errors[1] < errors[2]
+
+
+def test_auto_proxy_is_the_best_supported_per_pattern_kind_and_names_are_checked():
+    from pho.proxies import resolve_proxy
+
+    assert resolve_proxy("auto", structured=False) == "recon" and resolve_proxy("auto", structured=True) == "gini"
+    assert resolve_proxy("diag_error", structured=True) == "diag_error"
+    with pytest.raises(ValueError, match="unknown proxy 'nope'; choose from auto"):
+        resolve_proxy("nope", structured=False)

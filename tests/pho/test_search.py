@@ -38,6 +38,7 @@ def test_search_runs_n_trials_with_ria_first_and_writes_a_loadable_best_config(c
     assert [t["number"] for t in log["trials"]] == [0, 1, 2, 3]
     assert (tmp_path / "best_history.png").stat().st_size > 1000
     assert "importance" in best["plots"]
+    assert best["proxy"] == "recon" and study.user_attrs["objective"]["proxy"] == "recon"  # auto, unstructured
 
 
 def test_the_best_config_is_consumed_by_crepe_prune(cli, common_args, tmp_path, tiny_folder, tiny_corpus):
@@ -93,3 +94,25 @@ def test_unwritable_storage_path_is_a_clear_error(cli, common_args, tmp_path, ca
     assert cli("pho.search", argv) == 2
     assert "not writable" in capsys.readouterr().err
     assert not (tmp_path / "missing").exists()
+
+
+def test_optuna_dashboard_reads_the_study_database(cli, common_args, tmp_path):
+    """optuna-dashboard (its WSGI app, no server) lists the study and serves its trials."""
+    dashboard = pytest.importorskip("optuna_dashboard")
+    from wsgiref.util import setup_testing_defaults
+
+    assert cli("pho.search", search_args(common_args, tmp_path, n=3, extra=["--no-plots"])) == 0
+    app = dashboard.wsgi(f"sqlite:///{tmp_path / 'pho.db'}")
+
+    def get(path):
+        status = []
+        environ = {"PATH_INFO": path}
+        setup_testing_defaults(environ)
+        body = b"".join(app(environ, lambda s, headers, exc_info=None: status.append(s)))
+        assert status[0].startswith("200"), status
+        return json.loads(body)
+
+    studies = get("/api/studies")["study_summaries"]
+    assert [s["study_name"] for s in studies] == ["s"]
+    detail = get(f"/api/studies/{studies[0]['study_id']}")
+    assert len(detail["trials"]) == 3 and all(t["state"] == "Complete" for t in detail["trials"])
