@@ -70,6 +70,7 @@ def searched(kind: str, target: str, args, work: Path, common: list[str]) -> dic
         # a fresh statistics cache per search, so its one dense calibration pass is counted
         flags += ["--n-trials", str(args.pho_trials), "--sampler", args.sampler, "--proxy", args.proxy,
                   "--layer-stride", str(args.layer_stride), "--cache-dir", str(work / f"cache_{name}_{slug(target)}")]
+        flags += ["--params", args.params] if args.params else []
     else:
         flags += ["--n-trials", str(args.hc_trials), "--val-windows", str(args.val_windows),
                   "--cache-dir", str(work / f"cache_hc_{slug(target)}")] + (["--faithful"] if args.hc_faithful else [])
@@ -80,11 +81,15 @@ def searched(kind: str, target: str, args, work: Path, common: list[str]) -> dic
     return cost
 
 
-def test_ppl(label: str, target: str, config: Path | None, args, work: Path) -> dict:
+DEFAULT = "default"  # test_ppl config meaning crepe's shipped defaults (no --config)
+
+
+def test_ppl(label: str, target: str, config: Path | str | None, args, work: Path) -> dict:
     """Faithful prune + TEST-split PPL through crepe.prune; cached in its report file."""
     report = work / f"test_{slug(target)}_{label}.json"
     if not report.exists():
-        method = ["--method", "ria"] if config is None else ["--method", "crepe", "--config", str(config)]
+        method = (["--method", "ria"] if config is None else ["--method", "crepe"] if config == DEFAULT
+                  else ["--method", "crepe", "--config", str(config)])
         cmd = [sys.executable, "-m", "crepe.prune", "--model", args.model, *method, *target_flags(target),
                "--nsamples", str(args.nsamples), "--seqlen", str(args.seqlen), "--calib-dataset", args.dataset,
                "--eval-dataset", args.dataset, "--eval-split", "test", "--max-eval-windows", str(args.test_windows),
@@ -102,12 +107,13 @@ def trial_seconds(config: str) -> tuple[int, float]:
 
 
 def markdown(summary: dict) -> str:
-    lines = [f"Protocol: {summary['protocol']}", "", ("| target | RIA | crepe+PHO (searched here) | crepe+PHO-"
-             f"{summary['transfer_source']} transferred | crepe+hill-climb | PHO / RIA | PHO / hill climb |"),
-             "|---|---|---|---|---|---|---|"]
+    lines = [f"Protocol: {summary['protocol']}", "", ("| target | RIA | crepe (default config) | crepe+PHO (searched "
+             f"here) | crepe+PHO-{summary['transfer_source']} transferred | crepe+hill-climb | PHO / RIA | PHO / hill climb |"),
+             "|---|---|---|---|---|---|---|---|"]
     for target, row in summary["quality"].items():
-        ria, pho, transfer, hc = (row.get(k, {}).get("test_ppl") for k in ("ria", "pho", "transfer", "hillclimb"))
-        cells = [f"{c:.3f}" if c else "-" for c in (ria, pho, transfer, hc)]
+        ria, default, pho, transfer, hc = (row.get(k, {}).get("test_ppl")
+                                           for k in ("ria", "default", "pho", "transfer", "hillclimb"))
+        cells = [f"{c:.3f}" if c else "-" for c in (ria, default, pho, transfer, hc)]
         cells += [f"{pho / ria:.3f}" if ria else "-", f"{pho / hc:.3f}" if hc else "-"]
         lines.append(f"| {target} | " + " | ".join(cells) + " |")
     lines += ["", ("| target | PHO proxy | PHO trials x s/trial | PHO to best (s) | PHO total (s) | hill-climb evaluations x s/eval "
@@ -132,7 +138,7 @@ def merge(paths: list[str], out: str) -> dict:
     two processes); their targets must not overlap."""
     runs = [read_json(p) for p in paths]
     own = {"targets", "hc_targets", "out", "transfer_from", "proxy", "merge"}  # may differ per run
-    shared = [{k: v for k, v in r.get("args", {}).items() if k not in own} for r in runs]
+    shared = [{k: v for k, v in r.get("args", {}).items() if k not in own and v not in (None, "")} for r in runs]
     if any(a != shared[0] for a in shared) or len({r["transfer_source"] for r in runs}) != 1:
         raise SystemExit("cannot merge runs with different protocols or transfer sources")
     summary = {**runs[-1], "targets": [t for r in runs for t in r["targets"]], "merged_from": paths}
@@ -153,6 +159,7 @@ def main() -> None:
     ap.add_argument("--hc-trials", type=int, default=60)
     ap.add_argument("--sampler", default="cmaes")
     ap.add_argument("--proxy", default="auto", help="pho.search --proxy (auto: recon unstructured, gini N:M)")
+    ap.add_argument("--params", default="", help="pho.search --params (default: all of its space)")
     ap.add_argument("--layer-stride", type=int, default=1, help="PHO proxy on every K-th linear (pho.search flag)")
     ap.add_argument("--hc-faithful", action="store_true", help="hill climb prunes with the sequential engine")
     ap.add_argument("--transfer-from", default=None, help="config JSON to transfer (default: PHO-best of the first target)")
@@ -192,6 +199,7 @@ def main() -> None:
         source = source or Path(cost["pho"]["config"])
         summary["transfer_source"] = source.stem
         row = {"ria": test_ppl("ria", target, None, args, work),
+               "default": test_ppl("crepe-default", target, DEFAULT, args, work),
                "pho": test_ppl(f"pho{sfx}", target, Path(cost["pho"]["config"]), args, work)}
         if Path(cost["pho"]["config"]) != source:
             row["transfer"] = test_ppl(f"transfer{sfx}", target, source, args, work)

@@ -128,7 +128,7 @@ def main() -> None:
     ap.add_argument("--val-windows", type=int, default=8)
     ap.add_argument("--val-seqlen", type=int, default=512)
     ap.add_argument("--out-dir", default="results/pho")
-    ap.add_argument("--strides", default="1,3", help="layer strides at which recon and gini alone are also "
+    ap.add_argument("--strides", default="3", help="layer strides K > 1 at which recon and gini alone are also "
                     "evaluated and timed (recon@sK: every K-th linear); added to finished configs without new PPLs")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -167,6 +167,8 @@ def main() -> None:
             write_json_atomic(json_path, results)
             log.info("%-28s PPL %8.3f  %s", key, value, {k: round(v, 5) for k, v in proxies.values.items()})
     strides = [int(k) for k in args.strides.split(",") if k]
+    if any(k < 2 for k in strides):
+        raise SystemExit("--strides takes layer strides >= 2 (stride 1 is the proxy itself)")
     for key, row in results["configs"].items():
         seconds = row.setdefault("trial_seconds", {})
         if row["pattern"] not in patterns or all(f"{n}@s{k}" in seconds for n in TRIAL_PROXIES for k in strides):
@@ -178,8 +180,7 @@ def main() -> None:
                 start = time.perf_counter()
                 value = proxy_values(ws.weights, ws.data, cfg, [name], layer_stride=k).values[name]
                 seconds[f"{name}@s{k}"] = time.perf_counter() - start
-                if k > 1:
-                    row["proxies"][f"{name}@s{k}"] = value
+                row["proxies"][f"{name}@s{k}"] = value
         write_json_atomic(json_path, results)
     rows = [r for r in results["configs"].values() if r["pattern"] in patterns]
     results["timing"] = {"proxy_seconds": sum(r["proxy_seconds"] for r in rows) / len(rows),
