@@ -41,7 +41,7 @@ def _summary(tmp_path, target, hc=True):
 
 def test_bench_table_states_quality_and_cost_ratios(tmp_path):
     text = bench.markdown(_summary(tmp_path, "0.5"))
-    assert "| 0.5 | 40.000 | 36.000 | - | 35.000 | 0.900 | 1.029 |" in text
+    assert "| 0.5 | 40.000 | - | 36.000 | - | 35.000 | 0.900 | 1.029 |" in text
     assert "| 0.5 | recon | 2 x 3.0 | 5 | 10 | 3 x 60.0 | 300 | 400 | 30.0x |" in text
 
 
@@ -51,7 +51,7 @@ def test_merge_joins_targets_of_one_protocol_and_refuses_different_ones(tmp_path
     b.write_text(json.dumps(_summary(tmp_path, "2:4", hc=False)))
     merged = bench.merge([str(a), str(b)], str(tmp_path / "m.json"))
     assert merged["targets"] == ["0.5", "2:4"] and set(merged["quality"]) == {"0.5", "2:4"}
-    assert "| 2:4 | 40.000 | 36.000 | - | - | 0.900 | - |" in (tmp_path / "m.md").read_text()
+    assert "| 2:4 | 40.000 | - | 36.000 | - | - | 0.900 | - |" in (tmp_path / "m.md").read_text()
     other = _summary(tmp_path, "0.7")
     other["args"]["nsamples"] = 16
     b.write_text(json.dumps(other))
