@@ -21,7 +21,9 @@ def test_all_three_flags_are_recorded_and_the_saved_model_reproduces_the_ppl(tin
     assert cfg["permute"]["block_groups"] == 256 and cfg["allocation"]["method"] == "owl"
     assert cfg["allocation"]["owl_lambda"] == 0.2 and cfg["repruning"] == {**cfg["repruning"], "method": "dsnot", "scope": "all"}
     assert rep["realised_sparsity"] == pytest.approx(0.5, abs=1 / 8) and 0 < rep["kept_score_fraction"] < 1
-    assert len(set(rep["per_layer_sparsity"].values())) > 1  # OWL made it non-uniform
+    # an OWL plan under 4:8 gives every linear k/8 (whether it differs per block depends on the tiny
+    # model's outlier ratios; non-uniformity is tested deterministically in test_allocation.py)
+    assert all(abs(v * 8 - round(v * 8)) < 1e-6 for v in rep["per_layer_sparsity"].values())
     saved = json.loads((save / "config.json").read_text())["pruning_config"]
     assert saved["config"]["permute"] == cfg["permute"] and saved["config"]["repruning"]["method"] == "dsnot"
     assert saved["config"]["allocation"]["method"] == "owl" and (save / PERMUTATIONS_FILE).is_file()
