@@ -44,7 +44,8 @@ SAMPLE_TEXT = " ".join(
 
 
 def tiny_tokenizer():
-    """A byte-level BPE tokenizer with VOCAB entries, trained in memory on SAMPLE_TEXT."""
+    """A byte-level BPE tokenizer with VOCAB entries, trained in memory on SAMPLE_TEXT (deterministic:
+    the byte alphabet is a set, so its subset is taken in sorted order)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -52,7 +53,7 @@ def tiny_tokenizer():
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=VOCAB, special_tokens=["<unk>", "<s>", "</s>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet()[:100], show_progress=False)
+                                  initial_alphabet=sorted(pre_tokenizers.ByteLevel.alphabet())[:100], show_progress=False)
     tok.train_from_iterator([SAMPLE_TEXT], trainer)
     return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>")
 
