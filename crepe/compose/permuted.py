@@ -43,7 +43,7 @@ class PermutedLinear(nn.Module):
         self.register_buffer("perm", perm.long().clone())
 
     @classmethod
-    def from_linear(cls, module: nn.Module, perm: torch.Tensor) -> "PermutedLinear":
+    def from_linear(cls, module: nn.Module, perm: torch.Tensor) -> PermutedLinear:
         return cls(weight_view(module), module.bias, perm.to(weight_view(module).device))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,11 @@ import math
 import torch
 
 from crepe.compose.dsnot import applies_to, dsnot_refine
-from crepe.compose.permutation import find_permutation, inverse_permutation, permuted_nm_mask
+from crepe.compose.permutation import (
+    find_permutation,
+    inverse_permutation,
+    permuted_nm_mask,
+)
 from crepe.config import Pattern, PruneConfig
 from crepe.masks import select_mask
 from crepe.scorers import InputStats

@@ -3,14 +3,19 @@ attention-only by default, and composition with any score-based method through t
 
 import pytest
 import torch
+from tiny_models import TINY_CONFIGS, tiny_model, tiny_windows
 
 from crepe.compose.dsnot import dsnot_refine, error_estimate
 from crepe.config import Pattern, PermuteConfig, PruneConfig, RepruneConfig
 from crepe.masks import is_valid_nm, nm_mask, unstructured_mask
 from crepe.models.adapters import decoder_linears, get_adapter, weight_view
 from crepe.pruner import prune_model
-from crepe.stats_cache import collect_input_stats, prune_oneshot, restore_weights, snapshot_weights
-from tiny_models import TINY_CONFIGS, tiny_model, tiny_windows
+from crepe.stats_cache import (
+    collect_input_stats,
+    prune_oneshot,
+    restore_weights,
+    snapshot_weights,
+)
 
 
 def _problem(seed: int, rows: int = 32, cols: int = 64):
