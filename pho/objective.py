@@ -2,14 +2,17 @@
 
 :func:`proxy_values` is the per-trial work of PHO: for every decoder linear score the weight with
 the config, select the mask exactly as pruning would, and evaluate the proxies; average over the
-linears. No forward pass and no change to the model. :class:`PplObjective` prunes for real (the
-cheap one-shot path with cached input norms, or the faithful sequential engine) and measures PPL.
+linears. No forward pass and no change to the model. :class:`EndToEndProxy` is the model-level
+proxy: one-shot pruning with the cached input norms, then the NLL of a few calibration windows.
+:class:`PplObjective` prunes for real (the cheap one-shot path with cached input norms, or the
+faithful sequential engine) and measures PPL.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from dataclasses import dataclass
 
 import torch
@@ -20,7 +23,7 @@ from crepe.masks import select_mask
 from crepe.methods import projection_type
 from crepe.pruner import prune_model
 from crepe.scorers import InputStats, score
-from crepe.stats_cache import prune_oneshot, restore_weights
+from crepe.stats_cache import prune_oneshot, restore_weights, snapshot_weights
 from eval.perplexity import perplexity
 from pho.proxies import LayerData, get_proxy
 
@@ -50,6 +53,9 @@ def proxy_values(weights: dict[str, torch.Tensor], data: dict[str, LayerData], c
     ``layer_stride`` > 1 evaluates only every stride-th linear (a cheaper estimate).
     """
     chosen = [get_proxy(p) for p in proxies]
+    model_level = [p.name for p in chosen if p.scope != "linear"]
+    if model_level:
+        raise ValueError(f"{', '.join(model_level)} is a model-level proxy: evaluate it with EndToEndProxy")
     totals = {p.name: 0.0 for p in chosen}
     pruned = size = count = 0
     for index, (name, w) in enumerate(weights.items()):
@@ -103,3 +109,21 @@ class PplObjective:
         finally:
             restore_weights(self.model, self.snapshot)
         return ppl, zeros / max(total, 1)
+
+
+class EndToEndProxy:
+    """The ``e2e`` proxy: mean next-token NLL (log PPL) of ``model`` pruned one-shot with the cached
+    input norms, on calibration ``windows`` [n, seq]. ``sequential`` (the ``e2e_seq`` proxy) prunes
+    with the sequential engine on the same windows instead. The weights are restored after every call."""
+
+    def __init__(self, model: nn.Module, data: dict[str, LayerData], windows: torch.Tensor, batch_size: int = 4,
+                 sequential: bool = False):
+        if windows.ndim != 2 or windows.shape[0] < 1:
+            raise ValueError(f"the e2e proxy needs calibration windows [n >= 1, seq], got {tuple(windows.shape)}")
+        self.name = "e2e_seq" if sequential else "e2e"
+        self._ppl = PplObjective(model, snapshot_weights(model), data, windows, calib=windows if sequential else None,
+                                 faithful=sequential, batch_size=batch_size)
+
+    def __call__(self, cfg: PruneConfig) -> ProxyResult:
+        ppl, realised = self._ppl(cfg)
+        return ProxyResult({self.name: math.log(ppl)}, realised)

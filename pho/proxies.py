@@ -1,7 +1,9 @@
 """Proxy objectives: small pure functions of one linear's weight, scores, mask and cached inputs.
 
-Each proxy maps (W [out, in], S [out, in], M [out, in] bool with True = pruned, LayerData) to one
-float for that linear; :mod:`pho.objective` averages it over the linears. No proxy runs the model.
+Each per-linear proxy maps (W [out, in], S [out, in], M [out, in] bool with True = pruned,
+LayerData) to one float for that linear; :mod:`pho.objective` averages it over the linears. None of
+them runs the model. One proxy is model-level instead (``scope="model"``, evaluated by
+:class:`pho.objective.EndToEndProxy`):
 
 - ``gini``: Gini coefficient of the config's own scores of the weights it prunes, S[M].
 - ``gini_ref``: Gini coefficient of a fixed reference score (Wanda's |W_ij| * ||X_j||) over the
@@ -11,6 +13,11 @@ float for that linear; :mod:`pho.objective` averages it over the linears. No pro
   sum_M W_ij^2 ||X_j||^2 / sum W_ij^2 ||X_j||^2 (needs only the input-channel norms).
 - ``recon``: the relative output reconstruction error on cached inputs X [t, in],
   ||(W * M) X^T||^2 / ||W X^T||^2 = ||(W - W_kept) X^T||^2 / ||W X^T||^2.
+- ``e2e`` (model-level): the mean next-token NLL (log perplexity) of the model pruned one-shot with
+  the cached input norms, on a few CALIBRATION windows: one short forward pass per trial, but it sees
+  how the layers' errors combine, which no per-linear proxy does.
+- ``e2e_seq`` (model-level): the same NLL after pruning with the sequential engine on those few
+  windows (each layer scored on the pruned inputs, as ``crepe.prune`` does): about twice the cost.
 
 Each proxy carries the direction in which it is optimised; the directions are those the measured
 rank correlation with validation perplexity supports (see docs/pho.md).
@@ -91,12 +98,15 @@ ProxyFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, LayerData], float]
 
 @dataclass(frozen=True)
 class Proxy:
-    """A named proxy, its per-linear function and the direction the search optimises it in."""
+    """A named proxy, its per-linear function (None for a model-level proxy) and the direction the
+    search optimises it in."""
 
     name: str
-    fn: ProxyFn
+    fn: ProxyFn | None
     direction: str
     needs_x: bool = False
+    scope: str = "linear"
+    sequential: bool = False
 
 
 PROXIES: dict[str, Proxy] = {p.name: p for p in (
@@ -104,7 +114,10 @@ PROXIES: dict[str, Proxy] = {p.name: p for p in (
     Proxy("gini_ref", gini_reference, "minimize"),
     Proxy("diag_error", diag_error, "minimize"),
     Proxy("recon", reconstruction_error, "minimize", needs_x=True),
+    Proxy("e2e", None, "minimize", scope="model"),
+    Proxy("e2e_seq", None, "minimize", scope="model", sequential=True),
 )}
+LINEAR_PROXIES = tuple(name for name, p in PROXIES.items() if p.scope == "linear")
 AUTO = "auto"
 
 

@@ -1,11 +1,12 @@
-"""PHO: search CRePE's hyperparameters with Optuna on a proxy objective (no PPL, no forward pass per trial).
+"""PHO: search CRePE's hyperparameters with Optuna on a proxy objective (no validation PPL, no sequential pruning).
 
     python -m pho.search --model smollm2-135m --sparsity 0.5 --storage sqlite:///pho.db \\
         --study-name smollm2-50 --n-trials 100 --best-config best.json
     python -m crepe.prune --model smollm2-135m --sparsity 0.5 --config best.json
 
 One dense calibration pass fills the statistics cache (reused by later searches); every trial then
-scores, masks and evaluates the proxy on all decoder linears. Trial 0 is RIA. Re-running the same
+scores and masks all decoder linears and evaluates the proxy: a per-linear proxy needs no forward
+pass, ``e2e`` runs the one-shot-pruned model over ``--e2e-windows`` calibration windows. Trial 0 is RIA. Re-running the same
 command resumes the study: ``--n-trials`` is the number of COMPLETE trials the study should hold,
 so a killed search continues where it stopped and loses no completed trial. Outputs: the best
 config (``--best-config``, read by ``crepe.prune --config``), the trial log and Optuna's
@@ -18,6 +19,7 @@ import argparse
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,13 @@ import optuna
 from crepe.cli import run_cli, setup_logging
 from crepe.config import NBR_FORMS, TERM_SCALES, Pattern, PruneConfig
 from crepe.report import versions, write_json_atomic
-from pho.objective import base_config, proxy_values, with_params
+from pho.objective import (
+    EndToEndProxy,
+    ProxyResult,
+    base_config,
+    proxy_values,
+    with_params,
+)
 from pho.proxies import AUTO, PROXIES, get_proxy, resolve_proxy
 from pho.space import PARAMS, RIA_BASE, SearchSpace
 from pho.study import (
@@ -41,6 +49,7 @@ from pho.study import (
 from pho.workspace import Workspace, add_setup_args, open_workspace, setup_from_args
 
 log = logging.getLogger("pho.search")
+E2E_WINDOWS = 4
 
 
 def add_space_args(ap: argparse.ArgumentParser) -> None:
@@ -112,21 +121,42 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--sampler", default="cmaes", help=f"one of {', '.join(SAMPLERS)} (default cmaes)")
     ap.add_argument("--proxy", default=AUTO, help=f"{AUTO} (default: recon for unstructured, gini for N:M, the "
                     f"best-supported per pattern) or one of {', '.join(PROXIES)}")
-    ap.add_argument("--layer-stride", type=int, default=1, help="evaluate the proxy on every K-th linear only")
+    ap.add_argument("--layer-stride", type=int, default=1, help="evaluate a per-linear proxy on every K-th linear only")
+    ap.add_argument("--e2e-windows", type=int, default=E2E_WINDOWS,
+                    help=f"calibration windows the e2e proxy runs the pruned model on (default {E2E_WINDOWS})")
     return ap
 
 
 def study_attrs(args: argparse.Namespace, space: SearchSpace, target: PruneConfig, setup) -> dict[str, Any]:
+    objective = {"proxy": args.proxy, "sparsity": target.sparsity, "pattern": str(target.pattern),
+                 "layer_stride": args.layer_stride, **dataclasses.asdict(setup)}
+    if get_proxy(args.proxy).scope == "model":  # only then, so studies of the other proxies keep their attrs
+        objective["e2e_windows"] = args.e2e_windows
     return {"kind": "pho.search", "space": space.to_dict(), "sampler": {"name": args.sampler, "seed": setup.seed},
-            "objective": {"proxy": args.proxy, "sparsity": target.sparsity, "pattern": str(target.pattern),
-                          "layer_stride": args.layer_stride, **dataclasses.asdict(setup)}}
+            "objective": objective}
 
 
-def make_objective(ws: Workspace, space: SearchSpace, target: PruneConfig, proxy: str, stride: int):
+def trial_evaluator(ws: Workspace, proxy: str, stride: int = 1, e2e_windows: int = E2E_WINDOWS
+                    ) -> Callable[[PruneConfig], ProxyResult]:
+    """What one trial computes for a config: a per-linear proxy on the cached statistics, or ``e2e`` on
+    the first ``e2e_windows`` calibration windows (``e2e``, ``e2e_seq``)."""
+    if get_proxy(proxy).scope == "linear":
+        return lambda cfg: proxy_values(ws.weights, ws.data, cfg, [proxy], stride)
+    if stride != 1:
+        raise ValueError(f"--layer-stride applies to per-linear proxies, not {proxy!r}")
+    if not 1 <= e2e_windows <= ws.calib.shape[0]:
+        raise ValueError(f"--e2e-windows must be in [1, {ws.calib.shape[0]}] (the calibration windows), got {e2e_windows}")
+    return EndToEndProxy(ws.model, ws.data, ws.calib[:e2e_windows], sequential=get_proxy(proxy).sequential)
+
+
+def make_objective(ws: Workspace, space: SearchSpace, target: PruneConfig, proxy: str, stride: int,
+                   e2e_windows: int = E2E_WINDOWS):
+    evaluate = trial_evaluator(ws, proxy, stride, e2e_windows)
+
     def objective(trial: optuna.Trial) -> float:
         start = time.perf_counter()
         params = space.to_crepe(suggest(trial, space))
-        result = proxy_values(ws.weights, ws.data, with_params(target, params), [proxy], stride)
+        result = evaluate(with_params(target, params))
         trial.set_user_attr("crepe", dataclasses.asdict(params))
         trial.set_user_attr("realised_sparsity", result.realised_sparsity)
         trial.set_user_attr("seconds", time.perf_counter() - start)
@@ -161,6 +191,10 @@ def main() -> int:
     args.proxy = resolve_proxy(args.proxy, target.pattern.structured)
     if args.n_trials < 1 or args.layer_stride < 1 or (args.timeout is not None and args.timeout <= 0):
         raise ValueError("--n-trials and --layer-stride must be >= 1 and --timeout > 0")
+    if get_proxy(args.proxy).scope == "model" and args.layer_stride != 1:
+        raise ValueError(f"--layer-stride applies to per-linear proxies, not {args.proxy!r}")
+    if not 1 <= args.e2e_windows <= setup.nsamples:
+        raise ValueError(f"--e2e-windows must be in [1, --nsamples={setup.nsamples}], got {args.e2e_windows}")
     check_storage(args.storage)
     Path(args.best_config).parent.mkdir(parents=True, exist_ok=True)
     sampler = make_sampler(args.sampler, setup.seed, len(space.params))
@@ -174,8 +208,8 @@ def main() -> int:
              "created" if created else "resumed", len(completed(study)), max(remaining, 0), args.proxy, args.sampler)
     start = time.perf_counter()
     if remaining > 0:
-        study.optimize(make_objective(ws, space, target, args.proxy, args.layer_stride), n_trials=remaining,
-                       timeout=args.timeout, show_progress_bar=True)
+        study.optimize(make_objective(ws, space, target, args.proxy, args.layer_stride, args.e2e_windows),
+                       n_trials=remaining, timeout=args.timeout, show_progress_bar=True)
     seconds = time.perf_counter() - start
     if not completed(study):
         raise ValueError(f"study {args.study_name!r} has no complete trial yet (timeout too short?)")

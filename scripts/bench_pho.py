@@ -71,6 +71,7 @@ def searched(kind: str, target: str, args, work: Path, common: list[str]) -> dic
         flags += ["--n-trials", str(args.pho_trials), "--sampler", args.sampler, "--proxy", args.proxy,
                   "--layer-stride", str(args.layer_stride), "--cache-dir", str(work / f"cache_{name}_{slug(target)}")]
         flags += ["--params", args.params] if args.params else []
+        flags += ["--e2e-windows", str(args.e2e_windows)] if args.e2e_windows else []
     else:
         flags += ["--n-trials", str(args.hc_trials), "--val-windows", str(args.val_windows),
                   "--cache-dir", str(work / f"cache_hc_{slug(target)}")] + (["--faithful"] if args.hc_faithful else [])
@@ -161,6 +162,7 @@ def main() -> None:
     ap.add_argument("--proxy", default="auto", help="pho.search --proxy (auto: recon unstructured, gini N:M)")
     ap.add_argument("--params", default="", help="pho.search --params (default: all of its space)")
     ap.add_argument("--layer-stride", type=int, default=1, help="PHO proxy on every K-th linear (pho.search flag)")
+    ap.add_argument("--e2e-windows", type=int, default=None, help="pho.search --e2e-windows (e2e proxies only)")
     ap.add_argument("--hc-faithful", action="store_true", help="hill climb prunes with the sequential engine")
     ap.add_argument("--transfer-from", default=None, help="config JSON to transfer (default: PHO-best of the first target)")
     ap.add_argument("--nsamples", type=int, default=16)
@@ -184,7 +186,8 @@ def main() -> None:
               "--seqlen", str(args.seqlen), "--no-plots", "--log-level", "WARNING"]
     climb = "faithful" if args.hc_faithful else "one-shot"
     protocol = (f"model={args.model} calibration={args.dataset} nsamples={args.nsamples} seqlen={args.seqlen}; PHO "
-                f"{args.pho_trials} trials ({args.sampler}, proxy {args.proxy}, layer stride {args.layer_stride}); "
+                f"{args.pho_trials} trials ({args.sampler}, proxy {args.proxy}, layer stride {args.layer_stride}"
+                f"{f', e2e windows {args.e2e_windows}' if args.e2e_windows else ''}); "
                 f"hill climb {args.hc_trials} evaluations of {climb} prune + validation PPL ({args.val_windows} "
                 f"windows); quality: faithful prune, test split, {args.test_windows} windows max")
     print("protocol:", protocol, flush=True)

@@ -26,8 +26,15 @@ from crepe.config import Pattern
 from crepe.data.prepare import eval_set
 from crepe.report import read_json, versions, write_json_atomic
 from crepe.stats_cache import snapshot_weights
-from pho.objective import PplObjective, base_config, proxy_values, with_params
-from pho.proxies import PROXIES
+from pho.objective import (
+    EndToEndProxy,
+    PplObjective,
+    base_config,
+    proxy_values,
+    with_params,
+)
+from pho.proxies import LINEAR_PROXIES, PROXIES
+from pho.search import E2E_WINDOWS
 from pho.space import SearchSpace
 from pho.workspace import SetupConfig, open_workspace
 
@@ -42,10 +49,10 @@ def points(space: SearchSpace, count: int, seed: int) -> list[tuple[str, dict]]:
 
 
 def proxy_names(results: dict) -> list[str]:
-    """The proxies every config holds: the four of PROXIES, then stride estimates such as recon@s3."""
+    """The proxies every config holds: those of PROXIES, then estimates such as recon@s3 or e2e@w2."""
     rows = list(results["configs"].values())
-    extra = sorted(set.intersection(*(set(r["proxies"]) for r in rows)) - set(PROXIES)) if rows else []
-    return list(PROXIES) + extra
+    held = set.intersection(*(set(r["proxies"]) for r in rows)) if rows else set()
+    return [p for p in PROXIES if p in held] + sorted(held - set(PROXIES))
 
 
 def spearman_table(results: dict, patterns: list[str], near: float | None = None) -> dict:
@@ -130,6 +137,8 @@ def main() -> None:
     ap.add_argument("--out-dir", default="results/pho")
     ap.add_argument("--strides", default="3", help="layer strides K > 1 at which recon and gini alone are also "
                     "evaluated and timed (recon@sK: every K-th linear); added to finished configs without new PPLs")
+    ap.add_argument("--e2e-windows", default="2", help=f"calibration window counts at which e2e is also evaluated "
+                    f"(e2e@wN; e2e itself uses {E2E_WINDOWS}, the pho.search default)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     out = Path(args.out_dir)
@@ -158,7 +167,7 @@ def main() -> None:
                 continue
             cfg = with_params(target, space.to_crepe(point))
             start = time.perf_counter()
-            proxies = proxy_values(ws.weights, ws.data, cfg, list(PROXIES))
+            proxies = proxy_values(ws.weights, ws.data, cfg, list(LINEAR_PROXIES))
             mid = time.perf_counter()
             value, realised = ppl(cfg)
             results["configs"][key] = {"pattern": pattern, "label": label, "point": point, "proxies": proxies.values,
@@ -182,6 +191,21 @@ def main() -> None:
                 seconds[f"{name}@s{k}"] = time.perf_counter() - start
                 row["proxies"][f"{name}@s{k}"] = value
         write_json_atomic(json_path, results)
+    windows = sorted({E2E_WINDOWS, *(int(k) for k in args.e2e_windows.split(",") if k)})
+    e2e = {n: EndToEndProxy(ws.model, ws.data, ws.calib[:n]) for n in windows}
+    for key, row in results["configs"].items():
+        seconds = row.setdefault("trial_seconds", {})
+        names = {n: "e2e" if n == E2E_WINDOWS else f"e2e@w{n}" for n in windows}
+        if row["pattern"] not in patterns or all(name in seconds for name in names.values()):
+            continue
+        pat = Pattern.parse(row["pattern"])
+        cfg = with_params(base_config(pat.n / pat.m if pat.structured else args.sparsity, pat), space.to_crepe(row["point"]))
+        for n, name in names.items():
+            start = time.perf_counter()
+            row["proxies"][name] = e2e[n](cfg).values["e2e"]
+            seconds[name] = time.perf_counter() - start
+        write_json_atomic(json_path, results)
+        log.info("%-28s e2e %s", key, {name: round(row["proxies"][name], 4) for name in names.values()})
     rows = [r for r in results["configs"].values() if r["pattern"] in patterns]
     results["timing"] = {"proxy_seconds": sum(r["proxy_seconds"] for r in rows) / len(rows),
                          "ppl_seconds": sum(r["ppl_seconds"] for r in rows) / len(rows),

@@ -72,3 +72,16 @@ def test_spearman_table_includes_stride_estimates_and_the_near_ria_subset():
     assert table["x"]["recon@s2"]["rho"] == pytest.approx(-0.9)
     near = validate.spearman_table(results, ["x"], near=1.2)  # PPL <= 12: three configs
     assert near["x"]["n_configs"] == 3
+
+
+def test_variants_table_borrows_the_shared_climb_and_baselines_and_labels_each_variant(tmp_path):
+    variants = load("pho_variants_table")
+    base = _summary(tmp_path, "0.5")
+    base["quality"]["0.5"]["default"] = {"test_ppl": 37.0}
+    e2e = _summary(tmp_path, "0.5", hc=False)  # a variant run: no climb, no default of its own
+    e2e["args"].update({"proxy": "e2e", "e2e_windows": 2})
+    crepe = {"alpha": 2.0, "beta": 0.5, "gamma": 0.0, "kernel": 5, "act_power": 1.25}
+    Path(e2e["cost"]["0.5"]["pho"]["config"]).write_text(json.dumps({"proxy": "e2e", "crepe": crepe}))
+    row = variants.rows(e2e, {"0.5": {"cost": base["cost"]["0.5"]["hillclimb"], "ppl": 35.0}}, {"0.5": {"default": 37.0}})
+    assert row == [("| proxy e2e, 2 windows | 0.5 | 36.00 | 0.900 | 0.973 | 1.029 | – | 2 × 3.0 | 10 | 30.0× | "
+                    "e2e: α=2 β=0.5 γ=0 k=5 a=1.25 |")]

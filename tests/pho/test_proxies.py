@@ -116,3 +116,10 @@ def test_auto_proxy_is_the_best_supported_per_pattern_kind_and_names_are_checked
     assert resolve_proxy("diag_error", structured=True) == "diag_error"
     with pytest.raises(ValueError, match="unknown proxy 'nope'; choose from auto"):
         resolve_proxy("nope", structured=False)
+
+
+def test_a_model_level_proxy_is_refused_by_the_per_linear_average():
+    weights, data = {"layers.0.mlp.up_proj": rand(8, 16)}, {"layers.0.mlp.up_proj": LayerData(rand(16).abs())}
+    with pytest.raises(ValueError, match="model-level proxy"):
+        proxy_values(weights, data, PruneConfig(sparsity=0.5), ["e2e"])
+    assert get_proxy("e2e").scope == "model" and get_proxy("e2e").direction == "minimize"

@@ -61,6 +61,17 @@ def test_rerunning_the_same_command_resumes_without_losing_or_repeating_trials(c
     assert states(load(tmp_path)) == after
 
 
+@pytest.mark.parametrize("proxy", ["e2e", "e2e_seq"])
+def test_an_e2e_search_stores_its_window_count_and_minimises_the_calibration_nll(cli, common_args, tmp_path, proxy):
+    extra = ["--proxy", proxy, "--e2e-windows", "2", "--params", "alpha,act_power", "--no-plots"]
+    assert cli("pho.search", search_args(common_args, tmp_path, n=3, extra=extra)) == 0
+    study = load(tmp_path)
+    assert study.user_attrs["objective"]["proxy"] == proxy and study.user_attrs["objective"]["e2e_windows"] == 2
+    assert study.direction.name == "MINIMIZE"
+    assert all(0 < t.value < 20 for t in study.trials)  # a mean token NLL (log PPL) of a tiny vocabulary
+    assert json.loads((tmp_path / "best.json").read_text())["proxy"] == proxy
+
+
 def test_tpe_sampler_and_a_two_four_pattern_search(cli, common_args, tmp_path):
     extra = ["--sampler", "tpe", "--pattern", "2:4", "--proxy", "gini", "--params", "alpha,gamma", "--no-plots"]
     assert cli("pho.search", search_args(common_args, tmp_path, n=3, extra=extra)) == 0
@@ -77,6 +88,8 @@ def test_tpe_sampler_and_a_two_four_pattern_search(cli, common_args, tmp_path):
     (["--r-range", "2,7"], "different space"),
     (["--sparsity", "0.6"], "different objective"),
     (["--proxy", "nope"], "unknown proxy"),
+    (["--e2e-windows", "5"], "--e2e-windows must be in [1, --nsamples=4]"),
+    (["--proxy", "e2e", "--layer-stride", "2"], "--layer-stride applies to per-linear proxies"),
 ])
 def test_bad_input_fails_with_one_line_and_leaves_the_study_intact(cli, common_args, tmp_path, capsys, extra, message):
     assert cli("pho.search", search_args(common_args, tmp_path, n=3, extra=["--no-plots"])) == 0
