@@ -49,7 +49,6 @@ from pho.study import (
 from pho.workspace import Workspace, add_setup_args, open_workspace, setup_from_args
 
 log = logging.getLogger("pho.search")
-E2E_WINDOWS = 4
 
 
 def add_space_args(ap: argparse.ArgumentParser) -> None:
@@ -119,11 +118,11 @@ def study_parser(prog: str, doc: str | None, n_trials: int) -> argparse.Argument
 def build_parser() -> argparse.ArgumentParser:
     ap = study_parser("python -m pho.search", __doc__, 100)
     ap.add_argument("--sampler", default="cmaes", help=f"one of {', '.join(SAMPLERS)} (default cmaes)")
-    ap.add_argument("--proxy", default=AUTO, help=f"{AUTO} (default: recon for unstructured, gini for N:M, the "
+    ap.add_argument("--proxy", default=AUTO, help=f"{AUTO} (default: e2e for unstructured, e2e_seq for N:M, the "
                     f"best-supported per pattern) or one of {', '.join(PROXIES)}")
     ap.add_argument("--layer-stride", type=int, default=1, help="evaluate a per-linear proxy on every K-th linear only")
-    ap.add_argument("--e2e-windows", type=int, default=E2E_WINDOWS,
-                    help=f"calibration windows the e2e proxy runs the pruned model on (default {E2E_WINDOWS})")
+    ap.add_argument("--e2e-windows", type=int, default=None, help="calibration windows an e2e proxy runs the pruned "
+                    f"model on (default {', '.join(f'{p.name} {p.windows}' for p in PROXIES.values() if p.windows)})")
     return ap
 
 
@@ -136,7 +135,7 @@ def study_attrs(args: argparse.Namespace, space: SearchSpace, target: PruneConfi
             "objective": objective}
 
 
-def trial_evaluator(ws: Workspace, proxy: str, stride: int = 1, e2e_windows: int = E2E_WINDOWS
+def trial_evaluator(ws: Workspace, proxy: str, stride: int = 1, e2e_windows: int | None = None
                     ) -> Callable[[PruneConfig], ProxyResult]:
     """What one trial computes for a config: a per-linear proxy on the cached statistics, or ``e2e`` on
     the first ``e2e_windows`` calibration windows (``e2e``, ``e2e_seq``)."""
@@ -144,13 +143,14 @@ def trial_evaluator(ws: Workspace, proxy: str, stride: int = 1, e2e_windows: int
         return lambda cfg: proxy_values(ws.weights, ws.data, cfg, [proxy], stride)
     if stride != 1:
         raise ValueError(f"--layer-stride applies to per-linear proxies, not {proxy!r}")
+    e2e_windows = e2e_windows or get_proxy(proxy).windows
     if not 1 <= e2e_windows <= ws.calib.shape[0]:
         raise ValueError(f"--e2e-windows must be in [1, {ws.calib.shape[0]}] (the calibration windows), got {e2e_windows}")
     return EndToEndProxy(ws.model, ws.data, ws.calib[:e2e_windows], sequential=get_proxy(proxy).sequential)
 
 
 def make_objective(ws: Workspace, space: SearchSpace, target: PruneConfig, proxy: str, stride: int,
-                   e2e_windows: int = E2E_WINDOWS):
+                   e2e_windows: int | None = None):
     evaluate = trial_evaluator(ws, proxy, stride, e2e_windows)
 
     def objective(trial: optuna.Trial) -> float:
@@ -193,7 +193,8 @@ def main() -> int:
         raise ValueError("--n-trials and --layer-stride must be >= 1 and --timeout > 0")
     if get_proxy(args.proxy).scope == "model" and args.layer_stride != 1:
         raise ValueError(f"--layer-stride applies to per-linear proxies, not {args.proxy!r}")
-    if not 1 <= args.e2e_windows <= setup.nsamples:
+    args.e2e_windows = args.e2e_windows or get_proxy(args.proxy).windows or None
+    if args.e2e_windows is not None and not 1 <= args.e2e_windows <= setup.nsamples:
         raise ValueError(f"--e2e-windows must be in [1, --nsamples={setup.nsamples}], got {args.e2e_windows}")
     check_storage(args.storage)
     Path(args.best_config).parent.mkdir(parents=True, exist_ok=True)

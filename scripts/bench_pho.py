@@ -88,6 +88,9 @@ DEFAULT = "default"  # test_ppl config meaning crepe's shipped defaults (no --co
 def test_ppl(label: str, target: str, config: Path | str | None, args, work: Path) -> dict:
     """Faithful prune + TEST-split PPL through crepe.prune; cached in its report file."""
     report = work / f"test_{slug(target)}_{label}.json"
+    if report.exists() and config not in (None, DEFAULT) and read_json(report)["config"]["crepe"] != read_json(config)["crepe"]:
+        print(f"{report} was pruned with another config than {config}: running it again", flush=True)
+        report.unlink()  # e.g. a transfer label reused with a different --transfer-from
     if not report.exists():
         method = (["--method", "ria"] if config is None else ["--method", "crepe"] if config == DEFAULT
                   else ["--method", "crepe", "--config", str(config)])
@@ -159,7 +162,7 @@ def main() -> None:
     ap.add_argument("--pho-trials", type=int, default=100)
     ap.add_argument("--hc-trials", type=int, default=60)
     ap.add_argument("--sampler", default="cmaes")
-    ap.add_argument("--proxy", default="auto", help="pho.search --proxy (auto: recon unstructured, gini N:M)")
+    ap.add_argument("--proxy", default="auto", help="pho.search --proxy (auto: e2e unstructured, e2e_seq N:M)")
     ap.add_argument("--params", default="", help="pho.search --params (default: all of its space)")
     ap.add_argument("--layer-stride", type=int, default=1, help="PHO proxy on every K-th linear (pho.search flag)")
     ap.add_argument("--e2e-windows", type=int, default=None, help="pho.search --e2e-windows (e2e proxies only)")

@@ -16,9 +16,9 @@ from pathlib import Path
 from crepe.report import read_json
 
 
-def variant_label(args: dict) -> str:
-    """A readable name of what a bench run searched with: proxy, stride, params, e2e windows."""
-    parts = [f"proxy {args.get('proxy', 'auto')}"]
+def variant_label(args: dict, proxy: str) -> str:
+    """A readable name of what a bench run searched with: the resolved proxy, stride, params, e2e windows."""
+    parts = [f"proxy {proxy}"]
     if args.get("layer_stride", 1) != 1:
         parts.append(f"stride {args['layer_stride']}")
     if args.get("params"):
@@ -40,7 +40,6 @@ def ratio(a: float | None, b: float | None) -> str:
 
 
 def rows(summary: dict, hillclimbs: dict[str, dict], shared: dict[str, dict[str, float]]) -> list[str]:
-    label = variant_label(summary.get("args", {}))
     out = []
     for target, quality in summary["quality"].items():
         ppl = {**shared.get(target, {}), **{k: v.get("test_ppl") for k, v in quality.items()}}
@@ -48,6 +47,7 @@ def rows(summary: dict, hillclimbs: dict[str, dict], shared: dict[str, dict[str,
         hc_cost = cost.get("hillclimb") or hillclimbs.get(target, {}).get("cost")
         hc_ppl = ppl.get("hillclimb") or hillclimbs.get(target, {}).get("ppl")
         pho = cost["pho"]
+        label = variant_label(summary.get("args", {}), read_json(pho["config"]).get("proxy", "?"))
         trials = read_json(Path(pho["config"]).with_name(Path(pho["config"]).stem + "_trials.json"))["trials"]
         seconds = [t["seconds"] for t in trials if t["seconds"] is not None]
         speed = f"{hc_cost['to_best_seconds'] / pho['total_seconds']:.1f}×" if hc_cost else "–"

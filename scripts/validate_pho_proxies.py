@@ -33,13 +33,13 @@ from pho.objective import (
     proxy_values,
     with_params,
 )
-from pho.proxies import LINEAR_PROXIES, PROXIES
-from pho.search import E2E_WINDOWS
+from pho.proxies import LINEAR_PROXIES, PROXIES, get_proxy
 from pho.space import SearchSpace
 from pho.workspace import SetupConfig, open_workspace
 
 log = logging.getLogger("validate_pho_proxies")
 NEAR = 1.2
+E2E_WINDOWS = get_proxy("e2e").windows
 TRIAL_PROXIES = ("recon", "gini")  # what a PHO trial computes by default (auto); also timed alone and strided
 
 

@@ -85,3 +85,23 @@ def test_variants_table_borrows_the_shared_climb_and_baselines_and_labels_each_v
     row = variants.rows(e2e, {"0.5": {"cost": base["cost"]["0.5"]["hillclimb"], "ppl": 35.0}}, {"0.5": {"default": 37.0}})
     assert row == [("| proxy e2e, 2 windows | 0.5 | 36.00 | 0.900 | 0.973 | 1.029 | – | 2 × 3.0 | 10 | 30.0× | "
                     "e2e: α=2 β=0.5 γ=0 k=5 a=1.25 |")]
+
+
+def test_a_cached_test_report_pruned_with_another_config_is_run_again(tmp_path, monkeypatch):
+    source = tmp_path / "pho_0p5.json"
+    source.write_text(json.dumps({"crepe": {"alpha": 2.0}}))
+    report = tmp_path / "test_2of4_transfer.json"
+    stale = {"config": {"crepe": {"alpha": 0.5}}, "ppl_pruned": 99.0, "eval_protocol": "p", "realised_sparsity": 0.5}
+    report.write_text(json.dumps(stale))
+    commands = []
+
+    def fake_run(cmd, log_path):
+        commands.append(cmd)
+        report.write_text(json.dumps({**stale, "config": {"crepe": {"alpha": 2.0}}, "ppl_pruned": 50.0}))
+        return 1.0
+
+    monkeypatch.setattr(bench, "run", fake_run)
+    args = type("Args", (), {"model": "m", "nsamples": 8, "seqlen": 512, "dataset": "d", "test_windows": 24})()
+    assert bench.test_ppl("transfer", "2:4", source, args, tmp_path)["test_ppl"] == 50.0
+    assert len(commands) == 1 and str(source) in commands[0]
+    assert bench.test_ppl("transfer", "2:4", source, args, tmp_path)["test_ppl"] == 50.0 and len(commands) == 1

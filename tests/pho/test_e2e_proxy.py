@@ -21,8 +21,13 @@ from pho.proxies import LayerData
 from tests.tiny_models import tiny_model, tiny_windows
 
 
+@pytest.fixture(autouse=True)
+def no_grad():
+    with torch.no_grad():  # scoped: a global switch would leak into later tests that train
+        yield
+
+
 def setup():
-    torch.set_grad_enabled(False)
     model, windows = tiny_model(), tiny_windows(n=4)
     stats = collect_input_stats(model, windows, progress=False)
     data = {name: LayerData(sq_sum=s.sq_sum) for name, s in stats.items()}

@@ -112,7 +112,7 @@ def test_higher_sparsity_means_larger_reconstruction_error():
 def test_auto_proxy_is_the_best_supported_per_pattern_kind_and_names_are_checked():
     from pho.proxies import resolve_proxy
 
-    assert resolve_proxy("auto", structured=False) == "recon" and resolve_proxy("auto", structured=True) == "gini"
+    assert resolve_proxy("auto", structured=False) == "e2e" and resolve_proxy("auto", structured=True) == "e2e_seq"
     assert resolve_proxy("diag_error", structured=True) == "diag_error"
     with pytest.raises(ValueError, match="unknown proxy 'nope'; choose from auto"):
         resolve_proxy("nope", structured=False)

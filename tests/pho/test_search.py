@@ -38,7 +38,8 @@ def test_search_runs_n_trials_with_ria_first_and_writes_a_loadable_best_config(c
     assert [t["number"] for t in log["trials"]] == [0, 1, 2, 3]
     assert (tmp_path / "best_history.png").stat().st_size > 1000
     assert "importance" in best["plots"]
-    assert best["proxy"] == "recon" and study.user_attrs["objective"]["proxy"] == "recon"  # auto, unstructured
+    assert best["proxy"] == "e2e" and study.user_attrs["objective"]["proxy"] == "e2e"  # auto, unstructured
+    assert study.user_attrs["objective"]["e2e_windows"] == 4  # the e2e default
 
 
 def test_the_best_config_is_consumed_by_crepe_prune(cli, common_args, tmp_path, tiny_folder, tiny_corpus):

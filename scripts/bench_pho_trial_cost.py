@@ -1,0 +1,81 @@
+"""Seconds per PHO trial for every proxy against one hill-climb step, measured in the same run.
+
+At RIA's point, for 50% unstructured and 2:4: each proxy's trial (``pho.search.trial_evaluator``,
+the statistics cache already built) and one hill-climb step (a faithful prune with the sequential
+engine on the calibration windows plus PPL on the validation windows, ``pho.hillclimb --faithful``).
+Each is timed ``--repeats`` times and the minimum kept; the table gives the ratio step / trial, the
+number of PHO trials one climb step pays for. Run it on an otherwise idle machine.
+
+    OMP_NUM_THREADS=1 python scripts/bench_pho_trial_cost.py --nsamples 8 --out results/pho/trial_cost.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from crepe.config import Pattern
+from crepe.data.prepare import eval_set
+from crepe.report import versions, write_json_atomic
+from crepe.stats_cache import snapshot_weights
+from pho.objective import PplObjective, base_config, with_params
+from pho.proxies import PROXIES
+from pho.search import trial_evaluator
+from pho.space import SearchSpace
+from pho.workspace import SetupConfig, open_workspace
+
+
+def best_of(repeats: int, fn: Callable[[], object]) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--dataset", default="wikivital")
+    ap.add_argument("--nsamples", type=int, default=8)
+    ap.add_argument("--val-windows", type=int, default=8)
+    ap.add_argument("--patterns", default="unstructured,2:4")
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--cache-dir", default="")
+    ap.add_argument("--out", default="results/pho/trial_cost.json")
+    args = ap.parse_args()
+    setup = SetupConfig(model=args.model, dataset=args.dataset, nsamples=args.nsamples, cache_dir=args.cache_dir)
+    ws = open_workspace(setup, progress=False)
+    val, spec = eval_set(ws.tokenizer, setup.dataset, "validation", setup.seqlen, args.val_windows, ws.bos_per_window)
+    climb = PplObjective(ws.model, snapshot_weights(ws.model), ws.data, val, calib=ws.calib, faithful=True)
+    point = SearchSpace().to_crepe(SearchSpace().ria_point())
+    rows = {}
+    for pattern in args.patterns.split(","):
+        pat = Pattern.parse(pattern)
+        cfg = with_params(base_config(0.5 if not pat.structured else pat.n / pat.m, pat), point)
+        step = best_of(args.repeats, lambda: climb(cfg))
+        trials = {name: best_of(args.repeats, lambda e=trial_evaluator(ws, name): e(cfg)) for name in PROXIES}
+        rows[pattern] = {"hill_climb_step": step, "trials": trials}
+        print(pattern, f"climb step {step:.1f} s;", ", ".join(f"{k} {v:.1f} s ({step / v:.1f}x)" for k, v in trials.items()),
+              flush=True)
+    names = list(PROXIES)
+    lines = [f"Seconds (best of {args.repeats}) per PHO trial at RIA's point and per hill-climb step (faithful prune on "
+             f"{args.nsamples} calibration windows + PPL on {spec.describe()}); in brackets: climb step / trial.", "",
+             "| pattern | hill-climb step | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+    for pattern, row in rows.items():
+        cells = [f"{row['trials'][n]:.1f} ({row['hill_climb_step'] / row['trials'][n]:.1f}×)" for n in names]
+        lines.append(f"| {pattern} | {row['hill_climb_step']:.1f} | " + " | ".join(cells) + " |")
+    text = "\n".join(lines) + f"\n\nOMP threads: {torch.get_num_threads()}.\n"
+    write_json_atomic(args.out, {"rows": rows, "args": vars(args), "versions": versions()})
+    Path(args.out).with_suffix(".md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    torch.set_grad_enabled(False)
+    main()
