@@ -1,4 +1,4 @@
-"""PHO: search CRePE's hyperparameters with Optuna on a proxy objective (no validation PPL, no sequential pruning).
+"""PHO: search CRePE's hyperparameters with Optuna on a cheap proxy objective (no validation PPL, no full prune).
 
     python -m pho.search --model smollm2-135m --sparsity 0.5 --storage sqlite:///pho.db \\
         --study-name smollm2-50 --n-trials 100 --best-config best.json

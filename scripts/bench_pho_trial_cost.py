@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from crepe.config import Pattern
+from crepe.config import Pattern, PruneConfig
 from crepe.data.prepare import eval_set
 from crepe.report import versions, write_json_atomic
 from crepe.stats_cache import snapshot_weights
@@ -29,11 +29,12 @@ from pho.space import SearchSpace
 from pho.workspace import SetupConfig, open_workspace
 
 
-def best_of(repeats: int, fn: Callable[[], object]) -> float:
+def best_of(repeats: int, fn: Callable[[PruneConfig], object], cfg: PruneConfig) -> float:
+    """Minimum wall seconds of ``fn(cfg)`` over ``repeats`` calls."""
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        fn()
+        fn(cfg)
         times.append(time.perf_counter() - start)
     return min(times)
 
@@ -58,14 +59,14 @@ def main() -> None:
     for pattern in args.patterns.split(","):
         pat = Pattern.parse(pattern)
         cfg = with_params(base_config(0.5 if not pat.structured else pat.n / pat.m, pat), point)
-        step = best_of(args.repeats, lambda: climb(cfg))
-        trials = {name: best_of(args.repeats, lambda e=trial_evaluator(ws, name): e(cfg)) for name in PROXIES}
+        step = best_of(args.repeats, climb, cfg)
+        trials = {name: best_of(args.repeats, trial_evaluator(ws, name), cfg) for name in PROXIES}
         rows[pattern] = {"hill_climb_step": step, "trials": trials}
         print(pattern, f"climb step {step:.1f} s;", ", ".join(f"{k} {v:.1f} s ({step / v:.1f}x)" for k, v in trials.items()),
               flush=True)
     names = list(PROXIES)
-    lines = [f"Seconds (best of {args.repeats}) per PHO trial at RIA's point and per hill-climb step (faithful prune on "
-             f"{args.nsamples} calibration windows + PPL on {spec.describe()}); in brackets: climb step / trial.", "",
+    lines = [(f"Seconds (best of {args.repeats}) per PHO trial at RIA's point and per hill-climb step (faithful prune on "
+              f"{args.nsamples} calibration windows + PPL on {spec.describe()}); in brackets: climb step / trial."), "",
              "| pattern | hill-climb step | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
     for pattern, row in rows.items():
         cells = [f"{row['trials'][n]:.1f} ({row['hill_climb_step'] / row['trials'][n]:.1f}×)" for n in names]
