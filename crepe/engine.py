@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from crepe.layer_store import InMemoryLayers, LayerStore, default_compute_dtype
 from crepe.models.adapters import Adapter, get_adapter
 from crepe.scorers import InputStats
 
@@ -45,24 +46,41 @@ class LayerInputs:
     kwargs: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _to(obj: Any, device: torch.device) -> Any:
-    """Move tensors (also inside tuples/lists/dicts) to ``device``; leave everything else alone."""
+def _to(obj: Any, device: torch.device, dtype: torch.dtype | None = None) -> Any:
+    """Move tensors (also inside tuples/lists/dicts) to ``device`` (floating ones to ``dtype`` when
+    given); leave everything else alone."""
     if isinstance(obj, torch.Tensor):
-        return obj.to(device)
+        return obj.to(device, dtype) if dtype is not None and obj.is_floating_point() else obj.to(device)
     if isinstance(obj, (tuple, list)):
-        return type(obj)(_to(o, device) for o in obj)
+        return type(obj)(_to(o, device, dtype) for o in obj)
     if isinstance(obj, dict):
-        return {k: _to(v, device) for k, v in obj.items()}
+        return {k: _to(v, device, dtype) for k, v in obj.items()}
     return obj
 
 
 def model_device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
+    """Where the model's resident (non-streamed) weights are: its first non-meta parameter."""
+    for param in model.parameters():
+        if param.device.type != "meta":
+            return param.device
+    return torch.device("cpu")
+
+
+def layer_store(model: nn.Module, device: torch.device | str | None = None) -> LayerStore:
+    """The model's own store if it was opened streamed (``crepe_layer_store``), else in memory.
+
+    In memory, half-precision layers compute in float32 on CPU and as stored elsewhere."""
+    attached = getattr(model, "crepe_layer_store", None)
+    if attached is not None:
+        return attached
+    home = model_device(model)
+    device = torch.device(device) if device is not None else home
+    return InMemoryLayers(home, device, default_compute_dtype(device, next(model.parameters()).dtype))
 
 
 @torch.no_grad()
 def capture_layer_inputs(model: nn.Module, adapter: Adapter, windows: torch.Tensor, batch_size: int,
-                         device: torch.device) -> LayerInputs:
+                         device: torch.device, dtype: torch.dtype | None = None) -> LayerInputs:
     """Inputs and call arguments of the first decoder layer for ``windows`` [n, seq] token ids."""
     first = adapter.layers(model)[0]
     captured = LayerInputs()
@@ -73,9 +91,9 @@ def capture_layer_inputs(model: nn.Module, adapter: Adapter, windows: torch.Tens
         else:
             kwargs = dict(kwargs)
             hidden, rest = kwargs.pop("hidden_states"), ()
-        captured.hidden.append(hidden.to(device))
-        captured.args.append(_to(rest, device))
-        captured.kwargs.append(_to(kwargs, device))
+        captured.hidden.append(_to(hidden, device, dtype))
+        captured.args.append(_to(rest, device, dtype))
+        captured.kwargs.append(_to(kwargs, device, dtype))
         raise _StopForward
 
     handle = first.register_forward_pre_hook(hook, with_kwargs=True)
@@ -121,37 +139,106 @@ def _layer_output(layer: nn.Module, hidden: torch.Tensor, args: tuple, kwargs: d
 @torch.no_grad()
 def run_layerwise(model: nn.Module, windows: torch.Tensor, needs: Iterable[str], callback: LayerCallback,
                   batch_size: int = 8, device: torch.device | str | None = None,
-                  desc: str = "layers", progress: bool = True) -> None:
+                  desc: str = "layers", progress: bool = True, store: LayerStore | None = None,
+                  keep_outputs: bool = False) -> LayerInputs | None:
     """Walk the decoder layers in order on calibration ``windows`` [n, seq] (see module doc).
 
     ``needs`` names the statistics to collect ({"sq_sum", "hessian", "sum"}); with none, the collect pass
-    is skipped. Layers are moved to ``device`` one at a time and moved back afterwards.
+    is skipped. ``store`` (default :func:`layer_store`) loads each layer onto its device before use and
+    releases it after (back to memory, or written out and dropped when streamed). With
+    ``keep_outputs`` the last layer's outputs are returned (the inputs of the model's final norm).
     """
     adapter = get_adapter(model)
     needs = frozenset(needs)
-    home = model_device(model)
-    device = torch.device(device) if device is not None else home
+    store = store or layer_store(model, device)
     was_training = model.training
     model.eval()
-    inputs = capture_layer_inputs(model, adapter, windows, batch_size, device)
+    inputs = capture_layer_inputs(model, adapter, windows, batch_size, store.device, store.compute_dtype)
     layers = adapter.layers(model)
     try:
         for index, layer in enumerate(tqdm(layers, desc=desc, disable=not progress, leave=False)):
-            layer.to(device)
-            linears = adapter.linears(layer)
-            hooks = {name: _StatsHook(needs) for name in linears}
-            outputs: list[torch.Tensor] | None = None
-            if needs:
-                handles = [mod.register_forward_hook(hooks[name]) for name, mod in linears.items()]
-                try:
-                    outputs = [_layer_output(layer, h, a, k) for h, a, k in zip(inputs.hidden, inputs.args, inputs.kwargs)]
-                finally:
-                    for handle in handles:
-                        handle.remove()
-            modified = callback(index, layer, linears, {name: hook.stats for name, hook in hooks.items()})
-            if modified or outputs is None:
-                outputs = [_layer_output(layer, h, a, k) for h, a, k in zip(inputs.hidden, inputs.args, inputs.kwargs)]
-            inputs.hidden = outputs
-            layer.to(home)
+            store.load(index, layer)
+            try:
+                inputs.hidden = _run_one_layer(index, layer, adapter, inputs, needs, callback, store)
+            finally:
+                store.release(index, layer)
     finally:
         model.train(was_training)
+    return inputs if keep_outputs else None
+
+
+def _run_one_layer(index: int, layer: nn.Module, adapter: Adapter, inputs: LayerInputs, needs: frozenset[str],
+                   callback: LayerCallback, store: LayerStore) -> list[torch.Tensor]:
+    """Collect (if ``needs``), call back, re-run if modified: the layer's outputs, one per batch."""
+    linears = adapter.linears(layer)
+    hooks = {name: _StatsHook(needs) for name in linears}
+    outputs: list[torch.Tensor] | None = None
+    if needs:
+        handles = [mod.register_forward_hook(hooks[name]) for name, mod in linears.items()]
+        try:
+            outputs = [_layer_output(layer, h, a, k) for h, a, k in zip(inputs.hidden, inputs.args, inputs.kwargs)]
+        finally:
+            for handle in handles:
+                handle.remove()
+    modified = callback(index, layer, linears, {name: hook.stats for name, hook in hooks.items()})
+    if modified:
+        store.settle(index, layer)
+    if modified or outputs is None:
+        outputs = [_layer_output(layer, h, a, k) for h, a, k in zip(inputs.hidden, inputs.args, inputs.kwargs)]
+    return outputs
+
+
+def iterate_layers(model: nn.Module, store: LayerStore | None = None, progress: bool = False,
+                   desc: str = "layers") -> Iterator[tuple[int, nn.Module]]:
+    """Yield (index, decoder layer) with the layer loaded, for work that needs weights but no inputs
+    (magnitude scores, spectra); changes made to a yielded layer are settled and kept (or written out)."""
+    store = store or layer_store(model)
+    for index, layer in enumerate(tqdm(get_adapter(model).layers(model), desc=desc, disable=not progress, leave=False)):
+        store.load(index, layer)
+        try:
+            yield index, layer
+            store.settle(index, layer)
+        finally:
+            store.release(index, layer)
+
+
+class _Replay(nn.Module):
+    """Stands in for the decoder layers during the tail pass: returns the given hidden states."""
+
+    def __init__(self, hidden: torch.Tensor, like: nn.Module):
+        super().__init__()
+        self.hidden = hidden
+        self.attention_type = getattr(like, "attention_type", None)
+
+    def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        return self.hidden
+
+
+def tail_inputs(model: nn.Module, final: LayerInputs, windows: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
+    """For each batch, the output head's input [b, seq, d]: ``final.hidden`` (the last decoder layer's
+    outputs) through whatever the model applies after its layers (final norm, projections), by running
+    the model's own forward with the layers replaced by a replay and stopping at the head."""
+    adapter = get_adapter(model)
+    parent_path, _, attr = adapter.layers_path.rpartition(".")
+    parent = model.get_submodule(parent_path)
+    layers = getattr(parent, attr)
+    head = model.get_output_embeddings()
+    seen: list[torch.Tensor] = []
+
+    def grab(module: nn.Module, args: tuple) -> None:
+        seen.append(args[0])
+        raise _StopForward
+
+    handle = head.register_forward_pre_hook(grab)
+    try:
+        for hidden, batch in zip(final.hidden, windows.split(batch_size)):
+            setattr(parent, attr, nn.ModuleList([_Replay(hidden, layers[-1])]))
+            try:
+                model(input_ids=batch.to(hidden.device), use_cache=False)
+            except _StopForward:
+                pass
+            finally:
+                setattr(parent, attr, layers)
+            yield seen.pop()
+    finally:
+        handle.remove()

@@ -1,0 +1,87 @@
+"""Write a model as an ordinary sharded HF folder, one shard per call, atomically.
+
+Shards go into a hidden temporary sibling of the target; ``finish`` adds the index, config,
+tokenizer and extra files and renames the folder into place. Any failure (including a full disk)
+removes the temporary folder, so no partial output is ever left behind.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from safetensors.torch import save_file
+
+from crepe.streaming.checkpoint import INDEX_NAME
+
+
+def check_free_space(target: str | Path, needed: int) -> None:
+    """Refuse before any work when the target's file system has less than ``needed`` bytes free."""
+    parent = Path(target).resolve().parent
+    while not parent.exists():
+        parent = parent.parent
+    free = shutil.disk_usage(parent).free
+    if free < needed:
+        raise ValueError(f"not enough space for the output at {target}: {needed / 2**30:.1f} GiB needed, "
+                         f"{free / 2**30:.1f} GiB free")
+
+
+class ShardWriter:
+    """Collects shards ``model-XXXXX-of-NNNNN.safetensors`` for ``total`` shards under a temporary folder."""
+
+    def __init__(self, target: str | Path, total: int):
+        self.target = Path(target)
+        self.total = total
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.tmp-", dir=self.target.parent))
+        self.weight_map: dict[str, str] = {}
+        self.nbytes = 0
+
+    def write(self, number: int, tensors: dict[str, torch.Tensor]) -> None:
+        """Write shard ``number`` (1-based) holding ``tensors`` (CPU, contiguous)."""
+        name = f"model-{number:05d}-of-{self.total:05d}.safetensors"
+        try:
+            save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(self.tmp / name),
+                      metadata={"format": "pt"})
+        except OSError as exc:
+            self.abort()
+            if exc.errno == errno.ENOSPC:
+                raise ValueError(f"no space left on device while writing {name} for {self.target}; "
+                                 f"nothing was saved") from exc
+            raise
+        self.weight_map.update({k: name for k in tensors})
+        self.nbytes += sum(v.numel() * v.element_size() for v in tensors.values())
+
+    def finish(self, write_rest: Callable[[Path], Any], overwrite: bool = False) -> Path:
+        """Write the index, call ``write_rest(tmp)`` for config/tokenizer/reports, rename into place."""
+        try:
+            index = {"metadata": {"total_size": self.nbytes}, "weight_map": dict(sorted(self.weight_map.items()))}
+            (self.tmp / INDEX_NAME).write_text(json.dumps(index, indent=2) + "\n")
+            write_rest(self.tmp)
+            if self.target.exists():
+                if not overwrite:
+                    raise ValueError(f"--save folder {self.target} already exists; pass --overwrite to replace it")
+                old = self.target.with_name(f".{self.target.name}.old-{os.getpid()}")
+                os.replace(self.target, old)
+                os.replace(self.tmp, self.target)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(self.tmp, self.target)
+        except OSError as exc:
+            self.abort()
+            if exc.errno == errno.ENOSPC:
+                raise ValueError(f"no space left on device while finishing {self.target}; nothing was saved") from exc
+            raise
+        except BaseException:
+            self.abort()
+            raise
+        return self.target
+
+    def abort(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
