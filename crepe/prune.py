@@ -26,7 +26,7 @@ from crepe.config import (METHODS, NBR_FORMS, PADDINGS, TERM_SCALES, AllocationC
 from crepe.data.prepare import calibration_set, eval_set
 from crepe.models.adapters import get_adapter
 from crepe.models.loading import load_model
-from crepe.pruner import check_prunable, prune_model, time_dense_pass
+from crepe.prune_model import check_prunable, prune_model, time_dense_pass
 from crepe.report import peak_rss_mb, versions, write_json_atomic
 from crepe.save import check_save_target, pruning_record, save_pruned
 from eval.perplexity import perplexity

@@ -4,7 +4,7 @@ The folder is written under a temporary sibling name and renamed into place only
 so an interrupted or failed save never leaves a partial folder behind. ``config.json`` carries a
 ``pruning_config`` entry (schema modelled on compressed-tensors' sparsity_config) and the folder
 holds the full run report as ``pruning_report.json``. Column permutations that were not realised
-physically go to ``permutations.safetensors`` (see :mod:`crepe.compose.permuted`); the weights stay
+physically go to ``permutations.safetensors`` (see :mod:`crepe.compose.permuted_linears`); the weights stay
 in the original order, so plain ``from_pretrained`` gives the masked model.
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from crepe.compose.permuted import PERMUTATIONS_FILE, save_permutations
+from crepe.compose.permuted_linears import PERMUTATIONS_FILE, save_permutations
 from crepe.report import write_json_atomic
 
 REPORT_NAME = "pruning_report.json"

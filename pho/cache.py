@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from crepe.models.adapters import decoder_linears, weight_view
-from crepe.stats_cache import collect_input_stats
+from crepe.oneshot import collect_input_stats
 from pho.proxies import LayerData
 
 log = logging.getLogger(__name__)

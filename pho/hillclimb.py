@@ -27,7 +27,7 @@ import optuna
 
 from crepe.cli import run_cli, setup_logging
 from crepe.data.prepare import eval_set
-from crepe.stats_cache import snapshot_weights
+from crepe.oneshot import snapshot_weights
 from pho.objective import PplObjective, with_params
 from pho.search import (
     best_config_record,

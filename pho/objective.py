@@ -20,10 +20,10 @@ from torch import nn
 
 from crepe.config import CrepeParams, PruneConfig
 from crepe.masks import select_mask
-from crepe.methods import projection_type
-from crepe.pruner import prune_model
+from crepe.prune_linear import projection_type
+from crepe.prune_model import prune_model
 from crepe.scorers import InputStats, score
-from crepe.stats_cache import prune_oneshot, restore_weights, snapshot_weights
+from crepe.oneshot import prune_oneshot, restore_weights, snapshot_weights
 from eval.perplexity import perplexity
 from pho.proxies import LayerData, get_proxy
 

@@ -26,7 +26,7 @@ from crepe.config import AllocationConfig, Pattern, PermuteConfig, PruneConfig, 
 from crepe.data.prepare import calibration_set, eval_set
 from crepe.models.adapters import get_adapter
 from crepe.models.loading import load_model
-from crepe.pruner import prune_model
+from crepe.prune_model import prune_model
 from crepe.report import versions, write_json_atomic
 from eval.perplexity import perplexity
 

@@ -21,7 +21,7 @@ import torch
 from crepe.config import Pattern, PruneConfig
 from crepe.data.prepare import eval_set
 from crepe.report import versions, write_json_atomic
-from crepe.stats_cache import snapshot_weights
+from crepe.oneshot import snapshot_weights
 from pho.objective import PplObjective, base_config, with_params
 from pho.proxies import PROXIES
 from pho.search import trial_evaluator

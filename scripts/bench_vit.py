@@ -40,7 +40,7 @@ def sweep_points() -> list[tuple[str, ViTPruneConfig]]:
 
 def run_sweep(args: argparse.Namespace) -> None:
     from crepe.vit.data import mnist_split
-    from crepe.vit.prune import apply_pruning, finetune, versions
+    from crepe.vit.prune_vit import apply_pruning, finetune, versions
     from crepe.vit.surgery import load_pruned
     from crepe.vit.train import accuracy
 
@@ -76,7 +76,7 @@ def run_sweep(args: argparse.Namespace) -> None:
 
 def run_latency(args: argparse.Namespace) -> None:
     from crepe.vit.bench import latency_table
-    from crepe.vit.prune import versions
+    from crepe.vit.prune_vit import versions
     from crepe.vit.surgery import load_pruned
 
     base = load_pruned(args.model)

@@ -22,9 +22,9 @@ from pathlib import Path
 from crepe.config import CrepeParams, Pattern, PruneConfig
 from crepe.data.prepare import calibration_set, eval_set
 from crepe.models.loading import load_model
-from crepe.pruner import prune_model
+from crepe.prune_model import prune_model
 from crepe.report import read_json, write_json_atomic
-from crepe.stats_cache import collect_input_stats, prune_oneshot, restore_weights, snapshot_weights
+from crepe.oneshot import collect_input_stats, prune_oneshot, restore_weights, snapshot_weights
 from eval.perplexity import perplexity
 
 log = logging.getLogger("sweep_crepe")

@@ -25,7 +25,7 @@ import torch
 from crepe.config import Pattern
 from crepe.data.prepare import eval_set
 from crepe.report import read_json, versions, write_json_atomic
-from crepe.stats_cache import snapshot_weights
+from crepe.oneshot import snapshot_weights
 from pho.objective import (
     EndToEndProxy,
     PplObjective,

@@ -5,7 +5,7 @@ from crepe.config import Pattern, PruneConfig
 from crepe.engine import run_layerwise
 from crepe.masks import is_valid_nm
 from crepe.models.adapters import decoder_linears, get_adapter, supported_model_types, weight_view
-from crepe.pruner import prune_model
+from crepe.prune_model import prune_model
 from tiny_models import TINY_CONFIGS, tiny_model, tiny_windows
 
 

@@ -9,7 +9,7 @@ from crepe.data.prepare import calibration_set, eval_set
 from crepe.masks import is_valid_nm
 from crepe.models.adapters import decoder_linears, weight_view
 from crepe.models.loading import load_model
-from crepe.pruner import prune_model
+from crepe.prune_model import prune_model
 from crepe.save import pruning_record, save_pruned
 from eval.perplexity import perplexity
 

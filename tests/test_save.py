@@ -6,7 +6,7 @@ from transformers import AutoModelForCausalLM
 
 from crepe.config import PruneConfig
 from crepe.models.adapters import decoder_linears, weight_view
-from crepe.pruner import prune_model
+from crepe.prune_model import prune_model
 from crepe.save import pruning_record, save_pruned
 from tiny_models import tiny_model, tiny_tokenizer, tiny_windows
 

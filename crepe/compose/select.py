@@ -1,6 +1,6 @@
 """Where the composition techniques meet selection: per-layer N:M patterns, permuted N:M masks and
 DSnoT refinement around ``crepe.masks.select_mask``, and SparseGPT in permuted column order.
-Called by :func:`crepe.methods.prune_weight`; pure functions of tensors and configs."""
+Called by :func:`crepe.prune_linear.prune_weight`; pure functions of tensors and configs."""
 
 from __future__ import annotations
 

@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"torch threads: {torch.get_num_threads()}")
 
     from crepe.vit.bench import latency_table
-    from crepe.vit.prune import apply_pruning, finetune, versions
+    from crepe.vit.prune_vit import apply_pruning, finetune, versions
     from crepe.vit.surgery import load_pruned, save_pruned
     from crepe.vit.train import accuracy
 

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from crepe.vit.config import ViTPruneConfig
-from crepe.vit.prune import apply_pruning
+from crepe.vit.prune_vit import apply_pruning
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from crepe.compose.allocation import (allocate, alpha_plan, block_sizes, hill_al
 from crepe.config import AllocationConfig, Pattern, PruneConfig
 from crepe.masks import is_valid_nm
 from crepe.models.adapters import decoder_linears, weight_view
-from crepe.pruner import prune_model
+from crepe.prune_model import prune_model
 from tiny_models import tiny_model, tiny_windows
 
 

@@ -9,8 +9,8 @@ from crepe.compose.dsnot import dsnot_refine, error_estimate
 from crepe.config import Pattern, PermuteConfig, PruneConfig, RepruneConfig
 from crepe.masks import is_valid_nm, nm_mask, unstructured_mask
 from crepe.models.adapters import decoder_linears, get_adapter, weight_view
-from crepe.pruner import prune_model
-from crepe.stats_cache import (
+from crepe.prune_model import prune_model
+from crepe.oneshot import (
     collect_input_stats,
     prune_oneshot,
     restore_weights,

@@ -9,11 +9,11 @@ from transformers import AutoModelForCausalLM
 
 from crepe.compose.permutation import (find_permutation, inverse_permutation, kept_score, permuted_nm_mask,
                                        snake_reallocation)
-from crepe.compose.permuted import PermutedLinear, load_permuted
+from crepe.compose.permuted_linears import PermutedLinear, load_permuted
 from crepe.config import Pattern, PermuteConfig, PruneConfig
 from crepe.masks import is_valid_nm, nm_mask
 from crepe.models.adapters import decoder_linears, weight_view
-from crepe.pruner import prune_model
+from crepe.prune_model import prune_model
 from crepe.save import pruning_record, save_pruned
 from tiny_models import tiny_model, tiny_tokenizer, tiny_windows
 

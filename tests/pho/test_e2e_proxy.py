@@ -7,9 +7,9 @@ import torch
 
 from crepe.config import CrepeParams, Pattern, PruneConfig
 from crepe.models.adapters import decoder_linears, weight_view
-from crepe.pruner import prune_model
+from crepe.prune_model import prune_model
 from crepe.scorers import InputStats
-from crepe.stats_cache import (
+from crepe.oneshot import (
     collect_input_stats,
     prune_oneshot,
     restore_weights,

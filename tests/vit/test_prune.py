@@ -1,7 +1,7 @@
 import torch
 
 from crepe.vit.config import HeadPruneConfig, TCSConfig, ViTPruneConfig
-from crepe.vit.prune import apply_pruning, finetune, realised_tcs_ratios
+from crepe.vit.prune_vit import apply_pruning, finetune, realised_tcs_ratios
 
 from .tiny import tiny_vit
 

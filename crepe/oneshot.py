@@ -9,7 +9,7 @@ from torch import nn
 
 from crepe.config import PruneConfig
 from crepe.engine import run_layerwise
-from crepe.methods import LinearResult, prune_weight
+from crepe.prune_linear import LinearResult, prune_weight
 from crepe.models.adapters import decoder_linears, get_adapter, weight_view
 from crepe.scorers import InputStats
 

@@ -1,4 +1,4 @@
-"""Prune a whole model layer by layer: the engine plus :func:`crepe.methods.prune_weight`."""
+"""Prune a whole model layer by layer: the engine plus :func:`crepe.prune_linear.prune_weight`."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import torch
 from torch import nn
 
 from crepe.compose.allocation import allocate
-from crepe.compose.permuted import apply_layer_permutations
+from crepe.compose.permuted_linears import apply_layer_permutations
 from crepe.config import PruneConfig
-from crepe.engine import run_layerwise
-from crepe.methods import LinearResult, needed_stats, prune_weight
+from crepe.engine import iterate_layers, run_layerwise
+from crepe.prune_linear import LinearResult, needed_stats, prune_weight
 from crepe.models.adapters import decoder_linears, get_adapter, weight_view
 from crepe.scorers import InputStats
 
@@ -61,7 +61,7 @@ def check_prunable(model: nn.Module, cfg: PruneConfig) -> None:
     get_adapter(model)
     for name, module in decoder_linears(model).items():
         weight = weight_view(module)
-        if not torch.isfinite(weight).all():
+        if weight.device.type != "meta" and not torch.isfinite(weight).all():  # streamed: checked when read
             raise ValueError(f"weights of {name} contain NaN or Inf; refusing to prune a corrupt model")
         if cfg.pattern.structured and weight.shape[1] % cfg.pattern.m:
             raise ValueError(f"N:M pattern {cfg.pattern}: input width {weight.shape[1]} of {name} "
@@ -98,7 +98,7 @@ def prune_model(model: nn.Module, windows: torch.Tensor, cfg: PruneConfig, *,
 
     needs = needed_stats(cfg.method, cfg)
     if not needs:  # input-independent scores: no calibration pass is needed
-        for index, layer in enumerate(adapter.layers(model)):
+        for index, layer in iterate_layers(model, device=device, progress=progress, desc=f"pruning ({cfg.method})"):
             callback(index, layer, adapter.linears(layer), {})
         return PruneSummary(results, physical)
     run_layerwise(model, windows, needs, callback, batch_size=batch_size, device=device,
