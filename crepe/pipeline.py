@@ -1,0 +1,224 @@
+"""One pruning run from options to files: open -> calibrate -> dense PPL -> prune -> pruned PPL -> save.
+
+``python -m crepe.prune`` and the Python API both call :func:`run`. A model that would not fit in
+RAM (or ``offload="disk"``) is streamed: its decoder layers are read from the checkpoint one at a
+time, pruned, and written straight into the output folder's shards, so no more than one layer is
+ever held; perplexity then streams the output folder the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from crepe.cli import bos_per_window
+from crepe.compose.allocation import allocate, read_plan
+from crepe.config import PruneConfig
+from crepe.data.prepare import calibration_set, eval_set
+from crepe.models.adapters import get_adapter
+from crepe.models.loading import cache_root, open_model
+from crepe.perplexity import layerwise_perplexity, perplexity
+from crepe.provenance import provenance
+from crepe.prune_model import check_prunable, prune_model, time_dense_pass
+from crepe.report import peak_rss_mb, versions, write_json_atomic
+from crepe.save import REPORT_NAME, check_save_target, pruning_record, save_pruned, write_extras
+from crepe.streaming.open import open_streamed
+from crepe.streaming.writer import check_free_space
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything one run needs besides the pruning config. ``dtype``: auto (the checkpoint's own) |
+    bfloat16 | float16 | float32; ``offload``: auto | none | disk (see crepe.models.loading.should_stream);
+    ``device``: where layers compute (cuda moves one layer at a time, never the whole model)."""
+
+    model: str = "smollm2-135m"
+    prune: PruneConfig = field(default_factory=PruneConfig)
+    calib_dataset: str = "wikivital"
+    nsamples: int = 16
+    seqlen: int = 512
+    seed: int = 0
+    batch_size: int = 8
+    eval_dataset: str = "wikivital"
+    eval_split: str = "test"
+    eval_seqlen: int = 512
+    max_eval_windows: int | None = 40
+    eval_dtype: str = "float32"
+    eval_batch_size: int = 4
+    bos_per_window: str = "auto"
+    skip_dense_eval: bool = False
+    dtype: str = "auto"
+    offload: str = "auto"
+    device: str | None = None
+    save: str | None = None
+    overwrite: bool = False
+    report: str | None = None
+    time_dense_pass: bool = False
+    command: tuple[str, ...] = ()
+
+
+@dataclass
+class RunResult:
+    """The pruned model (resident, or a streamed view of the saved folder), its summary and report."""
+
+    model: nn.Module
+    tokenizer: Any
+    summary: Any
+    report: dict[str, Any]
+
+
+def check_device(device: str | None) -> None:
+    """One clear line for a device this machine does not have."""
+    if device is None:
+        return
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(f"unknown device {device!r}: {exc}") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: no CUDA device is available on this machine (torch.cuda.is_available() is False)")
+
+
+def evaluate(model: nn.Module, windows: torch.Tensor, opts: RunOptions) -> tuple[float, str]:
+    """PPL and how it was computed: the model's own forward pass for a resident float model on CPU,
+    else layer by layer through the engine (streamed, on a GPU, or half-precision weights on CPU)."""
+    streamed = getattr(model, "crepe_layer_store", None) is not None
+    half_on_cpu = next(model.parameters()).dtype in (torch.bfloat16, torch.float16) and opts.device in (None, "cpu")
+    if streamed or (opts.device not in (None, "cpu")) or half_on_cpu:
+        return layerwise_perplexity(model, windows, opts.eval_batch_size, device=opts.device), "layerwise"
+    return perplexity(model, windows, opts.eval_batch_size, opts.eval_dtype), "forward"
+
+
+def run(opts: RunOptions, model: nn.Module | None = None, tokenizer: Any = None,
+        echo: Callable[[str], None] = print) -> RunResult:
+    """Run the whole job; bad input raises ValueError before any work and leaves no output behind."""
+    cfg = opts.prune
+    check_device(opts.device)
+    if opts.save:
+        check_save_target(opts.save, opts.overwrite)
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    streamed = False
+    if model is None:
+        opened = open_model(opts.model, opts.dtype, opts.offload, opts.device)
+        model, tokenizer, streamed = opened.model, opened.tokenizer, opened.streamed
+    timings["load_seconds"] = time.perf_counter() - start
+    adapter = get_adapter(model)
+    check_prunable(model, cfg)
+    if cfg.allocation.method == "file":
+        read_plan(cfg.allocation.path, model)  # fail on a bad plan before any work
+    bos = bos_per_window(opts.bos_per_window, model)
+    calib, calib_spec = calibration_set(tokenizer, opts.calib_dataset, opts.nsamples, opts.seqlen, opts.seed, bos)
+    evaluate_ppl = opts.eval_dataset != "none"
+    protocol = None
+    if evaluate_ppl:
+        windows, eval_spec = eval_set(tokenizer, opts.eval_dataset, opts.eval_split, opts.eval_seqlen,
+                                      opts.max_eval_windows, bos)
+    storage = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+    log.info("model %s (%s family, %s, %s), %s at sparsity %.3f %s", opts.model, adapter.family, str(storage).removeprefix("torch."),
+             "streamed from disk" if streamed else "in memory", cfg.method, cfg.sparsity, cfg.pattern)
+    log.info("calibration: %s seed=%d", calib_spec.describe(), opts.seed)
+    ppl_dense = None
+    if evaluate_ppl and not opts.skip_dense_eval:
+        ppl_dense, how = evaluate(model, windows, opts)
+        protocol = _protocol(eval_spec, opts, how)
+        echo(f"dense  PPL {ppl_dense:8.3f}  [{protocol}]")
+    if opts.time_dense_pass:
+        timings["dense_pass_seconds"] = time_dense_pass(model, calib, opts.batch_size, opts.device)
+    scratch = None
+    start = time.perf_counter()
+    plan = allocate(model, calib, cfg.sparsity, cfg.allocation, cfg.pattern, opts.batch_size, opts.device)
+    if streamed:
+        target = Path(opts.save) if opts.save else _scratch_folder()
+        scratch = None if opts.save else target
+        store = model.crepe_layer_store
+        check_free_space(target, store.checkpoint.nbytes)
+        store.start_writing(target)
+    try:
+        summary = prune_model(model, calib, cfg, layer_sparsity=plan, batch_size=opts.batch_size, device=opts.device)
+        timings["prune_seconds"] = time.perf_counter() - start
+        if streamed:
+            record = pruning_record(cfg.to_dict(), summary.realised_sparsity, str(cfg.pattern))
+            _finish_streamed(model, tokenizer, record, summary, opts.overwrite or scratch is not None)
+            model = open_streamed(target, storage, opts.device)
+            timings["prune_and_write_seconds"] = time.perf_counter() - start
+        _print_summary(echo, cfg, summary, timings)
+        ppl_pruned = None
+        if evaluate_ppl:
+            ppl_pruned, how = evaluate(model, windows, opts)
+            protocol = protocol or _protocol(eval_spec, opts, how)
+            echo(f"pruned PPL {ppl_pruned:8.3f}  [{protocol}]")
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    report = {
+        "model": opts.model, "family": adapter.family, "config": cfg.to_dict(), "seed": opts.seed,
+        "dtype": str(storage).removeprefix("torch."), "streamed": streamed, "device": opts.device or "cpu",
+        "calibration": calib_spec.describe(), "eval_protocol": protocol,
+        "ppl_dense": ppl_dense, "ppl_pruned": ppl_pruned,
+        "realised_sparsity": summary.realised_sparsity, "sparsity_before": summary.sparsity_before,
+        "per_layer_sparsity": summary.per_layer(), "kept_score_fraction": summary.kept_score_fraction,
+        "permutations": {"gathered": sorted(summary.gathered_permutations()), "physical": sorted(summary.physical)},
+        **timings, "peak_rss_mb": peak_rss_mb(), "versions": versions(),
+        "options": {k: v for k, v in vars(opts).items() if k != "prune"},
+        "provenance": provenance(list(opts.command), cfg.to_dict()),
+    }
+    if opts.save and streamed:
+        write_json_atomic(Path(opts.save) / REPORT_NAME, report)
+        echo(f"saved pruned model to {opts.save} (streamed, sharded {report['dtype']})")
+    elif opts.save:
+        record = pruning_record(cfg.to_dict(), summary.realised_sparsity, str(cfg.pattern))
+        save_pruned(model, tokenizer, opts.save, record, report, overwrite=opts.overwrite,
+                    permutations=summary.gathered_permutations())
+        echo(f"saved pruned model to {opts.save}")
+    if opts.report:
+        write_json_atomic(opts.report, report)
+        echo(f"report written to {opts.report}")
+    return RunResult(model, tokenizer, summary, report)
+
+
+def _protocol(eval_spec, opts: RunOptions, how: str) -> str:
+    dtype = opts.eval_dtype if how == "forward" else "float32" if opts.device in (None, "cpu") else "as stored"
+    return f"{eval_spec.describe()} dtype={dtype}" + (" layerwise" if how == "layerwise" else "")
+
+
+def _scratch_folder() -> Path:
+    """Where a streamed run without --save writes its pruned shards (removed at the end)."""
+    root = cache_root() / "scratch"
+    root.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="pruned-", dir=root)) / "model"
+
+
+def _finish_streamed(model: nn.Module, tokenizer, record: dict, summary, overwrite: bool) -> None:
+    """Write the resident tensors as the last shard, then config/tokenizer/permutations; rename."""
+    store = model.crepe_layer_store
+    writer = store.writer
+    store.writer = None
+    writer.write(writer.total, store.resident_state())
+    writer.finish(lambda tmp: write_extras(tmp, model, tokenizer, record, None, summary.gathered_permutations()),
+                  overwrite=overwrite)
+
+
+def _print_summary(echo: Callable[[str], None], cfg: PruneConfig, summary, timings: dict[str, float]) -> None:
+    if "dense_pass_seconds" in timings:
+        timings["prune_over_dense_pass"] = timings["prune_seconds"] / timings["dense_pass_seconds"]
+        echo(f"prune time = {timings['prune_over_dense_pass']:.2f} x one dense pass over the calibration set "
+             f"({timings['dense_pass_seconds']:.1f} s); the floor is 2 (collect + propagate)")
+    echo(f"pruned {len(summary.linears)} linears with {cfg.method} in {timings['prune_seconds']:.1f} s: realised sparsity "
+         f"{summary.realised_sparsity:.4f} (zeros before pruning {summary.sparsity_before:.4f})")
+    if cfg.permute or cfg.repruning or cfg.allocation.method != "uniform":
+        kept = summary.kept_score_fraction
+        echo(f"composition: permute={'on' if cfg.permute else 'off'} allocation={cfg.allocation.method} "
+             f"repruning={cfg.repruning.method if cfg.repruning else 'none'}; kept-score fraction "
+             f"{kept if kept is not None else float('nan'):.4f}; "
+             f"{len(summary.physical)} linears permuted physically, {len(summary.gathered_permutations())} gathered")
