@@ -17,6 +17,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from resolve_config import planned_prune, prune_report
+
+from crepe.provenance import current_command, markdown_stamp, provenance
+
 METHODS = ("magnitude", "wanda", "sparsegpt", "ri", "ria", "crepe")
 SETTINGS = ("0.5", "2:4", "4:8", "0.6", "0.7")
 
@@ -26,14 +30,29 @@ def cell_args(method: str, setting: str) -> list[str]:
     return ["--method", method, *pattern]
 
 
-def run_cell(common: list[str], method: str, setting: str, report: Path, dense: bool) -> None:
-    cmd = [sys.executable, "-m", "crepe.prune", *common, *cell_args(method, setting), "--report", str(report)]
-    if not dense:
-        cmd.append("--skip-dense-eval")
-    if method == "crepe":
-        cmd.append("--time-dense-pass")
-    print("$", " ".join(cmd[1:]), flush=True)
-    subprocess.run(cmd, check=True)
+def cell_command(args: argparse.Namespace, method: str, setting: str, dense: bool) -> list[str]:
+    """The ``python -m crepe.prune`` command of one cell (CRePE also times a dense pass)."""
+    cmd = ["python", "-m", "crepe.prune", "--model", args.model, "--nsamples", str(args.nsamples), "--seqlen",
+           str(args.seqlen), "--eval-split", "test", "--max-eval-windows", str(args.max_eval_windows),
+           "--log-level", "WARNING", *cell_args(method, setting), "--report", str(cell_path(args, method, setting))]
+    cmd += [] if dense else ["--skip-dense-eval"]
+    return cmd + (["--time-dense-pass"] if method == "crepe" else [])
+
+
+def cell_path(args: argparse.Namespace, method: str, setting: str) -> Path:
+    return Path(args.out_dir) / f"{method}__{setting.replace(':', '-')}.json"
+
+
+def planned(argv: list[str]) -> dict[str, dict]:
+    """Report path -> {command, config it resolves to now} of every cell this command runs."""
+    args = build_parser().parse_args(argv)
+    return {str(cell_path(args, m, s)): planned_prune(cell_command(args, m, s, dense=False))
+            for s in args.settings.split(",") for m in args.methods.split(",")}
+
+
+def recorded(argv: list[str]) -> dict[str, dict]:
+    """Report path -> {command, config} as recorded, for the cells that exist."""
+    return {path: rec for path in planned(argv) if (rec := prune_report(path))}
 
 
 def load_cells(out_dir: Path) -> dict[tuple[str, str], dict]:
@@ -44,13 +63,15 @@ def load_cells(out_dir: Path) -> dict[tuple[str, str], dict]:
     return cells
 
 
-def table(out_dir: Path) -> str:
+def table(out_dir: Path, stamp: str = "") -> str:
+    """The markdown table from the cell reports; ``stamp`` (a provenance line) goes first."""
     cells = load_cells(out_dir)
     if not cells:
         return "no results yet"
     any_rep = next(iter(cells.values()))
     dense = [r["ppl_dense"] for r in cells.values() if r.get("ppl_dense")]
-    lines = [f"Model `{any_rep['model']}`; calibration: {any_rep['calibration']} seed={any_rep['seed']}",
+    lines = [stamp, ""] if stamp else []
+    lines += [f"Model `{any_rep['model']}`; calibration: {any_rep['calibration']} seed={any_rep['seed']}",
              f"Eval protocol: {any_rep['eval_protocol']}",
              f"Dense PPL: {dense[0]:.3f}" if dense else "Dense PPL: (not run)", "",
              "| method | " + " | ".join(f"{s} PPL" for s in SETTINGS) + " |",
@@ -73,7 +94,7 @@ def table(out_dir: Path) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--methods", default=",".join(METHODS))
@@ -84,19 +105,25 @@ def main() -> None:
     ap.add_argument("--out-dir", default="results/bench_methods")
     ap.add_argument("--table-out", default="results/methods.md")
     ap.add_argument("--table", action="store_true", help="only rebuild the table from existing reports")
-    args = ap.parse_args()
+    return ap
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    common = ["--model", args.model, "--nsamples", str(args.nsamples), "--seqlen", str(args.seqlen),
-              "--eval-split", "test", "--max-eval-windows", str(args.max_eval_windows), "--log-level", "WARNING"]
     if not args.table:
         for setting in args.settings.split(","):
             for method in args.methods.split(","):
-                report = out_dir / f"{method}__{setting.replace(':', '-')}.json"
-                if report.exists():
+                if cell_path(args, method, setting).exists():
                     continue
-                run_cell(common, method, setting, report, dense=not any(r.get("ppl_dense") for r in load_cells(out_dir).values()))
-    text = table(out_dir)
+                dense = not any(r.get("ppl_dense") for r in load_cells(out_dir).values())
+                cmd = cell_command(args, method, setting, dense)
+                print("$", " ".join(cmd), flush=True)
+                subprocess.run([sys.executable, *cmd[1:]], check=True)
+    command = current_command()
+    record = provenance(command, {path: p["config"] for path, p in planned(command[2:]).items()})
+    text = table(out_dir, markdown_stamp(record))
     Path(args.table_out).write_text(text + "\n")
     print(text)
 

@@ -24,6 +24,9 @@ import sys
 import time
 from pathlib import Path
 
+from resolve_config import planned_prune, prune_report, resolve
+
+from crepe.provenance import current_command, markdown_stamp, provenance
 from crepe.report import read_json, versions, write_json_atomic
 
 
@@ -55,17 +58,19 @@ def search_cost(best_json: Path, launched: float, wall: float) -> dict:
     return {"to_best_seconds": finished - launched, "total_seconds": wall, "trials": len(trials), "best_trial": best}
 
 
-def searched(kind: str, target: str, args, work: Path, common: list[str]) -> dict:
-    """Run pho.search or pho.hillclimb at ``target`` once; returns its cost record. PHO files carry
+def common_flags(args: argparse.Namespace) -> list[str]:
+    return ["--model", args.model, "--dataset", args.dataset, "--nsamples", str(args.nsamples),
+            "--seqlen", str(args.seqlen), "--no-plots", "--log-level", "WARNING"]
+
+
+def search_command(kind: str, target: str, args: argparse.Namespace, work: Path) -> tuple[Path, list[str]]:
+    """(best-config path, command) of the pho.search or pho.hillclimb run at ``target``. PHO files carry
     the ``--variant`` name, so variants share one work dir (and its hill climbs) without clashing."""
     name = kind + (f"-{args.variant}" if kind == "pho" and args.variant else "")
     best = work / f"{name}_{slug(target)}.json"
-    cost_file = best.with_suffix(".cost.json")
-    if cost_file.exists():
-        return read_json(cost_file)
     module = "pho.search" if kind == "pho" else "pho.hillclimb"
-    flags = [*common, "--storage", f"sqlite:///{work / f'{name}_{slug(target)}.db'}", "--study-name", f"{name}-{slug(target)}",
-             "--best-config", str(best), *target_flags(target)]
+    flags = [*common_flags(args), "--storage", f"sqlite:///{work / f'{name}_{slug(target)}.db'}", "--study-name",
+             f"{name}-{slug(target)}", "--best-config", str(best), *target_flags(target)]
     if kind == "pho":
         # a fresh statistics cache per search, so its one dense calibration pass is counted
         flags += ["--n-trials", str(args.pho_trials), "--sampler", args.sampler, "--proxy", args.proxy,
@@ -75,9 +80,22 @@ def searched(kind: str, target: str, args, work: Path, common: list[str]) -> dic
     else:
         flags += ["--n-trials", str(args.hc_trials), "--val-windows", str(args.val_windows),
                   "--cache-dir", str(work / f"cache_hc_{slug(target)}")] + (["--faithful"] if args.hc_faithful else [])
+    return best, ["python", "-m", module, *flags]
+
+
+def trials_path(best: Path) -> Path:
+    return best.with_name(best.stem + "_trials.json")
+
+
+def searched(kind: str, target: str, args, work: Path) -> dict:
+    """Run pho.search or pho.hillclimb at ``target`` once; returns its cost record (with provenance)."""
+    best, cmd = search_command(kind, target, args, work)
+    cost_file = best.with_suffix(".cost.json")
+    if cost_file.exists():
+        return read_json(cost_file)
     launched = time.time()
-    wall = run([sys.executable, "-m", module, *flags], best.with_suffix(".log"))
-    cost = {**search_cost(best, launched, wall), "config": str(best)}
+    wall = run([sys.executable, *cmd[1:]], best.with_suffix(".log"))
+    cost = {**search_cost(best, launched, wall), "config": str(best), "provenance": provenance(cmd, resolve(cmd))}
     write_json_atomic(cost_file, cost)
     return cost
 
@@ -85,22 +103,75 @@ def searched(kind: str, target: str, args, work: Path, common: list[str]) -> dic
 DEFAULT = "default"  # test_ppl config meaning crepe's shipped defaults (no --config)
 
 
+def test_command(label: str, target: str, config: Path | str | None, args, work: Path) -> tuple[Path, list[str]]:
+    """(report path, crepe.prune command) of a faithful prune + TEST-split PPL: RIA for config None,
+    crepe's defaults for DEFAULT, else crepe with ``--config``."""
+    report = work / f"test_{slug(target)}_{label}.json"
+    method = (["--method", "ria"] if config is None else ["--method", "crepe"] if config == DEFAULT
+              else ["--method", "crepe", "--config", str(config)])
+    return report, ["python", "-m", "crepe.prune", "--model", args.model, *method, *target_flags(target),
+                    "--nsamples", str(args.nsamples), "--seqlen", str(args.seqlen), "--calib-dataset", args.dataset,
+                    "--eval-dataset", args.dataset, "--eval-split", "test", "--max-eval-windows", str(args.test_windows),
+                    "--skip-dense-eval", "--report", str(report)]
+
+
 def test_ppl(label: str, target: str, config: Path | str | None, args, work: Path) -> dict:
     """Faithful prune + TEST-split PPL through crepe.prune; cached in its report file."""
-    report = work / f"test_{slug(target)}_{label}.json"
+    report, cmd = test_command(label, target, config, args, work)
     if report.exists() and config not in (None, DEFAULT) and read_json(report)["config"]["crepe"] != read_json(config)["crepe"]:
         print(f"{report} was pruned with another config than {config}: running it again", flush=True)
         report.unlink()  # e.g. a transfer label reused with a different --transfer-from
     if not report.exists():
-        method = (["--method", "ria"] if config is None else ["--method", "crepe"] if config == DEFAULT
-                  else ["--method", "crepe", "--config", str(config)])
-        cmd = [sys.executable, "-m", "crepe.prune", "--model", args.model, *method, *target_flags(target),
-               "--nsamples", str(args.nsamples), "--seqlen", str(args.seqlen), "--calib-dataset", args.dataset,
-               "--eval-dataset", args.dataset, "--eval-split", "test", "--max-eval-windows", str(args.test_windows),
-               "--skip-dense-eval", "--report", str(report)]
-        run(cmd, report.with_suffix(".log"))
+        run([sys.executable, *cmd[1:]], report.with_suffix(".log"))
     rep = read_json(report)
     return {"test_ppl": rep["ppl_pruned"], "protocol": rep["eval_protocol"], "realised_sparsity": rep["realised_sparsity"]}
+
+
+def runs(args: argparse.Namespace) -> list[tuple[str, str, Path | str | None]]:
+    """(target, label, config) of every test-split run this command makes, with 'search:pho' and
+    'search:hillclimb' labels for the searches (config = their best-config path)."""
+    work, sfx = Path(args.work_dir), f"-{args.variant}" if args.variant else ""
+    hc_targets = [t for t in args.hc_targets.split(",") if t]
+    source, out = Path(args.transfer_from) if args.transfer_from else None, []
+    for target in args.targets.split(","):
+        best = search_command("pho", target, args, work)[0]
+        out += [(target, "search:pho", best), (target, "ria", None), (target, "crepe-default", DEFAULT),
+                (target, f"pho{sfx}", best)]
+        source = source or best
+        if best != source:
+            out.append((target, f"transfer{sfx}", source))
+        if target in hc_targets:
+            climb = search_command("hillclimb", target, args, work)[0]
+            out += [(target, "search:hillclimb", climb), (target, "hillclimb", climb)]
+    return out
+
+
+def planned(argv: list[str]) -> dict[str, dict]:
+    """Record path (trial logs, test reports) -> {command, config it resolves to now}. A test run whose
+    --config file does not exist yet (its search has not run) cannot be resolved and is left out."""
+    args = build_parser().parse_args(argv)
+    work, out = Path(args.work_dir), {}
+    for target, label, config in runs(args):
+        if label.startswith("search:"):
+            best, cmd = search_command(label.split(":")[1], target, args, work)
+            out[str(trials_path(best))] = {"command": cmd, "config": resolve(cmd)}
+        elif config in (None, DEFAULT) or Path(config).is_file():
+            report, cmd = test_command(label, target, config, args, work)
+            out[str(report)] = planned_prune(cmd)
+    return out
+
+
+def recorded(argv: list[str]) -> dict[str, dict]:
+    """Record path -> {command, config} as recorded (a search's study attributes, a report's config)."""
+    out = {}
+    for path in planned(argv):
+        if path.endswith("_trials.json") and Path(path).is_file():
+            cost = Path(path.removesuffix("_trials.json") + ".cost.json")
+            prov = read_json(cost).get("provenance", {}) if cost.is_file() else {}
+            out[path] = {"command": prov.get("argv"), "config": read_json(path)["attrs"]}
+        elif (rec := prune_report(path)):
+            out[path] = rec
+    return out
 
 
 def trial_seconds(config: str) -> tuple[int, float]:
@@ -111,7 +182,8 @@ def trial_seconds(config: str) -> tuple[int, float]:
 
 
 def markdown(summary: dict) -> str:
-    lines = [f"Protocol: {summary['protocol']}", "", ("| target | RIA | crepe (default config) | crepe+PHO (searched "
+    lines = [markdown_stamp(summary["provenance"]), ""] if "provenance" in summary else []
+    lines += [f"Protocol: {summary['protocol']}", "", ("| target | RIA | crepe (default config) | crepe+PHO (searched "
              f"here) | crepe+PHO-{summary['transfer_source']} transferred | crepe+hill-climb | PHO / RIA | PHO / hill climb |"),
              "|---|---|---|---|---|---|---|---|"]
     for target, row in summary["quality"].items():
@@ -153,7 +225,7 @@ def merge(paths: list[str], out: str) -> dict:
     return summary
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--dataset", default="wikivital")
@@ -177,16 +249,16 @@ def main() -> None:
     ap.add_argument("--variant", default="", help="name of a PHO variant (e.g. s3 for --layer-stride 3): its files "
                     "get this suffix and it reuses the hill climbs and RIA runs already in --work-dir")
     ap.add_argument("--merge", default=None, help="only merge these comma-separated summaries into --out")
-    args = ap.parse_args()
+    return ap
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     if args.merge:
         print(markdown(merge(args.merge.split(","), args.out)))
         return
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
-    targets = args.targets.split(",")
-    hc_targets = [t for t in args.hc_targets.split(",") if t]
-    common = ["--model", args.model, "--dataset", args.dataset, "--nsamples", str(args.nsamples),
-              "--seqlen", str(args.seqlen), "--no-plots", "--log-level", "WARNING"]
     climb = "faithful" if args.hc_faithful else "one-shot"
     protocol = (f"model={args.model} calibration={args.dataset} nsamples={args.nsamples} seqlen={args.seqlen}; PHO "
                 f"{args.pho_trials} trials ({args.sampler}, proxy {args.proxy}, layer stride {args.layer_stride}"
@@ -194,24 +266,20 @@ def main() -> None:
                 f"hill climb {args.hc_trials} evaluations of {climb} prune + validation PPL ({args.val_windows} "
                 f"windows); quality: faithful prune, test split, {args.test_windows} windows max")
     print("protocol:", protocol, flush=True)
-    summary = {"protocol": protocol, "targets": targets, "cost": {}, "quality": {}, "args": vars(args),
+    summary = {"protocol": protocol, "targets": args.targets.split(","), "cost": {}, "quality": {}, "args": vars(args),
                "versions": versions()}
-    source = Path(args.transfer_from) if args.transfer_from else None
-    sfx = f"-{args.variant}" if args.variant else ""
-    for target in targets:
-        cost = {"pho": searched("pho", target, args, work, common)}
-        if target in hc_targets:
-            cost["hillclimb"] = searched("hillclimb", target, args, work, common)
-        source = source or Path(cost["pho"]["config"])
-        summary["transfer_source"] = source.stem
-        row = {"ria": test_ppl("ria", target, None, args, work),
-               "default": test_ppl("crepe-default", target, DEFAULT, args, work),
-               "pho": test_ppl(f"pho{sfx}", target, Path(cost["pho"]["config"]), args, work)}
-        if Path(cost["pho"]["config"]) != source:
-            row["transfer"] = test_ppl(f"transfer{sfx}", target, source, args, work)
-        if "hillclimb" in cost:
-            row["hillclimb"] = test_ppl("hillclimb", target, Path(cost["hillclimb"]["config"]), args, work)
-        summary["cost"][target], summary["quality"][target] = cost, row
+    for target, label, config in runs(args):
+        cost, row = summary["cost"].setdefault(target, {}), summary["quality"].setdefault(target, {})
+        if label.startswith("search:"):
+            cost[label.split(":")[1]] = searched(label.split(":")[1], target, args, work)
+            summary["transfer_source"] = Path(args.transfer_from).stem if args.transfer_from else summary.get(
+                "transfer_source", Path(cost["pho"]["config"]).stem)
+        else:
+            key = label.split("-")[0] if label.startswith(("pho", "transfer")) else (
+                "default" if label == "crepe-default" else label)
+            row[key] = test_ppl(label, target, config, args, work)
+        command = current_command()
+        summary["provenance"] = provenance(command, {p: v["config"] for p, v in planned(command[2:]).items()})
         write_json_atomic(args.out, summary)
     Path(args.out).with_suffix(".md").write_text(markdown(summary))
     print(markdown(summary))

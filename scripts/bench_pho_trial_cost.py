@@ -12,6 +12,7 @@ number of PHO trials one climb step pays for. Run it on an otherwise idle machin
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +21,8 @@ import torch
 
 from crepe.config import Pattern, PruneConfig
 from crepe.data.prepare import eval_set
-from crepe.report import versions, write_json_atomic
+from crepe.provenance import current_command, markdown_stamp, provenance
+from crepe.report import read_json, versions, write_json_atomic
 from crepe.oneshot import snapshot_weights
 from pho.objective import PplObjective, base_config, with_params
 from pho.proxies import PROXIES
@@ -39,7 +41,7 @@ def best_of(repeats: int, fn: Callable[[PruneConfig], object], cfg: PruneConfig)
     return min(times)
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--dataset", default="wikivital")
@@ -49,7 +51,30 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--cache-dir", default="")
     ap.add_argument("--out", default="results/pho/trial_cost.json")
-    args = ap.parse_args()
+    return ap
+
+
+def planned(argv: list[str]) -> dict[str, dict]:
+    """{OUT: {command, config it resolves to now}}: setup, validation windows, patterns and RIA's point."""
+    args = build_parser().parse_args(argv)
+    setup = SetupConfig(model=args.model, dataset=args.dataset, nsamples=args.nsamples, cache_dir=args.cache_dir)
+    point = dataclasses.asdict(SearchSpace().to_crepe(SearchSpace().ria_point()))
+    return {args.out: {"command": None, "config": {
+        "args": {k: v for k, v in vars(args).items() if k != "out"}, "setup": dataclasses.asdict(setup), "point": point}}}
+
+
+def recorded(argv: list[str]) -> dict[str, dict]:
+    out = build_parser().parse_args(argv).out
+    if not Path(out).is_file():
+        return {}
+    rec = read_json(out)
+    prov = rec.get("provenance")
+    config = prov["config"] if prov else {"args": {k: v for k, v in rec["args"].items() if k != "out"}}
+    return {out: {"command": prov["argv"] if prov else None, "config": config}}
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     setup = SetupConfig(model=args.model, dataset=args.dataset, nsamples=args.nsamples, cache_dir=args.cache_dir)
     ws = open_workspace(setup, progress=False)
     val, spec = eval_set(ws.tokenizer, setup.dataset, "validation", setup.seqlen, args.val_windows, ws.bos_per_window)
@@ -72,8 +97,10 @@ def main() -> None:
         cells = [f"{row['trials'][n]:.1f} ({row['hill_climb_step'] / row['trials'][n]:.1f}×)" for n in names]
         lines.append(f"| {pattern} | {row['hill_climb_step']:.1f} | " + " | ".join(cells) + " |")
     text = "\n".join(lines) + f"\n\nOMP threads: {torch.get_num_threads()}.\n"
-    write_json_atomic(args.out, {"rows": rows, "args": vars(args), "versions": versions()})
-    Path(args.out).with_suffix(".md").write_text(text)
+    command = current_command()
+    record = provenance(command, planned(command[2:])[args.out]["config"])
+    write_json_atomic(args.out, {"rows": rows, "args": vars(args), "versions": versions(), "provenance": record})
+    Path(args.out).with_suffix(".md").write_text(markdown_stamp(record) + "\n\n" + text)
     print(text)
 
 

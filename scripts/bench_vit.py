@@ -20,6 +20,8 @@ from pathlib import Path
 
 import torch
 
+from crepe.provenance import current_command, markdown_stamp, provenance
+from crepe.report import read_json, write_json_atomic
 from crepe.vit.config import HeadPruneConfig, TCSConfig, ViTPruneConfig
 from crepe.vit.train import default_model_dir
 
@@ -36,6 +38,41 @@ def sweep_points() -> list[tuple[str, ViTPruneConfig]]:
             for s, r in zip(HEAD_SPARSITIES, TCS_RATIOS)]
     pts += [("whole-heads", ViTPruneConfig(HeadPruneConfig(s, mode="head"))) for s in (0.25, 0.5, 0.75)]
     return pts
+
+
+LATENCY_POINTS = ((0.5, 0.5), (0.875, 0.9))
+
+
+def planned(argv: list[str]) -> dict[str, dict]:
+    """``FILE#INDEX:FAMILY`` -> {command, config it resolves to now} of every point this command measures."""
+    args = build_parser().parse_args(argv)
+    if args.command == "sweep":
+        return {f"{args.out / 'sweep.json'}#{i}:{family}": {"command": None, "config": cfg.to_dict()}
+                for i, (family, cfg) in enumerate(sweep_points())}
+    if args.command == "latency":
+        return {f"{args.out / 'latency.json'}#{i}": {"command": None, "config": ViTPruneConfig(
+            HeadPruneConfig(s), TCSConfig(fc2_ratios=(r,))).to_dict()} for i, (s, r) in enumerate(LATENCY_POINTS)}
+    return {}
+
+
+def recorded(argv: list[str]) -> dict[str, dict]:
+    args = build_parser().parse_args(argv)
+    path = args.out / f"{args.command}.json"
+    if args.command == "tables" or not path.is_file():
+        return {}
+    rec = read_json(path)
+    command = rec.get("provenance", {}).get("argv")
+    if args.command == "sweep":
+        return {f"{path}#{i}:{row['family']}": {"command": command, "config": row["config"]}
+                for i, row in enumerate(rec["rows"])}
+    return {f"{path}#{i}": {"command": command, "config": c["config"]} for i, c in enumerate(rec["configs"])}
+
+
+def stamp(args: argparse.Namespace, command: str) -> dict:
+    argv = current_command()
+    return provenance(argv, {"points": {k: v["config"] for k, v in planned(argv[2:]).items()},
+                             "threads": args.threads, "eval_batch": args.eval_batch, "repeats": args.repeats,
+                             "finetune": {"epochs": args.finetune_epochs, "at": args.finetune_at}})
 
 
 def run_sweep(args: argparse.Namespace) -> None:
@@ -68,9 +105,9 @@ def run_sweep(args: argparse.Namespace) -> None:
         rows.append(row)
         print(f"{family:12s} {row['macs'] / 1e6:7.2f} MMACs  acc {row['accuracy']:.4f}"
               + (f"  fine-tuned {row['accuracy_finetuned']:.4f}" if fine else ""), flush=True)
-        path.write_text(json.dumps({"model": str(args.model), "eval_batch": args.eval_batch,
-                                    "test_images": len(data["test_y"]), "threads": torch.get_num_threads(),
-                                    "versions": versions(), "rows": rows}, indent=2))
+        write_json_atomic(path, {"model": str(args.model), "eval_batch": args.eval_batch,
+                                 "test_images": len(data["test_y"]), "threads": torch.get_num_threads(),
+                                 "versions": versions(), "rows": rows, "provenance": stamp(args, "sweep")})
     print(f"wrote {path}")
 
 
@@ -81,14 +118,14 @@ def run_latency(args: argparse.Namespace) -> None:
 
     base = load_pruned(args.model)
     out = {"model": str(args.model), "threads": torch.get_num_threads(), "versions": versions(), "configs": []}
-    for s, r in ((0.5, 0.5), (0.875, 0.9)):
+    for s, r in LATENCY_POINTS:
         cfg = ViTPruneConfig(HeadPruneConfig(s), TCSConfig(fc2_ratios=(r,)))
         rows = latency_table(base, cfg, (1, 8, 32), repeats=args.repeats)
         out["configs"].append({"head_sparsity": s, "fc2_ratio": r, "config": cfg.to_dict(), "rows": rows})
         for row in rows:
             print(f"heads {s} tcs {r} batch {row['batch']:>2}: dense {row['dense']['median_ms']:.2f} ms  "
                   f"masked x{row['masked_over_dense']:.2f}  repacked x{row['repacked_over_dense']:.2f}", flush=True)
-    (args.out / "latency.json").write_text(json.dumps(out, indent=2))
+    write_json_atomic(args.out / "latency.json", {**out, "provenance": stamp(args, "latency")})
     print(f"wrote {args.out / 'latency.json'}")
 
 
@@ -124,7 +161,10 @@ def run_tables(args: argparse.Namespace) -> None:
                              f"{row['dense']['median_ms']:.2f} | {row['masked']['median_ms']:.2f} | "
                              f"{row['repacked']['median_ms']:.2f} | {row['masked_over_dense']:.2f} | "
                              f"{row['repacked_over_dense']:.2f} |")
-    (args.out / "tables.md").write_text("\n".join(lines) + "\n")
+    sources = {name: read_json(args.out / f"{name}.json").get("provenance", {}).get("config_sha256")
+               for name in ("sweep", "latency") if (args.out / f"{name}.json").exists()}
+    line = markdown_stamp(provenance(current_command(), {"sources_config_sha256": sources}))
+    (args.out / "tables.md").write_text(line + "\n\n" + "\n".join(lines) + "\n")
     print("\n".join(lines))
     plot(sweep["rows"], args.out / "accuracy_vs_macs.png")
 
@@ -162,7 +202,7 @@ def plot(rows: list[dict], path: Path) -> None:
     print(f"wrote {path}")
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("command", choices=("sweep", "latency", "tables"))
     p.add_argument("--model", type=Path, default=default_model_dir())
@@ -173,7 +213,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--finetune-at", type=float, nargs="*", default=[0.75, 0.875, 0.9],
                    help="fine-tune the tcs/heads/both points with these ratios")
     p.add_argument("--repeats", type=int, default=30)
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(args.threads)
     print(f"torch threads: {torch.get_num_threads()}")

@@ -6,10 +6,12 @@
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
 import sys
 from pathlib import Path
 
+from crepe.provenance import current_command, provenance
+from crepe.report import read_json, write_json_atomic
 from crepe.vit.macs import deit_spec, toast_head_keep, vit_macs
 
 # (model, setting, published GMACs, kwargs for vit_macs given the spec)
@@ -24,11 +26,35 @@ CASES = [
 ]
 
 
-def main(argv: list[str] | None = None) -> int:
+SIZES = {"DeiT-T": "tiny", "DeiT-S": "small", "DeiT-B": "base"}
+
+
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=Path("results/vit/macs_deit.json"))
-    args = p.parse_args(argv)
-    sizes = {"DeiT-T": "tiny", "DeiT-S": "small", "DeiT-B": "base"}
+    return p
+
+
+def planned(argv: list[str]) -> dict[str, dict]:
+    """{OUT#MODEL | SETTING: {command, config}}: the spec and the counter's arguments of every case."""
+    out = build_parser().parse_args(argv).out
+    return {f"{out}#{name} | {setting}": {"command": None, "config": {
+        "spec": dataclasses.asdict(deit_spec(SIZES[name])), "kwargs": kwargs(deit_spec(SIZES[name]))}}
+        for name, setting, _, kwargs in CASES}
+
+
+def recorded(argv: list[str]) -> dict[str, dict]:
+    out = build_parser().parse_args(argv).out
+    if not out.is_file():
+        return {}
+    rec = read_json(out)
+    prov = rec.get("provenance")
+    return {key: {"command": prov["argv"], "config": config} for key, config in prov["config"].items()} if prov else {}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    sizes = SIZES
     rows = []
     print("| model | setting | counted GMACs | published |\n|---|---|---|---|")
     for name, setting, published, kwargs in CASES:
@@ -36,8 +62,9 @@ def main(argv: list[str] | None = None) -> int:
         counted = vit_macs(spec, **kwargs(spec)).gmacs
         rows.append({"model": name, "setting": setting, "gmacs": counted, "published": published})
         print(f"| {name} | {setting} | {counted:.4f} | {published} |")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"script": "scripts/macs_vit.py", "rows": rows}, indent=2))
+    command = current_command()
+    record = provenance(command, {k: v["config"] for k, v in planned(command[2:]).items()})
+    write_json_atomic(args.out, {"script": "scripts/macs_vit.py", "rows": rows, "provenance": record})
     print(f"wrote {args.out}")
     return 0
 

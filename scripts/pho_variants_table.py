@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from crepe.provenance import current_command, markdown_stamp, provenance
 from crepe.report import read_json
 
 
@@ -72,7 +73,9 @@ def main() -> None:
         for target, cost in s["cost"].items():
             if "hillclimb" in cost:
                 hillclimbs[target] = {"cost": cost["hillclimb"], "ppl": s["quality"][target]["hillclimb"]["test_ppl"]}
-    lines = [f"Protocol (first summary): {summaries[0]['protocol']}", "",
+    sources = {p: s.get("provenance", {}).get("config_sha256") for p, s in zip(args.summaries, summaries)}
+    lines = [markdown_stamp(provenance(current_command(), {"summaries": sources})), "",
+             f"Protocol (first summary): {summaries[0]['protocol']}", "",
              ("| variant | target | PHO test PPL | / RIA | / crepe default | / hill climb | first target's config "
               "transferred | trials × s/trial | PHO total (s) | hill-climb-to-best / PHO total | config found |"),
              "|---|---|---|---|---|---|---|---|---|---|---|"]

@@ -19,10 +19,13 @@ import math
 import time
 from pathlib import Path
 
+from resolve_config import effective
+
 from crepe.config import CrepeParams, Pattern, PruneConfig
 from crepe.data.prepare import calibration_set, eval_set
 from crepe.models.loading import load_model
 from crepe.prune_model import prune_model
+from crepe.provenance import current_command, markdown_stamp, provenance
 from crepe.report import read_json, write_json_atomic
 from crepe.oneshot import collect_input_stats, prune_oneshot, restore_weights, snapshot_weights
 from eval.perplexity import perplexity
@@ -74,7 +77,7 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--patterns", default="unstructured,2:4")
@@ -86,7 +89,38 @@ def main() -> None:
     ap.add_argument("--stage2-top", type=int, default=1)
     ap.add_argument("--followup-top", type=int, default=4, help="configs carried from the first pattern to the others")
     ap.add_argument("--out", default="results/sweep_crepe.json")
-    args = ap.parse_args()
+    return ap
+
+
+def planned(argv: list[str]) -> dict[str, dict]:
+    """``OUT#stageN/PATTERN | LABEL`` -> {command, config it resolves to now} of every entry this command
+    may write (stage 2 runs a subset, chosen from stage 1's figures)."""
+    args = build_parser().parse_args(argv)
+    run = {"model": args.model, "nsamples": args.nsamples, "seqlen": args.seqlen, "seed": args.seed}
+    out = {}
+    for stage in (1, 2):
+        for pattern in args.patterns.split(","):
+            for label, cfg in candidates():
+                config = effective(with_pattern(cfg, Pattern.parse(pattern)).to_dict())
+                out[f"{args.out}#stage{stage}/{pattern} | {label}"] = {"command": None, "config": {
+                    "config": config, "run": {**run, "windows": getattr(args, f"stage{stage}_windows")}}}
+    return out
+
+
+def recorded(argv: list[str]) -> dict[str, dict]:
+    args = build_parser().parse_args(argv)
+    if not Path(args.out).is_file():
+        return {}
+    results = read_json(args.out)
+    s = results.get("provenance", {}).get("config", {}).get("settings") or results["settings"]
+    run = {"model": s["model"], "nsamples": s["nsamples"], "seqlen": s["seqlen"], "seed": s["seed"]}
+    return {f"{args.out}#{stage}/{key}": {"command": results.get("provenance", {}).get("argv"), "config": {
+        "config": effective(entry["config"]), "run": {**run, "windows": s[f"{stage}_windows"]}}}
+        for stage in ("stage1", "stage2") for key, entry in results[stage].items()}
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     out = Path(args.out)
@@ -96,6 +130,9 @@ def main() -> None:
     val1, spec1 = eval_set(tok, "wikivital", "validation", args.seqlen, args.stage1_windows)
     val2, spec2 = eval_set(tok, "wikivital", "validation", args.seqlen, args.stage2_windows)
     results["protocol"] = {"stage1": spec1.describe(), "stage2": spec2.describe()}
+    command = current_command()
+    results["provenance"] = provenance(command, {"settings": vars(args), "entries": {
+        k: v["config"] for k, v in planned(command[2:]).items()}})
     snapshot = snapshot_weights(model)
     stats = None
     patterns = [Pattern.parse(p) for p in args.patterns.split(",")]
@@ -158,7 +195,7 @@ def main() -> None:
                              "crepe": dataclasses.asdict(dict(cands)[best].crepe)}
         log.info("chosen default: %s (mean log PPL ratio vs RIA %.4f)", best, scores[best])
     write_json_atomic(out, results)
-    out.with_suffix(".md").write_text(markdown(results))
+    out.with_suffix(".md").write_text(markdown_stamp(results["provenance"]) + "\n\n" + markdown(results))
     print(markdown(results))
 
 

@@ -9,7 +9,6 @@ to ``--out`` (default ``~/.cache/crepe/vit-mnist``) and a JSON report to ``--rep
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import platform
 import sys
@@ -18,11 +17,13 @@ from pathlib import Path
 
 import torch
 
+from crepe.provenance import current_command, provenance
+from crepe.report import read_json, write_json_atomic
 from crepe.vit.data import mnist_split
 from crepe.vit.train import TrainConfig, accuracy, build_vit, default_model_dir, mnist_vit_config, train
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=default_model_dir())
     p.add_argument("--report", type=Path, default=Path("results/vit/train.json"))
@@ -35,7 +36,31 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-size", type=int, default=4000, help="use the first N training digits")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
-    args = p.parse_args(argv)
+    return p
+
+
+MODEL_ARGS = ("epochs", "hidden", "depth", "heads", "mlp", "patch", "train_size", "seed")
+
+
+def planned(argv: list[str]) -> dict[str, dict]:
+    """{REPORT: {command, config}}: the training config and the model/data flags (not where it is saved)."""
+    args = build_parser().parse_args(argv)
+    return {str(args.report): {"command": None, "config": {
+        "train_config": TrainConfig(epochs=args.epochs, seed=args.seed).to_dict(),
+        "args": {k: getattr(args, k) for k in MODEL_ARGS}}}}
+
+
+def recorded(argv: list[str]) -> dict[str, dict]:
+    report = build_parser().parse_args(argv).report
+    if not report.is_file():
+        return {}
+    rec = read_json(report)
+    return {str(report): {"command": rec.get("provenance", {}).get("argv"), "config": {
+        "train_config": rec["train_config"], "args": {k: rec["args"][k] for k in MODEL_ARGS}}}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
     print(f"torch threads: {torch.get_num_threads()}")
@@ -65,8 +90,9 @@ def main(argv: list[str] | None = None) -> int:
         "threads": torch.get_num_threads(),
         "versions": {"torch": torch.__version__, "python": platform.python_version()},
     }
-    args.report.parent.mkdir(parents=True, exist_ok=True)
-    args.report.write_text(json.dumps(report, indent=2))
+    command = current_command()
+    report["provenance"] = provenance(command, planned(command[2:])[str(args.report)]["config"])
+    write_json_atomic(args.report, report)
     print(f"saved {args.out} and {args.report}")
     return 0
 

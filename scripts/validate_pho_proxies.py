@@ -24,6 +24,7 @@ import torch
 
 from crepe.config import Pattern
 from crepe.data.prepare import eval_set
+from crepe.provenance import current_command, markdown_stamp, provenance
 from crepe.report import read_json, versions, write_json_atomic
 from crepe.oneshot import snapshot_weights
 from pho.objective import (
@@ -121,7 +122,7 @@ def scatter(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--patterns", default="unstructured,2:4")
@@ -139,13 +140,51 @@ def main() -> None:
                     "evaluated and timed (recon@sK: every K-th linear); added to finished configs without new PPLs")
     ap.add_argument("--e2e-windows", default="2", help=f"calibration window counts at which e2e is also evaluated "
                     f"(e2e@wN; e2e itself uses {E2E_WINDOWS}, the pho.search default)")
-    args = ap.parse_args()
+    return ap
+
+
+def _setup(args: argparse.Namespace) -> SetupConfig:
+    return SetupConfig(model=args.model, dataset=args.dataset, nsamples=args.nsamples, seqlen=args.seqlen,
+                       seed=args.seed, cache_dir=args.cache_dir)
+
+
+def planned(argv: list[str]) -> dict[str, dict]:
+    """``JSON#PATTERN | LABEL`` -> {command, config it resolves to now}: the point evaluated, the target,
+    the setup, the search space and the validation protocol. No model is loaded."""
+    args = build_parser().parse_args(argv)
+    space = SearchSpace()
+    common = {"setup": dataclasses.asdict(_setup(args)), "space": space.to_dict(),
+              "val": {"windows": args.val_windows, "seqlen": args.val_seqlen}}
+    json_path = Path(args.out_dir) / "proxy_validation.json"
+    return {f"{json_path}#{pattern} | {label}": {"command": None, "config": {
+        **common, "point": point, "sparsity": args.sparsity if pattern == "unstructured" else None}}
+        for pattern in args.patterns.split(",") for label, point in points(space, args.configs, args.seed)}
+
+
+def recorded(argv: list[str]) -> dict[str, dict]:
+    args = build_parser().parse_args(argv)
+    json_path = Path(args.out_dir) / "proxy_validation.json"
+    if not json_path.is_file():
+        return {}
+    results = read_json(json_path)
+    proto, prov = results["protocol"], results.get("provenance", {})
+    common = {"setup": proto["setup"], "space": proto["space"],
+              "val": {"windows": proto["args"]["val_windows"], "seqlen": proto["args"]["val_seqlen"]}}
+    return {f"{json_path}#{key}": {"command": prov.get("argv"), "config": {
+        **common, "point": row["point"],
+        "sparsity": proto["args"]["sparsity"] if row["pattern"] == "unstructured" else None}}
+        for key, row in results["configs"].items()}
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     out = Path(args.out_dir)
     json_path = out / "proxy_validation.json"
     results = read_json(json_path) if json_path.exists() else {"configs": {}}
-    setup = SetupConfig(model=args.model, dataset=args.dataset, nsamples=args.nsamples, seqlen=args.seqlen,
-                        seed=args.seed, cache_dir=args.cache_dir)
+    setup = _setup(args)
+    command = current_command()
+    results["provenance"] = provenance(command, {k: v["config"] for k, v in planned(command[2:]).items()})
     ws = open_workspace(setup, progress=False)
     val, spec = eval_set(ws.tokenizer, setup.dataset, "validation", args.val_seqlen, args.val_windows, ws.bos_per_window)
     space = SearchSpace()
@@ -214,7 +253,7 @@ def main() -> None:
     results["spearman"] = spearman_table(results, patterns)
     results["spearman_near_ria"] = spearman_table(results, patterns, near=NEAR)
     write_json_atomic(json_path, results)
-    (out / "proxy_validation.md").write_text(markdown(results))
+    (out / "proxy_validation.md").write_text(markdown_stamp(results["provenance"]) + "\n\n" + markdown(results))
     scatter(results, out / "proxy_validation.png")
     print(markdown(results))
 

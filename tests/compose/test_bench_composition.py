@@ -1,15 +1,9 @@
 """The composition bench builds its cells from validated configs and its table from reports only."""
 
-import importlib.util
 import json
-from pathlib import Path
 
+import bench_composition as bench  # scripts/ is on the path (tests/conftest.py)
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_composition.py"
-spec = importlib.util.spec_from_file_location("bench_composition", SCRIPT)
-bench = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(bench)
 
 
 def test_all_means_permutation_owl_and_dsnot_and_every_grid_cell_has_its_baseline():

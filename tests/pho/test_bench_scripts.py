@@ -1,23 +1,12 @@
 """The PHO benchmark scripts build their tables from stored records only: ratios, merges, rho."""
 
-import importlib.util
 import json
 from pathlib import Path
 
+import bench_pho as bench  # scripts/ is on the path (tests/conftest.py)
+import pho_variants_table as variants
 import pytest
-
-SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
-
-
-def load(name):
-    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = load("bench_pho")
-validate = load("validate_pho_proxies")
+import validate_pho_proxies as validate
 
 
 def _trials(path: Path, seconds: list[float]) -> str:
@@ -75,7 +64,6 @@ def test_spearman_table_includes_stride_estimates_and_the_near_ria_subset():
 
 
 def test_variants_table_borrows_the_shared_climb_and_baselines_and_labels_each_variant(tmp_path):
-    variants = load("pho_variants_table")
     base = _summary(tmp_path, "0.5")
     base["quality"]["0.5"]["default"] = {"test_ppl": 37.0}
     e2e = _summary(tmp_path, "0.5", hc=False)  # a variant run: no climb, no default of its own

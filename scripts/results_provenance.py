@@ -1,0 +1,210 @@
+"""Where every committed table under results/ comes from, and whether today's code still makes it.
+
+For each table: the command(s) that made it (the provenance stamp of its records where they carry
+one, else the command reconstructed from the script's docstring, docs/ and the arguments stored in
+the records), the commit it was last written at (``git log -1``), and whether it is current: every
+record's recorded config equals what its command resolves to through today's parsers and config
+objects (``planned``/``recorded`` of each script; nothing is pruned). Tables known to be made under
+older defaults carry a note saying under which; the test fails if such a table turns current (drop
+the note) or a current one turns stale (re-run it, or add the note).
+
+    python scripts/results_provenance.py        # writes results/PROVENANCE.md
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import shlex
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from resolve_config import MODULES, differences, resolve, split_program  # noqa: E402
+
+from crepe.provenance import file_commit  # noqa: E402
+
+OLD_AUTO = ("made when `--proxy auto` meant recon (unstructured) / gini (N:M), before 067a04a made it e2e / "
+            "e2e_seq; the rows are labelled by the proxy actually used; to reproduce now pass --proxy recon / gini")
+
+
+@dataclass(frozen=True)
+class Table:
+    """A committed table (or record folder), the commands whose records make it, and, when it was made
+    under older defaults, a note saying which."""
+
+    path: str
+    commands: tuple[str, ...]
+    stale_note: str = ""
+    readme: str = ""  # the README block that shows it, if any
+
+
+def bench_pho_commands(summary: str) -> tuple[str, ...]:
+    """The bench_pho.py commands behind a summary: its stored arguments spelled out (a merge: those of
+    the summaries it merged)."""
+    from bench_pho import build_parser
+    from resolve_config import command_from_args
+
+    data = json.loads((ROOT / summary).read_text())
+    if "provenance" in data:
+        return (data["provenance"]["command"],)
+    if data.get("merged_from"):
+        return tuple(c for part in data["merged_from"] for c in bench_pho_commands(part))
+    return (shlex.join(command_from_args(["python", "scripts/bench_pho.py"], build_parser(), data["args"])),)
+
+
+def _pho(name: str, note: str = "", readme: str = "") -> Table:
+    return Table(f"results/pho/{name}.md", bench_pho_commands(f"results/pho/{name}.json"), note, readme)
+
+
+VARIANT_SOURCES = ("bench", "bench_s3", "bench_nogamma", "bench_e2e", "bench_e2eseq", "bench_e2e-w8_0p5",
+                   "bench_e2eseq-w4")
+
+
+def tables() -> list[Table]:
+    """Every committed table. Commands: scripts' docstrings, docs/*.md and the stored arguments."""
+    out = [
+        Table("results/methods.md", ("python scripts/bench_methods.py",), readme="methods-table"),
+        Table("results/cost.md", ("python scripts/bench_cost.py",), readme="cost-table"),
+        Table("results/bench_crepe_nbr/", ("python scripts/bench_methods.py --methods crepe --out-dir "
+                                           "results/bench_crepe_nbr",),
+              "made when CRePE's default was gamma=0.01 with k=7 (d2bbb6f, before 4305788 set gamma=0): the "
+              "neighbourhood-term variant docs/crepe.md cites; to reproduce now run the crepe cells with --gamma 0.01"),
+        Table("results/sweep_crepe.md", ("python scripts/sweep_crepe.py --stage2-top 2",), readme="sweep-table"),
+        Table("results/sweep_crepe_first_grid.json", (
+            "python scripts/sweep_crepe.py --nsamples 32 --stage1-windows 12 --stage2-windows 32 --stage2-top 2 "
+            "--out results/sweep_crepe_first_grid.json",),
+              "the first grid (large gammas, 32 calibration windows), made by the candidates() of sweep_crepe.py "
+              "before eb0c7d4 replaced them; kept as the record docs/crepe.md cites"),
+        Table("results/compose/smollm2_small/table.md", (
+            "OMP_NUM_THREADS=1 python scripts/bench_composition.py --nsamples 8 --max-eval-windows 8 "
+            "--methods crepe,ria --out-dir results/compose/smollm2_small",), readme="compose-table"),
+        Table("results/pho/proxy_validation.md", (
+            "OMP_NUM_THREADS=1 python scripts/validate_pho_proxies.py --patterns unstructured,2:4,4:8",),
+              readme="pho-proxy-table"),
+        Table("results/pho/trial_cost.md", (
+            "OMP_NUM_THREADS=1 python scripts/bench_pho_trial_cost.py --nsamples 8 --out results/pho/trial_cost.json",)),
+        _pho("bench", OLD_AUTO + " (its N:M half, bench_nm)"), _pho("bench_unstructured"), _pho("bench_nm", OLD_AUTO),
+        _pho("bench_s3", OLD_AUTO), _pho("bench_nogamma", OLD_AUTO), _pho("bench_e2e"), _pho("bench_e2e_unstructured"),
+        _pho("bench_e2e_nm"), _pho("bench_e2eseq"), _pho("bench_e2eseq_0p5"), _pho("bench_e2eseq_2of4"),
+        _pho("bench_e2eseq_4of8"), _pho("bench_e2e-w8_0p5"), _pho("bench_e2eseq-w4"), _pho("bench_e2eseq-w4_0p5"),
+        _pho("bench_e2eseq-w4_2of4"),
+        Table("results/pho/variants.md", tuple(c for s in VARIANT_SOURCES for c in bench_pho_commands(f"results/pho/{s}.json")),
+              "its per-linear-proxy rows (bench, bench_s3, bench_nogamma) were " + OLD_AUTO,
+              readme="pho-variants-table"),
+        Table("results/vit/train.json", ("OMP_NUM_THREADS=1 python scripts/train_vit.py --threads 1",)),
+        Table("results/vit/tables.md", ("OMP_NUM_THREADS=1 python scripts/bench_vit.py sweep --threads 1",
+                                        "OMP_NUM_THREADS=1 python scripts/bench_vit.py latency --threads 1"),
+              readme="vit-table"),
+        Table("results/vit/macs_deit.json", ("python scripts/macs_vit.py",), readme="vit-macs-table"),
+        Table("results/vit/cli.json", ("python -m crepe.vit --model ~/.cache/crepe/vit-mnist --head-sparsity 0.5 "
+                                       "--fc2-ratios 0.5 --dense --report results/vit/cli.json",)),
+    ]
+    return out
+
+
+def _library_program(program: str) -> SimpleNamespace:
+    """planned/recorded for a library command that writes one report with a ``config`` entry."""
+    def report(flags: list[str]) -> str:
+        return str(flags[flags.index("--report") + 1])
+
+    def recorded(flags: list[str]) -> dict:
+        path = ROOT / report(flags)
+        if not path.is_file():
+            return {}
+        rec = json.loads(path.read_text())
+        return {report(flags): {"command": rec.get("provenance", {}).get("argv"), "config": {"config": rec["config"]}}}
+
+    return SimpleNamespace(planned=lambda flags: {report(flags): {"command": [program, *flags], "config": MODULES[
+        program](flags)}}, recorded=recorded)
+
+
+def program_module(program: str):
+    """The module whose ``planned``/``recorded`` describe a command's records."""
+    if program in MODULES:
+        return _library_program(program)
+    return importlib.import_module(Path(program).stem)
+
+
+@dataclass
+class Check:
+    table: Table
+    planned: int = 0
+    records: int = 0
+    differences: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def stale(self) -> bool:
+        return bool(self.differences)
+
+
+@contextmanager
+def _in_root():
+    """The scripts name their records relative to the repository root, as their commands are run."""
+    old = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        yield
+    finally:
+        os.chdir(old)
+
+
+def check(table: Table) -> Check:
+    """Compare every record of ``table`` with what its command resolves to now (and, where a record
+    carries its own command, with what that command resolves to)."""
+    with _in_root():
+        return _check(table)
+
+
+def _check(table: Table) -> Check:
+    result = Check(table)
+    for command in table.commands:
+        program, flags = split_program(shlex.split(command))
+        module = program_module(program)
+        plan, rec = module.planned(flags), module.recorded(flags)
+        result.planned += len(plan)
+        result.records += len(rec)
+        for key, record in rec.items():
+            diff = (differences(record["config"], plan[key]["config"]) if key in plan
+                    else ["not made by this command any more"])
+            own = record.get("command")
+            if own and split_program(own)[0] in MODULES and split_program(own)[0] != "crepe.vit":
+                diff += [f"own command: {d}" for d in differences(record["config"], resolve(own))]
+            if diff:
+                result.differences[key] = diff
+    return result
+
+
+def markdown(checks: list[Check]) -> str:
+    lines = ["# Provenance of the committed results", "",
+             "Written by `python scripts/results_provenance.py`; checked by tests/test_results_provenance.py. "
+             "*current*: every record's config equals what its command resolves to with today's code; "
+             "**stale**: made under older defaults (which, and the first differences, are given).", "",
+             "| table | command(s) | last written at | records | status |", "|---|---|---|---|---|"]
+    for c in checks:
+        t = c.table
+        commands = "<br>".join(f"`{cmd}`" for cmd in t.commands)
+        status = "current"
+        if c.stale:
+            first = next(iter(c.differences.items()))
+            status = (f"**stale**: {t.stale_note or 'not explained'}. {len(c.differences)} of {c.records} records "
+                      f"differ, e.g. `{first[0]}`: {'; '.join(first[1][:2])}")
+        lines.append(f"| {t.path} | {commands} | {file_commit(ROOT / t.path, ROOT)} | {c.records} of {c.planned} "
+                     f"| {status} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    text = markdown([check(t) for t in tables()])
+    (ROOT / "results" / "PROVENANCE.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
