@@ -29,13 +29,14 @@ def _git(args: list[str], cwd: Path) -> str | None:
 
 
 def git_commit(cwd: str | Path | None = None) -> str:
-    """Short hash of HEAD, with ``-dirty`` when tracked files differ from it; ``"unknown"`` outside a
-    git work tree or without git. ``cwd`` defaults to this package's folder."""
+    """Short hash of HEAD, with ``-dirty`` when tracked files outside ``results/`` differ from it (the
+    results a run writes are its outputs, not its code); ``"unknown"`` outside a git work tree or
+    without git. ``cwd`` defaults to this package's folder."""
     cwd = Path(cwd) if cwd is not None else Path(__file__).resolve().parent
     head = _git(["rev-parse", "--short", "HEAD"], cwd)
     if not head:
         return UNKNOWN
-    dirty = _git(["status", "--porcelain", "--untracked-files=no"], cwd)
+    dirty = _git(["status", "--porcelain", "--untracked-files=no", "--", ":(top)", ":(top,exclude)results"], cwd)
     return head + ("-dirty" if dirty else "")
 
 

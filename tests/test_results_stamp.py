@@ -24,7 +24,9 @@ def _repo(path):
     git("config", "user.email", "t@example.com")
     git("config", "user.name", "t")
     (path / "a.txt").write_text("one\n")
-    git("add", "a.txt")
+    (path / "results").mkdir()
+    (path / "results" / "t.md").write_text("table\n")
+    git("add", "a.txt", "results/t.md")
     git("commit", "-q", "-m", "first")
     return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=path, capture_output=True, text=True).stdout.strip()
 
@@ -33,9 +35,11 @@ def test_git_commit_is_the_short_head_and_says_dirty_when_tracked_files_changed(
     head = _repo(tmp_path)
     assert git_commit(tmp_path) == head and file_commit("a.txt", tmp_path) == head
     (tmp_path / "untracked.txt").write_text("x")
-    assert git_commit(tmp_path) == head  # untracked files do not make a result dirty
+    (tmp_path / "results" / "t.md").write_text("rewritten by a run\n")
+    assert git_commit(tmp_path) == head  # untracked files and results (a run's outputs) are not code
+    assert git_commit(tmp_path / "results") == head
     (tmp_path / "a.txt").write_text("two\n")
-    assert git_commit(tmp_path) == head + "-dirty"
+    assert git_commit(tmp_path) == git_commit(tmp_path / "results") == head + "-dirty"
 
 
 def test_outside_a_repository_the_commit_is_unknown(tmp_path, monkeypatch):
