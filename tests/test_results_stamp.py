@@ -17,6 +17,13 @@ from crepe.provenance import (
 )
 
 
+@pytest.fixture(autouse=True)
+def _no_outer_repository(monkeypatch):
+    """Run git on the folders made here only, even under a hook or a shell that sets GIT_DIR & co."""
+    for name in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR"):
+        monkeypatch.delenv(name, raising=False)
+
+
 def _repo(path):
     def git(*args):
         subprocess.run(["git", *args], cwd=path, check=True, capture_output=True)
