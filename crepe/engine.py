@@ -217,7 +217,8 @@ class _Replay(nn.Module):
 def tail_inputs(model: nn.Module, final: LayerInputs, windows: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
     """For each batch, the output head's input [b, seq, d]: ``final.hidden`` (the last decoder layer's
     outputs) through whatever the model applies after its layers (final norm, projections), by running
-    the model's own forward with the layers replaced by a replay and stopping at the head."""
+    the model's own forward with the layers replaced by a replay and stopping at the head. The
+    replayed states are cast to the resident modules' dtype (layers may have computed in float32)."""
     adapter = get_adapter(model)
     parent_path, _, attr = adapter.layers_path.rpartition(".")
     parent = model.get_submodule(parent_path)
@@ -232,7 +233,8 @@ def tail_inputs(model: nn.Module, final: LayerInputs, windows: torch.Tensor, bat
     handle = head.register_forward_pre_hook(grab)
     try:
         for hidden, batch in zip(final.hidden, windows.split(batch_size)):
-            setattr(parent, attr, nn.ModuleList([_Replay(hidden, layers[-1])]))
+            resident = model.get_input_embeddings().weight.dtype  # final norm etc. run as stored
+            setattr(parent, attr, nn.ModuleList([_Replay(hidden.to(resident), layers[-1])]))
             try:
                 model(input_ids=batch.to(hidden.device), use_cache=False)
             except _StopForward:

@@ -113,6 +113,7 @@ def run(opts: RunOptions, model: nn.Module | None = None, tokenizer: Any = None,
         opened = open_model(opts.model, opts.dtype, opts.offload, opts.device)
         model, tokenizer, streamed = opened.model, opened.tokenizer, opened.streamed
     timings["load_seconds"] = time.perf_counter() - start
+    streamed = getattr(model, "crepe_layer_store", None) is not None
     adapter = get_adapter(model)
     check_prunable(model, cfg)
     if cfg.allocation.method == "file":

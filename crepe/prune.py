@@ -19,11 +19,12 @@ import logging
 import torch
 
 from crepe.cli import add_eval_args, run_cli, setup_logging
-from crepe.config import (METHODS, NBR_FORMS, PADDINGS, TERM_SCALES, AllocationConfig, CrepeParams, Pattern, PermuteConfig,
+from crepe.config import (NBR_FORMS, PADDINGS, TERM_SCALES, AllocationConfig, CrepeParams, Pattern, PermuteConfig,
                           PruneConfig, RepruneConfig, load_crepe_params)
 from crepe.models.loading import OFFLOADS
 from crepe.pipeline import RunOptions, run
 from crepe.provenance import current_command
+from crepe.registry import method_names
 
 log = logging.getLogger("crepe.prune")
 CREPE_FLAGS = {"alpha": float, "beta": float, "gamma": float, "kernel": int, "act_power": float}
@@ -33,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m crepe.prune", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="smollm2-135m", help="alias (smollm2-135m, llama-2-7b, ...), hub id, folder or .gguf")
-    ap.add_argument("--method", default="crepe", help=f"one of {', '.join(METHODS)} (default crepe)")
+    ap.add_argument("--method", default="crepe", help=f"one of {', '.join(method_names())} (default crepe)")
     ap.add_argument("--sparsity", type=float, default=None, help="fraction to prune, in [0, 1) (default 0.5, or N/M)")
     ap.add_argument("--pattern", default="unstructured", help="unstructured or N:M = prune N of every M (2:4, 4:8)")
     ap.add_argument("--group", choices=("layer", "row"), default=None,

@@ -17,7 +17,6 @@ Every plan is rebalanced so its parameter-weighted mean equals the target S with
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -25,8 +24,9 @@ import torch
 from torch import nn
 
 from crepe.config import AllocationConfig, Pattern
-from crepe.engine import run_layerwise
-from crepe.models.adapters import decoder_linears, weight_view
+from crepe.engine import iterate_layers, run_layerwise
+from crepe.files import read_json
+from crepe.models.adapters import block_key, model_target, weight_view
 from crepe.scorers import InputStats
 
 log = logging.getLogger(__name__)
@@ -34,11 +34,7 @@ log = logging.getLogger(__name__)
 
 def block_sizes(model: nn.Module) -> dict[str, dict[str, int]]:
     """``layers.<i>`` -> {``layers.<i>.<name>``: parameter count of that linear}."""
-    blocks: dict[str, dict[str, int]] = {}
-    for key, module in decoder_linears(model).items():
-        block = ".".join(key.split(".", 2)[:2])
-        blocks.setdefault(block, {})[key] = weight_view(module).numel()
-    return blocks
+    return model_target(model).blocks()
 
 
 def rebalance(values: torch.Tensor, weights: torch.Tensor, target: float, lo: float, hi: float) -> torch.Tensor:
@@ -100,7 +96,7 @@ def outlier_ratios(model: nn.Module, windows: torch.Tensor, threshold: float, ba
     def record(index: int, layer: nn.Module, linears: dict[str, nn.Module], stats: dict[str, InputStats]) -> bool:
         scores = torch.cat([(weight_view(mod).float().abs() * stats[name].col_norm.unsqueeze(0)).reshape(-1)
                             for name, mod in linears.items()])
-        ratios[f"layers.{index}"] = float((scores > threshold * scores.mean()).double().mean())
+        ratios[block_key(index)] = float((scores > threshold * scores.mean()).double().mean())
         return False
 
     run_layerwise(model, windows, {"sq_sum"}, record, batch_size=batch_size, device=device,
@@ -130,9 +126,12 @@ def hill_alpha(weight: torch.Tensor) -> float:
 
 def alpha_plan(model: nn.Module, target: float, cfg: AllocationConfig, pattern: Pattern = Pattern()) -> dict[str, float]:
     """AlphaPruning sparsity per linear: block-mean alpha mapped linearly onto [1-ε, 1+ε] x S."""
+    linears = model_target(model).linears
     blocks = block_sizes(model)
-    modules = decoder_linears(model)
-    alphas = {b: sum(hill_alpha(weight_view(modules[k])) for k in members) / len(members) for b, members in blocks.items()}
+    per_linear: dict[str, float] = {}
+    for index, _ in iterate_layers(model, desc="AlphaPruning spectra"):  # one layer loaded at a time (streaming)
+        per_linear.update({k: hill_alpha(t.weight) for k, t in linears.items() if t.layer == index})
+    alphas = {b: sum(per_linear[k] for k in members) / len(members) for b, members in blocks.items()}
     a = torch.tensor(list(alphas.values()), dtype=torch.float64)
     span = float(a.max() - a.min())
     unit = (a - a.min()) / span if span > 0 else torch.full_like(a, 0.5)
@@ -146,10 +145,7 @@ def alpha_plan(model: nn.Module, target: float, cfg: AllocationConfig, pattern: 
 def read_plan(path: str | Path, model: nn.Module) -> dict[str, float]:
     """A JSON plan resolved to every decoder linear; keys ``layers.<i>.<name>`` or ``layers.<i>``
     (a block), optional ``default``; also a report with ``per_layer_sparsity`` or ``{"plan": ...}``."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"cannot read allocation plan {path}: {exc}") from exc
+    data = read_json(path, "allocation plan")
     if isinstance(data, dict):
         data = data.get("per_layer_sparsity", data.get("plan", data))
     if not isinstance(data, dict) or not all(isinstance(v, (int, float)) for v in data.values()):

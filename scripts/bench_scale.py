@@ -1,0 +1,185 @@
+"""Scale benchmark: prune a large checkpoint streamed through the public CLI and compare its time with
+a floor measured in the same run; peak memory per model size, with the per-layer arithmetic.
+
+    python scripts/make_synthetic_llama.py --shape llama-2-7b --out /work/scale/llama-2-7b-shape
+    python scripts/bench_scale.py --model /work/scale/llama-2-7b-shape --out results/scale/llama-2-7b.json
+
+Floor = reading every tensor of the checkpoint once + writing it once + two compute passes over the
+calibration set (collect statistics, propagate pruned outputs). The compute pass is measured as one
+streamed dense pass through the engine minus the time its store spent reading layers. The prune is
+``python -m crepe.prune --model DIR --offload disk --save OUT`` in a subprocess; its report gives
+prune time and peak RSS. The saved folder is then checked: sharded, source dtype, zeros per linear.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from crepe.data.prepare import calibration_set  # noqa: E402
+from crepe.engine import run_layerwise  # noqa: E402
+from crepe.provenance import current_command, provenance  # noqa: E402
+from crepe.report import write_json_atomic  # noqa: E402
+from crepe.streaming.checkpoint import Checkpoint  # noqa: E402
+from crepe.streaming.open import open_streamed  # noqa: E402
+
+
+def time_io(folder: Path, scratch: Path) -> tuple[float, float]:
+    """Seconds to read every shard's tensors once, and to write them once (into ``scratch``)."""
+    ckpt = Checkpoint.open(folder)
+    read = write = 0.0
+    for shard in sorted(set(ckpt.weight_map.values())):
+        start = time.perf_counter()
+        with safe_open(str(folder / shard), framework="pt") as handle:
+            tensors = {k: handle.get_tensor(k) for k in handle.keys()}
+        read += time.perf_counter() - start
+        start = time.perf_counter()
+        save_file(tensors, str(scratch / shard), metadata={"format": "pt"})
+        write += time.perf_counter() - start
+        (scratch / shard).unlink()
+        del tensors
+    return read, write
+
+
+class TimedStore:
+    """Wraps a layer store and adds up the seconds spent loading and releasing layers."""
+
+    def __init__(self, inner):
+        self.inner, self.device, self.compute_dtype = inner, inner.device, inner.compute_dtype
+        self.io_seconds = 0.0
+
+    def _timed(self, fn, *args):
+        start = time.perf_counter()
+        fn(*args)
+        self.io_seconds += time.perf_counter() - start
+
+    def load(self, index, layer):
+        self._timed(self.inner.load, index, layer)
+
+    def settle(self, index, layer):
+        self.inner.settle(index, layer)
+
+    def release(self, index, layer):
+        self._timed(self.inner.release, index, layer)
+
+
+def time_compute_pass(folder: Path, nsamples: int, seqlen: int) -> tuple[float, float]:
+    """(compute seconds of one dense pass, seconds the store spent reading) over the calibration set."""
+    model = open_streamed(folder)
+    from transformers import AutoTokenizer
+
+    calib, _ = calibration_set(AutoTokenizer.from_pretrained(folder), "wikivital", nsamples, seqlen, 0)
+    store = TimedStore(model.crepe_layer_store)
+    start = time.perf_counter()
+    run_layerwise(model, calib, (), lambda *a: False, store=store, desc="dense pass")
+    total = time.perf_counter() - start
+    return total - store.io_seconds, store.io_seconds
+
+
+def check_output(out: Path) -> dict:
+    """Shards, dtypes and the zero fraction of every decoder linear of a saved folder."""
+    ckpt = Checkpoint.open(out)
+    zeros = size = 0
+    dtypes = set()
+    per_linear = []
+    for name, shard in ckpt.weight_map.items():
+        with safe_open(str(out / shard), framework="pt") as handle:
+            t = handle.get_tensor(name)
+        dtypes.add(str(t.dtype).removeprefix("torch."))
+        if ".layers." in name and name.endswith("proj.weight"):
+            z = int((t == 0).sum())
+            zeros, size = zeros + z, size + t.numel()
+            per_linear.append(z / t.numel())
+    return {"shards": len(set(ckpt.weight_map.values())), "dtypes": sorted(dtypes), "linear_sparsity": zeros / size,
+            "min_linear_sparsity": min(per_linear), "max_linear_sparsity": max(per_linear), "bytes": ckpt.nbytes}
+
+
+def layer_arithmetic(hidden: int, inter: int, layers: int, vocab: int, kv_heads: int, heads: int,
+                     tokens: int, stored_bytes: int = 2) -> dict:
+    """Peak-memory estimate of streamed pruning (GiB): one layer in fp32 plus its stored copy, the
+    resident embeddings/head, calibration hidden states in and out, and the largest Hessian (SparseGPT)."""
+    kv = hidden // heads * kv_heads
+    layer = 2 * hidden * hidden + 2 * kv * hidden + 3 * hidden * inter
+    resident = 2 * vocab * hidden
+    gib = 2**30
+    return {"params_billion": round((layers * layer + resident) / 1e9, 2),
+            "in_memory_fp32_gib": round((layers * layer + resident) * 4 / gib, 1),
+            "in_memory_stored_gib": round((layers * layer + resident) * stored_bytes / gib, 1),
+            "one_layer_fp32_gib": round(layer * (4 + stored_bytes) / gib, 2),
+            "resident_gib": round(resident * stored_bytes / gib, 2),
+            "hidden_states_gib": round(2 * tokens * hidden * 4 / gib, 2),
+            "largest_hessian_gib": round(inter * inter * 4 / gib, 2),
+            "streamed_estimate_gib": round((layer * (4 + stored_bytes) + resident * stored_bytes
+                                            + 2 * tokens * hidden * 4) / gib, 2)}
+
+
+SHAPES = {"llama-2-7b": (4096, 11008, 32, 32000, 32, 32), "llama-2-13b": (5120, 13824, 40, 32000, 40, 40),
+          "llama-2-70b": (8192, 28672, 80, 32000, 8, 64)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True, help="checkpoint folder (e.g. from make_synthetic_llama.py)")
+    ap.add_argument("--out", required=True, help="JSON results file")
+    ap.add_argument("--nsamples", type=int, default=2)
+    ap.add_argument("--seqlen", type=int, default=128)
+    ap.add_argument("--method", default="crepe")
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--skip-floor", action="store_true", help="only run the prune (e.g. on a GPU machine)")
+    ap.add_argument("--keep-output", default=None, help="keep the pruned folder here (default: a temporary one)")
+    args = ap.parse_args()
+    folder = Path(args.model)
+    work = Path(tempfile.mkdtemp(prefix="bench-scale-", dir=folder.parent))
+    out_folder = Path(args.keep_output) if args.keep_output else work / "pruned"
+    result: dict = {"model": str(folder), "method": args.method, "calibration": f"{args.nsamples} x {args.seqlen}"}
+    try:
+        if not args.skip_floor:
+            read, write = time_io(folder, work)
+            compute, pass_read = time_compute_pass(folder, args.nsamples, args.seqlen)
+            result["floor"] = {"read_seconds": read, "write_seconds": write, "compute_pass_seconds": compute,
+                               "dense_pass_read_seconds": pass_read, "floor_seconds": read + write + 2 * compute}
+            print(f"floor: read {read:.1f} s + write {write:.1f} s + 2 x compute pass {compute:.1f} s "
+                  f"= {result['floor']['floor_seconds']:.1f} s", flush=True)
+        report = work / "report.json"
+        cmd = [sys.executable, "-m", "crepe.prune", "--model", str(folder), "--method", args.method,
+               "--sparsity", "0.5", "--offload", "disk", "--nsamples", str(args.nsamples), "--seqlen", str(args.seqlen),
+               "--eval-dataset", "none", "--save", str(out_folder), "--overwrite", "--report", str(report)]
+        if args.device:
+            cmd += ["--device", args.device]
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True)
+        wall = time.perf_counter() - start
+        rep = json.loads(report.read_text())
+        result["prune"] = {"command": " ".join(cmd[1:]), "wall_seconds": wall, "prune_seconds": rep["prune_seconds"],
+                           "prune_and_write_seconds": rep["prune_and_write_seconds"], "load_seconds": rep["load_seconds"],
+                           "peak_rss_mib": rep["peak_rss_mb"], "realised_sparsity": rep["realised_sparsity"]}
+        if "floor" in result:
+            result["prune_over_floor"] = rep["prune_and_write_seconds"] / result["floor"]["floor_seconds"]
+        result["output"] = check_output(out_folder)
+        print(json.dumps({k: result[k] for k in ("prune", "output")}, indent=1))
+        if "prune_over_floor" in result:
+            print(f"prune + write = {result['prune_over_floor']:.2f} x the floor")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    tokens = args.nsamples * args.seqlen
+    result["arithmetic"] = {name: layer_arithmetic(*shape, tokens=tokens) for name, shape in SHAPES.items()}
+    result["provenance"] = provenance(current_command(), {k: v for k, v in vars(args).items()})
+    write_json_atomic(args.out, result)
+    return 0
+
+
+if __name__ == "__main__":
+    torch.set_grad_enabled(False)
+    sys.exit(main())
