@@ -1,0 +1,261 @@
+"""Weight reconstruction after (or while) choosing a mask: pure tensor functions.
+
+All three minimise the layer's output error ||(W - W_hat) X||^2 = tr((W - W_hat) H (W - W_hat)^T)
+for H = X^T X [in, in] (dampened by ``damp`` x mean(diag H), as SparseGPT does), keeping the pruned
+entries at exactly 0. Masks are bool [out, in], True = prune.
+
+- :func:`obs_update`: SparseGPT's sequential OBS column sweep with the mask *given*.
+- :func:`admm_update`: the masked least squares by ADMM (Boza 2024), batched over rows.
+- :func:`sweep_prune`: the OBS sweep choosing its mask on the way with CRePE's relative importance
+  of the current, already updated weights over the OBS diagonal (:class:`SweepForm`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from crepe.config import CrepeParams, Pattern
+from crepe.masks import nm_mask, unstructured_mask
+from crepe.scorers import col_term, neighbourhood_term
+from crepe.sparsegpt import _inverse_hessian_factor
+
+_EPS = 1e-12
+UPDATES = ("none", "obs", "admm", "sweep")
+
+Picker = Callable[[torch.Tensor, torch.Tensor, int, int], torch.Tensor]
+"""(current weight [out, in], OBS diagonal d [in], lo, hi) -> prune mask [out, hi - lo] for columns lo:hi."""
+
+_SUB = 16  # columns per batched triangular solve inside a unit
+
+
+def unit_errors(w_unit: torch.Tensor, u_unit: torch.Tensor, mask_unit: torch.Tensor) -> torch.Tensor:
+    """OBS errors E [out, k] of pruning ``mask_unit`` [out, k] in the columns w_unit [out, k], given
+    the upper Cholesky factor block u_unit [k, k] of H^-1.
+
+    SparseGPT's column recursion E_i = m_i (w_i - sum_{j<i} E_j U_ji) / U_ii, solved for all rows at
+    once, 16 columns at a time: per row r, E_r A_r = m_r * w_r with the upper triangular
+    A_r = (m_r m_r^T) * U + diag(1 - m_r). The columns then become w - E U (pruned ones 0 up to rounding).
+    """
+    k = w_unit.shape[1]
+    if k > _SUB:
+        w, out = w_unit.clone(), torch.empty_like(w_unit)
+        for s in range(0, k, _SUB):
+            t = min(s + _SUB, k)
+            out[:, s:t] = unit_errors(w[:, s:t], u_unit[s:t, s:t], mask_unit[:, s:t])
+            w[:, t:] -= out[:, s:t] @ u_unit[s:t, t:]
+        return out
+    m = mask_unit.to(w_unit.dtype)
+    a = u_unit.unsqueeze(0) * (m.unsqueeze(2) * m.unsqueeze(1))
+    a.diagonal(dim1=1, dim2=2).add_(1 - m)
+    return torch.linalg.solve_triangular(a, (w_unit * m).unsqueeze(1), upper=True, left=False).squeeze(1)
+
+
+def inverse_hessian_factor(hessian: torch.Tensor, damp: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(U [in, in], dead [in]): the upper Cholesky factor of the dampened H^-1 as SparseGPT takes it
+    (dead inputs, with a zero diagonal, get a unit one), and the mask of those dead inputs."""
+    h = hessian.detach().float().clone()
+    dead = h.diagonal() == 0
+    h[dead, dead] = 1.0
+    return _inverse_hessian_factor(h, damp), dead
+
+
+def obs_sweep(weight: torch.Tensor, hessian: torch.Tensor, pick: Picker, unit: int = 128, blocksize: int = 128,
+              damp: float = 0.01, zero_dead: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """The OBS column sweep with the mask chosen by ``pick``, ``unit`` columns at a time.
+
+    weight [out, in], hessian [in, in] = sum X^T X. For each unit of columns, left to right: ``pick``
+    sees the weights as updated so far (lazily beyond the current block of ``blocksize`` columns, as
+    in SparseGPT), the unit's errors are solved at once (:func:`unit_errors`) and spread over the
+    later columns through U (U^T U = H^-1). This is SparseGPT's sweep reorganised, so with its
+    saliency it gives its result up to float rounding. ``zero_dead``: zero the weights of inputs that
+    are always 0 first (SparseGPT does). Returns (new weight float32 [out, in] with the pruned
+    entries exactly 0, mask [out, in]).
+    """
+    if blocksize % unit:
+        raise ValueError(f"the sweep's blocksize {blocksize} must be a multiple of its unit {unit}")
+    w = weight.detach().float().clone()
+    hinv, dead = inverse_hessian_factor(hessian, damp)
+    if zero_dead:
+        w[:, dead] = 0.0
+    diag = hinv.diagonal()
+    mask = torch.zeros_like(w, dtype=torch.bool)
+    for start in range(0, w.shape[1], blocksize):
+        end = min(start + blocksize, w.shape[1])
+        err = torch.empty_like(w[:, start:end])
+        for lo in range(start, end, unit):
+            hi = min(lo + unit, end)
+            mask[:, lo:hi] = pick(w, diag, lo, hi)
+            err[:, lo - start : hi - start] = unit_errors(w[:, lo:hi], hinv[lo:hi, lo:hi], mask[:, lo:hi])
+            w[:, lo:end] -= err[:, lo - start : hi - start] @ hinv[lo:hi, lo:end]
+        w[:, end:] -= err @ hinv[start:end, end:]
+    w[mask] = 0.0
+    return w, mask
+
+
+def obs_update(weight: torch.Tensor, hessian: torch.Tensor, mask: torch.Tensor, blocksize: int = 128,
+               damp: float = 0.01) -> torch.Tensor:
+    """SparseGPT's OBS sweep with a given ``mask`` [out, in] (True = prune): new weight [out, in] float32.
+
+    The mask is never changed: pruned entries become exactly 0, kept ones absorb the error. With the
+    mask SparseGPT itself chose it reproduces ``sparsegpt_prune`` to float rounding.
+    Weights of dead inputs (zero Hessian diagonal) that the mask keeps stay as they are.
+    """
+    if mask.shape != weight.shape:
+        raise ValueError(f"mask shape {tuple(mask.shape)} does not match weight {tuple(weight.shape)}")
+    given = mask.to(torch.bool)
+    new, _ = obs_sweep(weight, hessian, lambda w, d, lo, hi: given[:, lo:hi], blocksize, blocksize, damp,
+                       zero_dead=False)
+    return new
+
+
+def admm_update(weight: torch.Tensor, hessian: torch.Tensor, mask: torch.Tensor, iterations: int = 30,
+                rho: float = 1.0, damp: float = 0.01, init: torch.Tensor | None = None) -> torch.Tensor:
+    """Masked least squares min ||(W - W_hat) X||^2 s.t. W_hat[mask] = 0 by ADMM: [out, in] float32.
+
+    H is dampened, then scaled to a unit diagonal (H_n = D^-1 H D^-1, W_n = W D, D = sqrt(diag H)) so
+    that one ``rho`` suits every layer. One inverse of H_n + rho I per layer (float64), then every
+    iteration is two [out, in] x [in, in] products for all rows at once:
+    X = (W_n H_n + rho (Z - U)) (H_n + rho I)^-1; Z = keep * (X + U); U += X - Z. Returns Z / D.
+    ``init`` [out, in]: a starting point for Z (e.g. the OBS sweep's result), default the masked W.
+    """
+    if mask.shape != weight.shape:
+        raise ValueError(f"mask shape {tuple(mask.shape)} does not match weight {tuple(weight.shape)}")
+    if iterations < 1 or not rho > 0:
+        raise ValueError(f"admm needs iterations >= 1 and rho > 0, got {iterations} and {rho}")
+    h = hessian.detach().double().clone()
+    dead = h.diagonal() == 0
+    h[dead, dead] = 1.0
+    h.diagonal().add_(damp * h.diagonal().mean())
+    scale = h.diagonal().sqrt()
+    h_n = h / scale.unsqueeze(0) / scale.unsqueeze(1)
+    inv = torch.linalg.inv(h_n + rho * torch.eye(h.shape[0], dtype=h.dtype, device=h.device)).float()
+    keep = (~mask.to(torch.bool)).float()
+    w_n = weight.detach().float() * scale.float().unsqueeze(0)
+    target = w_n @ h_n.float()
+    start = w_n if init is None else init.detach().float() * scale.float().unsqueeze(0)
+    z, u = start * keep, torch.zeros_like(w_n)
+    for _ in range(iterations):
+        x = (target + rho * (z - u)) @ inv
+        z = keep * (x + u)
+        u += x - z
+    return z / scale.float().unsqueeze(0)
+
+
+@dataclass(frozen=True)
+class SweepForm:
+    """How CRePE's score reads the sweep's current weights A = |W_cur|.
+
+    saliency = (alpha A/rowsum + beta A/colsum + gamma nbr_k(A)) * d^-diag_power * ||X_j||^act_power,
+    d = diag of U (U^T U = H^-1; SparseGPT's saliency is (|w|/d)^2). rowsum: over the whole current
+    row (``row_scope="row"``) or over the block only ("block"); colsum and nbr: over the block.
+    act_power: extra activation-norm factor (0: the OBS diagonal alone stands for the inputs).
+    """
+
+    diag_power: float = 1.0
+    act_power: float = 0.0
+    row_scope: str = "row"
+
+    def __post_init__(self) -> None:
+        if self.row_scope not in ("row", "block"):
+            raise ValueError(f"unknown sweep row_scope {self.row_scope!r}; choose from row, block")
+
+
+def sweep_saliency(w: torch.Tensor, diag: torch.Tensor, act: torch.Tensor, lo: int, hi: int, params: CrepeParams,
+                   form: SweepForm, blocksize: int = 128) -> torch.Tensor:
+    """CRePE saliency of the columns lo:hi of the current weight w [out, in]: [out, hi - lo].
+
+    diag [in]: the OBS diagonal d; act [in]: ||X_j||. A = |w|: the row term divides by the row sum
+    of A over the whole row (``row_scope="row"``) or over the ``blocksize`` block holding lo; the
+    column term sums over all rows of a column; the neighbourhood term reads A around the unit
+    (zero-padded beyond the matrix). Higher = more important.
+    """
+    a_all = w.abs()
+    a = a_all[:, lo:hi]
+    total = torch.zeros_like(a)
+    if params.alpha:
+        if form.row_scope == "row":
+            rows = a_all.sum(1)
+        else:
+            start = lo // blocksize * blocksize
+            rows = a_all[:, start : start + blocksize].sum(1)
+        total += params.alpha * a / rows.unsqueeze(1).clamp_min(_EPS)
+    if params.beta:
+        total += params.beta * col_term(a)
+    if params.gamma:
+        r = params.kernel // 2
+        left, right = max(0, lo - r), min(w.shape[1], hi + r)
+        nbr = neighbourhood_term(a_all[:, left:right], params.kernel, params.nbr_form, params.padding)
+        total += params.gamma * nbr[:, lo - left : hi - left]
+    factor = diag[lo:hi].pow(-form.diag_power)
+    if form.act_power:
+        factor = factor * act[lo:hi].pow(form.act_power)
+    return total * factor.unsqueeze(0)
+
+
+def sweep_prune(weight: torch.Tensor, hessian: torch.Tensor, sparsity: float, pattern: Pattern = Pattern(),
+                params: CrepeParams = CrepeParams(), form: SweepForm = SweepForm(), group: str = "layer",
+                blocksize: int = 128, damp: float = 0.01) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prune ``weight`` [out, in] inside the OBS sweep with CRePE's saliency: (new weight, mask).
+
+    Unstructured: each block of ``blocksize`` columns gets its mask when it is reached (``group``
+    "layer": the lowest round(sparsity * out * blocksize) of the block; "row": per row of the
+    block); N:M: each group of M when it is reached. Either way on the weights as updated so far.
+    """
+    if pattern.structured and weight.shape[1] % pattern.m:
+        raise ValueError(f"N:M pattern {pattern} needs the input width to be a multiple of {pattern.m}, "
+                         f"got {weight.shape[1]}")
+    act = hessian.diagonal().float().clamp_min(0).sqrt()
+
+    def pick(w, diag, lo, hi):
+        sal = sweep_saliency(w, diag, act, lo, hi, params, form, blocksize)
+        return nm_mask(sal, pattern.n, pattern.m) if pattern.structured else unstructured_mask(sal, sparsity, group)
+
+    if pattern.structured and blocksize % pattern.m:
+        raise ValueError(f"sweep blocksize {blocksize} must be a multiple of M={pattern.m}")
+    return obs_sweep(weight, hessian, pick, pattern.m if pattern.structured else blocksize, blocksize, damp)
+
+
+def fixed_mask_update(update: str, blocksize: int = 128, damp: float = 0.01
+                      ) -> Callable[[torch.Tensor, torch.Tensor, object], torch.Tensor] | None:
+    """The per-linear update step for ``update`` ("obs" or "admm"; None for "none"/"sweep"):
+    (unpruned weight [out, in], final mask [out, in], InputStats with the Hessian) -> new weight."""
+    if update not in ("obs", "admm"):
+        return None
+
+    def step(weight: torch.Tensor, mask: torch.Tensor, stats) -> torch.Tensor:
+        if stats.hessian is None:
+            raise ValueError(f"the {update} update needs the input Hessian; none was collected")
+        if update == "obs":
+            return obs_update(weight, stats.hessian, mask, blocksize, damp)
+        return admm_update(weight, stats.hessian, mask, damp=damp)
+
+    return step
+
+
+def sweep_linear(weight: torch.Tensor, stats, sparsity: float, pattern: Pattern, cfg, role: str | None = None,
+                 order: Callable[[torch.Tensor, Pattern], torch.Tensor] | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """The CRePE sweep on one linear: (new weight [out, in], mask [out, in], column permutation or None).
+
+    cfg: the PruneConfig (CRePE parameters of ``role``, comparison group, blocksize, damping). With
+    ``order`` (channel permutation) and N:M, the columns are reordered first by CRePE's mask score
+    of the dense weight (||X_j|| from the Hessian's diagonal), swept, and mapped back.
+    """
+    if stats.hessian is None:
+        raise ValueError("the sweep update needs the input Hessian; none was collected")
+    params = cfg.crepe.for_projection(role)
+    hessian, perm = stats.hessian, None
+    if order is not None and pattern.structured:
+        from crepe.scorers import InputStats, crepe
+
+        perm = order(crepe(weight.float(), InputStats(sq_sum=hessian.diagonal().float().clamp_min(0)), params), pattern)
+        weight, hessian = weight[:, perm], hessian[perm][:, perm]
+    new, mask = sweep_prune(weight, hessian, sparsity, pattern, params, SweepForm(), cfg.resolved_group,
+                            cfg.sparsegpt_blocksize, cfg.sparsegpt_damp)
+    if perm is not None:
+        inverse = torch.argsort(perm)
+        new, mask = new[:, inverse], mask[:, inverse]
+    return new, mask, perm

@@ -1,0 +1,199 @@
+"""Weight reconstruction bench (issue 12): scorer x update x sparsity through the one engine.
+
+One process loads the model once, restores the dense weights before every cell, prunes through
+``crepe.engine.run_layerwise`` with a callback that scores -> selects -> updates (or runs the CRePE
+sweep), then evaluates on the wikivital test split and on a second text (the CPython language
+reference shipped in ``pydoc_data.topics``, calibration staying on wikivital). One JSON report per
+cell under ``--out-dir``; finished cells are skipped on re-run; ``--table`` rebuilds docs/quality.md.
+
+    python scripts/bench_quality.py --settings 0.5,2:4,0.7 --cells sparsegpt,crepe+sweep,crepe+obs
+    python scripts/bench_quality.py --cells crepe+sweep --diag-power 2 --tag p2   # a sweep variant
+    python scripts/bench_quality.py --table
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from crepe.config import CrepeParams, Pattern, PruneConfig
+from crepe.data.prepare import calibration_set, eval_set
+from crepe.engine import run_layerwise
+from crepe.models.adapters import get_adapter, weight_view
+from crepe.models.loading import load_model
+from crepe.perplexity import perplexity
+from crepe.provenance import current_command, markdown_stamp, provenance
+from crepe.prune_linear import LinearSteps, prune_linear
+from crepe.reconstruct import SweepForm, admm_update, obs_update, sweep_prune
+from crepe.report import read_json, write_json_atomic
+from crepe.sparsegpt import sparsegpt_prune
+
+SETTINGS = ("0.5", "0.6", "0.7", "2:4", "4:8")
+CELLS = ("sparsegpt", "sparsegpt+admm", "crepe+sweep", "crepe+sweep-admm", "crepe+obs", "crepe+admm", "crepe+none", "wanda+obs", "ria+obs", "ria+none")
+SECOND_TEXT = "python-reference"
+
+
+def second_text_path() -> Path:
+    """The CPython language reference (pydoc_data.topics, sorted topics joined by blank lines) as a
+    text file: real English technical prose shipped with every Python, far from Wikipedia."""
+    import sys
+
+    import pydoc_data.topics as topics
+
+    path = Path(tempfile.gettempdir()) / f"crepe_python_reference_{sys.version_info.major}{sys.version_info.minor}.txt"
+    if not path.exists():
+        path.write_text("\n\n".join(topics.topics[k] for k in sorted(topics.topics)))
+    return path
+
+
+def parse_setting(setting: str) -> tuple[float, Pattern]:
+    pattern = Pattern.parse(setting) if ":" in setting else Pattern()
+    return (pattern.n / pattern.m if pattern.structured else float(setting)), pattern
+
+
+def fixed_mask_update(update: str, cfg: PruneConfig):
+    """The update step (unpruned weight, final mask, stats) -> new weight, or None for mask-only."""
+    if update == "obs":
+        return lambda w, mask, stats: obs_update(w, stats.hessian, mask, cfg.sparsegpt_blocksize, cfg.sparsegpt_damp)
+    if update == "admm":
+        return lambda w, mask, stats: admm_update(w, stats.hessian, mask, damp=cfg.sparsegpt_damp)
+    return None
+
+
+def prune(model, calib: torch.Tensor, cfg: PruneConfig, update: str, form: SweepForm) -> float:
+    """Prune ``model`` in place through the engine and the per-linear path; returns the seconds it took."""
+    adapter = get_adapter(model)
+    steps = LinearSteps(update=fixed_mask_update(update, cfg))
+    needs = {"sq_sum"} | ({"hessian"} if update != "none" or cfg.method == "sparsegpt" else set())
+
+    def callback(index, layer, linears, stats):
+        for name, module in linears.items():
+            weight = weight_view(module)
+            hessian = stats[name].hessian
+            if update.startswith("sweep") or cfg.method == "sparsegpt" and update == "admm":
+                if cfg.method == "sparsegpt":
+                    new, mask = sparsegpt_prune(weight, hessian, cfg.sparsity, cfg.pattern, cfg.sparsegpt_blocksize,
+                                                cfg.sparsegpt_damp)
+                else:
+                    params = cfg.crepe.for_projection(adapter.role(name))
+                    new, mask = sweep_prune(weight, hessian, cfg.sparsity, cfg.pattern, params, form,
+                                            cfg.resolved_group, cfg.sparsegpt_blocksize, cfg.sparsegpt_damp)
+                if update.endswith("admm"):  # re-solve the kept weights of that mask, from the sweep's result
+                    new = admm_update(weight, hessian, mask, damp=cfg.sparsegpt_damp, init=new)
+                weight.copy_(new.to(weight.dtype))
+            else:
+                prune_linear(weight, stats[name], cfg, role=adapter.role(name), steps=steps, name=name)
+        return True
+
+    start = time.perf_counter()
+    run_layerwise(model, calib, needs, callback, batch_size=8, progress=False)
+    return time.perf_counter() - start
+
+
+def cell_name(cell: str, setting: str, tag: str) -> str:
+    return f"{cell.replace('+', '_')}__{setting.replace(':', '-')}" + (f"__{tag}" if tag else "")
+
+
+def run(args: argparse.Namespace) -> None:
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model, tok = load_model(args.model)
+    get_adapter(model)
+    dense_state = {k: v.clone() for k, v in model.state_dict().items()}
+    calib, calib_spec = calibration_set(tok, "wikivital", args.nsamples, args.seqlen, 0)
+    evals = {"wikivital": eval_set(tok, "wikivital", "test", 512, args.max_eval_windows)}
+    if not args.no_second_text:
+        evals[SECOND_TEXT] = eval_set(tok, f"text:{second_text_path()}", "test", 512, args.max_eval_windows)
+    dense_path = out / "dense.json"
+    if not dense_path.exists():
+        dense = {k: perplexity(model, w, 4, progress=False) for k, (w, _) in evals.items()}
+        write_json_atomic(dense_path, {"ppl": dense, "protocol": {k: s.describe() for k, (_, s) in evals.items()}})
+    form = SweepForm(args.diag_power, args.act_power, args.row_scope)
+    params = CrepeParams(alpha=args.alpha, beta=args.beta, gamma=args.gamma)
+    for setting in args.settings.split(","):
+        for cell in args.cells.split(","):
+            path = out / (cell_name(cell, setting, args.tag) + ".json")
+            if path.exists():
+                continue
+            method, _, update = cell.partition("+")
+            sparsity, pattern = parse_setting(setting)
+            cfg = PruneConfig(method=method, sparsity=sparsity, pattern=pattern,
+                              crepe=params if method == "crepe" else CrepeParams())
+            model.load_state_dict(dense_state)
+            seconds = prune(model, calib, cfg, update or "none", form)
+            ppl = {k: perplexity(model, w, 4, progress=False) for k, (w, _) in evals.items()}
+            config = {"cell": cell, "setting": setting, "tag": args.tag, "prune_config": cfg.to_dict(),
+                      "update": update or "none",
+                      "sweep_form": vars(form) if update.startswith("sweep") else None,
+                      "calibration": calib_spec.describe(), "model": args.model}
+            write_json_atomic(path, {"ppl": ppl, "prune_seconds": seconds, "eval": {k: s.describe() for k, (_, s) in evals.items()},
+                                     "provenance": provenance(current_command(), config)})
+            print(f"{path.stem}: " + ", ".join(f"{k} {v:.2f}" for k, v in ppl.items()) + f" ({seconds:.0f} s)", flush=True)
+
+
+def table(out: Path, tag: str = "") -> str:
+    """Markdown tables (one per eval text) of the cells of ``tag`` in ``out``; time ratio to sparsegpt."""
+    reports = {p.stem: read_json(p) for p in sorted(out.glob("*__*.json"))}
+    if not reports:
+        return "no results yet"
+    dense = read_json(out / "dense.json") if (out / "dense.json").exists() else {"ppl": {}}
+    first = next(iter(reports.values()))
+    lines = [markdown_stamp(first["provenance"]), "", f"Calibration: {first['provenance']['config']['calibration']}."]
+    cells = [c for c in CELLS if any(r["provenance"]["config"]["cell"] == c for r in reports.values())]
+    for text in first["ppl"]:
+        lines += ["", f"**{text}** ({first['eval'][text]}), dense {dense['ppl'].get(text, float('nan')):.2f}", "",
+                  "| scorer + update | " + " | ".join(SETTINGS) + " |", "|---" * (len(SETTINGS) + 1) + "|"]
+        for cell in cells:
+            row = [cell]
+            for s in SETTINGS:
+                rep = reports.get(cell_name(cell, s, tag))
+                sgpt = reports.get(cell_name("sparsegpt", s, tag))
+                if rep is None:
+                    row.append("–")
+                    continue
+                ratio = f" ({rep['ppl'][text] / sgpt['ppl'][text]:.3f}x)" if sgpt and cell != "sparsegpt" else ""
+                row.append(f"{rep['ppl'][text]:.2f}{ratio}")
+            lines.append("| " + " | ".join(row) + " |")
+    lines += ["", "Prune time as a ratio to SparseGPT's at the same setting (same process):", "",
+              "| scorer + update | " + " | ".join(SETTINGS) + " |", "|---" * (len(SETTINGS) + 1) + "|"]
+    for cell in cells:
+        row = [cell]
+        for s in SETTINGS:
+            rep, sgpt = reports.get(cell_name(cell, s, tag)), reports.get(cell_name("sparsegpt", s, tag))
+            row.append(f"{rep['prune_seconds'] / sgpt['prune_seconds']:.2f}" if rep and sgpt else "–")
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--settings", default=",".join(SETTINGS))
+    ap.add_argument("--cells", default=",".join(CELLS), help="scorer+update (none|obs|admm|sweep) or sparsegpt")
+    ap.add_argument("--nsamples", type=int, default=16)
+    ap.add_argument("--seqlen", type=int, default=512)
+    ap.add_argument("--max-eval-windows", type=int, default=24)
+    ap.add_argument("--no-second-text", action="store_true", help="evaluate on the wikivital test split only")
+    ap.add_argument("--out-dir", default="results/quality/c16")
+    ap.add_argument("--tag", default="", help="suffix of the report names (sweep variants)")
+    ap.add_argument("--diag-power", type=float, default=SweepForm().diag_power)
+    ap.add_argument("--act-power", type=float, default=SweepForm().act_power)
+    ap.add_argument("--row-scope", default=SweepForm().row_scope, choices=("row", "block"))
+    ap.add_argument("--alpha", type=float, default=CrepeParams().alpha)
+    ap.add_argument("--beta", type=float, default=CrepeParams().beta)
+    ap.add_argument("--gamma", type=float, default=CrepeParams().gamma)
+    ap.add_argument("--table", action="store_true", help="only print the tables of --out-dir")
+    args = ap.parse_args()
+    torch.set_grad_enabled(False)
+    if not args.table:
+        run(args)
+    print(table(Path(args.out_dir), args.tag))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+import pytest
+import torch
+
+from crepe.config import CrepeParams, Pattern
+from crepe.masks import is_valid_nm, nm_mask, unstructured_mask
+from crepe.reconstruct import SweepForm, admm_update, obs_update, sweep_prune
+from crepe.scorers import InputStats, score
+from crepe.sparsegpt import sparsegpt_prune
+
+PATTERNS = [(Pattern(), 0.5), (Pattern(), 0.7), (Pattern(2, 4), 0.5), (Pattern(4, 8), 0.5)]
+
+
+def _problem(out=32, inp=64, tokens=512, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    mix = torch.randn(inp, inp, generator=g) / inp**0.5
+    x = torch.randn(tokens, inp, generator=g) @ (torch.eye(inp) + mix) * torch.rand(inp, generator=g) * 3
+    return torch.randn(out, inp, generator=g), x
+
+
+def _error(x, w, new):
+    return float((x @ (w - new).t()).pow(2).sum())
+
+
+def _mask(scorer, w, x, sparsity, pattern):
+    stats = InputStats(sq_sum=x.pow(2).sum(0), tokens=x.shape[0])
+    s = score(scorer, w, stats, CrepeParams())
+    return nm_mask(s, pattern.n, pattern.m) if pattern.structured else unstructured_mask(s, sparsity, "layer")
+
+
+@pytest.mark.parametrize("pattern,sparsity", PATTERNS)
+def test_obs_with_sparsegpts_own_mask_reproduces_sparsegpt_exactly(pattern, sparsity):
+    w, x = _problem()
+    expected, mask = sparsegpt_prune(w, x.t() @ x, sparsity, pattern, blocksize=16)
+    new = obs_update(w, x.t() @ x, mask, blocksize=16)
+    assert torch.equal(new == 0, mask)
+    torch.testing.assert_close(new, expected, rtol=1e-4, atol=1e-5)  # same sweep, reorganised: float rounding
+
+
+@pytest.mark.parametrize("update", ["obs", "admm"])
+@pytest.mark.parametrize("scorer", ["magnitude", "wanda", "ria", "crepe"])
+@pytest.mark.parametrize("pattern,sparsity", PATTERNS)
+def test_fixed_mask_updates_keep_the_mask_and_lower_the_output_error(update, scorer, pattern, sparsity):
+    w, x = _problem()
+    mask = _mask(scorer, w, x, sparsity, pattern)
+    fn = obs_update if update == "obs" else admm_update
+    new = fn(w, x.t() @ x, mask)
+    assert torch.equal(new == 0, mask)  # random weights: no kept weight lands on exactly 0
+    if pattern.structured:
+        assert is_valid_nm(new, pattern.n, pattern.m)
+    assert _error(x, w, new) < _error(x, w, w.masked_fill(mask, 0))
+
+
+def _exact_masked_least_squares(w, x, mask):
+    """Per row: argmin ||X w - X w_hat|| over w_hat with w_hat[mask] = 0, by lstsq."""
+    out = torch.zeros_like(w, dtype=torch.float64)
+    xd = x.double()
+    for i in range(w.shape[0]):
+        keep = ~mask[i]
+        sol = torch.linalg.lstsq(xd[:, keep], xd @ w[i].double().unsqueeze(1)).solution
+        out[i, keep] = sol.squeeze(1)
+    return out.float()
+
+
+def test_admm_converges_to_the_exact_masked_least_squares():
+    w, x = _problem(out=16, inp=48)
+    mask = _mask("wanda", w, x, 0.6, Pattern())
+    exact = _exact_masked_least_squares(w, x, mask)
+    best = _error(x, w, exact)
+    gaps = [_error(x, w, admm_update(w, x.t() @ x, mask, iterations=n, damp=0.0)) / best - 1 for n in (5, 30, 300)]
+    assert gaps[0] > gaps[1] > gaps[2] >= -1e-4 and gaps[2] < 1e-3
+    assert _error(x, w, admm_update(w, x.t() @ x, mask, iterations=30, damp=0.0)) <= _error(
+        x, w, obs_update(w, x.t() @ x, mask, damp=0.0)) * 1.001
+
+
+@pytest.mark.parametrize("pattern,sparsity", PATTERNS)
+def test_sweep_hits_the_sparsity_and_pattern_and_beats_masking_alone(pattern, sparsity):
+    w, x = _problem()
+    new, mask = sweep_prune(w, x.t() @ x, sparsity, pattern, blocksize=16)
+    assert torch.equal(new == 0, mask) and int(mask.sum()) == 4 * round(w.shape[0] * 16 * sparsity)  # per block of 16
+    if pattern.structured:
+        assert is_valid_nm(new, pattern.n, pattern.m)
+    ria_mask = _mask("ria", w, x, sparsity, pattern)
+    assert _error(x, w, new) < _error(x, w, w.masked_fill(ria_mask, 0))
+
+
+@pytest.mark.parametrize("form", [SweepForm(diag_power=2.0), SweepForm(row_scope="block"), SweepForm(act_power=0.5)])
+def test_sweep_forms_and_the_neighbourhood_term_run(form):
+    w, x = _problem()
+    params = CrepeParams(gamma=0.5, kernel=3)
+    new, mask = sweep_prune(w, x.t() @ x, 0.5, Pattern(2, 4), params, form, blocksize=16)
+    assert is_valid_nm(new, 2, 4) and torch.isfinite(new).all()
+
+
+def test_bad_inputs_are_one_clear_error():
+    w, x = _problem()
+    with pytest.raises(ValueError, match="mask shape"):
+        obs_update(w, x.t() @ x, torch.zeros(3, 3, dtype=torch.bool))
+    with pytest.raises(ValueError, match="multiple of 4"):
+        sweep_prune(w[:, :62], x[:, :62].t() @ x[:, :62], 0.5, Pattern(2, 4))
+    with pytest.raises(ValueError, match="row_scope"):
+        SweepForm(row_scope="column")
