@@ -8,19 +8,18 @@ objects are saved next to every result and read back by ``--config``.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-METHODS = ("magnitude", "wanda", "sparsegpt", "ri", "ria", "crepe")
+from crepe.files import read_json
+
 GROUPS = ("layer", "row")
-DEFAULT_GROUP = {"magnitude": "layer", "wanda": "row", "ri": "layer", "ria": "layer", "crepe": "layer"}
 NBR_FORMS = ("relative", "smoothed", "product")
 PADDINGS = ("zero", "count")
 TERM_SCALES = ("none", "mean")
-PROJ_TYPES = ("q", "k", "v", "o", "gate", "up", "down", "qkv", "fc1", "fc2")
+ROLES = ("q", "k", "v", "o", "gate", "up", "down", "qkv", "gate_up")  # the adapters' projection roles
 ALLOCATIONS = ("uniform", "owl", "alpha", "file")
 REPRUNINGS = ("dsnot",)
 REPRUNE_SCOPES = ("attention", "all")
@@ -42,6 +41,10 @@ class Pattern:
     def structured(self) -> bool:
         return self.m > 0
 
+    def sparsity_or(self, default: float) -> float:
+        """The sparsity this pattern fixes, N/M, or ``default`` when unstructured."""
+        return self.n / self.m if self.structured else default
+
     @classmethod
     def parse(cls, text: str) -> "Pattern":
         """Parse ``"unstructured"`` or ``"N:M"`` (e.g. ``"2:4"``)."""
@@ -61,8 +64,9 @@ class Pattern:
 class CrepeParams:
     """CRePE hyperparameters: ``S = (alpha*row + beta*col + gamma*nbr) * ||X_j||^act_power``.
 
-    ``kernel`` is the odd side k of the k x k neighbourhood. ``overrides`` maps a projection type
-    (q, k, v, o, gate, up, down, ...) to a dict of alpha/beta/gamma/kernel for that type only.
+    ``kernel`` is the odd side k of the k x k neighbourhood. ``overrides`` maps a projection role
+    (q, k, v, o, gate, up, down, qkv, gate_up: the model's adapter assigns them) to a dict of
+    alpha/beta/gamma/kernel for that role only; a role the model lacks is refused when pruning.
     With alpha = beta = 1, gamma = 0 and act_power = 0.5 the score is exactly RIA's. The defaults
     were chosen on the validation split by scripts/sweep_crepe.py (results/sweep_crepe.md): on
     SmolLM2 the gain over RIA comes from act_power = 1; no neighbourhood weight helped once pruned
@@ -92,12 +96,12 @@ class CrepeParams:
         _check_choice("crepe padding", self.padding, PADDINGS)
         _check_choice("crepe term_scale", self.term_scale, TERM_SCALES)
         for proj, values in self.overrides.items():
-            _check_choice("crepe override projection type", proj, PROJ_TYPES)
+            _check_choice("crepe override projection role", proj, ROLES)
             dataclasses.replace(self, overrides={}, **values)  # validates the overridden values
 
-    def for_projection(self, proj: str) -> "CrepeParams":
-        """The parameters that apply to one projection type (overrides resolved)."""
-        values = self.overrides.get(proj)
+    def for_projection(self, role: str | None) -> "CrepeParams":
+        """The parameters that apply to one projection role (overrides resolved; None: no role)."""
+        values = self.overrides.get(role) if role else None
         return dataclasses.replace(self, overrides={}, **values) if values else self
 
 
@@ -192,30 +196,37 @@ class PruneConfig:
     repruning: RepruneConfig | None = None
 
     def __post_init__(self) -> None:
-        _check_choice("method", self.method, METHODS)
+        method = self.method_entry
         if self.permute is not None and not self.pattern.structured:
             raise ValueError("channel permutation only applies to N:M patterns (e.g. --pattern 2:4)")
-        if self.repruning is not None and self.method == "sparsegpt":
-            raise ValueError("dsnot re-pruning refines the mask of unchanged weights; sparsegpt updates them")
+        if self.repruning is not None and method.updates_weights:
+            raise ValueError(f"dsnot re-pruning refines the mask of unchanged weights; {self.method} updates them")
         if not (isinstance(self.sparsity, (int, float)) and 0.0 <= self.sparsity < 1.0):
             raise ValueError(f"sparsity must be in [0, 1), got {self.sparsity}")
-        if self.pattern.structured and not math.isclose(self.sparsity, self.pattern.n / self.pattern.m):
+        if self.pattern.structured and not math.isclose(self.sparsity, self.pattern.sparsity_or(0)):
             raise ValueError(
                 f"pattern {self.pattern} prunes {self.pattern.n}/{self.pattern.m} = "
-                f"{self.pattern.n / self.pattern.m:g} of the weights, but sparsity {self.sparsity:g} was asked"
+                f"{self.pattern.sparsity_or(0):g} of the weights, but sparsity {self.sparsity:g} was asked"
             )
         if self.group is not None:
             _check_choice("group", self.group, GROUPS)
-            if self.method == "sparsegpt":
-                raise ValueError("sparsegpt selects its mask per 128-column block; --group does not apply")
+            if method.default_group not in GROUPS:
+                raise ValueError(f"{self.method} selects its mask per {method.default_group}; --group does not apply")
         if self.sparsegpt_blocksize < 1 or not (0 <= self.sparsegpt_damp < 1):
             raise ValueError("sparsegpt blocksize must be >= 1 and damp in [0, 1)")
 
     @property
+    def method_entry(self):
+        """The method's registry entry (:class:`crepe.registry.Method`); unknown names raise ValueError."""
+        from crepe.registry import get_method  # the registry imports the scorers, which import this module
+
+        return get_method(self.method)
+
+    @property
     def resolved_group(self) -> str:
-        if self.method == "sparsegpt":
-            return "block"
-        return self.group or DEFAULT_GROUP[self.method]
+        """The comparison group selection uses: ``group``, else the method's default."""
+        default = self.method_entry.default_group
+        return default if default not in GROUPS else self.group or default
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -251,10 +262,7 @@ def crepe_params_from_dict(d: dict[str, Any]) -> CrepeParams:
 def load_crepe_params(path: str | Path) -> CrepeParams:
     """Read CRePE hyperparameters from JSON: either the parameters themselves or a file with a
     ``"crepe"`` entry (a report, a PHO best-config file, or a saved PruneConfig)."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"cannot read config {path}: {exc}") from exc
+    data = read_json(path, "config")
     if isinstance(data, dict) and "config" in data and isinstance(data["config"], dict):
         data = data["config"]
     if isinstance(data, dict) and "crepe" in data:

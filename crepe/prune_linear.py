@@ -1,18 +1,62 @@
-"""Prune one linear layer with a named method: score -> select -> apply, or SparseGPT's OBS update.
+"""Prune one linear: the one per-linear path every caller uses (the model loop, one-shot pruning, PHO).
 
-A method is described by the statistics it needs from the engine and one function that prunes a
-weight in place. The engine knows nothing about individual methods beyond ``needs``.
+    score -> select (in a column order, if a permutation step gives one) -> refine -> update
+
+1. score: the method's score function (:mod:`crepe.registry`), with the CRePE parameters of the
+   linear's projection role; a method with a ``prune`` hook (SparseGPT) selects and updates itself.
+2. select: the N:M or unstructured mask of the lowest scores (:mod:`crepe.masks`), chosen in the
+   column order of ``steps.order`` when there is one.
+3. refine: ``steps.refine`` may swap pruned and kept weights (DSnoT), same counts.
+4. update: ``steps.update`` may change the kept weights for the final mask.
+
+The steps are plain functions in :class:`LinearSteps`; the composition package builds them from a
+config (:func:`crepe.compose.steps.linear_steps`), so this core module never imports it.
+:func:`plan_linear` decides without touching the weight; :func:`prune_linear` also applies.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 
-from crepe.compose.select import compose_mask, sparsegpt_with_permutation
-from crepe.config import PruneConfig
-from crepe.scorers import InputStats, score
+from crepe.config import Pattern, PruneConfig
+from crepe.masks import select_mask
+from crepe.scorers import InputStats
+
+OrderFn = Callable[[torch.Tensor, Pattern], torch.Tensor]
+"""(scores [out, in], N:M pattern) -> column order perm [in] to select the N:M groups in."""
+RefineFn = Callable[..., torch.Tensor]
+"""(weight, scores, mask, stats, perm or None, pattern, in_attention) -> refined mask [out, in]."""
+UpdateFn = Callable[[torch.Tensor, torch.Tensor, InputStats], torch.Tensor]
+"""(unpruned weight [out, in], final mask [out, in], stats) -> new weight [out, in]."""
+
+
+@dataclass(frozen=True)
+class LinearSteps:
+    """Steps that plug into the path; ``needs``: the extra input statistics they read."""
+
+    order: OrderFn | None = None
+    refine: RefineFn | None = None
+    update: UpdateFn | None = None
+    needs: frozenset[str] = frozenset()
+
+
+NO_STEPS = LinearSteps()
+
+
+@dataclass(frozen=True)
+class LinearPlan:
+    """What the path chose for one linear, not yet applied: ``mask`` [out, in] (True = prune),
+    ``scores`` [out, in] (None for a self-selecting method), column order ``perm`` [in] or None,
+    ``weight``: the new weight [out, in] of a weight-updating step, None if the kept ones stay."""
+
+    mask: torch.Tensor
+    scores: torch.Tensor | None
+    perm: torch.Tensor | None = None
+    weight: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -31,48 +75,88 @@ class LinearResult:
         return self.zeros_after / (self.shape[0] * self.shape[1])
 
 
-def needed_stats(method: str, cfg: PruneConfig | None = None) -> frozenset[str]:
-    """Statistics the engine must collect for ``method`` (and DSnoT re-pruning in ``cfg``): subset
-    of {"sq_sum", "hessian", "sum"}."""
-    extra = frozenset({"sum", "sq_sum"}) if cfg is not None and cfg.repruning is not None else frozenset()
-    if method == "magnitude" or method == "ri":
-        return extra
-    if method == "sparsegpt":
-        return frozenset({"hessian"}) | extra
-    return frozenset({"sq_sum"}) | extra
+def layer_pattern(pattern: Pattern, sparsity: float) -> Pattern:
+    """The N:M pattern of one layer whose planned sparsity may differ from the global N/M:
+    n = sparsity * M, which must be a whole number (allocation plans under N:M are quantised)."""
+    if not pattern.structured or math.isclose(sparsity, pattern.sparsity_or(0)):
+        return pattern
+    n = round(sparsity * pattern.m)
+    if not math.isclose(n / pattern.m, sparsity, abs_tol=1e-9) or not 0 < n < pattern.m:
+        raise ValueError(f"layer sparsity {sparsity:g} is not k/{pattern.m} with 0 < k < {pattern.m}; "
+                         f"an N:M plan needs multiples of 1/{pattern.m}")
+    return Pattern(n, pattern.m)
 
 
-def projection_type(name: str) -> str:
-    """Short projection type of a linear's qualified name: 'self_attn.q_proj' -> 'q'."""
-    leaf = name.rsplit(".", 1)[-1]
-    for suffix in ("_proj", "_lin"):
-        leaf = leaf.removesuffix(suffix)
-    return leaf
+def needed_stats(cfg: PruneConfig, steps: LinearSteps = NO_STEPS) -> frozenset[str]:
+    """Statistics the engine must collect: the method's and the steps' (subset of {"sq_sum", "hessian", "sum"})."""
+    return cfg.method_entry.needs | steps.needs
 
 
-def prune_weight(weight: torch.Tensor, stats: InputStats, cfg: PruneConfig, name: str = "",
-                 sparsity: float | None = None, in_attention: bool = False) -> LinearResult:
-    """Prune ``weight`` [out, in] in place (it may be a transposed view) and report the result.
+def _check_steps(cfg: PruneConfig, steps: LinearSteps | None) -> LinearSteps:
+    if steps is None:
+        if cfg.permute is not None or cfg.repruning is not None:
+            raise ValueError("this config composes permutation/re-pruning: pass steps="
+                             "crepe.compose.steps.linear_steps(cfg)")
+        return NO_STEPS
+    return steps
 
-    ``name``: the linear's name inside its layer (per-projection parameters); ``sparsity``
-    overrides ``cfg.sparsity`` for this layer (non-uniform allocation); ``in_attention``: the
-    linear is part of an attention block (from the adapter; DSnoT's default scope).
+
+def plan_linear(weight: torch.Tensor, stats: InputStats, cfg: PruneConfig, *, role: str | None = None,
+                sparsity: float | None = None, in_attention: bool = False, steps: LinearSteps | None = None,
+                name: str = "") -> LinearPlan:
+    """Choose the mask (and new weight) of ``weight`` [out, in] under ``cfg`` without changing it.
+
+    role: the linear's projection role (per-projection CRePE parameters); sparsity: this layer's
+    own target (non-uniform allocation), default ``cfg.sparsity``; in_attention: the linear is in
+    an attention block (DSnoT's default scope); name: for error messages.
     """
+    steps = _check_steps(cfg, steps)
     target = cfg.sparsity if sparsity is None else sparsity
+    method = cfg.method_entry
+    pattern = layer_pattern(cfg.pattern, target)
+    order = steps.order if pattern.structured else None
+    if method.prune is not None:
+        new, mask, perm = method.prune(weight, stats, target, pattern, cfg, order)
+        return LinearPlan(mask, None, perm, new)
+    params = cfg.crepe.for_projection(role)
+    scores = method.score(weight.float(), stats, params)
+    if not torch.isfinite(scores).all():
+        raise ValueError(f"non-finite {cfg.method} scores in {name or 'a layer'}: check weights and inputs")
+    perm = order(scores, pattern) if order is not None else None
+    if perm is None:
+        mask = select_mask(scores, target, pattern, cfg.resolved_group)
+    else:
+        mask = torch.empty_like(scores, dtype=torch.bool)
+        mask[:, perm] = select_mask(scores[:, perm], target, pattern, cfg.resolved_group)
+    if steps.refine is not None:
+        mask = steps.refine(weight, scores, mask, stats, perm, pattern, in_attention)
+    new = steps.update(weight, mask, stats) if steps.update is not None else None
+    return LinearPlan(mask, scores, perm, new)
+
+
+@torch.no_grad()
+def apply_plan(weight: torch.Tensor, plan: LinearPlan) -> LinearResult:
+    """Write ``plan`` into ``weight`` [out, in] in place (it may be a transposed view) and report it."""
     zeros_before = int((weight == 0).sum())
-    kept, perm = None, None
-    if target > 0:
-        if cfg.method == "sparsegpt":
-            if stats.hessian is None:
-                raise ValueError("sparsegpt needs the input Hessian; none was collected")
-            new, perm = sparsegpt_with_permutation(weight, stats.hessian, cfg, target)
-            weight.copy_(new.to(weight.dtype))
-        else:
-            params = cfg.crepe.for_projection(projection_type(name))
-            scores = score(cfg.method, weight, stats, params)
-            if not torch.isfinite(scores).all():
-                raise ValueError(f"non-finite {cfg.method} scores in {name or 'a layer'}: check weights and inputs")
-            mask, perm = compose_mask(weight, scores, stats, cfg, in_attention, target)
-            kept = float(scores.double()[~mask].sum() / scores.double().sum().clamp_min(1e-30))
-            weight.masked_fill_(mask, 0)
-    return LinearResult(tuple(weight.shape), zeros_before, int((weight == 0).sum()), kept, perm)
+    kept = None
+    if plan.weight is not None:
+        weight.copy_(plan.weight.to(weight.dtype))
+    else:
+        weight.masked_fill_(plan.mask, 0)
+    if plan.scores is not None:
+        s = plan.scores.double()
+        kept = float(s[~plan.mask].sum() / s.sum().clamp_min(1e-30))
+    return LinearResult(tuple(weight.shape), zeros_before, int((weight == 0).sum()), kept, plan.perm)
+
+
+def prune_linear(weight: torch.Tensor, stats: InputStats, cfg: PruneConfig, *, role: str | None = None,
+                 sparsity: float | None = None, in_attention: bool = False, steps: LinearSteps | None = None,
+                 name: str = "") -> LinearResult:
+    """Prune ``weight`` [out, in] in place along the path (arguments as :func:`plan_linear`)."""
+    target = cfg.sparsity if sparsity is None else sparsity
+    if target <= 0:
+        zeros = int((weight == 0).sum())
+        return LinearResult(tuple(weight.shape), zeros, zeros)
+    plan = plan_linear(weight, stats, cfg, role=role, sparsity=target, in_attention=in_attention, steps=steps,
+                       name=name)
+    return apply_plan(weight, plan)

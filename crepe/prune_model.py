@@ -1,4 +1,5 @@
-"""Prune a whole model layer by layer: the engine plus :func:`crepe.prune_linear.prune_weight`."""
+"""Prune a whole model layer by layer: the engine, the model's target and :func:`crepe.prune_linear.prune_linear`
+with the composition steps of the config (permutation, allocation, DSnoT)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from torch import nn
 
 from crepe.compose.allocation import allocate
 from crepe.compose.permuted_linears import apply_layer_permutations
+from crepe.compose.steps import linear_steps
 from crepe.config import PruneConfig
 from crepe.engine import iterate_layers, run_layerwise
-from crepe.prune_linear import LinearResult, needed_stats, prune_weight
-from crepe.models.adapters import decoder_linears, get_adapter, weight_view
+from crepe.models.adapters import ModelTarget, model_target, weight_view
+from crepe.prune_linear import LinearResult, needed_stats, prune_linear
 from crepe.scorers import InputStats
 
 log = logging.getLogger(__name__)
@@ -56,50 +58,56 @@ class PruneSummary:
         return {k: r.permutation for k, r in self.linears.items() if r.permutation is not None and k not in self.physical}
 
 
-def check_prunable(model: nn.Module, cfg: PruneConfig) -> None:
-    """Fail early, naming the layer: unknown architecture, NaN/Inf weights, N:M not dividing a width."""
-    get_adapter(model)
-    for name, module in decoder_linears(model).items():
-        weight = weight_view(module)
+def check_prunable(model: nn.Module, cfg: PruneConfig) -> ModelTarget:
+    """The model's target, after failing early and naming the layer on: unknown architecture,
+    NaN/Inf weights, N:M not dividing a width, an override role the model has no projection for."""
+    target = model_target(model)
+    target.check_roles(cfg.crepe.overrides)
+    for key, linear in target.linears.items():
+        weight = linear.weight
         if weight.device.type != "meta" and not torch.isfinite(weight).all():  # streamed: checked when read
-            raise ValueError(f"weights of {name} contain NaN or Inf; refusing to prune a corrupt model")
+            raise ValueError(f"weights of {key} contain NaN or Inf; refusing to prune a corrupt model")
         if cfg.pattern.structured and weight.shape[1] % cfg.pattern.m:
-            raise ValueError(f"N:M pattern {cfg.pattern}: input width {weight.shape[1]} of {name} "
+            raise ValueError(f"N:M pattern {cfg.pattern}: input width {weight.shape[1]} of {key} "
                              f"is not a multiple of {cfg.pattern.m}")
+    return target
 
 
 def prune_model(model: nn.Module, windows: torch.Tensor, cfg: PruneConfig, *,
                 layer_sparsity: dict[str, float] | None = None, batch_size: int = 8,
-                device: torch.device | str | None = None, progress: bool = True) -> PruneSummary:
+                device: torch.device | str | None = None, progress: bool = True,
+                target: ModelTarget | None = None) -> PruneSummary:
     """Prune every decoder linear of ``model`` in place with ``cfg`` on calibration ``windows``
     [n, seq]. ``layer_sparsity`` optionally maps ``layers.<i>.<name>`` to its own sparsity; without
     it, ``cfg.allocation`` (OWL, AlphaPruning, a JSON plan) makes one. With ``cfg.permute`` and
-    ``physical``, MLP consumers' permutations are realised by permuting their producers."""
-    check_prunable(model, cfg)
+    ``physical``, MLP consumers' permutations are realised by permuting their producers.
+    ``target``: the model's target from :func:`check_prunable`, if the caller already checked it."""
+    target = target or check_prunable(model, cfg)
     if layer_sparsity is None:
         layer_sparsity = allocate(model, windows, cfg.sparsity, cfg.allocation, cfg.pattern, batch_size, device)
     results: dict[str, LinearResult] = {}
     physical: set[str] = set()
-    adapter = get_adapter(model)
+    steps = linear_steps(cfg)
 
     def callback(index: int, layer: nn.Module, linears: dict[str, nn.Module], stats: dict[str, InputStats]) -> bool:
         perms = {}
         for name, module in linears.items():
-            key = f"layers.{index}.{name}"
-            target = layer_sparsity.get(key) if layer_sparsity else None
-            results[key] = prune_weight(weight_view(module), stats.get(name, InputStats()), cfg, name, target,
-                                        adapter.is_attention(name))
-            if results[key].permutation is not None:
-                perms[name] = results[key].permutation
+            linear = target.per_layer[index][name]
+            results[linear.key] = prune_linear(
+                weight_view(module), stats.get(name, InputStats()), cfg, role=linear.role,
+                sparsity=layer_sparsity.get(linear.key) if layer_sparsity else None,
+                in_attention=linear.in_attention, steps=steps, name=linear.key)
+            if results[linear.key].permutation is not None:
+                perms[name] = results[linear.key].permutation
         if cfg.permute is not None and cfg.permute.physical:
-            physical.update(apply_layer_permutations(index, linears, perms, adapter))
+            physical.update(apply_layer_permutations(target.per_layer[index], linears, perms, target.adapter))
         log.debug("layer %d pruned", index)
         return True
 
-    needs = needed_stats(cfg.method, cfg)
+    needs = needed_stats(cfg, steps)
     if not needs:  # input-independent scores: no calibration pass is needed
         for index, layer in iterate_layers(model, device=device, progress=progress, desc=f"pruning ({cfg.method})"):
-            callback(index, layer, adapter.linears(layer), {})
+            callback(index, layer, target.adapter.linears(layer), {})
         return PruneSummary(results, physical)
     run_layerwise(model, windows, needs, callback, batch_size=batch_size, device=device,
                   desc=f"pruning ({cfg.method})", progress=progress)

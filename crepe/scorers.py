@@ -1,7 +1,9 @@
 """Importance scores: pure functions ``(W [out, in], stats, params) -> S [out, in]``.
 
 Notation: A = |W|, ``stats.col_norm[j] = ||X_j||_2`` over all calibration tokens. Higher score =
-more important; selection prunes the lowest scores. None of these touch a model.
+more important; selection prunes the lowest scores. None of these touch a model. Each score is a
+method: ``@scoring_method`` registers it (name, statistics it needs, default comparison group) in
+:mod:`crepe.registry`, so adding a method is one decorated function here plus its test.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import torch
 
 from crepe.config import CrepeParams
 from crepe.neighbourhood import box_mean, box_sum
+from crepe.registry import get_method, scoring_method
 
 _EPS = 1e-12
 
@@ -40,15 +43,6 @@ class InputStats:
 
 
 Scorer = Callable[[torch.Tensor, InputStats, CrepeParams], torch.Tensor]
-SCORERS: dict[str, Scorer] = {}
-
-
-def register(name: str) -> Callable[[Scorer], Scorer]:
-    def wrap(fn: Scorer) -> Scorer:
-        SCORERS[name] = fn
-        return fn
-
-    return wrap
 
 
 def row_term(a: torch.Tensor) -> torch.Tensor:
@@ -85,19 +79,19 @@ def activation_factor(stats: InputStats, power: float) -> torch.Tensor:
     return stats.col_norm.pow(power).unsqueeze(0)
 
 
-@register("magnitude")
+@scoring_method()
 def magnitude(w: torch.Tensor, stats: InputStats, params: CrepeParams) -> torch.Tensor:
     """S = |W|."""
     return w.abs()
 
 
-@register("wanda")
+@scoring_method(needs=("sq_sum",), group="row")
 def wanda(w: torch.Tensor, stats: InputStats, params: CrepeParams) -> torch.Tensor:
     """S = |W_ij| * ||X_j||_2 (Wanda)."""
     return w.abs() * stats.col_norm.unsqueeze(0)
 
 
-@register("ri")
+@scoring_method()
 def ri(w: torch.Tensor, stats: InputStats, params: CrepeParams) -> torch.Tensor:
     """S = A/rowsum + A/colsum (relative importance, no activations)."""
     a = w.abs()
@@ -107,7 +101,7 @@ def ri(w: torch.Tensor, stats: InputStats, params: CrepeParams) -> torch.Tensor:
 RIA_POWER = 0.5
 
 
-@register("ria")
+@scoring_method(needs=("sq_sum",))
 def ria(w: torch.Tensor, stats: InputStats, params: CrepeParams) -> torch.Tensor:
     """S = (A/colsum + A/rowsum) * ||X_j||^0.5 (RIA with its published exponent; params unused)."""
     return ri(w, stats, params) * activation_factor(stats, RIA_POWER)
@@ -117,7 +111,7 @@ def _scaled(term: torch.Tensor, term_scale: str) -> torch.Tensor:
     return term / term.mean().clamp_min(_EPS) if term_scale == "mean" else term
 
 
-@register("crepe")
+@scoring_method(needs=("sq_sum",))
 def crepe(w: torch.Tensor, stats: InputStats, params: CrepeParams) -> torch.Tensor:
     """S = (alpha*A/rowsum + beta*A/colsum + gamma*nbr_k(A)) * ||X_j||^a (CRePE).
 
@@ -137,7 +131,8 @@ def crepe(w: torch.Tensor, stats: InputStats, params: CrepeParams) -> torch.Tens
 
 
 def score(method: str, w: torch.Tensor, stats: InputStats, params: CrepeParams | None = None) -> torch.Tensor:
-    """Score ``w`` [out, in] with the named scorer, in float32."""
-    if method not in SCORERS:
-        raise ValueError(f"unknown scorer {method!r}; choose from {', '.join(SCORERS)}")
-    return SCORERS[method](w.float(), stats, params or CrepeParams())
+    """Score ``w`` [out, in] with the named method's score function, in float32."""
+    entry = get_method(method)
+    if entry.score is None:
+        raise ValueError(f"method {method!r} has no score function (it selects its own mask)")
+    return entry.score(w.float(), stats, params or CrepeParams())

@@ -3,14 +3,18 @@
 For H = X^T X (+ damping), columns are processed left to right in blocks; within a block the mask
 is chosen adaptively from w^2 / [H^-1]_jj^2, each pruned weight's error is spread over the
 not-yet-processed columns through the upper Cholesky factor of H^-1, and lazily for later blocks.
+:func:`sparsegpt_linear` is the method's registry entry point (with an optional column order).
 """
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
-from crepe.config import Pattern
+from crepe.config import Pattern, PruneConfig
 from crepe.masks import nm_mask, unstructured_mask
+from crepe.registry import Method, register
 
 
 def _inverse_hessian_factor(h: torch.Tensor, damp: float) -> torch.Tensor:
@@ -78,3 +82,30 @@ def sparsegpt_prune(
         w[:, end:] -= err_blk @ hinv[start:end, end:]
     w[mask] = 0.0
     return w, mask
+
+
+def sparsegpt_linear(weight: torch.Tensor, stats, sparsity: float, pattern: Pattern, cfg: PruneConfig,
+                     order: Callable[[torch.Tensor, Pattern], torch.Tensor] | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """SparseGPT on one linear: (new weight [out, in], prune mask [out, in], column permutation [in] or None).
+
+    With ``order`` (the channel-permutation step) and an N:M pattern, the columns are reordered
+    first, searched on the Wanda proxy |W_ij| sqrt(H_jj) (SparseGPT's own saliency depends on the
+    updates it makes); OBS runs on W[:, perm] with H[perm][:, perm] and the result is mapped back.
+    """
+    if stats.hessian is None:
+        raise ValueError("sparsegpt needs the input Hessian; none was collected")
+    hessian, perm = stats.hessian, None
+    if order is not None and pattern.structured:
+        proxy = weight.float().abs() * hessian.diagonal().float().clamp_min(0).sqrt().unsqueeze(0)
+        perm = order(proxy, pattern)
+        weight, hessian = weight[:, perm], hessian[perm][:, perm]
+    new, mask = sparsegpt_prune(weight, hessian, sparsity, pattern, cfg.sparsegpt_blocksize, cfg.sparsegpt_damp)
+    if perm is not None:
+        inverse = torch.argsort(perm)
+        new, mask = new[:, inverse], mask[:, inverse]
+    return new, mask, perm
+
+
+register(Method("sparsegpt", needs=frozenset({"hessian"}), default_group="block", updates_weights=True,
+                prune=sparsegpt_linear))

@@ -16,14 +16,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from crepe.files import atomic_path
 from crepe.models.adapters import decoder_linears, weight_view
 from crepe.oneshot import collect_input_stats
 from pho.proxies import LayerData
@@ -111,16 +110,8 @@ def save_cache(path: str | Path, key: CacheKey, data: dict[str, LayerData]) -> N
 
     tensors = {f"sq_sum/{name}": d.sq_sum.contiguous() for name, d in data.items()}
     tensors.update({f"x/{name}": d.x.contiguous() for name, d in data.items() if d.x is not None})
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"key": json.dumps(asdict(key), sort_keys=True)})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"key": json.dumps(asdict(key), sort_keys=True)})
 
 
 def load_cache(path: str | Path, key: CacheKey) -> dict[str, LayerData]:

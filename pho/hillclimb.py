@@ -27,9 +27,8 @@ import optuna
 
 from crepe.cli import run_cli, setup_logging
 from crepe.data.prepare import eval_set
-from crepe.oneshot import snapshot_weights
 from pho.objective import PplObjective, with_params
-from pho.search import (
+from pho.study_cli import (
     best_config_record,
     space_from_args,
     study_parser,
@@ -173,7 +172,7 @@ def main() -> int:
     fail_stale(study)
     ws = open_workspace(setup)
     val, spec = eval_set(ws.tokenizer, setup.dataset, "validation", args.val_seqlen, args.val_windows, ws.bos_per_window)
-    ppl = PplObjective(ws.model, snapshot_weights(ws.model), ws.data, val, ws.calib, args.faithful)
+    ppl = PplObjective(ws.model, ws.data, val, ws.calib, args.faithful)
     log.info("hill climb on %s PPL [%s]; study %s %s with %d complete trials", "faithful" if args.faithful else "one-shot",
              spec.describe(), args.study_name, "created" if created else "resumed", len(completed(study)))
 

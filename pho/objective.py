@@ -1,8 +1,8 @@
 """Evaluate CRePE configs: by proxies on cached statistics (PHO) or by real validation PPL (hill climb).
 
-:func:`proxy_values` is the per-trial work of PHO: for every decoder linear score the weight with
-the config, select the mask exactly as pruning would, and evaluate the proxies; average over the
-linears. No forward pass and no change to the model. :class:`EndToEndProxy` is the model-level
+:func:`proxy_values` is the per-trial work of PHO: for every decoder linear take the mask and
+scores the per-linear pruning path chooses for the config (without applying them), and evaluate
+the proxies; average over the linears. No forward pass and no change to the model. :class:`EndToEndProxy` is the model-level
 proxy: one-shot pruning with the cached input norms, then the NLL of a few calibration windows.
 :class:`PplObjective` prunes for real (the cheap one-shot path with cached input norms, or the
 faithful sequential engine) and measures PPL.
@@ -19,12 +19,12 @@ import torch
 from torch import nn
 
 from crepe.config import CrepeParams, PruneConfig
-from crepe.masks import select_mask
-from crepe.prune_linear import projection_type
+from crepe.models.adapters import LinearTarget, model_target
+from crepe.oneshot import prune_oneshot
+from crepe.prune_linear import plan_linear
 from crepe.prune_model import prune_model
-from crepe.scorers import InputStats, score
-from crepe.oneshot import prune_oneshot, restore_weights, snapshot_weights
-from eval.perplexity import perplexity
+from crepe.scorers import InputStats
+from crepe.perplexity import perplexity
 from pho.proxies import LayerData, get_proxy
 
 log = logging.getLogger(__name__)
@@ -46,9 +46,10 @@ def base_config(sparsity: float, pattern) -> PruneConfig:
 
 
 @torch.no_grad()
-def proxy_values(weights: dict[str, torch.Tensor], data: dict[str, LayerData], cfg: PruneConfig,
+def proxy_values(linears: dict[str, LinearTarget], data: dict[str, LayerData], cfg: PruneConfig,
                  proxies: list[str], layer_stride: int = 1) -> ProxyResult:
-    """Mean over linears of each named proxy under ``cfg`` (weights: name -> W [out, in]).
+    """Mean over linears (by key) of each named proxy under ``cfg``: every linear's mask and scores
+    come from the per-linear path (:func:`crepe.prune_linear.plan_linear`), nothing is applied.
 
     ``layer_stride`` > 1 evaluates only every stride-th linear (a cheaper estimate).
     """
@@ -58,19 +59,16 @@ def proxy_values(weights: dict[str, torch.Tensor], data: dict[str, LayerData], c
         raise ValueError(f"{', '.join(model_level)} is a model-level proxy: evaluate it with EndToEndProxy")
     totals = {p.name: 0.0 for p in chosen}
     pruned = size = count = 0
-    for index, (name, w) in enumerate(weights.items()):
+    for index, (key, linear) in enumerate(linears.items()):
         if index % layer_stride:
             continue
-        params = cfg.crepe.for_projection(projection_type(name.split(".", 2)[2]))
-        stats = InputStats(sq_sum=data[name].sq_sum, tokens=1)
-        s = score("crepe", w, stats, params)
-        if not torch.isfinite(s).all():
-            raise ValueError(f"non-finite crepe scores in {name} with {params}")
-        mask = select_mask(s, cfg.sparsity, cfg.pattern, cfg.resolved_group)
+        w = linear.weight
+        plan = plan_linear(w, InputStats(sq_sum=data[key].sq_sum, tokens=1), cfg, role=linear.role,
+                           in_attention=linear.in_attention, name=key)
         for proxy in chosen:
-            totals[proxy.name] += proxy.fn(w, s, mask, data[name])
-        pruned += int(mask.sum())
-        size += mask.numel()
+            totals[proxy.name] += proxy.fn(w, plan.scores, plan.mask, data[key])
+        pruned += int(plan.mask.sum())
+        size += plan.mask.numel()
         count += 1
     return ProxyResult({k: v / max(count, 1) for k, v in totals.items()}, pruned / max(size, 1))
 
@@ -80,18 +78,19 @@ def with_params(cfg: PruneConfig, params: CrepeParams) -> PruneConfig:
 
 
 class PplObjective:
-    """Validation PPL of a pruned copy of ``model`` (restored after every call).
+    """Validation PPL of ``model`` pruned with a config (restored from one snapshot after every call).
 
     one-shot (default): prune every linear with the cached dense input norms, no forward pass;
     faithful: the sequential engine on ``calib`` windows [n, seq] (each layer sees pruned inputs).
     """
 
-    def __init__(self, model: nn.Module, snapshot: dict[str, torch.Tensor], data: dict[str, LayerData],
-                 val_windows: torch.Tensor, calib: torch.Tensor | None = None, faithful: bool = False,
-                 batch_size: int = 4):
+    def __init__(self, model: nn.Module, data: dict[str, LayerData], val_windows: torch.Tensor,
+                 calib: torch.Tensor | None = None, faithful: bool = False, batch_size: int = 4):
         if faithful and calib is None:
             raise ValueError("the faithful path needs calibration windows")
-        self.model, self.snapshot, self.val, self.calib = model, snapshot, val_windows, calib
+        self.model, self.val, self.calib = model, val_windows, calib
+        self.target = model_target(model)
+        self.snapshot = self.target.snapshot()
         self.faithful, self.batch_size = faithful, batch_size
         self.stats = {name: InputStats(sq_sum=d.sq_sum, tokens=1) for name, d in data.items()}
 
@@ -100,14 +99,14 @@ class PplObjective:
         """(validation PPL, realised sparsity over the pruned linears)."""
         try:
             if self.faithful:
-                results = prune_model(self.model, self.calib, cfg, progress=False).linears
+                results = prune_model(self.model, self.calib, cfg, progress=False, target=self.target).linears
             else:
-                results = prune_oneshot(self.model, self.stats, cfg)
+                results = prune_oneshot(self.model, self.stats, cfg, self.target)
             zeros = sum(r.zeros_after for r in results.values())
             total = sum(r.shape[0] * r.shape[1] for r in results.values())
             ppl = perplexity(self.model, self.val, self.batch_size, progress=False)
         finally:
-            restore_weights(self.model, self.snapshot)
+            self.target.restore(self.snapshot)
         return ppl, zeros / max(total, 1)
 
 
@@ -121,8 +120,8 @@ class EndToEndProxy:
         if windows.ndim != 2 or windows.shape[0] < 1:
             raise ValueError(f"the e2e proxy needs calibration windows [n >= 1, seq], got {tuple(windows.shape)}")
         self.name = "e2e_seq" if sequential else "e2e"
-        self._ppl = PplObjective(model, snapshot_weights(model), data, windows, calib=windows if sequential else None,
-                                 faithful=sequential, batch_size=batch_size)
+        self._ppl = PplObjective(model, data, windows, calib=windows if sequential else None, faithful=sequential,
+                                 batch_size=batch_size)
 
     def __call__(self, cfg: PruneConfig) -> ProxyResult:
         ppl, realised = self._ppl(cfg)

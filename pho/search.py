@@ -26,64 +26,22 @@ from typing import Any
 import optuna
 
 from crepe.cli import run_cli, setup_logging
-from crepe.config import NBR_FORMS, TERM_SCALES, Pattern, PruneConfig
-from crepe.report import versions, write_json_atomic
-from pho.objective import (
-    EndToEndProxy,
-    ProxyResult,
-    base_config,
-    proxy_values,
-    with_params,
-)
+from crepe.config import PruneConfig
+from crepe.report import versions
+from pho.objective import EndToEndProxy, ProxyResult, proxy_values, with_params
 from pho.proxies import AUTO, PROXIES, get_proxy, resolve_proxy
-from pho.space import PARAMS, RIA_BASE, SearchSpace
-from pho.study import (
-    SAMPLERS,
-    check_storage,
-    completed,
-    make_sampler,
-    open_study,
-    trial_log,
-    write_plots,
+from pho.space import SearchSpace
+from pho.study import SAMPLERS, check_storage, completed, make_sampler, open_study
+from pho.study_cli import (  # noqa: F401  (space_from_args, target_from_args: also read from here by scripts)
+    best_config_record,
+    space_from_args,
+    study_parser,
+    target_from_args,
+    write_outputs,
 )
-from pho.workspace import Workspace, add_setup_args, open_workspace, setup_from_args
+from pho.workspace import Workspace, open_workspace, setup_from_args
 
 log = logging.getLogger("pho.search")
-
-
-def add_space_args(ap: argparse.ArgumentParser) -> None:
-    g = ap.add_argument_group("search space")
-    g.add_argument("--params", default=",".join(PARAMS), help=f"searched parameters (default all: {','.join(PARAMS)})")
-    g.add_argument("--r-range", default="1,7", help="kernel half-width r (k = 2r+1), ints LOW,HIGH")
-    for name, default in (("alpha", "0.1,10"), ("beta", "0.1,10"), ("gamma", "1e-4,1")):
-        g.add_argument(f"--{name}-range", default=default, help=f"{name} LOW,HIGH (log scale)")
-    g.add_argument("--act-power-range", default="0,1.5", help="activation exponent LOW,HIGH (linear)")
-    g.add_argument("--term-scale", choices=TERM_SCALES, default="none", help="fixed for the search (none = RIA-compatible)")
-    g.add_argument("--nbr-form", choices=NBR_FORMS, default="relative")
-
-
-def _pair(text: str, kind: type) -> tuple:
-    try:
-        lo, hi = (kind(float(v)) if kind is int else kind(v) for v in text.split(","))
-    except ValueError as exc:
-        raise ValueError(f"a range must be LOW,HIGH, got {text!r}") from exc
-    return lo, hi
-
-
-def space_from_args(args: argparse.Namespace) -> SearchSpace:
-    base = dataclasses.replace(RIA_BASE, term_scale=args.term_scale, nbr_form=args.nbr_form)
-    params = tuple(p for p in args.params.split(",") if p.strip())
-    return SearchSpace(params=params, r_range=_pair(args.r_range, int), alpha_range=_pair(args.alpha_range, float),
-                       beta_range=_pair(args.beta_range, float), gamma_range=_pair(args.gamma_range, float),
-                       act_power_range=_pair(args.act_power_range, float), base=base)
-
-
-def target_from_args(args: argparse.Namespace) -> PruneConfig:
-    pattern = Pattern.parse(args.pattern) if args.pattern else Pattern()
-    if pattern.structured and args.sparsity is not None and args.sparsity != pattern.n / pattern.m:
-        raise ValueError(f"--pattern {pattern} fixes the sparsity at {pattern.n / pattern.m:g}; drop --sparsity")
-    sparsity = pattern.n / pattern.m if pattern.structured else (0.5 if args.sparsity is None else args.sparsity)
-    return base_config(sparsity, pattern)
 
 
 def suggest(trial: optuna.Trial, space: SearchSpace) -> dict[str, float]:
@@ -95,24 +53,6 @@ def suggest(trial: optuna.Trial, space: SearchSpace) -> dict[str, float]:
         else:
             values[name] = trial.suggest_float(name, dist.low, dist.high, log=dist.log)
     return values
-
-
-def study_parser(prog: str, doc: str | None, n_trials: int) -> argparse.ArgumentParser:
-    """The flags ``pho.search`` and ``pho.hillclimb`` share: target, study, budget, outputs, space, setup."""
-    ap = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sparsity", type=float, default=None, help="unstructured sparsity (default 0.5)")
-    ap.add_argument("--pattern", default=None, help="N:M pattern instead (2:4, 4:8)")
-    ap.add_argument("--storage", required=True, help="Optuna storage URL, e.g. sqlite:///pho.db")
-    ap.add_argument("--study-name", required=True)
-    ap.add_argument("--n-trials", type=int, default=n_trials, help="complete trials the study should hold (resume target)")
-    ap.add_argument("--timeout", type=float, default=None, help="stop this invocation after SEC seconds")
-    ap.add_argument("--best-config", required=True, help="write the best config JSON here")
-    ap.add_argument("--trial-log", default=None, help="trial log JSON (default: <best-config stem>_trials.json)")
-    ap.add_argument("--no-plots", action="store_true")
-    ap.add_argument("--log-level", default="INFO")
-    add_space_args(ap)
-    add_setup_args(ap)
-    return ap
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -140,7 +80,7 @@ def trial_evaluator(ws: Workspace, proxy: str, stride: int = 1, e2e_windows: int
     """What one trial computes for a config: a per-linear proxy on the cached statistics, or ``e2e`` on
     the first ``e2e_windows`` calibration windows (``e2e``, ``e2e_seq``)."""
     if get_proxy(proxy).scope == "linear":
-        return lambda cfg: proxy_values(ws.weights, ws.data, cfg, [proxy], stride)
+        return lambda cfg: proxy_values(ws.linears, ws.data, cfg, [proxy], stride)
     if stride != 1:
         raise ValueError(f"--layer-stride applies to per-linear proxies, not {proxy!r}")
     e2e_windows = e2e_windows or get_proxy(proxy).windows
@@ -162,26 +102,6 @@ def make_objective(ws: Workspace, space: SearchSpace, target: PruneConfig, proxy
         trial.set_user_attr("seconds", time.perf_counter() - start)
         return result.values[proxy]
     return objective
-
-
-def best_config_record(study: optuna.Study, target: PruneConfig, source: str, extra: dict[str, Any]) -> dict[str, Any]:
-    """The JSON written to --best-config: a ``crepe`` entry for ``crepe.prune --config`` plus provenance."""
-    best = study.best_trial
-    return {"crepe": best.user_attrs["crepe"], "method": "crepe", "sparsity": target.sparsity,
-            "pattern": str(target.pattern), "source": source, "study": study.study_name, "trial": best.number,
-            "value": best.value, "params": best.params, "realised_sparsity": best.user_attrs.get("realised_sparsity"),
-            "complete_trials": len(completed(study)), **extra}
-
-
-def write_outputs(study: optuna.Study, args: argparse.Namespace, record: dict[str, Any]) -> None:
-    best = Path(args.best_config)
-    log_path = Path(args.trial_log) if args.trial_log else best.with_name(best.stem + "_trials.json")
-    if not args.no_plots:
-        record["plots"] = write_plots(study, best.with_name(best.stem))
-    write_json_atomic(best, record)
-    write_json_atomic(log_path, {"study": study.study_name, "storage": args.storage, "attrs": study.user_attrs,
-                                 "trials": trial_log(study)})
-    print(f"best config (trial {record['trial']}, value {record['value']:.6g}) written to {best}; trial log {log_path}")
 
 
 def main() -> int:

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from crepe.data.prepare import calibration_set
-from crepe.models.adapters import decoder_linears, get_adapter, weight_view
+from crepe.models.adapters import LinearTarget, get_adapter, model_target
 from crepe.models.loading import cache_root, load_model
 from pho.cache import CacheKey, load_or_collect, weights_fingerprint
 from pho.proxies import LayerData
@@ -50,13 +50,13 @@ class SetupConfig:
 
 @dataclass
 class Workspace:
-    """Loaded model and tokenizer, calibration windows [n, seq], weights [out, in] by linear name
-    (the model's own tensors: in-place pruning shows through) and the cached LayerData."""
+    """Loaded model and tokenizer, calibration windows [n, seq], the decoder linears by key (their
+    weights are read from the model: in-place pruning shows through) and the cached LayerData."""
 
     model: nn.Module
     tokenizer: object
     calib: torch.Tensor
-    weights: dict[str, torch.Tensor]
+    linears: dict[str, LinearTarget]
     data: dict[str, LayerData]
     cache_hit: bool
     bos_per_window: bool
@@ -88,8 +88,8 @@ def open_workspace(cfg: SetupConfig, progress: bool = True) -> Workspace:
                    cfg.x_tokens)
     log.info("calibration: %s seed=%d", spec.describe(), cfg.seed)
     data, hit = load_or_collect(model, calib, key, cfg.resolved_cache_dir, cfg.batch_size, progress)
-    weights = {name: weight_view(mod) for name, mod in decoder_linears(model).items()}
-    missing = set(weights) - set(data)
+    linears = model_target(model).linears
+    missing = set(linears) - set(data)
     if missing:
         raise ValueError(f"statistics cache lacks {len(missing)} linears (e.g. {min(missing)}): delete it and rerun")
-    return Workspace(model, tokenizer, calib, weights, data, hit, bos)
+    return Workspace(model, tokenizer, calib, linears, data, hit, bos)

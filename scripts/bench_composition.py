@@ -30,7 +30,7 @@ from resolve_config import differences, effective
 
 from crepe.config import AllocationConfig, Pattern, PermuteConfig, PruneConfig, RepruneConfig
 from crepe.data.prepare import calibration_set, eval_set
-from crepe.models.adapters import get_adapter
+from crepe.models.adapters import model_target
 from crepe.models.loading import load_model
 from crepe.prune_model import prune_model
 from crepe.provenance import current_command, markdown_stamp, provenance
@@ -84,16 +84,6 @@ def cell_path(out_dir: Path, method: str, setting: str, technique: str) -> Path:
     return out_dir / f"{method}__{setting.replace(':', '-')}__{technique}.json"
 
 
-def snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """Copies of every decoder-layer tensor (weights and biases: permutation moves both)."""
-    layers = get_adapter(model).layers(model)
-    return {k: v.detach().clone() for k, v in layers.state_dict().items()}
-
-
-def restore(model: torch.nn.Module, saved: dict[str, torch.Tensor]) -> None:
-    get_adapter(model).layers(model).load_state_dict(saved)
-
-
 def run_cell(model, calib, windows, method: str, setting: str, technique: str, args) -> dict:
     cfg = cell_config(method, setting, technique)
     start = time.perf_counter()
@@ -130,14 +120,15 @@ def run(args, cells: list[tuple[str, str]], methods: list[str], stamp) -> None:
     if not dense_path.exists():
         write_json_atomic(dense_path, {**common, "ppl_dense": evaluate(model, windows, args),
                                        "provenance": provenance(current_command(), run_settings(args))})
-    saved = snapshot(model)
+    target = model_target(model)
+    saved = target.snapshot()
     for method, setting, technique in todo:
         print(f"cell {method} {setting} {technique} ...", flush=True)
         path = cell_path(out, method, setting, technique)
         report = {**common, **run_cell(model, calib, windows, method, setting, technique, args), "provenance": stamp(path)}
         write_json_atomic(path, report)
         print(f"  PPL {report['ppl_pruned']:.3f}  prune {report['prune_seconds']:.1f} s", flush=True)
-        restore(model, saved)
+        target.restore(saved)
 
 
 def _fmt(value: float | None, spec: str) -> str:

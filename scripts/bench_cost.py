@@ -19,8 +19,9 @@ from pathlib import Path
 from resolve_config import planned_prune, prune_report
 
 from crepe.provenance import current_command, markdown_stamp, provenance
+from crepe.registry import method_names
 
-METHODS = ("magnitude", "wanda", "sparsegpt", "ri", "ria", "crepe")
+METHODS = method_names()
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -23,7 +23,6 @@ from crepe.config import Pattern, PruneConfig
 from crepe.data.prepare import eval_set
 from crepe.provenance import current_command, markdown_stamp, provenance
 from crepe.report import read_json, versions, write_json_atomic
-from crepe.oneshot import snapshot_weights
 from pho.objective import PplObjective, base_config, with_params
 from pho.proxies import PROXIES
 from pho.search import trial_evaluator
@@ -78,7 +77,7 @@ def main() -> None:
     setup = SetupConfig(model=args.model, dataset=args.dataset, nsamples=args.nsamples, cache_dir=args.cache_dir)
     ws = open_workspace(setup, progress=False)
     val, spec = eval_set(ws.tokenizer, setup.dataset, "validation", setup.seqlen, args.val_windows, ws.bos_per_window)
-    climb = PplObjective(ws.model, snapshot_weights(ws.model), ws.data, val, calib=ws.calib, faithful=True)
+    climb = PplObjective(ws.model, ws.data, val, calib=ws.calib, faithful=True)
     point = SearchSpace().to_crepe(SearchSpace().ria_point())
     rows = {}
     for pattern in args.patterns.split(","):

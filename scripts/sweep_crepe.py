@@ -27,7 +27,8 @@ from crepe.models.loading import load_model
 from crepe.prune_model import prune_model
 from crepe.provenance import current_command, markdown_stamp, provenance
 from crepe.report import read_json, write_json_atomic
-from crepe.oneshot import collect_input_stats, prune_oneshot, restore_weights, snapshot_weights
+from crepe.models.adapters import model_target
+from crepe.oneshot import collect_input_stats, prune_oneshot
 from eval.perplexity import perplexity
 
 log = logging.getLogger("sweep_crepe")
@@ -133,7 +134,8 @@ def main() -> None:
     command = current_command()
     results["provenance"] = provenance(command, {"settings": vars(args), "entries": {
         k: v["config"] for k, v in planned(command[2:]).items()}})
-    snapshot = snapshot_weights(model)
+    target = model_target(model)
+    snapshot = target.snapshot()
     stats = None
     patterns = [Pattern.parse(p) for p in args.patterns.split(",")]
     cands = candidates()
@@ -153,7 +155,7 @@ def main() -> None:
             cfg = with_pattern(base, pattern)
             prune_oneshot(model, stats, cfg)
             ppl = perplexity(model, val1, progress=False)
-            restore_weights(model, snapshot)
+            target.restore(snapshot)
             results["stage1"][key] = {"config": cfg.to_dict(), "val_ppl": ppl}
             write_json_atomic(out, results)
             log.info("stage1 %-50s val PPL %.3f", key, ppl)
@@ -177,7 +179,7 @@ def main() -> None:
             prune_model(model, calib, cfg, progress=False)
             seconds = time.perf_counter() - start
             ppl = perplexity(model, val2, progress=False)
-            restore_weights(model, snapshot)
+            target.restore(snapshot)
             results["stage2"][key] = {"config": cfg.to_dict(), "val_ppl": ppl, "prune_seconds": seconds}
             write_json_atomic(out, results)
             log.info("stage2 %-50s val PPL %.3f", key, ppl)

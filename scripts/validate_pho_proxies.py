@@ -26,7 +26,6 @@ from crepe.config import Pattern
 from crepe.data.prepare import eval_set
 from crepe.provenance import current_command, markdown_stamp, provenance
 from crepe.report import read_json, versions, write_json_atomic
-from crepe.oneshot import snapshot_weights
 from pho.objective import (
     EndToEndProxy,
     PplObjective,
@@ -195,7 +194,7 @@ def main() -> None:
     print("protocol:", summary, flush=True)
     results.update({"protocol": {"summary": summary, "eval": spec.describe(), "setup": dataclasses.asdict(setup),
                                  "space": space.to_dict(), "args": vars(args)}, "versions": versions()})
-    ppl = PplObjective(ws.model, snapshot_weights(ws.model), ws.data, val)
+    ppl = PplObjective(ws.model, ws.data, val)
     patterns = args.patterns.split(",")
     for pattern in patterns:
         pat = Pattern.parse(pattern)
@@ -206,7 +205,7 @@ def main() -> None:
                 continue
             cfg = with_params(target, space.to_crepe(point))
             start = time.perf_counter()
-            proxies = proxy_values(ws.weights, ws.data, cfg, list(LINEAR_PROXIES))
+            proxies = proxy_values(ws.linears, ws.data, cfg, list(LINEAR_PROXIES))
             mid = time.perf_counter()
             value, realised = ppl(cfg)
             results["configs"][key] = {"pattern": pattern, "label": label, "point": point, "proxies": proxies.values,
@@ -226,7 +225,7 @@ def main() -> None:
         for name in TRIAL_PROXIES:
             for k in strides:
                 start = time.perf_counter()
-                value = proxy_values(ws.weights, ws.data, cfg, [name], layer_stride=k).values[name]
+                value = proxy_values(ws.linears, ws.data, cfg, [name], layer_stride=k).values[name]
                 seconds[f"{name}@s{k}"] = time.perf_counter() - start
                 row["proxies"][f"{name}@s{k}"] = value
         write_json_atomic(json_path, results)

@@ -84,10 +84,12 @@ def test_mean_term_scale_makes_each_term_average_one():
     assert s.mean().item() == pytest.approx(1.0, rel=1e-5)
 
 
-def test_unknown_scorer_is_a_clear_error():
+def test_unknown_method_and_a_method_without_a_score_are_clear_errors():
     w, stats = _random()
-    with pytest.raises(ValueError, match="unknown scorer"):
+    with pytest.raises(ValueError, match="unknown method 'nope'; choose from .*wanda"):
         score("nope", w, stats)
+    with pytest.raises(ValueError, match="sparsegpt.* no score function"):
+        score("sparsegpt", w, stats)
 
 
 def test_scorers_needing_activations_explain_missing_stats():

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from crepe.models.adapters import Adapter, get_adapter, weight_view
+from crepe.models.adapters import Adapter, LinearTarget, model_target, weight_view
 
 log = logging.getLogger(__name__)
 PERMUTATIONS_FILE = "permutations.safetensors"
@@ -71,25 +71,28 @@ def permute_channels(consumer: nn.Module, producers: list[nn.Module], perm: torc
     w.copy_(w[:, perm].clone())
 
 
-def apply_layer_permutations(layer_index: int, linears: dict[str, nn.Module], perms: dict[str, torch.Tensor],
-                             adapter: Adapter) -> set[str]:
+def apply_layer_permutations(targets: dict[str, LinearTarget], linears: dict[str, nn.Module],
+                             perms: dict[str, torch.Tensor], adapter: Adapter) -> set[str]:
     """Physically apply the permutation of a layer's MLP consumer, if it has one; returns the
-    ``layers.<i>.<name>`` keys realised this way (no gather needed for them)."""
+    keys of the linears realised this way (no gather needed for them). targets/linears/perms:
+    one layer's LinearTargets, modules and column permutations, by name inside the layer."""
     coupling = mlp_coupling(adapter, linears)
     if coupling is None or coupling[0] not in perms:
         return set()
     consumer, producers = coupling
     permute_channels(linears[consumer], [linears[p] for p in producers], perms[consumer])
-    return {f"layers.{layer_index}.{consumer}"}
+    return {targets[consumer].key}
 
 
 def gathered_permutations(model: nn.Module, perms: dict[str, torch.Tensor]) -> nn.Module:
     """Replace each linear named in ``perms`` (``layers.<i>.<name>``) by a :class:`PermutedLinear`."""
-    layers = get_adapter(model).layers(model)
+    target = model_target(model)
+    unknown = sorted(set(perms) - set(target.linears))
+    if unknown:
+        raise ValueError(f"permutations name linears this model does not have, e.g. {unknown[0]!r}")
     for key, perm in perms.items():
-        _, index, name = key.split(".", 2)
-        layer = layers[int(index)]
-        layer.set_submodule(name, PermutedLinear.from_linear(layer.get_submodule(name), perm))
+        linear = target.linears[key]
+        target.layers[linear.layer].set_submodule(linear.name, PermutedLinear.from_linear(linear.module, perm))
     return model
 
 

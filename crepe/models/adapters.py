@@ -1,23 +1,37 @@
-"""Architecture adapters: where a model's decoder layers and their linears live.
+"""Architecture adapters: where a model's decoder layers and their linears live, and what each linear is.
 
 One small record per family, chosen from ``config.model_type``; nothing else in the toolkit
 looks at model names. Linears are discovered inside each layer (``nn.Linear`` and GPT-2's
-``Conv1D``, whose weight is stored transposed as [in, out]).
+``Conv1D``, whose weight is stored transposed as [in, out]). Each adapter names the projection
+role of its linears (q, k, v, o, gate, up, down, or fused qkv / gate_up), which per-projection
+CRePE ``overrides`` are keyed by.
+
+:func:`model_target` builds, once per model, the :class:`ModelTarget` every model-level step
+reads: its layers, their linears (name, key ``layers.<i>.<name>``, role, attention or not), and
+one snapshot/restore of everything a pruning step can change.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 from transformers.pytorch_utils import Conv1D
 
+from crepe.config import ROLES  # every role an adapter may assign (override keys)
+
+_LLAMA_ROLES = (("q_proj", "q"), ("k_proj", "k"), ("v_proj", "v"), ("o_proj", "o"),
+                ("gate_proj", "gate"), ("up_proj", "up"), ("down_proj", "down"))
+_GATED_MLP = ("mlp.down_proj", ("mlp.gate_proj", "mlp.up_proj"))
+
 
 @dataclass(frozen=True)
 class Adapter:
     """family: display name; model_types: config.model_type values; layers_path: dotted path of the
-    decoder-layer ModuleList; attention: the attention block's module name inside a layer;
+    decoder-layer ModuleList; roles: (name suffix, role) pairs, a linear whose qualified name inside
+    a layer equals the suffix or ends in ``.suffix`` has that role (first match; unmatched linears,
+    e.g. MoE routers, have none); attention: the attention block's module name inside a layer;
     mlp_coupling: (consumer, producers) of the MLP's elementwise hidden channels, e.g. down_proj
     fed by act(gate_proj x) * up_proj x, or None where they cannot be permuted physically (fused
     producers); bos_per_window: default for prepending BOS to every eval window."""
@@ -25,6 +39,7 @@ class Adapter:
     family: str
     model_types: tuple[str, ...]
     layers_path: str
+    roles: tuple[tuple[str, str], ...] = _LLAMA_ROLES
     attention: str = "self_attn"
     mlp_coupling: tuple[str, tuple[str, ...]] | None = None
     bos_per_window: bool = False
@@ -43,21 +58,31 @@ class Adapter:
         """True for a linear of the attention block (``name``: qualified name inside a layer)."""
         return name.startswith(self.attention + ".")
 
-
-_GATED_MLP = ("mlp.down_proj", ("mlp.gate_proj", "mlp.up_proj"))
+    def role(self, name: str) -> str | None:
+        """The projection role of the linear ``name`` (qualified inside a layer), None if it has none."""
+        for suffix, role in self.roles:
+            if name == suffix or name.endswith("." + suffix):
+                return role
+        return None
 
 
 ADAPTERS: tuple[Adapter, ...] = (
     Adapter("llama", ("llama",), "model.layers", mlp_coupling=_GATED_MLP),
-    Adapter("mistral", ("mistral", "mixtral"), "model.layers", mlp_coupling=_GATED_MLP),
+    Adapter("mistral", ("mistral", "mixtral"), "model.layers", mlp_coupling=_GATED_MLP,
+            roles=(*_LLAMA_ROLES, ("w1", "gate"), ("w3", "up"), ("w2", "down"))),
     Adapter("qwen", ("qwen2", "qwen3", "qwen2_moe", "qwen3_moe"), "model.layers", mlp_coupling=_GATED_MLP),
     Adapter("gemma", ("gemma", "gemma2", "gemma3_text"), "model.layers", mlp_coupling=_GATED_MLP, bos_per_window=True),
     Adapter("gemma3", ("gemma3",), "model.language_model.layers", mlp_coupling=_GATED_MLP, bos_per_window=True),
-    Adapter("phi3", ("phi3",), "model.layers"),  # gate_up_proj is fused: o/down are gathered
-    Adapter("opt", ("opt",), "model.decoder.layers", mlp_coupling=("fc2", ("fc1",))),
-    Adapter("gpt2", ("gpt2",), "transformer.h", attention="attn", mlp_coupling=("mlp.c_proj", ("mlp.c_fc",))),
+    Adapter("phi3", ("phi3",), "model.layers",  # gate_up_proj is fused: o/down are gathered
+            roles=(("qkv_proj", "qkv"), ("o_proj", "o"), ("gate_up_proj", "gate_up"), ("down_proj", "down"))),
+    Adapter("opt", ("opt",), "model.decoder.layers", mlp_coupling=("fc2", ("fc1",)),
+            roles=(("q_proj", "q"), ("k_proj", "k"), ("v_proj", "v"), ("out_proj", "o"), ("fc1", "up"), ("fc2", "down"))),
+    Adapter("gpt2", ("gpt2",), "transformer.h", attention="attn", mlp_coupling=("mlp.c_proj", ("mlp.c_fc",)),
+            roles=(("attn.c_attn", "qkv"), ("attn.c_proj", "o"), ("mlp.c_fc", "up"), ("mlp.c_proj", "down"))),
     Adapter("gpt_neox", ("gpt_neox",), "gpt_neox.layers", attention="attention",
-            mlp_coupling=("mlp.dense_4h_to_h", ("mlp.dense_h_to_4h",))),
+            mlp_coupling=("mlp.dense_4h_to_h", ("mlp.dense_h_to_4h",)),
+            roles=(("attention.query_key_value", "qkv"), ("attention.dense", "o"), ("mlp.dense_h_to_4h", "up"),
+                   ("mlp.dense_4h_to_h", "down"))),
 )
 
 
@@ -83,9 +108,87 @@ def weight_view(module: nn.Module) -> torch.Tensor:
     return module.weight.data
 
 
-def decoder_linears(model: nn.Module, adapter: Adapter | None = None) -> dict[str, nn.Module]:
+def block_key(index: int) -> str:
+    """The key of decoder layer ``index``: ``layers.<i>`` (allocation plans, reports)."""
+    return f"layers.{index}"
+
+
+@dataclass(frozen=True)
+class LinearTarget:
+    """One prunable linear: decoder layer index, qualified ``name`` inside the layer, projection
+    ``role`` (None if the adapter gives it none), whether it is in the attention block, the module."""
+
+    layer: int
+    name: str
+    role: str | None
+    in_attention: bool
+    module: nn.Module = field(compare=False, repr=False)
+
+    @property
+    def key(self) -> str:
+        """``layers.<i>.<name>``: how reports, plans, caches and permutation files name the linear."""
+        return f"{block_key(self.layer)}.{self.name}"
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The current weight as an [out, in] view (read when asked: layers may move between devices)."""
+        return weight_view(self.module)
+
+
+@dataclass(frozen=True)
+class ModelTarget:
+    """A model's decoder layers and their linears, built once by :func:`model_target`.
+
+    linears: every LinearTarget by key, in layer order; per_layer[i]: layer i's by name.
+    """
+
+    model_type: str
+    adapter: Adapter
+    layers: nn.ModuleList = field(repr=False)
+    linears: dict[str, LinearTarget] = field(repr=False)
+    per_layer: tuple[dict[str, LinearTarget], ...] = field(repr=False)
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        """The projection roles this model has, in ROLES order."""
+        present = {t.role for t in self.linears.values()}
+        return tuple(r for r in ROLES if r in present)
+
+    def check_roles(self, roles) -> None:
+        """Refuse role names (e.g. override keys) this model has no projection for, naming its roles."""
+        unknown = sorted(set(roles) - set(self.roles))
+        if unknown:
+            raise ValueError(f"{self.model_type} has no projection with role {', '.join(map(repr, unknown))}; "
+                             f"its roles are {', '.join(self.roles)}")
+
+    def blocks(self) -> dict[str, dict[str, int]]:
+        """``layers.<i>`` -> {``layers.<i>.<name>``: parameter count of that linear}."""
+        return {block_key(i): {t.key: t.weight.numel() for t in layer.values()} for i, layer in enumerate(self.per_layer)}
+
+    def snapshot(self) -> dict[str, torch.Tensor]:
+        """Copies of every parameter and buffer of the decoder layers: weights, biases (which
+        permutation moves) and anything else a step may change; restore with :meth:`restore`."""
+        return {k: v.detach().clone() for k, v in self.layers.state_dict().items()}
+
+    @torch.no_grad()
+    def restore(self, saved: dict[str, torch.Tensor]) -> None:
+        """Copy a :meth:`snapshot` back in place (views of the weights stay valid)."""
+        for k, v in self.layers.state_dict().items():
+            v.copy_(saved[k])
+
+
+def model_target(model: nn.Module) -> ModelTarget:
+    """The model's decoder layers and linears with their keys and roles (unknown architecture: ValueError)."""
+    adapter = get_adapter(model)
+    layers = adapter.layers(model)
+    per_layer = tuple(
+        {name: LinearTarget(i, name, adapter.role(name), adapter.is_attention(name), mod)
+         for name, mod in adapter.linears(layer).items()}
+        for i, layer in enumerate(layers))
+    linears = {t.key: t for layer in per_layer for t in layer.values()}
+    return ModelTarget(model.config.model_type, adapter, layers, linears, per_layer)
+
+
+def decoder_linears(model: nn.Module) -> dict[str, nn.Module]:
     """All prunable linears of all decoder layers, by ``layers.<i>.<name>`` (lm_head, embeddings excluded)."""
-    adapter = adapter or get_adapter(model)
-    return {
-        f"layers.{i}.{name}": mod for i, layer in enumerate(adapter.layers(model)) for name, mod in adapter.linears(layer).items()
-    }
+    return {key: t.module for key, t in model_target(model).linears.items()}

@@ -9,13 +9,13 @@ Accuracy is measured on the MNIST-5k test split when the model takes 28x28 one-c
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
 
 import torch
 
+from crepe.files import write_json_atomic
 from crepe.vit.config import HEAD_MODES, HEAD_SCORES, SCALES, SELECTIONS, HeadPruneConfig, TCSConfig, ViTPruneConfig
 
 log = logging.getLogger("crepe.vit")
@@ -105,8 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         save_pruned(pruned, args.save)
         print(f"saved {args.save}")
     if args.report:
-        args.report.parent.mkdir(parents=True, exist_ok=True)
-        args.report.write_text(json.dumps(report, indent=2, default=str))
+        write_json_atomic(args.report, report)
         print(f"wrote {args.report}")
     return 0
 

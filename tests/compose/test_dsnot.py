@@ -8,14 +8,9 @@ from tiny_models import TINY_CONFIGS, tiny_model, tiny_windows
 from crepe.compose.dsnot import dsnot_refine, error_estimate
 from crepe.config import Pattern, PermuteConfig, PruneConfig, RepruneConfig
 from crepe.masks import is_valid_nm, nm_mask, unstructured_mask
-from crepe.models.adapters import decoder_linears, get_adapter, weight_view
+from crepe.models.adapters import decoder_linears, get_adapter, model_target, weight_view
+from crepe.oneshot import collect_input_stats, prune_oneshot
 from crepe.prune_model import prune_model
-from crepe.oneshot import (
-    collect_input_stats,
-    prune_oneshot,
-    restore_weights,
-    snapshot_weights,
-)
 
 
 def _problem(seed: int, rows: int = 32, cols: int = 64):
@@ -71,10 +66,11 @@ def test_every_adapter_names_its_attention_and_mlp_coupling(model_type):
 def test_repruning_changes_only_the_scoped_linears_and_keeps_every_count(method, scope):
     model = tiny_model()
     stats = collect_input_stats(model, tiny_windows(), frozenset({"sq_sum", "sum"}), progress=False)
-    snapshot = snapshot_weights(model)
+    target = model_target(model)
+    snapshot = target.snapshot()
     base = prune_oneshot(model, stats, PruneConfig(method=method, sparsity=0.6))
     base_masks = {k: weight_view(mod) == 0 for k, mod in decoder_linears(model).items()}
-    restore_weights(model, snapshot)
+    target.restore(snapshot)
     cfg = PruneConfig(method=method, sparsity=0.6, repruning=RepruneConfig(scope=scope, update_threshold=0.0))
     refined = prune_oneshot(model, stats, cfg)
     assert all(refined[k].zeros_after == base[k].zeros_after for k in base)

@@ -6,16 +6,11 @@ import pytest
 import torch
 
 from crepe.config import CrepeParams, Pattern, PruneConfig
-from crepe.models.adapters import decoder_linears, weight_view
+from crepe.models.adapters import decoder_linears, model_target, weight_view
+from crepe.oneshot import collect_input_stats, prune_oneshot
+from crepe.perplexity import window_nll
 from crepe.prune_model import prune_model
 from crepe.scorers import InputStats
-from crepe.oneshot import (
-    collect_input_stats,
-    prune_oneshot,
-    restore_weights,
-    snapshot_weights,
-)
-from eval.perplexity import window_nll
 from pho.objective import EndToEndProxy
 from pho.proxies import LayerData
 from tests.tiny_models import tiny_model, tiny_windows
@@ -41,10 +36,11 @@ def test_e2e_is_the_mean_calibration_nll_of_the_one_shot_pruned_model_and_restor
     result = EndToEndProxy(model, data, windows[:2])(cfg)
     assert all(torch.equal(weight_view(m), dense[k]) for k, m in decoder_linears(model).items())
     # independent computation: prune with the same statistics, then the NLL of the same windows
-    snapshot = snapshot_weights(model)
+    target = model_target(model)
+    snapshot = target.snapshot()
     prune_oneshot(model, {k: InputStats(sq_sum=d.sq_sum, tokens=1) for k, d in data.items()}, cfg)
     expected = window_nll(model, windows[:2]).mean().item()
-    restore_weights(model, snapshot)
+    target.restore(snapshot)
     assert result.values["e2e"] == pytest.approx(expected, rel=1e-5)
     assert result.realised_sparsity == pytest.approx(0.5, abs=1e-3)
 
@@ -61,7 +57,7 @@ def test_e2e_moves_away_from_the_dense_nll_as_sparsity_grows_and_rejects_empty_w
 
 def test_e2e_seq_prunes_with_the_sequential_engine_on_its_windows_and_restores_the_weights():
     model, windows, data = setup()
-    dense = snapshot_weights(model)
+    dense = {k: weight_view(m).clone() for k, m in decoder_linears(model).items()}
     cfg = PruneConfig(method="crepe", sparsity=0.5, pattern=Pattern(2, 4))
     result = EndToEndProxy(model, data, windows[:2], sequential=True)(cfg)
     assert all(torch.equal(weight_view(m), dense[k]) for k, m in decoder_linears(model).items())

@@ -5,6 +5,7 @@ import torch
 
 from crepe.config import Pattern, PruneConfig
 from crepe.masks import select_mask
+from crepe.models.adapters import LinearTarget
 from pho.objective import proxy_values
 from pho.proxies import (
     LayerData,
@@ -77,13 +78,20 @@ def test_recon_without_cached_inputs_and_unknown_proxy_raise_clear_errors():
         get_proxy("nope")
 
 
+def _linear(layer: int, name: str, weight: torch.Tensor, role: str = "q") -> LinearTarget:
+    module = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=False)
+    module.weight.data = weight
+    return LinearTarget(layer, name, role, name.startswith("self_attn."), module)
+
+
 def _layers():
-    weights = {f"layers.{i}.self_attn.{p}_proj": rand(16, 32, seed=i * 7 + j) for i in range(2) for j, p in enumerate("qo")}
+    linears = {f"layers.{i}.self_attn.{p}_proj": _linear(i, f"self_attn.{p}_proj", rand(16, 32, seed=i * 7 + j), p)
+               for i in range(2) for j, p in enumerate("qo")}
     data = {}
-    for k, name in enumerate(weights):
+    for k, name in enumerate(linears):
         x = rand(24, 32, seed=100 + k)
         data[name] = LayerData(x.pow(2).sum(0), x)
-    return weights, data
+    return linears, data
 
 
 def test_proxy_values_average_over_linears_and_report_the_realised_sparsity():
@@ -92,8 +100,9 @@ def test_proxy_values_average_over_linears_and_report_the_realised_sparsity():
     res = proxy_values(weights, data, cfg, ["gini", "recon", "diag_error", "gini_ref"])
     assert res.realised_sparsity == pytest.approx(0.5)
     per_layer = []
-    for name, w in weights.items():
+    for name, linear in weights.items():
         from crepe.scorers import InputStats, score
+        w = linear.weight
         s = score("crepe", w, InputStats(sq_sum=data[name].sq_sum), cfg.crepe)
         per_layer.append(reconstruction_error(w, s, select_mask(s, 0.5, Pattern()), data[name]))
     assert res.values["recon"] == pytest.approx(sum(per_layer) / len(per_layer))
@@ -119,7 +128,8 @@ def test_auto_proxy_is_the_best_supported_per_pattern_kind_and_names_are_checked
 
 
 def test_a_model_level_proxy_is_refused_by_the_per_linear_average():
-    weights, data = {"layers.0.mlp.up_proj": rand(8, 16)}, {"layers.0.mlp.up_proj": LayerData(rand(16).abs())}
+    weights = {"layers.0.mlp.up_proj": _linear(0, "mlp.up_proj", rand(8, 16), "up")}
+    data = {"layers.0.mlp.up_proj": LayerData(rand(16).abs())}
     with pytest.raises(ValueError, match="model-level proxy"):
         proxy_values(weights, data, PruneConfig(sparsity=0.5), ["e2e"])
     assert get_proxy("e2e").scope == "model" and get_proxy("e2e").direction == "minimize"

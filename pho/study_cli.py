@@ -1,0 +1,91 @@
+"""The command-line pieces ``pho.search`` and ``pho.hillclimb`` share: the target and search-space
+flags, the study/output flags, and the best-config record and outputs they both write."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from crepe.config import NBR_FORMS, TERM_SCALES, Pattern, PruneConfig
+from crepe.report import write_json_atomic
+from pho.objective import base_config
+from pho.space import PARAMS, RIA_BASE, SearchSpace
+from pho.study import completed, trial_log, write_plots
+from pho.workspace import add_setup_args
+
+
+def add_space_args(ap: argparse.ArgumentParser) -> None:
+    g = ap.add_argument_group("search space")
+    g.add_argument("--params", default=",".join(PARAMS), help=f"searched parameters (default all: {','.join(PARAMS)})")
+    g.add_argument("--r-range", default="1,7", help="kernel half-width r (k = 2r+1), ints LOW,HIGH")
+    for name, default in (("alpha", "0.1,10"), ("beta", "0.1,10"), ("gamma", "1e-4,1")):
+        g.add_argument(f"--{name}-range", default=default, help=f"{name} LOW,HIGH (log scale)")
+    g.add_argument("--act-power-range", default="0,1.5", help="activation exponent LOW,HIGH (linear)")
+    g.add_argument("--term-scale", choices=TERM_SCALES, default="none", help="fixed for the search (none = RIA-compatible)")
+    g.add_argument("--nbr-form", choices=NBR_FORMS, default="relative")
+
+
+def _pair(text: str, kind: type) -> tuple:
+    try:
+        lo, hi = (kind(float(v)) if kind is int else kind(v) for v in text.split(","))
+    except ValueError as exc:
+        raise ValueError(f"a range must be LOW,HIGH, got {text!r}") from exc
+    return lo, hi
+
+
+def space_from_args(args: argparse.Namespace) -> SearchSpace:
+    base = dataclasses.replace(RIA_BASE, term_scale=args.term_scale, nbr_form=args.nbr_form)
+    params = tuple(p for p in args.params.split(",") if p.strip())
+    return SearchSpace(params=params, r_range=_pair(args.r_range, int), alpha_range=_pair(args.alpha_range, float),
+                       beta_range=_pair(args.beta_range, float), gamma_range=_pair(args.gamma_range, float),
+                       act_power_range=_pair(args.act_power_range, float), base=base)
+
+
+def target_from_args(args: argparse.Namespace) -> PruneConfig:
+    pattern = Pattern.parse(args.pattern) if args.pattern else Pattern()
+    asked = 0.5 if args.sparsity is None else args.sparsity
+    if pattern.structured and args.sparsity is not None and args.sparsity != pattern.sparsity_or(asked):
+        raise ValueError(f"--pattern {pattern} fixes the sparsity at {pattern.sparsity_or(asked):g}; drop --sparsity")
+    return base_config(pattern.sparsity_or(asked), pattern)
+
+
+def study_parser(prog: str, doc: str | None, n_trials: int) -> argparse.ArgumentParser:
+    """The flags ``pho.search`` and ``pho.hillclimb`` share: target, study, budget, outputs, space, setup."""
+    ap = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sparsity", type=float, default=None, help="unstructured sparsity (default 0.5)")
+    ap.add_argument("--pattern", default=None, help="N:M pattern instead (2:4, 4:8)")
+    ap.add_argument("--storage", required=True, help="Optuna storage URL, e.g. sqlite:///pho.db")
+    ap.add_argument("--study-name", required=True)
+    ap.add_argument("--n-trials", type=int, default=n_trials, help="complete trials the study should hold (resume target)")
+    ap.add_argument("--timeout", type=float, default=None, help="stop this invocation after SEC seconds")
+    ap.add_argument("--best-config", required=True, help="write the best config JSON here")
+    ap.add_argument("--trial-log", default=None, help="trial log JSON (default: <best-config stem>_trials.json)")
+    ap.add_argument("--no-plots", action="store_true")
+    ap.add_argument("--log-level", default="INFO")
+    add_space_args(ap)
+    add_setup_args(ap)
+    return ap
+
+
+def best_config_record(study: optuna.Study, target: PruneConfig, source: str, extra: dict[str, Any]) -> dict[str, Any]:
+    """The JSON written to --best-config: a ``crepe`` entry for ``crepe.prune --config`` plus provenance."""
+    best = study.best_trial
+    return {"crepe": best.user_attrs["crepe"], "method": "crepe", "sparsity": target.sparsity,
+            "pattern": str(target.pattern), "source": source, "study": study.study_name, "trial": best.number,
+            "value": best.value, "params": best.params, "realised_sparsity": best.user_attrs.get("realised_sparsity"),
+            "complete_trials": len(completed(study)), **extra}
+
+
+def write_outputs(study: optuna.Study, args: argparse.Namespace, record: dict[str, Any]) -> None:
+    best = Path(args.best_config)
+    log_path = Path(args.trial_log) if args.trial_log else best.with_name(best.stem + "_trials.json")
+    if not args.no_plots:
+        record["plots"] = write_plots(study, best.with_name(best.stem))
+    write_json_atomic(best, record)
+    write_json_atomic(log_path, {"study": study.study_name, "storage": args.storage, "attrs": study.user_attrs,
+                                 "trials": trial_log(study)})
+    print(f"best config (trial {record['trial']}, value {record['value']:.6g}) written to {best}; trial log {log_path}")
