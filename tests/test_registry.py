@@ -1,0 +1,82 @@
+"""The method registry is the one place a method is declared: a new entry works everywhere, and the
+per-linear path plans without touching the weight."""
+
+import pytest
+import torch
+from tiny_models import tiny_model, tiny_windows
+
+from crepe import registry
+from crepe.compose.steps import linear_steps
+from crepe.config import Pattern, PermuteConfig, PruneConfig, RepruneConfig
+from crepe.models.adapters import decoder_linears, weight_view
+from crepe.prune_linear import apply_plan, needed_stats, plan_linear, prune_linear
+from crepe.prune_model import prune_model
+from crepe.scorers import InputStats
+
+
+def test_builtin_entries_declare_statistics_groups_and_weight_updates():
+    entries = registry.methods()
+    assert list(entries) == ["magnitude", "wanda", "ri", "ria", "crepe", "sparsegpt"]
+    assert {n: e.needs for n, e in entries.items()} == {
+        "magnitude": frozenset(), "wanda": {"sq_sum"}, "ri": frozenset(), "ria": {"sq_sum"}, "crepe": {"sq_sum"},
+        "sparsegpt": {"hessian"}}
+    assert {n: PruneConfig(method=n).resolved_group for n in entries} == {
+        "magnitude": "layer", "wanda": "row", "ri": "layer", "ria": "layer", "crepe": "layer", "sparsegpt": "block"}
+    assert [n for n, e in entries.items() if e.updates_weights] == ["sparsegpt"]
+    with pytest.raises(ValueError, match="sparsegpt selects its mask per block; --group does not apply"):
+        PruneConfig(method="sparsegpt", group="row")
+    assert needed_stats(PruneConfig(method="ri", repruning=RepruneConfig()),
+                        linear_steps(PruneConfig(method="ri", repruning=RepruneConfig()))) == {"sum", "sq_sum"}
+
+
+@pytest.fixture
+def column_norm_method():
+    """A method declared once, by decorating its score, and removed again after the test."""
+    @registry.scoring_method(needs=("sq_sum",), group="row", name="colnorm")
+    def colnorm(w, stats, params):
+        return w.abs() * stats.col_norm.pow(2).unsqueeze(0)
+
+    yield colnorm
+    registry._METHODS.pop("colnorm")
+
+
+def test_one_registered_score_is_a_method_for_the_config_the_engine_and_the_model_loop(column_norm_method):
+    cfg = PruneConfig(method="colnorm", sparsity=0.5)
+    assert cfg.resolved_group == "row" and needed_stats(cfg) == {"sq_sum"}
+    model = tiny_model()
+    summary = prune_model(model, tiny_windows(), cfg, progress=False)
+    assert summary.realised_sparsity == pytest.approx(0.5) and summary.kept_score_fraction > 0.5
+    assert all((weight_view(m) == 0).sum(1).eq(weight_view(m).shape[1] // 2).all() for m in decoder_linears(model).values())
+
+
+def test_entries_are_validated():
+    with pytest.raises(ValueError, match="exactly one of a score function and a prune hook"):
+        registry.Method("empty")
+    with pytest.raises(ValueError, match="unknown statistics"):
+        registry.Method("bad", score=lambda w, s, p: w, needs=frozenset({"grad"}))
+    with pytest.raises(ValueError, match="unknown method 'obc'; choose from magnitude"):
+        registry.get_method("obc")
+
+
+@pytest.mark.parametrize("cfg", [PruneConfig(method="ria", sparsity=0.5),
+                                 PruneConfig(method="crepe", sparsity=0.5, pattern=Pattern(2, 4), permute=PermuteConfig()),
+                                 PruneConfig(method="sparsegpt", sparsity=0.5, pattern=Pattern(2, 4), permute=PermuteConfig())])
+def test_plan_leaves_the_weight_alone_and_applying_it_is_pruning(cfg):
+    gen = torch.Generator().manual_seed(0)
+    w = torch.randn(16, 32, generator=gen)
+    x = torch.randn(64, 32, generator=gen)
+    stats = InputStats(sq_sum=x.pow(2).sum(0), hessian=x.t() @ x, tokens=64)
+    before = w.clone()
+    plan = plan_linear(w, stats, cfg, steps=linear_steps(cfg))
+    assert torch.equal(w, before) and plan.mask.float().mean() == 0.5
+    direct = before.clone()
+    result = prune_linear(direct, stats, cfg, steps=linear_steps(cfg))
+    applied = apply_plan(w, plan)
+    assert torch.equal(w, direct) and applied == result
+    assert (plan.weight is not None) == cfg.method_entry.updates_weights
+
+
+def test_a_composed_config_without_its_steps_is_refused():
+    cfg = PruneConfig(method="ria", sparsity=0.5, pattern=Pattern(2, 4), permute=PermuteConfig())
+    with pytest.raises(ValueError, match="linear_steps"):
+        plan_linear(torch.randn(4, 8), InputStats(sq_sum=torch.ones(8)), cfg)
