@@ -82,7 +82,7 @@ def main() -> None:
     rows = {}
     for pattern in args.patterns.split(","):
         pat = Pattern.parse(pattern)
-        cfg = with_params(base_config(0.5 if not pat.structured else pat.n / pat.m, pat), point)
+        cfg = with_params(base_config(pat.sparsity_or(0.5), pat), point)
         step = best_of(args.repeats, climb, cfg)
         trials = {name: best_of(args.repeats, trial_evaluator(ws, name), cfg) for name in PROXIES}
         rows[pattern] = {"hill_climb_step": step, "trials": trials}

@@ -53,7 +53,7 @@ def second_text_path() -> Path:
 
 def parse_setting(setting: str) -> tuple[float, Pattern]:
     pattern = Pattern.parse(setting) if ":" in setting else Pattern()
-    return (pattern.n / pattern.m if pattern.structured else float(setting)), pattern
+    return pattern.sparsity_or(float(setting)), pattern
 
 
 def fixed_mask_update(update: str, cfg: PruneConfig):

@@ -59,7 +59,7 @@ def candidates() -> list[tuple[str, PruneConfig]]:
 
 
 def with_pattern(cfg: PruneConfig, pattern: Pattern) -> PruneConfig:
-    sparsity = pattern.n / pattern.m if pattern.structured else 0.5
+    sparsity = pattern.sparsity_or(0.5)
     return dataclasses.replace(cfg, pattern=pattern, sparsity=sparsity)
 
 

@@ -198,7 +198,7 @@ def main() -> None:
     patterns = args.patterns.split(",")
     for pattern in patterns:
         pat = Pattern.parse(pattern)
-        target = base_config(pat.n / pat.m if pat.structured else args.sparsity, pat)
+        target = base_config(pat.sparsity_or(args.sparsity), pat)
         for label, point in points(space, args.configs, args.seed):
             key = f"{pattern} | {label}"
             if key in results["configs"]:
@@ -221,7 +221,7 @@ def main() -> None:
         if row["pattern"] not in patterns or all(f"{n}@s{k}" in seconds for n in TRIAL_PROXIES for k in strides):
             continue
         pat = Pattern.parse(row["pattern"])
-        cfg = with_params(base_config(pat.n / pat.m if pat.structured else args.sparsity, pat), space.to_crepe(row["point"]))
+        cfg = with_params(base_config(pat.sparsity_or(args.sparsity), pat), space.to_crepe(row["point"]))
         for name in TRIAL_PROXIES:
             for k in strides:
                 start = time.perf_counter()
@@ -237,7 +237,7 @@ def main() -> None:
         if row["pattern"] not in patterns or all(name in seconds for name in names.values()):
             continue
         pat = Pattern.parse(row["pattern"])
-        cfg = with_params(base_config(pat.n / pat.m if pat.structured else args.sparsity, pat), space.to_crepe(row["point"]))
+        cfg = with_params(base_config(pat.sparsity_or(args.sparsity), pat), space.to_crepe(row["point"]))
         for n, name in names.items():
             start = time.perf_counter()
             row["proxies"][name] = e2e[n](cfg).values["e2e"]
