@@ -7,6 +7,8 @@ import logging
 import sys
 from typing import Callable
 
+import torch
+
 from crepe.models.adapters import get_adapter
 
 
@@ -50,3 +52,15 @@ def bos_per_window(choice: str, model) -> bool:
     if choice == "auto":
         return get_adapter(model).bos_per_window
     return choice == "yes"
+
+
+def check_device(device: str | None) -> None:
+    """One clear line for a device this machine does not have."""
+    if device is None:
+        return
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(f"unknown device {device!r}: {exc}") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: no CUDA device is available on this machine (torch.cuda.is_available() is False)")

@@ -93,3 +93,23 @@ def layerwise_perplexity(model: nn.Module, windows: torch.Tensor, batch_size: in
     for hidden, batch in zip(tail_inputs(model, final, windows, batch_size), windows.split(batch_size)):
         losses.append(chunked_window_nll(head, hidden, batch[:, 1:], chunk_tokens, softcap, compute))
     return _ppl(torch.cat(losses))
+
+
+def evaluate_ppl(model: nn.Module, windows: torch.Tensor, batch_size: int = 4, dtype: str = "float32",
+                 device: str | None = None, progress: bool = True) -> tuple[float, str]:
+    """PPL and how it was computed ("forward" | "layerwise"): the model's own forward pass for a
+    resident float model on CPU (or one dispatched by accelerate's ``device_map``); otherwise layer by
+    layer (streamed, on a GPU, or half-precision weights on CPU), never moving the whole model."""
+    streamed = getattr(model, "crepe_layer_store", None) is not None
+    dispatched = getattr(model, "hf_device_map", None) is not None
+    half_on_cpu = next(model.parameters()).dtype in (torch.bfloat16, torch.float16) and device in (None, "cpu")
+    if not dispatched and (streamed or device not in (None, "cpu") or half_on_cpu):
+        return layerwise_perplexity(model, windows, batch_size, device=device, progress=progress), "layerwise"
+    return perplexity(model, windows, batch_size, dtype, progress), "forward"
+
+
+def describe_eval(how: str, dtype: str, device: str | None) -> str:
+    """The compute-dtype part of a PPL's protocol line."""
+    if how == "forward":
+        return f"dtype={dtype}"
+    return f"dtype={'float32' if device in (None, 'cpu') else 'as stored'} layerwise"

@@ -19,13 +19,13 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from crepe.cli import bos_per_window
+from crepe.cli import bos_per_window, check_device
 from crepe.compose.allocation import allocate, read_plan
 from crepe.config import PruneConfig
 from crepe.data.prepare import calibration_set, eval_set
 from crepe.models.adapters import get_adapter
 from crepe.models.loading import cache_root, open_model
-from crepe.perplexity import layerwise_perplexity, perplexity
+from crepe.perplexity import describe_eval, evaluate_ppl
 from crepe.provenance import provenance
 from crepe.prune_model import check_prunable, prune_model, time_dense_pass
 from crepe.report import peak_rss_mb, versions, write_json_atomic
@@ -77,26 +77,8 @@ class RunResult:
     report: dict[str, Any]
 
 
-def check_device(device: str | None) -> None:
-    """One clear line for a device this machine does not have."""
-    if device is None:
-        return
-    try:
-        dev = torch.device(device)
-    except RuntimeError as exc:
-        raise ValueError(f"unknown device {device!r}: {exc}") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {device}: no CUDA device is available on this machine (torch.cuda.is_available() is False)")
-
-
 def evaluate(model: nn.Module, windows: torch.Tensor, opts: RunOptions) -> tuple[float, str]:
-    """PPL and how it was computed: the model's own forward pass for a resident float model on CPU,
-    else layer by layer through the engine (streamed, on a GPU, or half-precision weights on CPU)."""
-    streamed = getattr(model, "crepe_layer_store", None) is not None
-    half_on_cpu = next(model.parameters()).dtype in (torch.bfloat16, torch.float16) and opts.device in (None, "cpu")
-    if streamed or (opts.device not in (None, "cpu")) or half_on_cpu:
-        return layerwise_perplexity(model, windows, opts.eval_batch_size, device=opts.device), "layerwise"
-    return perplexity(model, windows, opts.eval_batch_size, opts.eval_dtype), "forward"
+    return evaluate_ppl(model, windows, opts.eval_batch_size, opts.eval_dtype, opts.device)
 
 
 def run(opts: RunOptions, model: nn.Module | None = None, tokenizer: Any = None,
@@ -189,8 +171,7 @@ def run(opts: RunOptions, model: nn.Module | None = None, tokenizer: Any = None,
 
 
 def _protocol(eval_spec, opts: RunOptions, how: str) -> str:
-    dtype = opts.eval_dtype if how == "forward" else "float32" if opts.device in (None, "cpu") else "as stored"
-    return f"{eval_spec.describe()} dtype={dtype}" + (" layerwise" if how == "layerwise" else "")
+    return f"{eval_spec.describe()} {describe_eval(how, opts.eval_dtype, opts.device)}"
 
 
 def _scratch_folder() -> Path:

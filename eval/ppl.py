@@ -12,11 +12,11 @@ import argparse
 import logging
 import time
 
-from crepe.cli import add_eval_args, bos_per_window, run_cli, setup_logging
+from crepe.cli import add_eval_args, bos_per_window, check_device, run_cli, setup_logging
 from crepe.data.prepare import eval_set
-from crepe.models.loading import load_model
+from crepe.models.loading import OFFLOADS, load_dispatched, open_model
+from crepe.perplexity import describe_eval, evaluate_ppl
 from crepe.report import peak_rss_mb, versions, write_json_atomic
-from eval.perplexity import perplexity
 
 log = logging.getLogger("eval.ppl")
 
@@ -26,20 +26,31 @@ def main() -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="smollm2-135m")
     add_eval_args(ap)
-    ap.add_argument("--device", default=None, help="e.g. cuda; default: where the model loads (CPU)")
+    ap.add_argument("--device", default=None, help="e.g. cuda: layers move there one at a time (default: CPU)")
+    ap.add_argument("--device-map", default=None,
+                    help="e.g. auto: let accelerate spread the model over the GPUs (and CPU) and run its forward")
+    ap.add_argument("--model-dtype", default="auto", choices=("auto", "bfloat16", "float16", "float32"),
+                    help="weight dtype (auto: the checkpoint's own)")
+    ap.add_argument("--offload", default="auto", choices=OFFLOADS,
+                    help="disk: stream decoder layers from the checkpoint (auto: when the weights exceed half the RAM)")
     ap.add_argument("--json", default=None, help="write the result and protocol to this JSON file")
     ap.add_argument("--log-level", default="INFO")
     args = ap.parse_args()
     setup_logging(args.log_level)
     if args.dataset == "none":
         raise ValueError("--dataset none leaves nothing to evaluate")
-    model, tokenizer = load_model(args.model, device=args.device)
+    check_device(args.device)
+    if args.device_map:
+        model, tokenizer = load_dispatched(args.model, args.device_map, args.model_dtype)
+    else:
+        opened = open_model(args.model, args.model_dtype, args.offload, args.device)
+        model, tokenizer = opened.model, opened.tokenizer
     windows, spec = eval_set(tokenizer, args.dataset, args.split, args.seqlen, args.max_windows,
                              bos_per_window(args.bos_per_window, model))
     start = time.perf_counter()
-    ppl = perplexity(model, windows, args.batch_size, args.dtype)
+    ppl, how = evaluate_ppl(model, windows, args.batch_size, args.dtype, args.device)
     seconds = time.perf_counter() - start
-    print(f"PPL {ppl:.3f}  [model={args.model} {spec.describe()} dtype={args.dtype}]")
+    print(f"PPL {ppl:.3f}  [model={args.model} {spec.describe()} {describe_eval(how, args.dtype, args.device)}]")
     if args.json:
         write_json_atomic(args.json, {"model": args.model, "ppl": ppl, "protocol": spec.describe(), "dtype": args.dtype,
                                       "eval_seconds": seconds, "peak_rss_mb": peak_rss_mb(), "versions": versions()})

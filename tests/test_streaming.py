@@ -108,3 +108,13 @@ def test_streamed_prune_never_holds_more_than_one_layer(tmp_path, tiny_corpus, m
     run(RunOptions(prune=PruneConfig(), **_opts(src, tiny_corpus, eval_dataset="none")), model=model,
         tokenizer=tiny_tokenizer(), echo=lambda line: None)
     assert resident_layers and max(resident_layers) == 0
+
+
+def test_eval_ppl_streamed_equals_in_memory(tmp_path, tiny_corpus, cli, capsys):
+    src = _save(tmp_path / "src", "gpt2")
+    lines = {}
+    for offload in ("none", "disk"):
+        assert cli("eval.ppl", ["--model", str(src), "--dataset", tiny_corpus, "--seqlen", "32", "--max-windows", "4",
+                                "--offload", offload]) == 0
+        lines[offload] = [line for line in capsys.readouterr().out.splitlines() if line.startswith("PPL")][0]
+    assert lines["none"] == lines["disk"] and "layerwise" in lines["disk"]

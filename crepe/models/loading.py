@@ -240,3 +240,16 @@ def _download(spec: str, repo: str) -> str:
         return snapshot_download(repo, allow_patterns=["*.json", "*.safetensors", "tokenizer*", "*.model", "*.txt"])
     except Exception as exc:
         raise _load_error(spec, exc) from exc
+
+
+def load_dispatched(spec: str, device_map: str = "auto", dtype: str | None = "auto"):
+    """(model, tokenizer) spread over the available devices by accelerate (``device_map="auto"``):
+    for evaluating a model larger than one GPU with its own forward pass."""
+    from transformers import AutoModelForCausalLM
+
+    where = local_folder(spec)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(where, dtype=resolve_dtype(dtype, where), device_map=device_map)
+    except Exception as exc:
+        raise _load_error(spec, exc) from exc
+    return model.eval(), load_tokenizer(spec, where)
