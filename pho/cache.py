@@ -87,9 +87,9 @@ def collect_layer_data(model: nn.Module, windows: torch.Tensor, x_tokens: int, s
     """One dense pass over calibration ``windows`` [n, seq] through the crepe engine: LayerData per
     decoder linear (``sq_sum`` [in], ``x`` [min(x_tokens, n*seq), in] or None)."""
     positions = token_subsample(windows.numel(), x_tokens, seed) if x_tokens else None
-    samplers = {name: _InputSampler(positions) for name in decoder_linears(model)} if x_tokens else {}
-    handles = [mod.register_forward_hook(samplers[name]) for name, mod in decoder_linears(model).items()
-               if name in samplers]
+    linears = decoder_linears(model)
+    samplers = {name: _InputSampler(positions) for name in linears} if x_tokens else {}
+    handles = [mod.register_forward_hook(samplers[name]) for name, mod in linears.items() if name in samplers]
     try:
         stats = collect_input_stats(model, windows, batch_size=batch_size, progress=progress)
     finally:

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from crepe.data.prepare import calibration_set
-from crepe.models.adapters import LinearTarget, get_adapter, model_target
+from crepe.models.adapters import LinearTarget, model_target
 from crepe.models.loading import cache_root, load_model
 from pho.cache import CacheKey, load_or_collect, weights_fingerprint
 from pho.proxies import LayerData
@@ -82,13 +82,14 @@ def setup_from_args(args: argparse.Namespace) -> SetupConfig:
 def open_workspace(cfg: SetupConfig, progress: bool = True) -> Workspace:
     """Load ``cfg.model`` and get its statistics (from the cache, or one dense pass then cached)."""
     model, tokenizer = load_model(cfg.model)
-    bos = get_adapter(model).bos_per_window
+    target = model_target(model)
+    bos = target.adapter.bos_per_window
     calib, spec = calibration_set(tokenizer, cfg.dataset, cfg.nsamples, cfg.seqlen, cfg.seed, bos)
     key = CacheKey(cfg.model, weights_fingerprint(model), cfg.dataset, cfg.nsamples, cfg.seqlen, cfg.seed, bos,
                    cfg.x_tokens)
     log.info("calibration: %s seed=%d", spec.describe(), cfg.seed)
     data, hit = load_or_collect(model, calib, key, cfg.resolved_cache_dir, cfg.batch_size, progress)
-    linears = model_target(model).linears
+    linears = target.linears
     missing = set(linears) - set(data)
     if missing:
         raise ValueError(f"statistics cache lacks {len(missing)} linears (e.g. {min(missing)}): delete it and rerun")
