@@ -71,7 +71,7 @@ def parse_cells(text: str) -> list[tuple[str, str]]:
 def cell_config(method: str, setting: str, technique: str) -> PruneConfig:
     """The PruneConfig of one cell; ``all`` = permutation + OWL + DSnoT."""
     pattern = Pattern.parse(setting) if ":" in setting else Pattern()
-    sparsity = pattern.sparsity_or(float(setting))
+    sparsity = pattern.sparsity_or(0.0 if pattern.structured else float(setting))  # "2:4" is no float
     permute = PermuteConfig() if technique in ("perm", "all") else None
     allocation = AllocationConfig(method="owl" if technique in ("owl", "all") else
                                   "alpha" if technique == "alpha" else "uniform")

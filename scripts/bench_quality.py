@@ -53,7 +53,7 @@ def second_text_path() -> Path:
 
 def parse_setting(setting: str) -> tuple[float, Pattern]:
     pattern = Pattern.parse(setting) if ":" in setting else Pattern()
-    return pattern.sparsity_or(float(setting)), pattern
+    return pattern.sparsity_or(0.0 if pattern.structured else float(setting)), pattern  # "2:4" is no float
 
 
 def fixed_mask_update(update: str, cfg: PruneConfig):
