@@ -97,7 +97,7 @@ def run(opts: RunOptions, model: nn.Module | None = None, tokenizer: Any = None,
     timings["load_seconds"] = time.perf_counter() - start
     streamed = getattr(model, "crepe_layer_store", None) is not None
     adapter = get_adapter(model)
-    check_prunable(model, cfg)
+    prunable = check_prunable(model, cfg)  # the model target, checked once (NaN weights, N:M widths, roles)
     if cfg.allocation.method == "file":
         read_plan(cfg.allocation.path, model)  # fail on a bad plan before any work
     bos = bos_per_window(opts.bos_per_window, model)
@@ -128,7 +128,8 @@ def run(opts: RunOptions, model: nn.Module | None = None, tokenizer: Any = None,
         check_free_space(target, store.checkpoint.nbytes)
         store.start_writing(target)
     try:
-        summary = prune_model(model, calib, cfg, layer_sparsity=plan, batch_size=opts.batch_size, device=opts.device)
+        summary = prune_model(model, calib, cfg, layer_sparsity=plan, batch_size=opts.batch_size, device=opts.device,
+                              target=prunable)
         timings["prune_seconds"] = time.perf_counter() - start
         if streamed:
             record = pruning_record(cfg.to_dict(), summary.realised_sparsity, str(cfg.pattern))
