@@ -167,3 +167,18 @@ def test_every_generated_readme_block_names_its_source_and_status(checks):
     for name, body in update_readme.blocks(checks).items():
         first = body.splitlines()[0]
         assert re.match(r"<sub>Source: `results/", first) and ("current" in first or "older defaults" in first), name
+
+
+def test_a_report_crepe_prune_writes_today_resolves_to_itself(tiny_folder, tiny_corpus, tmp_path, cli):
+    from tiny_models import FAST_PRUNE_ARGS
+
+    report = tmp_path / "r.json"
+    flags = ["--model", str(tiny_folder), "--calib-dataset", tiny_corpus, "--eval-dataset", "none", *FAST_PRUNE_ARGS,
+             "--method", "crepe", "--pattern", "2:4", "--gamma", "0.1", "--report", str(report)]
+    assert cli("crepe.prune", flags) == 0
+    recorded = prune_report(report)
+    assert recorded["command"][-len(flags):] == flags  # the stamp holds the flags as typed
+    assert differences(recorded["config"], resolve(["python", "-m", "crepe.prune", *flags])) == []
+    assert json.loads(report.read_text())["provenance"]["config"] == json.loads(report.read_text())["config"]
+    assert differences(recorded["config"], resolve(["python", "-m", "crepe.prune", *flags, "--gamma", "0.2"])) == [
+        "config.crepe.gamma: 0.1 -> 0.2"]
