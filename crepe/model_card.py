@@ -1,0 +1,143 @@
+"""Model card (README.md) of a saved pruned folder, from its run report.
+
+YAML front matter in the Hugging Face hub's format (``huggingface_hub.ModelCardData``): ``base_model``,
+``library_name: transformers`` (the folder is a plain transformers checkpoint), ``tags`` (pruned,
+the sparsity, the pattern, the method) and ``model-index`` with the pruned model's measured
+perplexity and, when run, zero-shot accuracy. Below it: a dense-against-pruned table and the command
+that made the model. Every figure comes from the report; nothing is filled in by hand.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CARD_NAME = "README.md"
+# the offline alias is the GGUF export of this hub model (4-bit, dequantised by transformers)
+ALIAS_BASE_MODELS = {"smollm2-135m": "HuggingFaceTB/SmolLM2-135M-Instruct"}
+
+
+def base_model_id(spec: str) -> str | None:
+    """Hub id the pruned model derives from: the alias's, the hub id itself, or the ``base_model``
+    of a local folder's own card (a model pruned again); None when unknown (a bare local file)."""
+    from crepe.models.loading import HUB_ALIASES, resolve
+
+    if spec in ALIAS_BASE_MODELS:
+        return ALIAS_BASE_MODELS[spec]
+    try:
+        source = resolve(spec)
+    except ValueError:
+        return None
+    if source.kind == "hub":
+        return HUB_ALIASES.get(spec, source.location)
+    if source.kind == "folder":
+        return read_front_matter(Path(source.location) / CARD_NAME).get("base_model")
+    return None
+
+
+def read_front_matter(path: Path) -> dict[str, Any]:
+    """The YAML between the leading ``---`` lines of a card ({} if none or unreadable)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return {}
+    if not text.startswith("---"):
+        return {}
+    block = text.split("---", 2)[1] if text.count("---") >= 2 else ""
+    try:
+        data = yaml.safe_load(block)
+    except yaml.YAMLError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def describe_target(config: dict[str, Any]) -> tuple[str, list[str]]:
+    """("50% unstructured" | "2:4 semi-structured", tags) for a PruneConfig dict."""
+    pattern = str(config.get("pattern", "unstructured"))
+    percent = round(100 * float(config.get("sparsity", 0)))
+    method = str(config.get("method", "unknown"))
+    if pattern == "unstructured":
+        return f"{percent}% unstructured", ["pruned", "sparse", f"sparsity-{percent}", "unstructured", method, "crepe"]
+    n, m = pattern.split(":")
+    return f"{pattern} semi-structured", ["pruned", "sparse", f"sparsity-{percent}", f"{n}-of-{m}", "semi-structured",
+                                         method, "crepe"]
+
+
+def zeroshot_pairs(zeroshot: dict[str, Any] | None) -> list[tuple[dict | None, dict]]:
+    """(dense row or None, pruned row) per task and metric of a report's ``zeroshot`` entry."""
+    if not zeroshot or not zeroshot.get("pruned"):
+        return []
+    dense = {(r["task"], r["metric"]): r for r in (zeroshot.get("dense") or {}).get("rows", [])}
+    return [(dense.get((r["task"], r["metric"])), r) for r in zeroshot["pruned"]["rows"]]
+
+
+def card_data(report: dict[str, Any], name: str):
+    """ModelCardData with tags and the pruned model's measured results."""
+    from huggingface_hub import EvalResult, ModelCardData
+
+    target, tags = describe_target(report.get("config", {}))
+    results = []
+    if report.get("ppl_pruned") is not None:
+        results.append(EvalResult(task_type="text-generation", dataset_type="wikivital" if "wikivital" in str(report.get("eval_protocol")) else "custom",
+                                  dataset_name=str(report.get("eval_protocol")), metric_type="perplexity",
+                                  metric_name="perplexity", metric_value=round(float(report["ppl_pruned"]), 4)))
+    for _, row in zeroshot_pairs(report.get("zeroshot")):
+        results.append(EvalResult(task_type="multiple-choice", dataset_type=row["task"], dataset_name=row["task"],
+                                  metric_type=row["metric"], metric_name=row["metric"],
+                                  metric_value=round(row["value"], 4)))
+    return ModelCardData(base_model=base_model_id(str(report.get("model", ""))), library_name="transformers",
+                         tags=tags, model_name=name, eval_results=results or None), target
+
+
+def _fmt(value: float | None, stderr: float | None = None, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.{digits}f}" + (f" ± {stderr:.{digits}f}" if stderr is not None else "")
+
+
+def card_text(report: dict[str, Any], name: str) -> str:
+    """The whole README.md: front matter + dense-vs-pruned table + command."""
+    data, target = card_data(report, name)
+    cfg = report.get("config", {})
+    base = data.base_model or report.get("model", "a local model")
+    rows = []
+    if report.get("ppl_dense") is not None or report.get("ppl_pruned") is not None:
+        rows.append(f"| perplexity ({report.get('eval_protocol')}) | {_fmt(report.get('ppl_dense'))} | "
+                    f"{_fmt(report.get('ppl_pruned'))} |")
+    for dense, row in zeroshot_pairs(report.get("zeroshot")):
+        chance = f", chance {row['chance']:.2f}" if row.get("chance") is not None else ""
+        rows.append(f"| {row['task']} {row['metric']} (n={row['n']}{chance}) | "
+                    f"{_fmt(dense and dense['value'], dense and dense['stderr'])} | {_fmt(row['value'], row['stderr'])} |")
+    command = (report.get("provenance") or {}).get("command") or "(not recorded)"
+    return "\n".join([
+        "---", data.to_yaml(), "---", "",
+        f"# {name}", "",
+        f"`{base}` pruned to {target} with **{cfg.get('method')}** by crepe "
+        f"(realised sparsity {report.get('realised_sparsity', float('nan')):.4f} over the decoder linears; "
+        "embeddings and lm_head are kept dense).",
+        "The weights are stored dense with the pruned entries set to zero, so the folder loads with "
+        "`AutoModelForCausalLM.from_pretrained`; `pruning_config` in config.json records how it was pruned "
+        "and `pruning_report.json` holds the full run report.", "",
+        "| metric | dense | pruned |", "|---|---|---|", *rows, "",
+        "Made by:", "", "```bash", command, "```", "",
+    ])
+
+
+def write_model_card(folder: str | Path, report: dict[str, Any], name: str | None = None) -> Path:
+    """Write ``folder/README.md`` atomically from ``report``; ``name``: the model's name (default:
+    the folder's). Returns the card's path."""
+    folder = Path(folder)
+    path = folder / CARD_NAME
+    fd, tmp = tempfile.mkstemp(prefix=".README.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(card_text(report, name or folder.name))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

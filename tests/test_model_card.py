@@ -1,0 +1,60 @@
+"""Model cards of saved pruned folders: valid YAML front matter holding the measured figures."""
+
+import json
+
+import pytest
+import yaml
+
+from crepe.model_card import base_model_id, card_text, describe_target, read_front_matter
+from tiny_models import FAST_PRUNE_ARGS as FAST
+
+
+def front_matter(path):
+    text = path.read_text()
+    assert text.startswith("---\n")
+    return yaml.safe_load(text.split("---", 2)[1]), text
+
+
+def test_saved_folder_card_has_valid_front_matter_with_the_reported_figures(tiny_folder, tiny_corpus, tmp_path, cli):
+    save = tmp_path / "tiny-24"
+    argv = ["--model", str(tiny_folder), "--calib-dataset", tiny_corpus, "--eval-dataset", tiny_corpus, *FAST,
+            "--pattern", "2:4", "--method", "wanda", "--save", str(save)]
+    assert cli("crepe.prune", argv) == 0
+    report = json.loads((save / "pruning_report.json").read_text())
+    meta, text = front_matter(save / "README.md")
+    assert meta["library_name"] == "transformers"
+    assert {"pruned", "sparsity-50", "2-of-4", "semi-structured", "wanda"} <= set(meta["tags"])
+    (entry,) = meta["model-index"]
+    assert entry["name"] == "tiny-24"
+    (ppl,) = [m for r in entry["results"] for m in r["metrics"] if m["type"] == "perplexity"]
+    assert ppl["value"] == pytest.approx(report["ppl_pruned"], rel=1e-4)
+    assert f"{report['ppl_dense']:.3f}" in text and f"{report['ppl_pruned']:.3f}" in text
+    assert f"```bash\n{report['provenance']['command']}\n```" in text
+
+
+def test_zeroshot_rows_go_into_model_index_and_the_table():
+    rows = lambda v: {"rows": [{"task": "wikivital_describe", "metric": "acc", "value": v, "stderr": 0.02, "n": 400,  # noqa: E731
+                                "chance": 0.25}]}
+    report = {"model": "smollm2-135m", "config": {"method": "crepe", "sparsity": 0.5, "pattern": "unstructured"},
+              "ppl_dense": 14.2, "ppl_pruned": 35.6, "eval_protocol": "wikivital test", "realised_sparsity": 0.5,
+              "zeroshot": {"dense": rows(0.61), "pruned": rows(0.42)}, "provenance": {"command": "python -m crepe.prune"}}
+    text = card_text(report, "m")
+    meta = yaml.safe_load(text.split("---", 2)[1])
+    assert meta["base_model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    values = {m["type"]: m["value"] for r in meta["model-index"][0]["results"] for m in r["metrics"]}
+    assert values == {"perplexity": 35.6, "acc": 0.42}
+    assert "| wikivital_describe acc (n=400, chance 0.25) | 0.610 ± 0.020 | 0.420 ± 0.020 |" in text
+
+
+def test_base_model_follows_aliases_hub_ids_and_a_pruned_folders_card(tmp_path):
+    assert base_model_id("llama-2-7b") == "meta-llama/Llama-2-7b-hf"
+    assert base_model_id("org/some-model") == "org/some-model"
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "README.md").write_text("---\nbase_model: org/base\n---\n# x\n")
+    assert base_model_id(str(tmp_path)) == "org/base"
+    assert read_front_matter(tmp_path / "missing.md") == {}
+
+
+def test_describe_target_names_pattern_and_sparsity():
+    assert describe_target({"method": "ria", "sparsity": 0.7, "pattern": "unstructured"})[0] == "70% unstructured"
+    assert "4-of-8" in describe_target({"method": "ria", "sparsity": 0.5, "pattern": "4:8"})[1]
