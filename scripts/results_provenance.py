@@ -106,7 +106,8 @@ def tables() -> list[Table]:
         _pho("bench_e2e_nm"), _pho("bench_e2eseq"), _pho("bench_e2eseq_0p5"), _pho("bench_e2eseq_2of4"),
         _pho("bench_e2eseq_4of8"), _pho("bench_e2e-w8_0p5"), _pho("bench_e2eseq-w4"), _pho("bench_e2eseq-w4_0p5"),
         _pho("bench_e2eseq-w4_2of4"),
-        Table("results/pho/variants.md", tuple(c for s in VARIANT_SOURCES for c in bench_pho_commands(f"results/pho/{s}.json")),
+        Table("results/pho/variants.md",
+              tuple(c for s in VARIANT_SOURCES for c in bench_pho_commands(f"results/pho/{s}.json")),
               "its per-linear-proxy rows (bench, bench_s3, bench_nogamma) were " + OLD_AUTO,
               readme="pho-variants-table", covers=("results/pho/bench/*",)),
         Table("results/vit/train.json", ("OMP_NUM_THREADS=1 python scripts/train_vit.py --threads 1",)),
@@ -235,7 +236,8 @@ def markdown(checks: list[Check]) -> str:
         status = "current"
         if c.stale:
             first = next(iter(c.differences.items()))
-            status = (f"**stale**: {t.stale_note or 'no note says under which defaults it was made'}. {len(c.differences)} of {c.records} records "
+            note = t.stale_note or "no note says under which defaults it was made"
+            status = (f"**stale**: {note}. {len(c.differences)} of {c.records} records "
                       f"differ, e.g. `{first[0]}`: {'; '.join(first[1][:2])}")
         if not c.resolvable and not c.stale:
             status = "stamped (its script has no planned(): the stamps are checked, the configs not re-resolved)"
