@@ -23,6 +23,7 @@ from crepe.cli import bos_per_window, check_device
 from crepe.compose.allocation import allocate, read_plan
 from crepe.config import PruneConfig
 from crepe.data.prepare import calibration_set, eval_set
+from crepe.model_card import write_model_card
 from crepe.models.adapters import get_adapter
 from crepe.models.loading import cache_root, open_model
 from crepe.perplexity import describe_eval, evaluate_ppl
@@ -32,6 +33,7 @@ from crepe.report import peak_rss_mb, versions, write_json_atomic
 from crepe.save import REPORT_NAME, check_save_target, pruning_record, save_pruned, write_extras
 from crepe.streaming.open import open_streamed
 from crepe.streaming.writer import check_free_space
+from crepe.zeroshot import ZeroShotConfig, ZeroShotRun
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,7 @@ class RunOptions:
     overwrite: bool = False
     report: str | None = None
     time_dense_pass: bool = False
+    zeroshot: ZeroShotConfig | None = None  # lm-eval tasks run on the dense and on the pruned model
     command: tuple[str, ...] = ()
 
 
@@ -100,6 +103,7 @@ def run(opts: RunOptions, model: nn.Module | None = None, tokenizer: Any = None,
     prunable = check_prunable(model, cfg)  # the model target, checked once (NaN weights, N:M widths, roles)
     if cfg.allocation.method == "file":
         read_plan(cfg.allocation.path, model)  # fail on a bad plan before any work
+    zeroshot = ZeroShotRun(opts.zeroshot, model) if opts.zeroshot else None  # task names checked before any work
     bos = bos_per_window(opts.bos_per_window, model)
     calib, calib_spec = calibration_set(tokenizer, opts.calib_dataset, opts.nsamples, opts.seqlen, opts.seed, bos)
     evaluate_ppl = opts.eval_dataset != "none"
@@ -116,6 +120,8 @@ def run(opts: RunOptions, model: nn.Module | None = None, tokenizer: Any = None,
         ppl_dense, how = evaluate(model, windows, opts)
         protocol = _protocol(eval_spec, opts, how)
         echo(f"dense  PPL {ppl_dense:8.3f}  [{protocol}]")
+    if zeroshot and not opts.skip_dense_eval:
+        zeroshot.evaluate(model, tokenizer, "dense", echo)
     if opts.time_dense_pass:
         timings["dense_pass_seconds"] = time_dense_pass(model, calib, opts.batch_size, opts.device)
     scratch = None
@@ -142,6 +148,8 @@ def run(opts: RunOptions, model: nn.Module | None = None, tokenizer: Any = None,
             ppl_pruned, how = evaluate(model, windows, opts)
             protocol = protocol or _protocol(eval_spec, opts, how)
             echo(f"pruned PPL {ppl_pruned:8.3f}  [{protocol}]")
+        if zeroshot:
+            zeroshot.evaluate(model, tokenizer, "pruned", echo)
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -150,6 +158,7 @@ def run(opts: RunOptions, model: nn.Module | None = None, tokenizer: Any = None,
         "dtype": str(storage).removeprefix("torch."), "streamed": streamed, "device": opts.device or "cpu",
         "calibration": calib_spec.describe(), "eval_protocol": protocol,
         "ppl_dense": ppl_dense, "ppl_pruned": ppl_pruned,
+        "zeroshot": zeroshot.results if zeroshot else None,
         "realised_sparsity": summary.realised_sparsity, "sparsity_before": summary.sparsity_before,
         "per_layer_sparsity": summary.per_layer(), "kept_score_fraction": summary.kept_score_fraction,
         "permutations": {"gathered": sorted(summary.gathered_permutations()), "physical": sorted(summary.physical)},
@@ -159,6 +168,7 @@ def run(opts: RunOptions, model: nn.Module | None = None, tokenizer: Any = None,
     }
     if opts.save and streamed:
         write_json_atomic(Path(opts.save) / REPORT_NAME, report)
+        write_model_card(opts.save, report)
         echo(f"saved pruned model to {opts.save} (streamed, sharded {report['dtype']})")
     elif opts.save:
         record = pruning_record(cfg.to_dict(), summary.realised_sparsity, str(cfg.pattern))

@@ -25,6 +25,7 @@ from crepe.models.loading import OFFLOADS
 from crepe.pipeline import RunOptions, run
 from crepe.provenance import current_command
 from crepe.registry import method_names
+from crepe.zeroshot import ZeroShotConfig
 
 log = logging.getLogger("crepe.prune")
 CREPE_FLAGS = {"alpha": float, "beta": float, "gamma": float, "kernel": int, "act_power": float}
@@ -67,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_eval_args(e, prefix="eval-")
     e.set_defaults(max_eval_windows=40)
     e.add_argument("--skip-dense-eval", action="store_true", help="do not evaluate the dense model first")
+    e.add_argument("--zeroshot", default=None, help="comma-separated lm-eval tasks run on the dense and the pruned model "
+                   "(e.g. wikivital_describe, offline; boolq,rte,... need the hub)")
+    e.add_argument("--zeroshot-limit", type=float, default=None, help="items per zero-shot task (default: all)")
+    e.add_argument("--zeroshot-include-path", default=None, help="folder of extra lm-eval task YAMLs")
     o = ap.add_argument_group("output")
     o.add_argument("--save", default=None, help="save the pruned model (HF folder, safetensors) here")
     o.add_argument("--overwrite", action="store_true", help="replace an existing --save folder")
@@ -110,6 +115,8 @@ def options_from_args(args: argparse.Namespace, cfg: PruneConfig) -> RunOptions:
         eval_batch_size=args.eval_batch_size, bos_per_window=args.bos_per_window,
         skip_dense_eval=args.skip_dense_eval, dtype=args.dtype, offload=args.offload, device=args.device,
         save=args.save, overwrite=args.overwrite, report=args.report, time_dense_pass=args.time_dense_pass,
+        zeroshot=ZeroShotConfig(ZeroShotConfig.parse_tasks(args.zeroshot), args.zeroshot_include_path, args.zeroshot_limit,
+                                device=args.device or "cpu") if args.zeroshot else None,
         command=tuple(current_command()))
 
 

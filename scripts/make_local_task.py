@@ -1,6 +1,6 @@
 """Build the shipped local zero-shot task ``wikivital_describe`` from offline text.
 
-    python scripts/make_local_task.py            # writes eval/tasks/wikivital_describe/wikivital_describe.jsonl
+    python scripts/make_local_task.py            # writes crepe/tasks/wikivital_describe/wikivital_describe.jsonl
 
 Each item is one article of the wikivital **test** split (``sha256(title) % 100 < 10``, the split
 that calibration never sees): its title and lead sentence, and four short descriptions (Wikipedia's
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from crepe.data.corpora import wikivital_path, wikivital_split_of
 
-TASK_DIR = Path(__file__).resolve().parents[1] / "eval" / "tasks" / "wikivital_describe"
+TASK_DIR = Path(__file__).resolve().parents[1] / "crepe" / "tasks" / "wikivital_describe"
 CHOICES = 4
 MAX_LEAD_CHARS = 300
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")

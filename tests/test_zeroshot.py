@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from eval.zeroshot import SHIPPED_TASKS_DIR, ZeroShotConfig, evaluate_zeroshot, format_table, render_shipped_tasks
+from crepe.zeroshot import SHIPPED_TASKS_DIR, ZeroShotConfig, evaluate_zeroshot, format_table, render_shipped_tasks
 
 pytest.importorskip("lm_eval")
 TASK = "wikivital_describe"
@@ -84,3 +84,25 @@ def test_hub_task_offline_fails_with_one_line(tiny_folder, tmp_path):
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("eval.zeroshot: error: cannot load the data of task(s) boolq") and "--include-path" in last
     assert "Traceback" not in proc.stderr
+
+
+def test_prune_zeroshot_records_dense_and_pruned_in_report_and_card(tiny_folder, tiny_corpus, tmp_path, cli):
+    from tiny_models import FAST_PRUNE_ARGS
+
+    save, report = tmp_path / "m", tmp_path / "r.json"
+    argv = ["--model", str(tiny_folder), "--calib-dataset", tiny_corpus, "--eval-dataset", tiny_corpus, *FAST_PRUNE_ARGS,
+            "--method", "magnitude", "--zeroshot", TASK, "--zeroshot-limit", "4", "--save", str(save), "--report", str(report)]
+    assert cli("crepe.prune", argv) == 0
+    zs = json.loads(report.read_text())["zeroshot"]
+    for stage in ("dense", "pruned"):
+        assert {(r["task"], r["metric"], r["n"]) for r in zs[stage]["rows"]} == {(TASK, "acc", 4), (TASK, "acc_norm", 4)}
+    meta = yaml.safe_load((save / "README.md").read_text().split("---", 2)[1])
+    accs = [m["value"] for r in meta["model-index"][0]["results"] for m in r["metrics"] if m["type"] == "acc"]
+    assert accs == [pytest.approx(next(r["value"] for r in zs["pruned"]["rows"] if r["metric"] == "acc"), abs=1e-4)]
+
+
+def test_prune_with_an_unknown_zeroshot_task_fails_before_any_work(tiny_folder, tiny_corpus, tmp_path, cli, capsys):
+    argv = ["--model", str(tiny_folder), "--calib-dataset", tiny_corpus, "--zeroshot", "no_such_task_xyz",
+            "--save", str(tmp_path / "m")]
+    assert cli("crepe.prune", argv) == 2
+    assert "no_such_task_xyz" in capsys.readouterr().err and not (tmp_path / "m").exists()
