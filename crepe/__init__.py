@@ -2,7 +2,16 @@
 
 Importing this package has no side effects: no global RNG draws, no logging handlers, no
 heavy imports. Entry points: ``python -m crepe.prune``, ``python -m eval.ppl``,
-``python -m pho.search``, ``python -m crepe.vit``.
+``python -m pho.search``, ``python -m crepe.vit``; from Python, ``crepe.oneshot(...)``.
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """``crepe.oneshot`` (the Python API, :mod:`crepe.api`), imported on first use."""
+    if name == "oneshot":
+        from crepe.api import oneshot
+
+        return oneshot
+    raise AttributeError(f"module 'crepe' has no attribute {name!r}")

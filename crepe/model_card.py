@@ -9,12 +9,12 @@ that made the model. Every figure comes from the report; nothing is filled in by
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from crepe.files import write_atomic
 
 CARD_NAME = "README.md"
 # the offline alias is the GGUF export of this hub model (4-bit, dequantised by transformers)
@@ -130,14 +130,17 @@ def card_text(report: dict[str, Any], name: str) -> str:
 def write_model_card(folder: str | Path, report: dict[str, Any], name: str | None = None) -> Path:
     """Write ``folder/README.md`` atomically from ``report``; ``name``: the model's name (default:
     the folder's). Returns the card's path."""
-    folder = Path(folder)
-    path = folder / CARD_NAME
-    fd, tmp = tempfile.mkstemp(prefix=".README.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(card_text(report, name or folder.name))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    path = Path(folder) / CARD_NAME
+    text = card_text(report, name or Path(folder).name)
+    write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return path
+
+
+def write_card_and_recipe(folder: str | Path, report: dict[str, Any], name: str | None = None) -> None:
+    """The files of a saved folder made from its report: README.md and, when the report holds one,
+    the run's ``recipe.yaml`` (``crepe.prune --recipe FOLDER`` repeats the run)."""
+    from crepe.recipe import RECIPE_NAME, write_recipe
+
+    write_model_card(folder, report, name)
+    if report.get("recipe"):
+        write_recipe(Path(folder) / RECIPE_NAME, report["recipe"])

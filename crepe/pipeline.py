@@ -23,12 +23,13 @@ from crepe.cli import bos_per_window, check_device
 from crepe.compose.allocation import allocate, read_plan
 from crepe.config import PruneConfig
 from crepe.data.prepare import calibration_set, eval_set
-from crepe.model_card import write_model_card
+from crepe.model_card import write_card_and_recipe
 from crepe.models.adapters import get_adapter
 from crepe.models.loading import cache_root, open_model
 from crepe.perplexity import describe_eval, evaluate_ppl
 from crepe.provenance import provenance
 from crepe.prune_model import check_prunable, prune_model, time_dense_pass
+from crepe.recipe import recipe_from_options
 from crepe.report import peak_rss_mb, versions, write_json_atomic
 from crepe.save import REPORT_NAME, check_save_target, pruning_record, save_pruned, write_extras
 from crepe.streaming.open import open_streamed
@@ -165,10 +166,11 @@ def run(opts: RunOptions, model: nn.Module | None = None, tokenizer: Any = None,
         **timings, "peak_rss_mb": peak_rss_mb(), "versions": versions(),
         "options": {k: v for k, v in vars(opts).items() if k != "prune"},
         "provenance": provenance(list(opts.command), cfg.to_dict()),
+        "recipe": recipe_from_options(opts),
     }
     if opts.save and streamed:
         write_json_atomic(Path(opts.save) / REPORT_NAME, report)
-        write_model_card(opts.save, report)
+        write_card_and_recipe(opts.save, report)
         echo(f"saved pruned model to {opts.save} (streamed, sharded {report['dtype']})")
     elif opts.save:
         record = pruning_record(cfg.to_dict(), summary.realised_sparsity, str(cfg.pattern))

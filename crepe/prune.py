@@ -24,6 +24,7 @@ from crepe.config import (NBR_FORMS, PADDINGS, TERM_SCALES, AllocationConfig, Cr
 from crepe.models.loading import OFFLOADS
 from crepe.pipeline import RunOptions, run
 from crepe.provenance import current_command
+from crepe.recipe import with_recipe
 from crepe.registry import method_names
 from crepe.zeroshot import ZeroShotConfig
 
@@ -79,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--time-dense-pass", action="store_true",
                    help="also time one dense layer-by-layer pass over the calibration set (cost baseline)")
     o.add_argument("--device", default=None,
+    o.add_argument("--recipe", default=None, help="recipe YAML/JSON (or a saved folder's recipe.yaml): pruning config + run options")
                    help="device for layer-by-layer work, e.g. cuda: layers move there one at a time (default: CPU)")
     o.add_argument("--dtype", default="auto", choices=("auto", "bfloat16", "float16", "float32"),
                    help="weight dtype: auto = the checkpoint's own (GGUF: float32); layers compute in float32 on CPU")
@@ -121,9 +123,14 @@ def options_from_args(args: argparse.Namespace, cfg: PruneConfig) -> RunOptions:
 
 
 def main() -> int:
-    args = build_parser().parse_args()
+    parser = build_parser()
+    args = parser.parse_args()
     setup_logging(args.log_level)
-    run(options_from_args(args, config_from_args(args)), echo=lambda line: print(line, flush=True))
+    opts = options_from_args(args, config_from_args(args))
+    if args.recipe:  # the recipe gives the pruning config and run options; flags that change them conflict
+        base = parser.parse_args([])
+        opts = with_recipe(opts, options_from_args(base, config_from_args(base)), args.recipe)
+    run(opts, echo=lambda line: print(line, flush=True))
     return 0
 
 

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from crepe.compose.permuted_linears import PERMUTATIONS_FILE, save_permutations
-from crepe.model_card import write_model_card
+from crepe.model_card import write_card_and_recipe
 from crepe.report import write_json_atomic
 
 REPORT_NAME = "pruning_report.json"
@@ -89,7 +89,7 @@ def save_pruned(model: nn.Module, tokenizer, path: str | Path, record: dict[str,
         model.save_pretrained(tmp)
         write_extras(tmp, model, tokenizer, record, report, permutations)
         if report is not None:
-            write_model_card(tmp, report, name=path.name)
+            write_card_and_recipe(tmp, report, name=path.name)
         install_folder(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,103 @@
+"""The Python entry point: :func:`oneshot`, shaped like llm-compressor's ``oneshot``.
+
+It builds the same :class:`crepe.pipeline.RunOptions` that ``python -m crepe.prune`` builds from its
+flags and calls the same :func:`crepe.pipeline.run`, so the CLI and the API share one code path.
+Argument names follow llm-compressor where they mean the same thing (``model``, ``tokenizer``,
+``recipe``, ``dataset``, ``num_calibration_samples``, ``max_seq_length``, ``output_dir``,
+``batch_size``, ``precision``); everything else is a RunOptions, PruneConfig or CRePE-parameter
+field passed by name in ``**options``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from torch import nn
+
+from crepe.config import AllocationConfig, CrepeParams, Pattern, PruneConfig
+from crepe.recipe import with_recipe
+
+# llm-compressor's names -> RunOptions fields
+_ALIASES = {"dataset": "calib_dataset", "num_calibration_samples": "nsamples", "max_seq_length": "seqlen",
+            "output_dir": "save", "precision": "dtype"}
+
+
+def oneshot(model: nn.Module | str, tokenizer: Any = None, *, method: str = "crepe", sparsity: float = 0.5,
+            pattern: str | None = None, dataset: str = "wikivital", num_calibration_samples: int = 16,
+            max_seq_length: int = 512, output_dir: str | None = None, recipe: Any = None,
+            **options: Any) -> tuple[nn.Module, dict[str, Any]]:
+    """Prune ``model`` layer by layer on calibration text; returns ``(pruned model, summary)``.
+
+    ``model``: an ``nn.Module`` (with ``tokenizer``, else the one saved with it) or anything
+    ``--model`` takes (alias, hub id, folder, .gguf). ``pattern``: "N:M" (sparsity is then N/M) or
+    None for unstructured. ``dataset``: calibration corpus (wikivital, c4, wikitext2, text:PATH,
+    jsonl:PATH). ``output_dir``: save the pruned folder there (weights, model card, recipe.yaml,
+    report). ``recipe``: a recipe dict, YAML/JSON file or text, or a saved folder (see
+    :mod:`crepe.recipe`); it sets the pruning config and run options, and changing those here too
+    is an error. ``options``: RunOptions fields (``eval_dataset``, ``max_eval_windows``, ``device``,
+    ``seed``, ``zeroshot``, ...; llm-compressor's ``batch_size`` and ``precision`` too), PruneConfig
+    fields (``group``, ``allocation``, ...) or CRePE parameters (``alpha``, ``act_power``, ...).
+    Unlike the CLI, perplexity is evaluated only when ``eval_dataset`` is given. ``summary`` is the
+    run report (the dict ``--report`` writes).
+    """
+    from crepe.pipeline import RunOptions, run
+
+    options = {_ALIASES.get(k, k): v for k, v in options.items()}
+    run_fields = {f.name for f in dataclasses.fields(RunOptions)} - {"prune", "model", "command"}
+    prune_fields = {f.name for f in dataclasses.fields(PruneConfig)} | {f.name for f in dataclasses.fields(CrepeParams)}
+    unknown = set(options) - run_fields - prune_fields
+    if unknown:
+        raise ValueError(f"unknown oneshot options {sorted(unknown)}; see crepe.pipeline.RunOptions, "
+                         "crepe.config.PruneConfig and CrepeParams")
+    name = model if isinstance(model, str) else _module_name(model)
+    module = None if isinstance(model, str) else model
+    if module is not None and tokenizer is None:
+        tokenizer = _tokenizer_for(module)
+    run_opts = {"eval_dataset": "none", **{k: v for k, v in options.items() if k in run_fields}}
+    call = dict(model=name, method=method, sparsity=sparsity, pattern=pattern, dataset=dataset,
+                num_calibration_samples=num_calibration_samples, max_seq_length=max_seq_length,
+                output_dir=output_dir, recipe=recipe if isinstance(recipe, str) else None, **options)
+    opts = RunOptions(model=name, calib_dataset=dataset, nsamples=num_calibration_samples, seqlen=max_seq_length,
+                      save=output_dir, prune=_prune_config(method, sparsity, pattern, options), **run_opts,
+                      command=("python", "-c", f"from crepe import oneshot; oneshot({_call_args(call)})"))
+    if recipe is not None:
+        opts = with_recipe(opts, RunOptions(model=name, save=output_dir, eval_dataset="none"), recipe)
+    result = run(opts, model=module, tokenizer=tokenizer, echo=lambda line: None)
+    return result.model, result.report
+
+
+def _prune_config(method: str, sparsity: float, pattern: str | None, options: dict[str, Any]) -> PruneConfig:
+    """PruneConfig from the arguments: with an N:M pattern the default sparsity becomes N/M."""
+    nm = Pattern.parse(pattern) if pattern else Pattern()
+    if nm.structured and sparsity == 0.5:
+        sparsity = nm.sparsity_or(sparsity)
+    crepe = {k: v for k, v in options.items() if k in {f.name for f in dataclasses.fields(CrepeParams)}}
+    extra = {k: v for k, v in options.items() if k in {f.name for f in dataclasses.fields(PruneConfig)}}
+    if isinstance(extra.get("allocation"), str):
+        extra["allocation"] = AllocationConfig.parse(extra["allocation"])
+    return PruneConfig.from_dict({"method": method, "sparsity": sparsity, "pattern": str(nm), "crepe": crepe, **extra})
+
+
+def _call_args(call: dict[str, Any]) -> str:
+    """``key=repr(value)`` for the arguments that differ from oneshot's defaults (the recorded command)."""
+    defaults = {"method": "crepe", "sparsity": 0.5, "pattern": None, "dataset": "wikivital",
+                "num_calibration_samples": 16, "max_seq_length": 512, "output_dir": None, "recipe": None}
+    return ", ".join(f"{k}={v!r}" for k, v in call.items() if k == "model" or k not in defaults or v != defaults[k])
+
+
+def _module_name(model: nn.Module) -> str:
+    return str(getattr(getattr(model, "config", None), "_name_or_path", "") or type(model).__name__)
+
+
+def _tokenizer_for(model: nn.Module) -> Any:
+    """The tokenizer saved with the model's own folder or hub id; ValueError when there is none."""
+    from transformers import AutoTokenizer
+
+    where = getattr(getattr(model, "config", None), "_name_or_path", "")
+    if not where:
+        raise ValueError("oneshot got a model without a tokenizer and no folder to find one in: pass tokenizer=")
+    try:
+        return AutoTokenizer.from_pretrained(where)
+    except Exception as exc:  # transformers raises many types for a missing tokenizer
+        raise ValueError(f"no tokenizer found for {where!r}: pass tokenizer= to oneshot") from exc
