@@ -23,6 +23,8 @@ ROLES = ("q", "k", "v", "o", "gate", "up", "down", "qkv", "gate_up")  # the adap
 ALLOCATIONS = ("uniform", "owl", "alpha", "file")
 REPRUNINGS = ("dsnot",)
 REPRUNE_SCOPES = ("attention", "all")
+UPDATES = ("none", "obs", "admm", "sweep")  # weight reconstruction (crepe.reconstruct, docs/quality.md)
+DEFAULT_UPDATE: dict[str, str] = {}  # method -> its update when --update is not given (else "none")
 
 
 @dataclass(frozen=True)
@@ -194,9 +196,11 @@ class PruneConfig:
     permute: PermuteConfig | None = None
     allocation: AllocationConfig = field(default_factory=AllocationConfig)
     repruning: RepruneConfig | None = None
+    update: str | None = None
 
     def __post_init__(self) -> None:
         method = self.method_entry
+        self._check_update(method)
         if self.permute is not None and not self.pattern.structured:
             raise ValueError("channel permutation only applies to N:M patterns (e.g. --pattern 2:4)")
         if self.repruning is not None and method.updates_weights:
@@ -222,6 +226,24 @@ class PruneConfig:
 
         return get_method(self.method)
 
+    def _check_update(self, method) -> None:
+        if self.update is None:
+            return
+        _check_choice("update", self.update, UPDATES)
+        if method.updates_weights and self.update != "none":
+            raise ValueError(f"{self.method} already updates the kept weights (SparseGPT is the obs sweep with "
+                             f"its own mask); --update applies to scoring methods")
+        if self.update == "sweep" and self.method != "crepe":
+            raise ValueError("the sweep chooses the mask with CRePE's score inside the update: use --method crepe, "
+                             "or --update obs/admm to reconstruct another scorer's mask")
+        if self.update == "sweep" and self.repruning is not None:
+            raise ValueError("dsnot refines a fixed mask; the sweep chooses its mask while it updates")
+
+    @property
+    def resolved_update(self) -> str:
+        """The weight update that runs: ``update``, else the method's default (``DEFAULT_UPDATE``)."""
+        return self.update if self.update is not None else DEFAULT_UPDATE.get(self.method, "none")
+
     @property
     def resolved_group(self) -> str:
         """The comparison group selection uses: ``group``, else the method's default."""
@@ -232,12 +254,14 @@ class PruneConfig:
         d = dataclasses.asdict(self)
         d["pattern"] = str(self.pattern)
         d["resolved_group"] = self.resolved_group
+        d["resolved_update"] = self.resolved_update
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "PruneConfig":
         d = dict(d)
         d.pop("resolved_group", None)
+        d.pop("resolved_update", None)
         unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise ValueError(f"unknown prune config keys: {sorted(unknown)}")

@@ -19,8 +19,8 @@ import logging
 import torch
 
 from crepe.cli import add_eval_args, run_cli, setup_logging
-from crepe.config import (NBR_FORMS, PADDINGS, TERM_SCALES, AllocationConfig, CrepeParams, Pattern, PermuteConfig,
-                          PruneConfig, RepruneConfig, load_crepe_params)
+from crepe.config import (NBR_FORMS, PADDINGS, TERM_SCALES, UPDATES, AllocationConfig, CrepeParams, Pattern,
+                          PermuteConfig, PruneConfig, RepruneConfig, load_crepe_params)
 from crepe.models.loading import OFFLOADS
 from crepe.pipeline import RunOptions, run
 from crepe.provenance import current_command
@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--alpha-epsilon", type=float, default=AllocationConfig().alpha_epsilon, help="AlphaPruning spread")
     k.add_argument("--repruning", default=None, help="dsnot: training-free mask refinement after the initial mask")
     k.add_argument("--repruning-scope", default="attention", help="attention (default) or all linears")
+    k.add_argument("--update", choices=UPDATES, default=None,
+                   help="weight reconstruction (docs/quality.md): obs/admm after the mask, sweep = CRePE's score "
+                        "inside the OBS update (crepe only); default: the method's own")
     e = ap.add_argument_group("evaluation")
     add_eval_args(e, prefix="eval-")
     e.set_defaults(max_eval_windows=40)
@@ -105,7 +108,7 @@ def config_from_args(args: argparse.Namespace) -> PruneConfig:
     permute = PermuteConfig(block_groups=args.permute_block_groups) if args.permute else None
     repruning = RepruneConfig(method=args.repruning, scope=args.repruning_scope) if args.repruning else None
     return PruneConfig(method=args.method, sparsity=sparsity, pattern=pattern, group=args.group, crepe=crepe,
-                       permute=permute, allocation=allocation, repruning=repruning)
+                       permute=permute, allocation=allocation, repruning=repruning, update=args.update)
 
 
 def options_from_args(args: argparse.Namespace, cfg: PruneConfig) -> RunOptions:

@@ -36,11 +36,14 @@ UpdateFn = Callable[[torch.Tensor, torch.Tensor, InputStats], torch.Tensor]
 
 @dataclass(frozen=True)
 class LinearSteps:
-    """Steps that plug into the path; ``needs``: the extra input statistics they read."""
+    """Steps that plug into the path; ``needs``: the extra input statistics they read; ``prune``:
+    a step that chooses the mask while it updates (the CRePE sweep, in place of score -> select):
+    (W, stats, sparsity, pattern, cfg, order, role) -> (new W, mask, perm or None)."""
 
     order: OrderFn | None = None
     refine: RefineFn | None = None
     update: UpdateFn | None = None
+    prune: Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] | None = None
     needs: frozenset[str] = frozenset()
 
 
@@ -94,8 +97,8 @@ def needed_stats(cfg: PruneConfig, steps: LinearSteps = NO_STEPS) -> frozenset[s
 
 def _check_steps(cfg: PruneConfig, steps: LinearSteps | None) -> LinearSteps:
     if steps is None:
-        if cfg.permute is not None or cfg.repruning is not None:
-            raise ValueError("this config composes permutation/re-pruning: pass steps="
+        if cfg.permute is not None or cfg.repruning is not None or cfg.resolved_update != "none":
+            raise ValueError("this config composes permutation/re-pruning/a weight update: pass steps="
                              "crepe.compose.steps.linear_steps(cfg)")
         return NO_STEPS
     return steps
@@ -117,6 +120,9 @@ def plan_linear(weight: torch.Tensor, stats: InputStats, cfg: PruneConfig, *, ro
     order = steps.order if pattern.structured else None
     if method.prune is not None:
         new, mask, perm = method.prune(weight, stats, target, pattern, cfg, order)
+        return LinearPlan(mask, None, perm, new)
+    if steps.prune is not None:  # a step that selects while it updates (the CRePE sweep)
+        new, mask, perm = steps.prune(weight, stats, target, pattern, cfg, order, role)
         return LinearPlan(mask, None, perm, new)
     params = cfg.crepe.for_projection(role)
     scores = method.score(weight.float(), stats, params)

@@ -23,7 +23,6 @@ from crepe.scorers import col_term, neighbourhood_term
 from crepe.sparsegpt import _inverse_hessian_factor
 
 _EPS = 1e-12
-UPDATES = ("none", "obs", "admm", "sweep")
 
 Picker = Callable[[torch.Tensor, torch.Tensor, int, int], torch.Tensor]
 """(current weight [out, in], OBS diagonal d [in], lo, hi) -> prune mask [out, hi - lo] for columns lo:hi."""
@@ -235,8 +234,8 @@ def fixed_mask_update(update: str, blocksize: int = 128, damp: float = 0.01
     return step
 
 
-def sweep_linear(weight: torch.Tensor, stats, sparsity: float, pattern: Pattern, cfg, role: str | None = None,
-                 order: Callable[[torch.Tensor, Pattern], torch.Tensor] | None = None
+def sweep_linear(weight: torch.Tensor, stats, sparsity: float, pattern: Pattern, cfg,
+                 order: Callable[[torch.Tensor, Pattern], torch.Tensor] | None = None, role: str | None = None
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """The CRePE sweep on one linear: (new weight [out, in], mask [out, in], column permutation or None).
 

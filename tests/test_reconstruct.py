@@ -1,8 +1,14 @@
+import json
+
 import pytest
 import torch
+from tiny_models import FAST_PRUNE_ARGS as FAST
+from tiny_models import tiny_model, tiny_windows
 
-from crepe.config import CrepeParams, Pattern
+from crepe.config import CrepeParams, Pattern, PruneConfig, RepruneConfig
 from crepe.masks import is_valid_nm, nm_mask, unstructured_mask
+from crepe.models.adapters import decoder_linears, weight_view
+from crepe.prune_model import prune_model
 from crepe.reconstruct import SweepForm, admm_update, obs_update, sweep_prune
 from crepe.scorers import InputStats, score
 from crepe.sparsegpt import sparsegpt_prune
@@ -99,3 +105,63 @@ def test_bad_inputs_are_one_clear_error():
         sweep_prune(w[:, :62], x[:, :62].t() @ x[:, :62], 0.5, Pattern(2, 4))
     with pytest.raises(ValueError, match="row_scope"):
         SweepForm(row_scope="column")
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(method="sparsegpt", update="obs"), "already updates"),
+    (dict(method="ria", update="sweep"), "use --method crepe"),
+    (dict(update="sweep", repruning=RepruneConfig()), "dsnot refines a fixed mask"),
+    (dict(update="lstsq"), "unknown update"),
+])
+def test_config_refuses_updates_that_make_no_sense(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        PruneConfig(**kwargs)
+
+
+def test_config_records_the_update_and_round_trips():
+    cfg = PruneConfig(method="wanda", update="admm")
+    d = cfg.to_dict()
+    assert d["update"] == d["resolved_update"] == "admm"
+    assert PruneConfig.from_dict(d) == cfg
+    assert PruneConfig(method="sparsegpt").resolved_update == "none"
+
+
+@pytest.mark.parametrize("method,update", [(m, u) for m in ("magnitude", "wanda", "ria", "crepe") for u in ("obs", "admm")]
+                         + [("crepe", "sweep")])
+@pytest.mark.parametrize("pattern", [Pattern(), Pattern(2, 4)])
+def test_every_scorer_with_each_update_prunes_a_model_through_the_engine(method, update, pattern):
+    model, windows = tiny_model(), tiny_windows()
+    cfg = PruneConfig(method=method, sparsity=0.5, pattern=pattern, update=update)
+    summary = prune_model(model, windows, cfg, progress=False)
+    assert summary.realised_sparsity == pytest.approx(0.5, abs=0.01)
+    for module in decoder_linears(model).values():
+        w = weight_view(module)
+        assert torch.isfinite(w).all()
+        if pattern.structured:
+            assert is_valid_nm(w, 2, 4)
+
+
+def test_update_lowers_the_first_layers_output_error_in_the_model():
+    windows = tiny_windows()
+    errors = {}
+    for update in ("none", "obs", "admm"):
+        model = tiny_model()
+        dense = {k: weight_view(m).clone() for k, m in decoder_linears(model).items()}
+        captured = {}
+        layer0 = decoder_linears(model)["layers.0.mlp.down_proj"]
+        handle = layer0.register_forward_hook(lambda mod, inp, out: None if "x" in captured else
+                                              captured.update(x=inp[0].detach()))
+        prune_model(model, windows, PruneConfig(method="wanda", update=update), progress=False)
+        handle.remove()
+        x = captured["x"].reshape(-1, captured["x"].shape[-1])
+        errors[update] = _error(x, dense["layers.0.mlp.down_proj"], weight_view(layer0))
+    assert errors["admm"] < errors["none"] and errors["obs"] < errors["none"]
+
+
+def test_cli_update_flag_is_in_the_report(tiny_folder, tiny_corpus, tmp_path, cli):
+    report = tmp_path / "r.json"
+    argv = ["--model", str(tiny_folder), "--calib-dataset", tiny_corpus, "--eval-dataset", "none", *FAST,
+            "--pattern", "2:4", "--update", "sweep", "--report", str(report)]
+    assert cli("crepe.prune", argv) == 0
+    config = json.loads(report.read_text())["config"]
+    assert config["update"] == config["resolved_update"] == "sweep"

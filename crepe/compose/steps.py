@@ -12,6 +12,7 @@ from crepe.compose.dsnot import applies_to, dsnot_refine
 from crepe.compose.permutation import find_permutation
 from crepe.config import Pattern, PermuteConfig, PruneConfig, RepruneConfig
 from crepe.prune_linear import LinearSteps
+from crepe.reconstruct import fixed_mask_update, sweep_linear
 from crepe.scorers import InputStats
 
 
@@ -43,9 +44,14 @@ def dsnot_step(cfg: RepruneConfig, weight: torch.Tensor, scores: torch.Tensor, m
 
 
 def linear_steps(cfg: PruneConfig) -> LinearSteps:
-    """The steps ``cfg`` asks for: permutation (``cfg.permute``) and DSnoT (``cfg.repruning``)."""
+    """The steps ``cfg`` asks for: permutation (``cfg.permute``), DSnoT (``cfg.repruning``) and the
+    weight update (``cfg.resolved_update``: obs/admm after the mask, or the CRePE sweep in its place)."""
+    update = cfg.resolved_update
+    needs = frozenset({"sum", "sq_sum"}) if cfg.repruning is not None else frozenset()
     return LinearSteps(
         order=partial(permutation_order, cfg.permute) if cfg.permute is not None else None,
         refine=partial(dsnot_step, cfg.repruning) if cfg.repruning is not None else None,
-        needs=frozenset({"sum", "sq_sum"}) if cfg.repruning is not None else frozenset(),
+        update=fixed_mask_update(update, cfg.sparsegpt_blocksize, cfg.sparsegpt_damp),
+        prune=sweep_linear if update == "sweep" else None,
+        needs=needs | ({"hessian"} if update != "none" else frozenset()),
     )
