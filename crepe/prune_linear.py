@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import torch
 
 from crepe.config import Pattern, PruneConfig
-from crepe.masks import select_mask
+from crepe.masks import all_finite, count_zeros, select_mask
 from crepe.scorers import InputStats
 
 OrderFn = Callable[[torch.Tensor, Pattern], torch.Tensor]
@@ -126,7 +126,7 @@ def plan_linear(weight: torch.Tensor, stats: InputStats, cfg: PruneConfig, *, ro
         return LinearPlan(mask, None, perm, new)
     params = cfg.crepe.for_projection(role)
     scores = method.score(weight.float(), stats, params)
-    if not torch.isfinite(scores).all():
+    if not all_finite(scores):
         raise ValueError(f"non-finite {cfg.method} scores in {name or 'a layer'}: check weights and inputs")
     perm = order(scores, pattern) if order is not None else None
     if perm is None:
@@ -143,16 +143,16 @@ def plan_linear(weight: torch.Tensor, stats: InputStats, cfg: PruneConfig, *, ro
 @torch.no_grad()
 def apply_plan(weight: torch.Tensor, plan: LinearPlan) -> LinearResult:
     """Write ``plan`` into ``weight`` [out, in] in place (it may be a transposed view) and report it."""
-    zeros_before = int((weight == 0).sum())
+    zeros_before = count_zeros(weight)
     kept = None
     if plan.weight is not None:
         weight.copy_(plan.weight.to(weight.dtype))
     else:
         weight.masked_fill_(plan.mask, 0)
     if plan.scores is not None:
-        s = plan.scores.double()
-        kept = float(s[~plan.mask].sum() / s.sum().clamp_min(1e-30))
-    return LinearResult(tuple(weight.shape), zeros_before, int((weight == 0).sum()), kept, plan.perm)
+        s = plan.scores  # float32 sums: a float64 reduction is 15x slower on a 7B layer
+        kept = float(torch.where(plan.mask, 0.0, s).sum() / s.sum().clamp_min(1e-30))
+    return LinearResult(tuple(weight.shape), zeros_before, count_zeros(weight), kept, plan.perm)
 
 
 def prune_linear(weight: torch.Tensor, stats: InputStats, cfg: PruneConfig, *, role: str | None = None,
@@ -161,7 +161,7 @@ def prune_linear(weight: torch.Tensor, stats: InputStats, cfg: PruneConfig, *, r
     """Prune ``weight`` [out, in] in place along the path (arguments as :func:`plan_linear`)."""
     target = cfg.sparsity if sparsity is None else sparsity
     if target <= 0:
-        zeros = int((weight == 0).sum())
+        zeros = count_zeros(weight)
         return LinearResult(tuple(weight.shape), zeros, zeros)
     plan = plan_linear(weight, stats, cfg, role=role, sparsity=target, in_attention=in_attention, steps=steps,
                        name=name)

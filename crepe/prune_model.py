@@ -15,6 +15,7 @@ from crepe.compose.permuted_linears import apply_layer_permutations
 from crepe.compose.steps import linear_steps
 from crepe.config import PruneConfig
 from crepe.engine import iterate_layers, run_layerwise
+from crepe.masks import all_finite
 from crepe.models.adapters import ModelTarget, model_target, weight_view
 from crepe.prune_linear import LinearResult, needed_stats, prune_linear
 from crepe.scorers import InputStats
@@ -65,7 +66,7 @@ def check_prunable(model: nn.Module, cfg: PruneConfig) -> ModelTarget:
     target.check_roles(cfg.crepe.overrides)
     for key, linear in target.linears.items():
         weight = linear.weight
-        if weight.device.type != "meta" and not torch.isfinite(weight).all():  # streamed: checked when read
+        if weight.device.type != "meta" and not all_finite(weight):  # streamed: checked when read
             raise ValueError(f"weights of {key} contain NaN or Inf; refusing to prune a corrupt model")
         if cfg.pattern.structured and weight.shape[1] % cfg.pattern.m:
             raise ValueError(f"N:M pattern {cfg.pattern}: input width {weight.shape[1]} of {key} "

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from crepe.layer_store import named_parameter_slots, round_to
+from crepe.masks import all_finite
 from crepe.models.adapters import get_adapter
 from crepe.streaming.checkpoint import Checkpoint
 from crepe.streaming.writer import ShardWriter
@@ -79,7 +80,7 @@ class StreamedLayers:
         slots = {full: (module, name) for module, name, full, _ in named_parameter_slots(layer)}
         for local, ckpt_name in wanted.items():
             value = tensors[ckpt_name]
-            if value.is_floating_point() and not torch.isfinite(value).all():
+            if value.is_floating_point() and not all_finite(value):
                 raise ValueError(f"weights of {prefix}{local} contain NaN or Inf; refusing to prune a corrupt model")
             if local in slots:
                 module, name = slots[local]
