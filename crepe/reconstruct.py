@@ -149,7 +149,8 @@ class SweepForm:
 
     saliency = (alpha A/rowsum + beta A/colsum + gamma nbr_k(A)) * d^-diag_power * ||X_j||^act_power,
     d = diag of U (U^T U = H^-1; SparseGPT's saliency is (|w|/d)^2). rowsum: over the whole current
-    row (``row_scope="row"``) or over the block only ("block"); colsum and nbr: over the block.
+    row (``row_scope="row"``; beyond the current block as lazily updated) or over the block only
+    ("block"); colsum: over the column; nbr: the k x k window of current weights.
     act_power: extra activation-norm factor (0: the OBS diagonal alone stands for the inputs).
     """
 
@@ -162,31 +163,24 @@ class SweepForm:
             raise ValueError(f"unknown sweep row_scope {self.row_scope!r}; choose from row, block")
 
 
-def sweep_saliency(w: torch.Tensor, diag: torch.Tensor, act: torch.Tensor, lo: int, hi: int, params: CrepeParams,
-                   form: SweepForm, blocksize: int = 128) -> torch.Tensor:
+def sweep_saliency(w: torch.Tensor, rows: torch.Tensor, diag: torch.Tensor, act: torch.Tensor, lo: int, hi: int,
+                   params: CrepeParams, form: SweepForm) -> torch.Tensor:
     """CRePE saliency of the columns lo:hi of the current weight w [out, in]: [out, hi - lo].
 
-    diag [in]: the OBS diagonal d; act [in]: ||X_j||. A = |w|: the row term divides by the row sum
-    of A over the whole row (``row_scope="row"``) or over the ``blocksize`` block holding lo; the
-    column term sums over all rows of a column; the neighbourhood term reads A around the unit
-    (zero-padded beyond the matrix). Higher = more important.
+    rows [out]: the row sums of A = |w| to normalise by; diag [in]: the OBS diagonal d; act [in]:
+    ||X_j||. The column term sums over all rows of a column, the neighbourhood term reads A around
+    the unit (zero-padded beyond the matrix). Higher = more important.
     """
-    a_all = w.abs()
-    a = a_all[:, lo:hi]
+    a = w[:, lo:hi].abs()
     total = torch.zeros_like(a)
     if params.alpha:
-        if form.row_scope == "row":
-            rows = a_all.sum(1)
-        else:
-            start = lo // blocksize * blocksize
-            rows = a_all[:, start : start + blocksize].sum(1)
         total += params.alpha * a / rows.unsqueeze(1).clamp_min(_EPS)
     if params.beta:
         total += params.beta * col_term(a)
     if params.gamma:
         r = params.kernel // 2
         left, right = max(0, lo - r), min(w.shape[1], hi + r)
-        nbr = neighbourhood_term(a_all[:, left:right], params.kernel, params.nbr_form, params.padding)
+        nbr = neighbourhood_term(w[:, left:right].abs(), params.kernel, params.nbr_form, params.padding)
         total += params.gamma * nbr[:, lo - left : hi - left]
     factor = diag[lo:hi].pow(-form.diag_power)
     if form.act_power:
@@ -207,9 +201,18 @@ def sweep_prune(weight: torch.Tensor, hessian: torch.Tensor, sparsity: float, pa
         raise ValueError(f"N:M pattern {pattern} needs the input width to be a multiple of {pattern.m}, "
                          f"got {weight.shape[1]}")
     act = hessian.diagonal().float().clamp_min(0).sqrt()
+    outside: dict[int, torch.Tensor] = {}
 
     def pick(w, diag, lo, hi):
-        sal = sweep_saliency(w, diag, act, lo, hi, params, form, blocksize)
+        start = lo // blocksize * blocksize
+        end = min(start + blocksize, w.shape[1])
+        rows = w[:, start:end].abs().sum(1)
+        if form.row_scope == "row":  # columns outside the block do not change while it is swept
+            if start not in outside:
+                outside.clear()
+                outside[start] = w[:, :start].abs().sum(1) + w[:, end:].abs().sum(1)
+            rows = rows + outside[start]
+        sal = sweep_saliency(w, rows, diag, act, lo, hi, params, form)
         return nm_mask(sal, pattern.n, pattern.m) if pattern.structured else unstructured_mask(sal, sparsity, group)
 
     if pattern.structured and blocksize % pattern.m:

@@ -138,14 +138,17 @@ def run(args: argparse.Namespace) -> None:
 
 def table(out: Path, tag: str = "") -> str:
     """Markdown tables (one per eval text) of the cells of ``tag`` in ``out``; time ratio to sparsegpt."""
-    reports = {p.stem: read_json(p) for p in sorted(out.glob("*__*.json"))}
+    reports = {p.stem: read_json(p) for p in sorted(out.glob("*__*.json"))
+               if read_json(p)["provenance"]["config"]["tag"] == tag}
     if not reports:
         return "no results yet"
     dense = read_json(out / "dense.json") if (out / "dense.json").exists() else {"ppl": {}}
     first = next(iter(reports.values()))
-    lines = [markdown_stamp(first["provenance"]), "", f"Calibration: {first['provenance']['config']['calibration']}."]
+    lines = [markdown_stamp(first["provenance"]), "", f"Calibration: {first['provenance']['config']['calibration']}."
+             + (f" Sweep variant `{tag}`: {first['provenance']['config']['sweep_form']}." if tag else "")]
     cells = [c for c in CELLS if any(r["provenance"]["config"]["cell"] == c for r in reports.values())]
-    for text in first["ppl"]:
+    texts = [t for t in first["eval"] if any(t in r["ppl"] for r in reports.values())]
+    for text in texts:
         lines += ["", f"**{text}** ({first['eval'][text]}), dense {dense['ppl'].get(text, float('nan')):.2f}", "",
                   "| scorer + update | " + " | ".join(SETTINGS) + " |", "|---" * (len(SETTINGS) + 1) + "|"]
         for cell in cells:
@@ -153,10 +156,11 @@ def table(out: Path, tag: str = "") -> str:
             for s in SETTINGS:
                 rep = reports.get(cell_name(cell, s, tag))
                 sgpt = reports.get(cell_name("sparsegpt", s, tag))
-                if rep is None:
+                if rep is None or text not in rep["ppl"]:
                     row.append("–")
                     continue
-                ratio = f" ({rep['ppl'][text] / sgpt['ppl'][text]:.3f}x)" if sgpt and cell != "sparsegpt" else ""
+                ratio = (f" ({rep['ppl'][text] / sgpt['ppl'][text]:.3f}x)"
+                         if sgpt and text in sgpt["ppl"] and cell != "sparsegpt" else "")
                 row.append(f"{rep['ppl'][text]:.2f}{ratio}")
             lines.append("| " + " | ".join(row) + " |")
     lines += ["", "Prune time as a ratio to SparseGPT's at the same setting (same process):", "",
@@ -188,11 +192,27 @@ def main() -> None:
     ap.add_argument("--beta", type=float, default=CrepeParams().beta)
     ap.add_argument("--gamma", type=float, default=CrepeParams().gamma)
     ap.add_argument("--table", action="store_true", help="only print the tables of --out-dir")
+    ap.add_argument("--doc", default=None, help="also write every tag's tables of --out-dir into this markdown "
+                    "file, between <!-- quality:DIR:start --> and <!-- quality:DIR:end --> (DIR: the folder name)")
     args = ap.parse_args()
     torch.set_grad_enabled(False)
     if not args.table:
         run(args)
     print(table(Path(args.out_dir), args.tag))
+    if args.doc:
+        write_doc(Path(args.doc), Path(args.out_dir))
+
+
+def write_doc(doc: Path, out: Path) -> None:
+    """Replace the generated block of ``out``'s tables (every tag) in the markdown file ``doc``."""
+    tags = sorted({read_json(p)["provenance"]["config"]["tag"] for p in out.glob("*__*.json")})
+    body = "\n\n".join((f"#### Variant `{t}`\n\n" if t else "") + table(out, t) for t in tags)
+    start, end = f"<!-- quality:{out.name}:start -->", f"<!-- quality:{out.name}:end -->"
+    text = doc.read_text()
+    if start not in text or end not in text:
+        raise SystemExit(f"{doc} has no {start} ... {end} block")
+    head, rest = text.split(start, 1)
+    doc.write_text(head + start + "\n" + body + "\n" + end + rest.split(end, 1)[1])
 
 
 if __name__ == "__main__":
