@@ -18,6 +18,8 @@ from typing import Protocol
 import torch
 from torch import nn
 
+from crepe.memory import release_freed_memory
+
 
 class LayerStore(Protocol):
     """device: where layers run; compute_dtype: dtype of parameters while loaded (None: as stored)."""
@@ -87,3 +89,4 @@ class InMemoryLayers:
 
     def release(self, index: int, layer: nn.Module) -> None:
         cast_parameters(layer, self.home, None, self._dtypes.pop(index))
+        release_freed_memory()

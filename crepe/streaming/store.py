@@ -8,7 +8,6 @@ calibration hidden states, whatever the model's size.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 from pathlib import Path
 
@@ -17,19 +16,12 @@ from torch import nn
 
 from crepe.layer_store import named_parameter_slots, round_to
 from crepe.masks import all_finite
+from crepe.memory import release_freed_memory
 from crepe.models.adapters import get_adapter
 from crepe.streaming.checkpoint import Checkpoint
 from crepe.streaming.writer import ShardWriter
 
 log = logging.getLogger(__name__)
-
-
-def release_freed_memory() -> None:
-    """Ask glibc to return freed heap pages to the OS (it keeps them otherwise, inflating RSS)."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 def key_map(model: nn.Module, checkpoint: Checkpoint) -> dict[str, str]:
