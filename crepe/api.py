@@ -11,6 +11,7 @@ field passed by name in ``**options``.
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 from torch import nn
@@ -83,7 +84,8 @@ def _call_args(call: dict[str, Any]) -> str:
     """``key=repr(value)`` for the arguments that differ from oneshot's defaults (the recorded command)."""
     defaults = {"method": "crepe", "sparsity": 0.5, "pattern": None, "dataset": "wikivital",
                 "num_calibration_samples": 16, "max_seq_length": 512, "output_dir": None, "recipe": None}
-    return ", ".join(f"{k}={v!r}" for k, v in call.items() if k == "model" or k not in defaults or v != defaults[k])
+    shown = {k: v for k, v in call.items() if k == "model" or k not in defaults or v != defaults[k]}
+    return ", ".join(f"{k}={json.dumps(v) if isinstance(v, str) else repr(v)}" for k, v in shown.items())
 
 
 def _module_name(model: nn.Module) -> str:

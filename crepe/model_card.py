@@ -116,7 +116,7 @@ def card_text(report: dict[str, Any], name: str) -> str:
     return "\n".join([
         "---", data.to_yaml(), "---", "",
         f"# {name}", "",
-        f"`{base}` pruned to {target} with **{cfg.get('method')}** by crepe "
+        f"`{base}` pruned to {target} with the **{cfg.get('method')}** method of the crepe toolkit "
         f"(realised sparsity {report.get('realised_sparsity', float('nan')):.4f} over the decoder linears; "
         "embeddings and lm_head are kept dense).",
         "The weights are stored dense with the pruned entries set to zero, so the folder loads with "

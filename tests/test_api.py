@@ -26,7 +26,7 @@ def test_oneshot_on_a_folder_saves_model_card_and_recipe_and_matches_the_cli(tin
     assert (tmp_path / "api" / "README.md").is_file()
     recipe = yaml.safe_load((tmp_path / "api" / "recipe.yaml").read_text())
     assert recipe["prune"]["sparsity"] == 0.6 and recipe["run"]["nsamples"] == 4 and recipe["run"]["calib_dataset"] == tiny_corpus
-    assert summary["provenance"]["command"].startswith("python -c 'from crepe import oneshot; oneshot(model=")
+    assert summary["provenance"]["command"].startswith("python -c 'from crepe import oneshot; oneshot(model=\"")
     argv = ["--model", str(tiny_folder), "--calib-dataset", tiny_corpus, "--sparsity", "0.6", *CLI_SMALL,
             "--save", str(tmp_path / "cli")]
     assert cli("crepe.prune", argv) == 0
