@@ -110,18 +110,10 @@ def obs_update(weight: torch.Tensor, hessian: torch.Tensor, mask: torch.Tensor, 
     return new
 
 
-def admm_update(weight: torch.Tensor, hessian: torch.Tensor, mask: torch.Tensor, iterations: int = 30,
-                rho: float = 1.0, damp: float = 0.01, init: torch.Tensor | None = None) -> torch.Tensor:
-    """Masked least squares min ||(W - W_hat) X||^2 s.t. W_hat[mask] = 0 by ADMM: [out, in] float32.
-
-    H is dampened, then scaled to a unit diagonal (H_n = D^-1 H D^-1, W_n = W D, D = sqrt(diag H)) so
-    that one ``rho`` suits every layer. One inverse of H_n + rho I per layer (float64), then every
-    iteration is two [out, in] x [in, in] products for all rows at once:
-    X = (W_n H_n + rho (Z - U)) (H_n + rho I)^-1; Z = keep * (X + U); U += X - Z. Returns Z / D.
-    ``init`` [out, in]: a starting point for Z (e.g. the OBS sweep's result), default the masked W.
-    """
-    if mask.shape != weight.shape:
-        raise ValueError(f"mask shape {tuple(mask.shape)} does not match weight {tuple(weight.shape)}")
+def _admm(weight: torch.Tensor, hessian: torch.Tensor, keep_at: Callable[[int, torch.Tensor], torch.Tensor],
+          iterations: int, rho: float, damp: float, init: torch.Tensor | None = None) -> torch.Tensor:
+    """ADMM for min ||(W - W_hat) X||^2 with W_hat zero where ``keep_at(t, V)`` [out, in] (float
+    0/1; V = X + U, the current unconstrained iterate on the unit-diagonal scale) is 0."""
     if iterations < 1 or not rho > 0:
         raise ValueError(f"admm needs iterations >= 1 and rho > 0, got {iterations} and {rho}")
     h = hessian.detach().double().clone()
@@ -131,16 +123,63 @@ def admm_update(weight: torch.Tensor, hessian: torch.Tensor, mask: torch.Tensor,
     scale = h.diagonal().sqrt()
     h_n = h / scale.unsqueeze(0) / scale.unsqueeze(1)
     inv = torch.linalg.inv(h_n + rho * torch.eye(h.shape[0], dtype=h.dtype, device=h.device)).float()
-    keep = (~mask.to(torch.bool)).float()
-    w_n = weight.detach().float() * scale.float().unsqueeze(0)
+    scale = scale.float().unsqueeze(0)
+    w_n = weight.detach().float() * scale
     target = w_n @ h_n.float()
-    start = w_n if init is None else init.detach().float() * scale.float().unsqueeze(0)
-    z, u = start * keep, torch.zeros_like(w_n)
-    for _ in range(iterations):
-        x = (target + rho * (z - u)) @ inv
-        z = keep * (x + u)
-        u += x - z
-    return z / scale.float().unsqueeze(0)
+    z = w_n if init is None else init.detach().float() * scale
+    u = torch.zeros_like(w_n)
+    for t in range(iterations):
+        v = (target + rho * (z - u)) @ inv + u
+        z = keep_at(t, v) * v
+        u = v - z
+    return z / scale
+
+
+def admm_update(weight: torch.Tensor, hessian: torch.Tensor, mask: torch.Tensor, iterations: int = 30,
+                rho: float = 1.0, damp: float = 0.01, init: torch.Tensor | None = None) -> torch.Tensor:
+    """Masked least squares min ||(W - W_hat) X||^2 s.t. W_hat[mask] = 0 by ADMM: [out, in] float32.
+
+    H is dampened, then scaled to a unit diagonal (H_n = D^-1 H D^-1, W_n = W D, D = sqrt(diag H)) so
+    that one ``rho`` suits every layer. One inverse of H_n + rho I per layer (float64), then every
+    iteration is two [out, in] x [in, in] products for all rows at once:
+    X = (W_n H_n + rho (Z - U)) (H_n + rho I)^-1; Z = keep * (X + U); U += X - Z. Returns Z / D.
+    ``init`` [out, in]: a starting point for Z (e.g. the OBS sweep's result), default W.
+    """
+    if mask.shape != weight.shape:
+        raise ValueError(f"mask shape {tuple(mask.shape)} does not match weight {tuple(weight.shape)}")
+    keep = (~mask.to(torch.bool)).float()
+    return _admm(weight, hessian, lambda t, v: keep, iterations, rho, damp, init * keep if init is not None else None)
+
+
+def admm_prune(weight: torch.Tensor, hessian: torch.Tensor, sparsity: float, pattern: Pattern = Pattern(),
+               params: CrepeParams = CrepeParams(), group: str = "layer", iterations: int = 30,
+               prune_iterations: int = 15, rho: float = 1.0, damp: float = 0.01) -> tuple[torch.Tensor, torch.Tensor]:
+    """ADMM that chooses its mask on the way (Boza 2024's gradual pruning) by CRePE's relative
+    importance of the current iterate: (new weight [out, in], mask [out, in]).
+
+    During the first ``prune_iterations`` iterations the mask is re-chosen from A = |V| (V = X + U
+    on the unit-diagonal scale, i.e. |W| ||X_j|| for the dense W) with alpha A/rowsum + beta
+    A/colsum (+ gamma nbr_k(A)); the sparsity rises as s (1 - (1 - (t+1)/P)^3) (N:M: the number
+    pruned per group of M, at least 1). Then the mask stays and ADMM converges on it.
+    """
+    state: dict[str, torch.Tensor] = {}
+
+    def keep_at(t: int, v: torch.Tensor) -> torch.Tensor:
+        if t < prune_iterations or "keep" not in state:
+            a = v.abs()
+            sal = params.alpha * a / a.sum(1, keepdim=True).clamp_min(_EPS) + params.beta * col_term(a)
+            if params.gamma:
+                sal = sal + params.gamma * neighbourhood_term(a, params.kernel, params.nbr_form, params.padding)
+            ramp = 1 - (1 - min(t + 1, prune_iterations) / prune_iterations) ** 3
+            if pattern.structured:
+                mask = nm_mask(sal, max(1, round(pattern.n * ramp)), pattern.m)
+            else:
+                mask = unstructured_mask(sal, sparsity * ramp, group)
+            state["keep"] = (~mask).float()
+        return state["keep"]
+
+    new = _admm(weight, hessian, keep_at, iterations, rho, damp)
+    return new, state["keep"] == 0
 
 
 @dataclass(frozen=True)

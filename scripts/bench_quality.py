@@ -29,12 +29,12 @@ from crepe.models.loading import load_model
 from crepe.perplexity import perplexity
 from crepe.provenance import current_command, markdown_stamp, provenance
 from crepe.prune_linear import LinearSteps, prune_linear
-from crepe.reconstruct import SweepForm, admm_update, obs_update, sweep_prune
+from crepe.reconstruct import SweepForm, admm_prune, admm_update, obs_update, sweep_prune
 from crepe.report import read_json, write_json_atomic
 from crepe.sparsegpt import sparsegpt_prune
 
 SETTINGS = ("0.5", "0.6", "0.7", "2:4", "4:8")
-CELLS = ("sparsegpt", "sparsegpt+admm", "crepe+sweep", "crepe+sweep-admm", "crepe+obs", "crepe+admm", "crepe+none", "wanda+obs", "ria+obs", "ria+none")
+CELLS = ("sparsegpt", "sparsegpt+admm", "crepe+sweep", "crepe+sweep-admm", "crepe+admm-gradual", "crepe+obs", "crepe+admm", "crepe+none", "wanda+obs", "ria+obs", "ria+none")
 SECOND_TEXT = "python-reference"
 
 
@@ -75,7 +75,11 @@ def prune(model, calib: torch.Tensor, cfg: PruneConfig, update: str, form: Sweep
         for name, module in linears.items():
             weight = weight_view(module)
             hessian = stats[name].hessian
-            if update.startswith("sweep") or cfg.method == "sparsegpt" and update == "admm":
+            if update == "admm-gradual":  # ADMM choosing its mask on the way by CRePE's relative importance
+                new, _ = admm_prune(weight, hessian, cfg.sparsity, cfg.pattern, cfg.crepe.for_projection(adapter.role(name)),
+                                    cfg.resolved_group, damp=cfg.sparsegpt_damp)
+                weight.copy_(new.to(weight.dtype))
+            elif update.startswith("sweep") or cfg.method == "sparsegpt" and update == "admm":
                 if cfg.method == "sparsegpt":
                     new, mask = sparsegpt_prune(weight, hessian, cfg.sparsity, cfg.pattern, cfg.sparsegpt_blocksize,
                                                 cfg.sparsegpt_damp)

@@ -9,7 +9,7 @@ from crepe.config import CrepeParams, Pattern, PruneConfig, RepruneConfig
 from crepe.masks import is_valid_nm, nm_mask, unstructured_mask
 from crepe.models.adapters import decoder_linears, weight_view
 from crepe.prune_model import prune_model
-from crepe.reconstruct import SweepForm, admm_update, obs_update, sweep_prune
+from crepe.reconstruct import SweepForm, admm_prune, admm_update, obs_update, sweep_prune
 from crepe.scorers import InputStats, score
 from crepe.sparsegpt import sparsegpt_prune
 
@@ -87,6 +87,16 @@ def test_sweep_hits_the_sparsity_and_pattern_and_beats_masking_alone(pattern, sp
         assert is_valid_nm(new, pattern.n, pattern.m)
     ria_mask = _mask("ria", w, x, sparsity, pattern)
     assert _error(x, w, new) < _error(x, w, w.masked_fill(ria_mask, 0))
+
+
+@pytest.mark.parametrize("pattern,sparsity", PATTERNS)
+def test_gradual_admm_hits_the_sparsity_and_pattern_and_beats_the_mask_alone(pattern, sparsity):
+    w, x = _problem()
+    new, mask = admm_prune(w, x.t() @ x, sparsity, pattern)
+    assert torch.equal(new == 0, mask) and int(mask.sum()) == round(w.numel() * sparsity)
+    if pattern.structured:
+        assert is_valid_nm(new, pattern.n, pattern.m)
+    assert _error(x, w, new) < _error(x, w, w.masked_fill(_mask("ria", w, x, sparsity, pattern), 0))
 
 
 @pytest.mark.parametrize("form", [SweepForm(diag_power=2.0), SweepForm(row_scope="block"), SweepForm(act_power=0.5)])
