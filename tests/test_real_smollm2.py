@@ -57,3 +57,18 @@ def test_real_model_zeros_stay_zero_after_save_and_reload(data, tmp_path):
     for name, module in decoder_linears(loaded).items():
         assert torch.equal(weight_view(module) == 0, weight_view(decoder_linears(model)[name]) == 0)
     assert perplexity(loaded, windows, progress=False) == pytest.approx(perplexity(model, windows, progress=False), rel=1e-5)
+
+
+@pytest.mark.parametrize("cfg", [PruneConfig(method="crepe"), PruneConfig(method="sparsegpt", pattern=Pattern(2, 4), sparsity=0.5)],
+                         ids=["crepe-50", "sparsegpt-2:4"])
+def test_real_model_streamed_prune_is_bit_identical_to_in_memory(tmp_path, cfg):
+    from crepe.models.loading import local_folder
+    from crepe.pipeline import RunOptions, run
+
+    common = dict(model=local_folder("smollm2-135m"), prune=cfg, nsamples=4, seqlen=128, eval_seqlen=128,
+                  max_eval_windows=4, skip_dense_eval=True)
+    results = {mode: run(RunOptions(offload=mode, save=str(tmp_path / mode), **common), echo=lambda line: None)
+               for mode in ("none", "disk")}
+    assert results["none"].report["ppl_pruned"] == results["disk"].report["ppl_pruned"]
+    a, b = (AutoModelForCausalLM.from_pretrained(tmp_path / mode).state_dict() for mode in ("none", "disk"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
