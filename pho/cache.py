@@ -24,7 +24,7 @@ from torch import nn
 
 from crepe.files import atomic_path
 from crepe.models.adapters import decoder_linears, weight_view
-from crepe.oneshot import collect_input_stats
+from crepe.oneshot_stats import collect_input_stats
 from pho.proxies import LayerData
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from torch import nn
 
 from crepe.config import CrepeParams, PruneConfig
 from crepe.models.adapters import LinearTarget, model_target
-from crepe.oneshot import prune_oneshot
+from crepe.oneshot_stats import prune_oneshot
 from crepe.prune_linear import plan_linear
 from crepe.prune_model import prune_model
 from crepe.scorers import InputStats

@@ -28,7 +28,7 @@ from crepe.prune_model import prune_model
 from crepe.provenance import current_command, markdown_stamp, provenance
 from crepe.report import read_json, write_json_atomic
 from crepe.models.adapters import model_target
-from crepe.oneshot import collect_input_stats, prune_oneshot
+from crepe.oneshot_stats import collect_input_stats, prune_oneshot
 from eval.perplexity import perplexity
 
 log = logging.getLogger("sweep_crepe")

@@ -72,3 +72,13 @@ def test_recipe_with_conflicting_settings_is_refused(tiny_folder, tiny_corpus, t
 def test_bad_api_input_raises_one_clear_value_error(tiny_folder, bad, message):
     with pytest.raises(ValueError, match=message):
         crepe.oneshot(str(tiny_folder), **bad)
+
+
+def test_crepe_oneshot_stays_the_function_after_every_submodule_is_imported():
+    import importlib
+    import pkgutil
+
+    for info in pkgutil.walk_packages(crepe.__path__, "crepe."):
+        if not info.name.endswith("__main__"):
+            importlib.import_module(info.name)
+    assert callable(crepe.oneshot) and crepe.oneshot.__module__ == "crepe.api"

@@ -8,7 +8,7 @@ from transformers import AutoConfig, AutoModelForCausalLM
 
 from crepe.config import CrepeParams, Pattern, PermuteConfig, PruneConfig
 from crepe.models.adapters import model_target, weight_view
-from crepe.oneshot import collect_input_stats, prune_oneshot
+from crepe.oneshot_stats import collect_input_stats, prune_oneshot
 from crepe.prune_model import check_prunable, prune_model
 
 # every linear of one decoder layer -> its role, per family (the names each family really uses)

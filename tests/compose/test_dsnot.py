@@ -9,7 +9,7 @@ from crepe.compose.dsnot import dsnot_refine, error_estimate
 from crepe.config import Pattern, PermuteConfig, PruneConfig, RepruneConfig
 from crepe.masks import is_valid_nm, nm_mask, unstructured_mask
 from crepe.models.adapters import decoder_linears, get_adapter, model_target, weight_view
-from crepe.oneshot import collect_input_stats, prune_oneshot
+from crepe.oneshot_stats import collect_input_stats, prune_oneshot
 from crepe.prune_model import prune_model
 
 

@@ -7,7 +7,7 @@ import torch
 
 from crepe.config import CrepeParams, Pattern, PruneConfig
 from crepe.models.adapters import decoder_linears, model_target, weight_view
-from crepe.oneshot import collect_input_stats, prune_oneshot
+from crepe.oneshot_stats import collect_input_stats, prune_oneshot
 from crepe.perplexity import window_nll
 from crepe.prune_model import prune_model
 from crepe.scorers import InputStats
