@@ -99,23 +99,15 @@ def matmul_row(weight: torch.Tensor, tokens: int, repeats: int, device: torch.de
 
 def prefill_decode(model: nn.Module, batch: int, prompt_len: int, new_tokens: int, repeats: int,
                    device: torch.device) -> tuple[float, float]:
-    """(prefill tokens/s, decode tokens/s): one forward of [batch, prompt_len], then ``new_tokens``
-    greedy steps with the KV cache (decode time excludes the prefill)."""
-    vocab = model.config.vocab_size
-    ids = torch.randint(0, vocab, (batch, prompt_len), generator=torch.Generator().manual_seed(0)).to(device)
-
-    def prefill():
-        return model(ids, use_cache=True)
-
-    def generate():
-        out = prefill()
-        for _ in range(new_tokens):
-            step = out.logits[:, -1:].argmax(-1)
-            out = model(step, past_key_values=out.past_key_values, use_cache=True)
-
+    """(prefill tokens/s, decode tokens/s): one forward of [batch, prompt_len], then greedy
+    ``generate`` of exactly ``new_tokens`` with the KV cache; decode time = generate - prefill."""
+    ids = torch.randint(0, model.config.vocab_size, (batch, prompt_len), generator=torch.Generator().manual_seed(0)).to(device)
+    mask = torch.ones_like(ids)
     with torch.no_grad():
-        prefill_s = best_seconds(prefill, repeats, device)
-        total_s = best_seconds(generate, repeats, device)
+        prefill_s = best_seconds(lambda: model(ids, attention_mask=mask), repeats, device)
+        total_s = best_seconds(lambda: model.generate(ids, attention_mask=mask, max_new_tokens=new_tokens,
+                                                      min_new_tokens=new_tokens, do_sample=False, pad_token_id=0),
+                               repeats, device)
     return batch * prompt_len / prefill_s, batch * new_tokens / max(total_s - prefill_s, 1e-9)
 
 

@@ -50,7 +50,12 @@ def main() -> int:
 
     args = build_parser().parse_args()
     setup_logging(args.log_level)
-    logging.getLogger("lm_eval").setLevel(getattr(logging, args.log_level.upper(), logging.WARNING))
+    level = getattr(logging, args.log_level.upper(), logging.WARNING)
+    logging.getLogger("lm_eval").setLevel(max(level, logging.ERROR) if level == logging.WARNING else level)  # its
+    # warnings about an in-memory model and default aggregations are expected here, not news
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
     cfg = ZeroShotConfig(tasks=ZeroShotConfig.parse_tasks(args.tasks), include_path=args.include_path, limit=args.limit,
                          num_fewshot=args.num_fewshot, batch_size=args.batch_size, device=args.device)
     with prepared_tasks(cfg) as manager:
