@@ -23,7 +23,7 @@ ROLES = ("q", "k", "v", "o", "gate", "up", "down", "qkv", "gate_up")  # the adap
 ALLOCATIONS = ("uniform", "owl", "alpha", "file")
 REPRUNINGS = ("dsnot",)
 REPRUNE_SCOPES = ("attention", "all")
-UPDATES = ("none", "obs", "admm", "sweep")  # weight reconstruction (crepe.reconstruct, docs/quality.md)
+UPDATES = ("none", "obs", "admm", "sweep", "sweep-admm")  # weight reconstruction (crepe.reconstruct, docs/quality.md)
 DEFAULT_UPDATE: dict[str, str] = {}  # method -> its update when --update is not given (else "none")
 
 
@@ -233,10 +233,10 @@ class PruneConfig:
         if method.updates_weights and self.update != "none":
             raise ValueError(f"{self.method} already updates the kept weights (SparseGPT is the obs sweep with "
                              f"its own mask); --update applies to scoring methods")
-        if self.update == "sweep" and self.method != "crepe":
+        if self.update.startswith("sweep") and self.method != "crepe":
             raise ValueError("the sweep chooses the mask with CRePE's score inside the update: use --method crepe, "
                              "or --update obs/admm to reconstruct another scorer's mask")
-        if self.update == "sweep" and self.repruning is not None:
+        if self.update.startswith("sweep") and self.repruning is not None:
             raise ValueError("dsnot refines a fixed mask; the sweep chooses its mask while it updates")
 
     @property

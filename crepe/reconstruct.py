@@ -281,7 +281,9 @@ def sweep_linear(weight: torch.Tensor, stats, sparsity: float, pattern: Pattern,
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """The CRePE sweep on one linear: (new weight [out, in], mask [out, in], column permutation or None).
 
-    cfg: the PruneConfig (CRePE parameters of ``role``, comparison group, blocksize, damping). With
+    cfg: the PruneConfig (CRePE parameters of ``role``, comparison group, blocksize, damping; with
+    ``resolved_update == "sweep-admm"`` the kept weights of the sweep's mask are then re-solved by
+    :func:`admm_update`, started from the sweep's result). With
     ``order`` (channel permutation) and N:M, the columns are reordered first by CRePE's mask score
     of the dense weight (||X_j|| from the Hessian's diagonal), swept, and mapped back.
     """
@@ -296,6 +298,8 @@ def sweep_linear(weight: torch.Tensor, stats, sparsity: float, pattern: Pattern,
         weight, hessian = weight[:, perm], hessian[perm][:, perm]
     new, mask = sweep_prune(weight, hessian, sparsity, pattern, params, SweepForm(), cfg.resolved_group,
                             cfg.sparsegpt_blocksize, cfg.sparsegpt_damp)
+    if cfg.resolved_update == "sweep-admm":
+        new = admm_update(weight, hessian, mask, damp=cfg.sparsegpt_damp, init=new)
     if perm is not None:
         inverse = torch.argsort(perm)
         new, mask = new[:, inverse], mask[:, inverse]

@@ -52,6 +52,6 @@ def linear_steps(cfg: PruneConfig) -> LinearSteps:
         order=partial(permutation_order, cfg.permute) if cfg.permute is not None else None,
         refine=partial(dsnot_step, cfg.repruning) if cfg.repruning is not None else None,
         update=fixed_mask_update(update, cfg.sparsegpt_blocksize, cfg.sparsegpt_damp),
-        prune=sweep_linear if update == "sweep" else None,
+        prune=sweep_linear if update.startswith("sweep") else None,
         needs=needs | ({"hessian"} if update != "none" else frozenset()),
     )
