@@ -210,7 +210,6 @@ def main() -> int:
         raise ValueError("--repeats, --batch and --prompt-len must be >= 1")
     if args.threads:
         torch.set_num_threads(args.threads)
-    torch.set_grad_enabled(False)
     warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
     devices = [torch.device("cpu")] if args.device in ("auto", "cpu") else []
     if args.device in ("auto", "cuda"):
@@ -222,7 +221,8 @@ def main() -> int:
     rows = []
     for device in devices:
         dtype = torch.float32 if device.type == "cpu" else getattr(torch, args.gpu_dtype)
-        new = model_rows(model, args, device, dtype) if model is not None else shape_rows(args, device, dtype)
+        with torch.no_grad():  # not set_grad_enabled: main() also runs in-process (tests)
+            new = model_rows(model, args, device, dtype) if model is not None else shape_rows(args, device, dtype)
         rows += [{"device": device.type, **r} for r in new]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; ratio = dense time / sparse time")
     print(format_rows(rows))

@@ -40,3 +40,8 @@ def test_cli_times_a_model_and_skips_gpu_rows_with_one_line(tiny_folder, tmp_pat
     if not torch.cuda.is_available():
         assert cli("eval.speed", ["--shape", "64x64", "--device", "cuda", "--repeats", "1"]) == 0
         assert capsys.readouterr().out.count("GPU rows skipped") == 1
+
+
+def test_cli_leaves_autograd_on(cli):
+    assert cli("eval.speed", ["--shape", "32x32", "--sparsity", "0.5", "--repeats", "1", "--device", "cpu"]) == 0
+    assert torch.is_grad_enabled()
