@@ -6,6 +6,7 @@ stable sort would, so masks are deterministic. Every function prunes exactly the
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from crepe.config import Pattern
@@ -23,21 +24,13 @@ def count_zeros(x: torch.Tensor) -> int:
     return x.numel() - int(torch.count_nonzero(x))
 
 
-def kth_smallest(x: torch.Tensor, k: int, band: float = 0.01) -> torch.Tensor:
-    """``x.kthvalue(k).values`` of a 1-D tensor, exactly, in a fraction of its time on large inputs: a
-    strided sample brackets the k/n quantile within +-``band``, and only the values inside the bracket
-    are selected from (falls back to the full kthvalue if the bracket misses)."""
-    n = x.numel()
-    if n < 1 << 20:
-        return x.kthvalue(k).values
-    sample = x[:: n // 65536].sort().values
-    q, m = k / n, sample.numel()
-    lo, hi = sample[max(int((q - band) * m), 0)], sample[min(int((q + band) * m), m - 1)]
-    below = int(torch.count_nonzero(x < lo))
-    inside = x[(x >= lo) & (x <= hi)]
-    if below < k <= below + inside.numel():
-        return inside.kthvalue(k - below).values
-    return x.kthvalue(k).values
+def kth_smallest(x: torch.Tensor, k: int) -> torch.Tensor:
+    """``x.kthvalue(k, dim=-1, keepdim=True).values``, exactly. On CPU through numpy's introselect,
+    about 10x faster than torch's kthvalue on a 7B layer's 45 M scores."""
+    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
+        return x.kthvalue(k, dim=-1, keepdim=True).values
+    part = np.partition(x.detach().numpy(), k - 1, axis=-1)[..., k - 1 : k]
+    return torch.from_numpy(np.ascontiguousarray(part))
 
 
 def _lowest_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
@@ -53,10 +46,7 @@ def _lowest_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
         return torch.ones_like(scores, dtype=torch.bool)
     if n <= 64:  # short groups (N:M): a small stable sort is faster than kthvalue
         return _lowest_k_mask_by_sort(scores, k)
-    if scores.dim() == 1:
-        threshold = kth_smallest(scores, k).reshape(1)
-    else:
-        threshold = scores.kthvalue(k, dim=-1, keepdim=True).values
+    threshold = kth_smallest(scores, k)
     at_most = scores <= threshold
     counts = torch.count_nonzero(at_most) if at_most.dim() == 1 else torch.count_nonzero(at_most, dim=-1)
     if bool((counts == k).all()):  # no surplus tie at the threshold: the common case

@@ -74,7 +74,8 @@ class RunOptions:
 
 @dataclass
 class RunResult:
-    """The pruned model (resident, or a streamed view of the saved folder), its summary and report."""
+    """The pruned model (resident, or a streamed view of the saved folder; a streamed run without
+    ``save`` wrote to a scratch folder that is gone when this returns), its summary and report."""
 
     model: nn.Module
     tokenizer: Any
@@ -96,12 +97,11 @@ def run(opts: RunOptions, model: nn.Module | None = None, tokenizer: Any = None,
         check_save_target(opts.save, opts.overwrite)
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    streamed = False
     if model is None:
         opened = open_model(opts.model, opts.dtype, opts.offload, opts.device)
-        model, tokenizer, streamed = opened.model, opened.tokenizer, opened.streamed
+        model, tokenizer = opened.model, opened.tokenizer
     timings["load_seconds"] = time.perf_counter() - start
-    streamed = getattr(model, "crepe_layer_store", None) is not None
+    streamed = getattr(model, "crepe_layer_store", None) is not None  # also for a streamed model passed in
     adapter = get_adapter(model)
     prunable = check_prunable(model, cfg)  # the model target, checked once (NaN weights, N:M widths, roles)
     if cfg.allocation.method == "file":
@@ -109,9 +109,9 @@ def run(opts: RunOptions, model: nn.Module | None = None, tokenizer: Any = None,
     zeroshot = ZeroShotRun(opts.zeroshot, model) if opts.zeroshot else None  # task names checked before any work
     bos = bos_per_window(opts.bos_per_window, model)
     calib, calib_spec = calibration_set(tokenizer, opts.calib_dataset, opts.nsamples, opts.seqlen, opts.seed, bos)
-    evaluate_ppl = opts.eval_dataset != "none"
+    with_ppl = opts.eval_dataset != "none"
     protocol = None
-    if evaluate_ppl:
+    if with_ppl:
         windows, eval_spec = eval_set(tokenizer, opts.eval_dataset, opts.eval_split, opts.eval_seqlen,
                                       opts.max_eval_windows, bos)
     storage = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
@@ -119,7 +119,7 @@ def run(opts: RunOptions, model: nn.Module | None = None, tokenizer: Any = None,
              "streamed from disk" if streamed else "in memory", cfg.method, cfg.sparsity, cfg.pattern)
     log.info("calibration: %s seed=%d", calib_spec.describe(), opts.seed)
     ppl_dense = None
-    if evaluate_ppl and not opts.skip_dense_eval:
+    if with_ppl and not opts.skip_dense_eval:
         ppl_dense, how = evaluate(model, windows, opts)
         protocol = _protocol(eval_spec, opts, how)
         echo(f"dense  PPL {ppl_dense:8.3f}  [{protocol}]")
@@ -148,7 +148,7 @@ def run(opts: RunOptions, model: nn.Module | None = None, tokenizer: Any = None,
             model = open_streamed(target, storage, opts.device)
         _print_summary(echo, cfg, summary, timings)
         ppl_pruned = None
-        if evaluate_ppl:
+        if with_ppl:
             ppl_pruned, how = evaluate(model, windows, opts)
             protocol = protocol or _protocol(eval_spec, opts, how)
             echo(f"pruned PPL {ppl_pruned:8.3f}  [{protocol}]")

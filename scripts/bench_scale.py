@@ -135,6 +135,7 @@ def layer_arithmetic(hidden: int, inter: int, layers: int, vocab: int, kv_heads:
             "one_layer_fp32_gib": round(layer * (4 + stored_bytes) / gib, 2),
             "resident_gib": round(resident * stored_bytes / gib, 2),
             "hidden_states_gib": round(2 * tokens * hidden * 4 / gib, 2),
+            "hidden_states_128x2048_gib": round(2 * 128 * 2048 * hidden * 4 / gib, 1),
             "largest_hessian_gib": round(inter * inter * 4 / gib, 2),
             "streamed_estimate_gib": round((layer * (4 + stored_bytes) + resident * stored_bytes
                                             + 2 * tokens * hidden * 4) / gib, 2)}
@@ -146,7 +147,7 @@ SHAPES = {"llama-2-7b": (4096, 11008, 32, 32000, 32, 32), "llama-2-13b": (5120, 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", required=True, help="checkpoint folder (e.g. from make_synthetic_llama.py)")
+    ap.add_argument("--model", default=None, help="checkpoint folder (e.g. from make_synthetic_llama.py)")
     ap.add_argument("--out", required=True, help="JSON results file")
     ap.add_argument("--nsamples", type=int, default=2)
     ap.add_argument("--seqlen", type=int, default=128)
@@ -154,7 +155,11 @@ def main() -> int:
     ap.add_argument("--device", default=None)
     ap.add_argument("--skip-floor", action="store_true", help="only run the prune (e.g. on a GPU machine)")
     ap.add_argument("--keep-output", default=None, help="keep the pruned folder here (default: a temporary one)")
+    ap.add_argument("--markdown-only", action="store_true", help="only rewrite the .md next to --out from its JSON")
     args = ap.parse_args()
+    if args.markdown_only:
+        Path(args.out).with_suffix(".md").write_text(markdown(json.loads(Path(args.out).read_text())))
+        return 0
     folder = Path(args.model)
     reuse_freed_memory()  # as crepe.prune does: the floor gets the same allocator settings
     work = Path(tempfile.mkdtemp(prefix="bench-scale-", dir=folder.parent))
@@ -199,7 +204,39 @@ def main() -> int:
     result["arithmetic"] = {name: layer_arithmetic(*shape, tokens=tokens) for name, shape in SHAPES.items()}
     result["provenance"] = provenance(current_command(), {k: v for k, v in vars(args).items()})
     write_json_atomic(args.out, result)
+    Path(args.out).with_suffix(".md").write_text(markdown(result))
     return 0
+
+
+def markdown(r: dict) -> str:
+    """The README block: prune vs floor, the saved folder, the per-layer arithmetic per shape."""
+    p, o = r["prune"], r["output"]
+    lines = [f"Made by `{r['provenance']['command']}` at commit {r['provenance']['commit']}.", "",
+             f"`python -m {p['command'].split(' -m ', 1)[-1]}`", "",
+             f"Calibration {r['calibration']} tokens (wikivital), crepe at 50%, streamed on CPU (2 cores).", "",
+             "| | seconds (wall) | seconds (CPU) |", "|---|---|---|"]
+    if "floor" in r:
+        f = r["floor"]
+        lines += [f"| floor: read once | {f['read_seconds']:.1f} | |", f"| floor: write once | {f['write_seconds']:.1f} | |",
+                  f"| floor: 2 compute passes | {2 * f['compute_pass_seconds']:.1f} | |",
+                  f"| **floor** | **{f['floor_seconds']:.1f}** | **{f['floor_cpu_seconds']:.1f}** |"]
+    lines.append(f"| **prune + write (crepe.prune)** | **{p['prune_and_write_seconds']:.1f}** | "
+                 f"**{p['prune_and_write_cpu_seconds']:.1f}** |")
+    if "prune_over_floor" in r:
+        lines.append(f"| ratio to the floor | {r['prune_over_floor']:.2f}x | {r['prune_over_floor_cpu']:.2f}x |")
+    lines += ["", f"Peak RSS {p['peak_rss_mib'] / 1024:.2f} GiB. Saved folder: {o['shards']} shards, "
+              f"{', '.join(o['dtypes'])}, {o['bytes'] / 1e9:.2f} GB; decoder-linear sparsity {o['linear_sparsity']:.4f} "
+              f"(each linear between {o['min_linear_sparsity']:.4f} and {o['max_linear_sparsity']:.4f}).", "",
+             "Per-layer arithmetic of streamed pruning (GiB; one layer in fp32 plus its stored copy, the resident "
+             "embeddings and head, the calibration hidden states in and out):", "",
+             "| shape | params (B) | in memory fp32 | in memory bf16 | one layer | resident | hidden states | "
+             "largest Hessian (SparseGPT) | streamed estimate | hidden states at 128 x 2048 |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, a in r["arithmetic"].items():
+        lines.append(f"| {name} | {a['params_billion']} | {a['in_memory_fp32_gib']} | {a['in_memory_stored_gib']} | "
+                     f"{a['one_layer_fp32_gib']} | {a['resident_gib']} | {a['hidden_states_gib']} | "
+                     f"{a['largest_hessian_gib']} | {a['streamed_estimate_gib']} | {a['hidden_states_128x2048_gib']} |")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
