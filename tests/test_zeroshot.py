@@ -105,3 +105,11 @@ def test_prune_with_an_unknown_zeroshot_task_fails_before_any_work(tiny_folder, 
             "--save", str(tmp_path / "m")]
     assert cli("crepe.prune", argv) == 2
     assert "no_such_task_xyz" in capsys.readouterr().err and not (tmp_path / "m").exists()
+
+
+def test_prune_zeroshot_refuses_a_streamed_run_with_one_line(tiny_folder, tiny_corpus, tmp_path, cli, capsys):
+    argv = ["--model", str(tiny_folder), "--calib-dataset", tiny_corpus, "--offload", "disk", "--zeroshot", TASK,
+            "--save", str(tmp_path / "m")]
+    assert cli("crepe.prune", argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "streams it from disk" in err[-1] and not (tmp_path / "m").exists()
