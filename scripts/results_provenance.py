@@ -120,6 +120,9 @@ def tables() -> list[Table]:
         # stamped by their scripts (crepe.provenance), which have no planned()/recorded(): checked for stamps
         Table("results/quality/", ("python scripts/bench_quality.py",)),
         Table("results/scale/", ("python scripts/bench_scale.py", "python scripts/bench_memory.py")),
+        # ecosystem (issue 13): zero-shot through crepe.prune --zeroshot, eval.speed, the PPL-vs-sparsity plot
+        Table("results/speed/", ("python -m eval.speed",)),
+        Table("results/plots/", ("python scripts/plot_ppl_sparsity.py",)),
     ]
     return out
 
