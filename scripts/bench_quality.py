@@ -34,7 +34,8 @@ from crepe.report import read_json, write_json_atomic
 from crepe.sparsegpt import sparsegpt_prune
 
 SETTINGS = ("0.5", "0.6", "0.7", "2:4", "4:8")
-CELLS = ("sparsegpt", "sparsegpt+admm", "crepe+sweep", "crepe+sweep-admm", "crepe+admm-gradual", "crepe+obs", "crepe+admm", "crepe+none", "wanda+obs", "ria+obs", "ria+none")
+CELLS = ("sparsegpt", "sparsegpt+admm", "crepe+sweep", "crepe+sweep-admm", "crepe+admm-gradual", "crepe+obs",
+         "crepe+admm", "crepe+none", "wanda+obs", "ria+obs", "ria+none")
 SECOND_TEXT = "python-reference"
 
 
@@ -76,8 +77,9 @@ def prune(model, calib: torch.Tensor, cfg: PruneConfig, update: str, form: Sweep
             weight = weight_view(module)
             hessian = stats[name].hessian
             if update == "admm-gradual":  # ADMM choosing its mask on the way by CRePE's relative importance
-                new, _ = admm_prune(weight, hessian, cfg.sparsity, cfg.pattern, cfg.crepe.for_projection(adapter.role(name)),
-                                    cfg.resolved_group, damp=cfg.sparsegpt_damp)
+                params = cfg.crepe.for_projection(adapter.role(name))
+                new, _ = admm_prune(weight, hessian, cfg.sparsity, cfg.pattern, params, cfg.resolved_group,
+                                    damp=cfg.sparsegpt_damp)
                 weight.copy_(new.to(weight.dtype))
             elif update.startswith("sweep") or cfg.method == "sparsegpt" and update == "admm":
                 if cfg.method == "sparsegpt":
@@ -135,9 +137,11 @@ def run(args: argparse.Namespace) -> None:
                       "update": update or "none",
                       "sweep_form": vars(form) if update.startswith("sweep") else None,
                       "calibration": calib_spec.describe(), "model": args.model}
-            write_json_atomic(path, {"ppl": ppl, "prune_seconds": seconds, "eval": {k: s.describe() for k, (_, s) in evals.items()},
+            protocols = {k: s.describe() for k, (_, s) in evals.items()}
+            write_json_atomic(path, {"ppl": ppl, "prune_seconds": seconds, "eval": protocols,
                                      "provenance": provenance(current_command(), config)})
-            print(f"{path.stem}: " + ", ".join(f"{k} {v:.2f}" for k, v in ppl.items()) + f" ({seconds:.0f} s)", flush=True)
+            figures = ", ".join(f"{k} {v:.2f}" for k, v in ppl.items())
+            print(f"{path.stem}: {figures} ({seconds:.0f} s)", flush=True)
 
 
 def table(out: Path, tag: str = "") -> str:

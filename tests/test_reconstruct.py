@@ -176,3 +176,27 @@ def test_cli_update_flag_is_in_the_report(tiny_folder, tiny_corpus, tmp_path, cl
     assert cli("crepe.prune", argv) == 0
     config = json.loads(report.read_text())["config"]
     assert config["update"] == config["resolved_update"] == "sweep"
+
+
+def test_bench_quality_tables_and_doc_block(tmp_path):
+    import bench_quality
+
+    from crepe.files import write_json_atomic
+
+    def report(cell, setting, ppl, seconds):
+        config = {"cell": cell, "setting": setting, "tag": "", "calibration": "calib", "sweep_form": None}
+        prov = {"command": "python scripts/bench_quality.py", "commit": "abc", "config_sha256": "0" * 64,
+                "date": "2026-12-01T00:00:00", "config": config}
+        write_json_atomic(tmp_path / "runs" / f"{bench_quality.cell_name(cell, setting, '')}.json",
+                          {"ppl": {"wikivital": ppl}, "prune_seconds": seconds, "eval": {"wikivital": "test"},
+                           "provenance": prov})
+
+    report("sparsegpt", "2:4", 50.0, 10.0)
+    report("crepe+sweep-admm", "2:4", 40.0, 20.0)
+    text = bench_quality.table(tmp_path / "runs")
+    assert "| crepe+sweep-admm | – | – | – | 40.00 (0.800x) | – |" in text and "| 2.00 |" in text
+    doc = tmp_path / "doc.md"
+    doc.write_text("intro\n<!-- quality:runs:start -->\nold\n<!-- quality:runs:end -->\ntail\n")
+    bench_quality.write_doc(doc, tmp_path / "runs")
+    written = doc.read_text()
+    assert "old" not in written and "40.00 (0.800x)" in written and written.endswith("tail\n")
