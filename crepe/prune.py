@@ -80,10 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--save", default=None, help="save the pruned model (HF folder, safetensors) here")
     o.add_argument("--overwrite", action="store_true", help="replace an existing --save folder")
     o.add_argument("--report", default=None, help="write the run report JSON here")
+    o.add_argument("--recipe", default=None, help="recipe YAML/JSON (or a saved folder's recipe.yaml): pruning config + run options")
     o.add_argument("--time-dense-pass", action="store_true",
                    help="also time one dense layer-by-layer pass over the calibration set (cost baseline)")
     o.add_argument("--device", default=None,
-    o.add_argument("--recipe", default=None, help="recipe YAML/JSON (or a saved folder's recipe.yaml): pruning config + run options")
                    help="device for layer-by-layer work, e.g. cuda: layers move there one at a time (default: CPU)")
     o.add_argument("--dtype", default="auto", choices=("auto", "bfloat16", "float16", "float32"),
                    help="weight dtype: auto = the checkpoint's own (GGUF: float32); layers compute in float32 on CPU")
