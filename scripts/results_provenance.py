@@ -121,6 +121,8 @@ def tables() -> list[Table]:
         Table("results/quality/", ("python scripts/bench_quality.py",)),
         Table("results/scale/", ("python scripts/bench_scale.py", "python scripts/bench_memory.py")),
         # ecosystem (issue 13): zero-shot through crepe.prune --zeroshot, eval.speed, the PPL-vs-sparsity plot
+        Table("results/zeroshot/", ("python -m crepe.prune --model smollm2-135m --sparsity 0.5 --eval-dataset none "
+                                    "--zeroshot wikivital_describe --report results/zeroshot/smollm2-135m_crepe50.json",)),
         Table("results/speed/", ("python -m eval.speed",)),
         Table("results/plots/", ("python scripts/plot_ppl_sparsity.py",)),
     ]
