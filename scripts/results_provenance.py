@@ -28,7 +28,7 @@ from types import SimpleNamespace
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from resolve_config import MODULES, differences, prune_report, resolve, split_program  # noqa: E402
+from resolve_config import MODULES, differences, effective, prune_report, resolve, split_program  # noqa: E402
 
 from crepe.provenance import file_commit  # noqa: E402
 
@@ -139,7 +139,8 @@ def _library_program(program: str) -> SimpleNamespace:
         if not path.is_file():
             return {}
         rec = json.loads(path.read_text())
-        return {report(flags): {"command": rec.get("provenance", {}).get("argv"), "config": {"config": rec["config"]}}}
+        return {report(flags): {"command": rec.get("provenance", {}).get("argv"),
+                                "config": {"config": effective(rec["config"])}}}  # as the planned side
 
     return SimpleNamespace(planned=lambda flags: {report(flags): {"command": [program, *flags], "config": MODULES[
         program](flags)}}, recorded=recorded)
