@@ -82,8 +82,9 @@ def card_data(report: dict[str, Any], name: str):
     target, tags = describe_target(report.get("config", {}))
     results = []
     if report.get("ppl_pruned") is not None:
-        results.append(EvalResult(task_type="text-generation", dataset_type="wikivital" if "wikivital" in str(report.get("eval_protocol")) else "custom",
-                                  dataset_name=str(report.get("eval_protocol")), metric_type="perplexity",
+        protocol = str(report.get("eval_protocol"))
+        results.append(EvalResult(task_type="text-generation", dataset_type="wikivital" if "wikivital" in protocol else "custom",
+                                  dataset_name=protocol, metric_type="perplexity",
                                   metric_name="perplexity", metric_value=round(float(report["ppl_pruned"]), 4)))
     for _, row in zeroshot_pairs(report.get("zeroshot")):
         results.append(EvalResult(task_type="multiple-choice", dataset_type=row["task"], dataset_name=row["task"],
