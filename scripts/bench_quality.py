@@ -118,7 +118,10 @@ def run(args: argparse.Namespace) -> None:
     dense_path = out / "dense.json"
     if not dense_path.exists():
         dense = {k: perplexity(model, w, 4, progress=False) for k, (w, _) in evals.items()}
-        write_json_atomic(dense_path, {"ppl": dense, "protocol": {k: s.describe() for k, (_, s) in evals.items()}})
+        protocols = {k: s.describe() for k, (_, s) in evals.items()}
+        config = {"cell": "dense", "model": args.model, "eval": protocols}
+        write_json_atomic(dense_path, {"ppl": dense, "protocol": protocols,
+                                       "provenance": provenance(current_command(), config)})
     form = SweepForm(args.diag_power, args.act_power, args.row_scope)
     params = CrepeParams(alpha=args.alpha, beta=args.beta, gamma=args.gamma)
     for setting in args.settings.split(","):
