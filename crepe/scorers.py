@@ -120,7 +120,9 @@ def crepe(w: torch.Tensor, stats: InputStats, params: CrepeParams) -> torch.Tens
     """
     a = w.abs()
     total: torch.Tensor | None = None
-    terms = ((params.beta, lambda: col_term(a)), (params.alpha, lambda: row_term(a)),
+    # without a neighbourhood term the row term is the last reader of A: divide A itself in place
+    row = (lambda: a.div_(a.sum(dim=1, keepdim=True).clamp_min(_EPS))) if not params.gamma else (lambda: row_term(a))
+    terms = ((params.beta, lambda: col_term(a)), (params.alpha, row),
              (params.gamma, lambda: neighbourhood_term(a, params.kernel, params.nbr_form, params.padding)))
     for coefficient, term in terms:  # in place: a 7B layer's [11008, 4096] terms are 180 MB each
         if coefficient:

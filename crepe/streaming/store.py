@@ -49,6 +49,11 @@ def key_map(model: nn.Module, checkpoint: Checkpoint) -> dict[str, str]:
     return out
 
 
+def _is_parameter(layer: nn.Module, name: str) -> bool:
+    owner, _, leaf = name.rpartition(".")
+    return leaf in (layer.get_submodule(owner) if owner else layer)._parameters
+
+
 class StreamedLayers:
     """Layer store over ``checkpoint`` for the skeleton ``model``; with ``writer``, released layers are
     written as shard ``index + 1`` (the resident tensors go into the last shard at the end)."""
@@ -96,13 +101,19 @@ class StreamedLayers:
 
     def release(self, index: int, layer: nn.Module) -> None:
         prefix = self._prefix(index)
-        if self.writer is not None:
-            state = {self.names[f"{prefix}{k}"]: v.to("cpu", self._dtypes.get(k, v.dtype))
-                     for k, v in layer.state_dict().items() if f"{prefix}{k}" in self.names}
-            self.writer.write(index + 1, state)
+        state = {}
+        if self.writer is not None:  # persistent buffers first, then each parameter: cast, then drop it
+            state = {self.names[f"{prefix}{k}"]: v.to("cpu") for k, v in layer.state_dict().items()
+                     if f"{prefix}{k}" in self.names and not _is_parameter(layer, k)}
         for module, name, full, param in list(named_parameter_slots(layer)):
-            module._parameters[name] = nn.Parameter(torch.empty(param.shape, dtype=self._dtypes.get(full, param.dtype),
-                                                                device="meta"), requires_grad=False)
+            stored = self._dtypes.get(full, param.dtype)
+            if self.writer is not None and f"{prefix}{full}" in self.names:
+                state[self.names[f"{prefix}{full}"]] = param.data.to("cpu", stored)
+            module._parameters[name] = nn.Parameter(torch.empty(param.shape, dtype=stored, device="meta"),
+                                                    requires_grad=False)
+        if self.writer is not None:
+            self.writer.write(index + 1, state)
+        state.clear()
         self._dtypes.clear()
         release_freed_memory()
 
