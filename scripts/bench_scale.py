@@ -212,7 +212,7 @@ def markdown(r: dict) -> str:
     """The README block: prune vs floor, the saved folder, the per-layer arithmetic per shape."""
     p, o = r["prune"], r["output"]
     lines = [f"Made by `{r['provenance']['command']}` at commit {r['provenance']['commit']}.", "",
-             f"`python -m {p['command'].split(' -m ', 1)[-1]}`", "",
+             f"`python {p['command']}`", "",
              f"Calibration {r['calibration']} tokens (wikivital), crepe at 50%, streamed on CPU (2 cores).", "",
              "| | seconds (wall) | seconds (CPU) |", "|---|---|---|"]
     if "floor" in r:
