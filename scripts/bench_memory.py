@@ -64,9 +64,14 @@ def table(rows: list[dict], scale: dict | None) -> str:
             lines.append(f"| {name} (projection) | in memory, fp32 / stored | bfloat16 | "
                          f"{a['in_memory_fp32_gib'] * 1024:.0f} / {a['in_memory_stored_gib'] * 1024:.0f} | – |")
             lines.append(f"| {name} (projection) | streamed | bfloat16 | {a['streamed_estimate_gib'] * 1024:.0f} | – |")
-    lines += ["", "Projections count the tensors alone (one layer in fp32 plus its stored copy, the resident embeddings "
-              "and head, the hidden states); a measured process adds about 1.7 GB for the libraries, the tokenised "
-              "corpus and the allocator (7B: 3.3 GB measured against 1.6 GB projected), so a 70B streams in about 8 GB."]
+    if scale:
+        measured, projected = scale["prune"]["peak_rss_mib"] / 1024, scale["arithmetic"]["llama-2-7b"]["streamed_estimate_gib"]
+        overhead = measured - projected
+        lines += ["", "Projections count the tensors alone (one layer in fp32 plus its stored copy, the resident "
+                  "embeddings and head, the hidden states). The measured 7B process adds "
+                  f"{overhead:.1f} GiB to its projection ({measured:.2f} against {projected:.2f} GiB: libraries, "
+                  "the tokenised corpus, allocator retention), so a 70B would stream in about "
+                  f"{scale['arithmetic']['llama-2-70b']['streamed_estimate_gib'] + overhead:.0f} GiB."]
     return "\n".join(lines) + "\n"
 
 

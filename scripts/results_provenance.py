@@ -119,7 +119,8 @@ def tables() -> list[Table]:
                                        "--fc2-ratios 0.5 --dense --report results/vit/cli.json",)),
         # stamped by their scripts (crepe.provenance), which have no planned()/recorded(): checked for stamps
         Table("results/quality/", ("python scripts/bench_quality.py",)),
-        Table("results/scale/llama-2-7b.json", ("python scripts/bench_scale.py",), readme="scale-table"),
+        Table("results/scale/llama-2-7b.json", ("python scripts/bench_scale.py",), readme="scale-table",
+              covers=("results/scale/llama-2-7b_*.json",)),  # the same run on a loaded machine, kept on record
         Table("results/scale/memory.json", ("python scripts/bench_memory.py",), readme="memory-table"),
         # ecosystem (issue 13): zero-shot through crepe.prune --zeroshot, eval.speed, the PPL-vs-sparsity plot
         Table("results/zeroshot/", ("python -m crepe.prune --model smollm2-135m --sparsity 0.5 --eval-dataset none "
