@@ -212,22 +212,20 @@ def open_model(spec: str, dtype: str | None = "auto", offload: str = "auto",
     """Open ``spec`` in memory or streamed from disk (see :func:`should_stream`); ``device`` is where
     streamed layers are computed. Hub ids are downloaded (safetensors only) before streaming."""
     where = local_folder(spec)
-    if not Path(where).is_dir() and offload != "none":
-        where = _download(spec, where) if offload == "disk" else where
-    if Path(where).is_dir():
+    if offload == "disk" and not Path(where).is_dir():  # a hub id: stream from a local snapshot
+        where = _download(spec, where)
+    if Path(where).is_dir() and offload != "none":
         from crepe.streaming.checkpoint import INDEX_NAME, SINGLE_NAME, Checkpoint
 
         torch_dtype = resolve_dtype(dtype, where)
         has_safetensors = (Path(where) / INDEX_NAME).is_file() or (Path(where) / SINGLE_NAME).is_file()
-        if offload == "disk" or (offload == "auto" and has_safetensors):
+        if offload == "disk" or has_safetensors:  # auto falls back to memory for .bin-only folders
             checkpoint = Checkpoint.open(where)
             if should_stream(offload, checkpoint.nbytes, torch_dtype, checkpoint.dtype):
                 from crepe.streaming.open import open_streamed
 
                 model = open_streamed(where, torch_dtype, device)
                 return OpenedModel(model, load_tokenizer(spec, where), True, torch_dtype, where)
-    elif offload == "disk":
-        raise ValueError(f"--offload disk needs a local folder or a hub id, not {spec!r}")
     model, tokenizer = load_model(spec, dtype)
     return OpenedModel(model, tokenizer, False, next(model.parameters()).dtype, where)
 
