@@ -13,6 +13,7 @@ Every method and every statistics consumer goes through :func:`run_layerwise`.
 from __future__ import annotations
 
 import logging
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
@@ -108,27 +109,33 @@ def capture_layer_inputs(model: nn.Module, adapter: Adapter, windows: torch.Tens
     return captured
 
 
-class _StatsHook:
-    """Forward hook accumulating InputStats of one linear's input X [..., in]."""
+_PARTS: dict[str, tuple[str, Callable[[torch.Tensor], torch.Tensor]]] = {
+    "sq_sum": ("sq_sum", lambda x: x.pow(2).sum(0)), "hessian": ("hessian", lambda x: x.t() @ x),
+    "sum": ("lin_sum", lambda x: x.sum(0))}
+"""need -> (InputStats field, its part of one batch X [tokens, in])."""
 
-    def __init__(self, needs: frozenset[str]):
+
+class _StatsHook:
+    """Forward hook accumulating InputStats of one linear's input X [..., in]. Hooks that share a
+    ``memo`` compute the parts of an input tensor once when several linears read it (q/k/v, gate/up;
+    the memo keeps a weak reference to the last input, so a freed tensor never matches)."""
+
+    def __init__(self, needs: frozenset[str], memo: dict | None = None):
         self.needs = needs
         self.stats = InputStats()
+        self.memo = {} if memo is None else memo
 
     def __call__(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-        x = inputs[0].detach()
-        x = x.reshape(-1, x.shape[-1]).float()
+        seen = self.memo.get("input")
+        if seen is None or seen() is not inputs[0]:
+            x = inputs[0].detach()
+            x = x.reshape(-1, x.shape[-1]).float()
+            parts = {key: fn(x) for need, (key, fn) in _PARTS.items() if need in self.needs}
+            self.memo.update(input=weakref.ref(inputs[0]), tokens=x.shape[0], parts=parts)
         s = self.stats
-        if "sq_sum" in self.needs:
-            part = x.pow(2).sum(0)
-            s.sq_sum = part if s.sq_sum is None else s.sq_sum + part
-        if "hessian" in self.needs:
-            part = x.t() @ x
-            s.hessian = part if s.hessian is None else s.hessian + part
-        if "sum" in self.needs:
-            part = x.sum(0)
-            s.lin_sum = part if s.lin_sum is None else s.lin_sum + part
-        s.tokens += x.shape[0]
+        for key, part in self.memo["parts"].items():  # never in place: several linears may hold one tensor
+            setattr(s, key, part if getattr(s, key) is None else getattr(s, key) + part)
+        s.tokens += self.memo["tokens"]
 
 
 def _layer_output(layer: nn.Module, hidden: torch.Tensor, args: tuple, kwargs: dict) -> torch.Tensor:
@@ -171,7 +178,8 @@ def _run_one_layer(index: int, layer: nn.Module, adapter: Adapter, inputs: Layer
                    callback: LayerCallback, store: LayerStore) -> list[torch.Tensor]:
     """Collect (if ``needs``), call back, re-run if modified: the layer's outputs, one per batch."""
     linears = adapter.linears(layer)
-    hooks = {name: _StatsHook(needs) for name in linears}
+    memo: dict = {}
+    hooks = {name: _StatsHook(needs, memo) for name in linears}
     outputs: list[torch.Tensor] | None = None
     if needs:
         handles = [mod.register_forward_hook(hooks[name]) for name, mod in linears.items()]
@@ -180,6 +188,7 @@ def _run_one_layer(index: int, layer: nn.Module, adapter: Adapter, inputs: Layer
         finally:
             for handle in handles:
                 handle.remove()
+            memo.clear()
     modified = callback(index, layer, linears, {name: hook.stats for name, hook in hooks.items()})
     if modified:
         store.settle(index, layer)

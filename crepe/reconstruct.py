@@ -110,37 +110,53 @@ def obs_update(weight: torch.Tensor, hessian: torch.Tensor, mask: torch.Tensor, 
     return new
 
 
+ADMM_ITERATIONS = 10
+"""ADMM iterations after the sweep (``sweep-admm``) and in ``admm``: chosen on SmolLM2 2:4 PPL by
+scripts/bench_quality.py (docs/quality.md, "ADMM iterations")."""
+
+
+def admm_system(hessian: torch.Tensor, rho: float, damp: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(H_n [in, in], (H_n + rho I)^-1 [in, in], scale D [in]) for ADMM on the dampened ``hessian``.
+
+    H_n = D^-1 H D^-1 has a unit diagonal (D = sqrt(diag H), dead inputs get 1), so H_n + rho I has
+    every eigenvalue >= rho: its float32 Cholesky inverse is accurate (cond <= 1 + in / rho).
+    """
+    h = hessian.detach().float().clone()
+    dead = h.diagonal() == 0
+    h[dead, dead] = 1.0
+    h.diagonal().add_(damp * h.diagonal().mean())
+    scale = h.diagonal().sqrt()
+    h_n = h / scale.unsqueeze(0) / scale.unsqueeze(1)
+    shifted = h_n.clone()
+    shifted.diagonal().add_(rho)
+    return h_n, torch.cholesky_inverse(torch.linalg.cholesky(shifted)), scale
+
+
 def _admm(weight: torch.Tensor, hessian: torch.Tensor, keep_at: Callable[[int, torch.Tensor], torch.Tensor],
           iterations: int, rho: float, damp: float, init: torch.Tensor | None = None) -> torch.Tensor:
     """ADMM for min ||(W - W_hat) X||^2 with W_hat zero where ``keep_at(t, V)`` [out, in] (float
     0/1; V = X + U, the current unconstrained iterate on the unit-diagonal scale) is 0."""
     if iterations < 1 or not rho > 0:
         raise ValueError(f"admm needs iterations >= 1 and rho > 0, got {iterations} and {rho}")
-    h = hessian.detach().double().clone()
-    dead = h.diagonal() == 0
-    h[dead, dead] = 1.0
-    h.diagonal().add_(damp * h.diagonal().mean())
-    scale = h.diagonal().sqrt()
-    h_n = h / scale.unsqueeze(0) / scale.unsqueeze(1)
-    inv = torch.linalg.inv(h_n + rho * torch.eye(h.shape[0], dtype=h.dtype, device=h.device)).float()
-    scale = scale.float().unsqueeze(0)
+    h_n, inv, scale = admm_system(hessian, rho, damp)
+    scale = scale.unsqueeze(0)
     w_n = weight.detach().float() * scale
-    target = w_n @ h_n.float()
+    target = w_n @ h_n
     z = w_n if init is None else init.detach().float() * scale
     u = torch.zeros_like(w_n)
     for t in range(iterations):
-        v = (target + rho * (z - u)) @ inv + u
+        v = torch.addmm(u, torch.add(target, z - u, alpha=rho), inv)
         z = keep_at(t, v) * v
         u = v - z
     return z / scale
 
 
-def admm_update(weight: torch.Tensor, hessian: torch.Tensor, mask: torch.Tensor, iterations: int = 30,
+def admm_update(weight: torch.Tensor, hessian: torch.Tensor, mask: torch.Tensor, iterations: int = ADMM_ITERATIONS,
                 rho: float = 1.0, damp: float = 0.01, init: torch.Tensor | None = None) -> torch.Tensor:
     """Masked least squares min ||(W - W_hat) X||^2 s.t. W_hat[mask] = 0 by ADMM: [out, in] float32.
 
     H is dampened, then scaled to a unit diagonal (H_n = D^-1 H D^-1, W_n = W D, D = sqrt(diag H)) so
-    that one ``rho`` suits every layer. One inverse of H_n + rho I per layer (float64), then every
+    that one ``rho`` suits every layer. One Cholesky inverse of H_n + rho I per layer, then every
     iteration is two [out, in] x [in, in] products for all rows at once:
     X = (W_n H_n + rho (Z - U)) (H_n + rho I)^-1; Z = keep * (X + U); U += X - Z. Returns Z / D.
     ``init`` [out, in]: a starting point for Z (e.g. the OBS sweep's result), default W.

@@ -14,12 +14,13 @@ cell under ``--out-dir``; finished cells are skipped on re-run; ``--table`` rebu
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import tempfile
 import time
 from pathlib import Path
 
-import torch
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle OpenMP threads sleep: CPU time counts work, not spinning
+import torch  # noqa: E402  (after the OpenMP setting, which is read when torch loads)
 
 from crepe.config import CrepeParams, Pattern, PruneConfig
 from crepe.data.prepare import calibration_set, eval_set
@@ -29,7 +30,7 @@ from crepe.models.loading import load_model
 from crepe.perplexity import perplexity
 from crepe.provenance import current_command, markdown_stamp, provenance
 from crepe.prune_linear import LinearSteps, prune_linear
-from crepe.reconstruct import SweepForm, admm_prune, admm_update, obs_update, sweep_prune
+from crepe.reconstruct import ADMM_ITERATIONS, SweepForm, admm_prune, admm_update, obs_update, sweep_prune
 from crepe.report import read_json, write_json_atomic
 from crepe.sparsegpt import sparsegpt_prune
 
@@ -57,19 +58,20 @@ def parse_setting(setting: str) -> tuple[float, Pattern]:
     return pattern.sparsity_or(0.0 if pattern.structured else float(setting)), pattern  # "2:4" is no float
 
 
-def fixed_mask_update(update: str, cfg: PruneConfig):
+def fixed_mask_update(update: str, cfg: PruneConfig, iterations: int):
     """The update step (unpruned weight, final mask, stats) -> new weight, or None for mask-only."""
     if update == "obs":
         return lambda w, mask, stats: obs_update(w, stats.hessian, mask, cfg.sparsegpt_blocksize, cfg.sparsegpt_damp)
     if update == "admm":
-        return lambda w, mask, stats: admm_update(w, stats.hessian, mask, damp=cfg.sparsegpt_damp)
+        return lambda w, mask, stats: admm_update(w, stats.hessian, mask, iterations, damp=cfg.sparsegpt_damp)
     return None
 
 
-def prune(model, calib: torch.Tensor, cfg: PruneConfig, update: str, form: SweepForm) -> float:
-    """Prune ``model`` in place through the engine and the per-linear path; returns the seconds it took."""
+def prune(model, calib: torch.Tensor, cfg: PruneConfig, update: str, form: SweepForm,
+          iterations: int) -> tuple[float, float]:
+    """Prune ``model`` in place through the engine and the per-linear path: (wall, process CPU) seconds."""
     adapter = get_adapter(model)
-    steps = LinearSteps(update=fixed_mask_update(update, cfg))
+    steps = LinearSteps(update=fixed_mask_update(update, cfg, iterations))
     needs = {"sq_sum"} | ({"hessian"} if update != "none" or cfg.method == "sparsegpt" else set())
 
     def callback(index, layer, linears, stats):
@@ -90,15 +92,15 @@ def prune(model, calib: torch.Tensor, cfg: PruneConfig, update: str, form: Sweep
                     new, mask = sweep_prune(weight, hessian, cfg.sparsity, cfg.pattern, params, form,
                                             cfg.resolved_group, cfg.sparsegpt_blocksize, cfg.sparsegpt_damp)
                 if update.endswith("admm"):  # re-solve the kept weights of that mask, from the sweep's result
-                    new = admm_update(weight, hessian, mask, damp=cfg.sparsegpt_damp, init=new)
+                    new = admm_update(weight, hessian, mask, iterations, damp=cfg.sparsegpt_damp, init=new)
                 weight.copy_(new.to(weight.dtype))
             else:
                 prune_linear(weight, stats[name], cfg, role=adapter.role(name), steps=steps, name=name)
         return True
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     run_layerwise(model, calib, needs, callback, batch_size=8, progress=False)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 def cell_name(cell: str, setting: str, tag: str) -> str:
@@ -134,39 +136,54 @@ def run(args: argparse.Namespace) -> None:
             cfg = PruneConfig(method=method, sparsity=sparsity, pattern=pattern,
                               crepe=params if method == "crepe" else CrepeParams())
             model.load_state_dict(dense_state)
-            seconds = prune(model, calib, cfg, update or "none", form)
+            seconds, cpu_seconds = prune(model, calib, cfg, update or "none", form, args.admm_iterations)
             ppl = {k: perplexity(model, w, 4, progress=False) for k, (w, _) in evals.items()}
             config = {"cell": cell, "setting": setting, "tag": args.tag, "prune_config": cfg.to_dict(),
-                      "update": update or "none",
+                      "update": update or "none", "admm_iterations": args.admm_iterations if "admm" in cell else None,
                       "sweep_form": vars(form) if update.startswith("sweep") else None,
                       "calibration": calib_spec.describe(), "model": args.model}
             protocols = {k: s.describe() for k, (_, s) in evals.items()}
-            write_json_atomic(path, {"ppl": ppl, "prune_seconds": seconds, "eval": protocols,
+            write_json_atomic(path, {"ppl": ppl, "prune_seconds": seconds, "prune_cpu_seconds": cpu_seconds, "eval": protocols,
                                      "provenance": provenance(current_command(), config)})
             figures = ", ".join(f"{k} {v:.2f}" for k, v in ppl.items())
-            print(f"{path.stem}: {figures} ({seconds:.0f} s)", flush=True)
+            print(f"{path.stem}: {figures} ({seconds:.0f} s, {cpu_seconds:.0f} s CPU)", flush=True)
+
+
+def _ratio(rep: dict, sgpt: dict) -> str:
+    """Prune-time ratio to SparseGPT's: process CPU time, with wall time in brackets (older
+    reports recorded wall time only: "wall x")."""
+    wall = rep["prune_seconds"] / sgpt["prune_seconds"]
+    if "prune_cpu_seconds" in rep and "prune_cpu_seconds" in sgpt:
+        return f"{rep['prune_cpu_seconds'] / sgpt['prune_cpu_seconds']:.2f} ({wall:.2f})"
+    return f"wall {wall:.2f}"
 
 
 def table(out: Path, tag: str = "") -> str:
-    """Markdown tables (one per eval text) of the cells of ``tag`` in ``out``; time ratio to sparsegpt."""
-    reports = {p.stem: read_json(p) for p in sorted(out.glob("*__*.json"))
-               if read_json(p)["provenance"]["config"]["tag"] == tag}
+    """Markdown tables (one per eval text) of the cells of ``tag`` in ``out``; ratios to sparsegpt
+    (of the same tag, else the untagged one)."""
+    every = {p.stem: read_json(p) for p in sorted(out.glob("*__*.json"))}
+    reports = {k: r for k, r in every.items() if r["provenance"]["config"]["tag"] == tag}
     if not reports:
         return "no results yet"
     dense = read_json(out / "dense.json") if (out / "dense.json").exists() else {"ppl": {}}
     first = next(iter(reports.values()))
-    lines = [markdown_stamp(first["provenance"]), "", f"Calibration: {first['provenance']['config']['calibration']}."
-             + (f" Sweep variant `{tag}`: {first['provenance']['config']['sweep_form']}." if tag else "")]
+    config = first["provenance"]["config"]
+    lines = [markdown_stamp(first["provenance"]), "", f"Calibration: {config['calibration']}."
+             + (f" Variant `{tag}`: sweep {config['sweep_form']}, ADMM iterations {config.get('admm_iterations')}."
+                if tag else "")]
     cells = [c for c in CELLS if any(r["provenance"]["config"]["cell"] == c for r in reports.values())]
     texts = [t for t in first["eval"] if any(t in r["ppl"] for r in reports.values())]
+
+    def sparsegpt(setting: str) -> dict | None:
+        return every.get(cell_name("sparsegpt", setting, tag)) or every.get(cell_name("sparsegpt", setting, ""))
+
     for text in texts:
         lines += ["", f"**{text}** ({first['eval'][text]}), dense {dense['ppl'].get(text, float('nan')):.2f}", "",
                   "| scorer + update | " + " | ".join(SETTINGS) + " |", "|---" * (len(SETTINGS) + 1) + "|"]
         for cell in cells:
             row = [cell]
             for s in SETTINGS:
-                rep = reports.get(cell_name(cell, s, tag))
-                sgpt = reports.get(cell_name("sparsegpt", s, tag))
+                rep, sgpt = reports.get(cell_name(cell, s, tag)), sparsegpt(s)
                 if rep is None or text not in rep["ppl"]:
                     row.append("–")
                     continue
@@ -174,13 +191,14 @@ def table(out: Path, tag: str = "") -> str:
                          if sgpt and text in sgpt["ppl"] and cell != "sparsegpt" else "")
                 row.append(f"{rep['ppl'][text]:.2f}{ratio}")
             lines.append("| " + " | ".join(row) + " |")
-    lines += ["", "Prune time as a ratio to SparseGPT's at the same setting (same process):", "",
+    lines += ["", "Prune time as a ratio to SparseGPT's at the same setting: process CPU time (wall time in "
+              "brackets); separate processes, same machine:", "",
               "| scorer + update | " + " | ".join(SETTINGS) + " |", "|---" * (len(SETTINGS) + 1) + "|"]
     for cell in cells:
         row = [cell]
         for s in SETTINGS:
-            rep, sgpt = reports.get(cell_name(cell, s, tag)), reports.get(cell_name("sparsegpt", s, tag))
-            row.append(f"{rep['prune_seconds'] / sgpt['prune_seconds']:.2f}" if rep and sgpt else "–")
+            rep, sgpt = reports.get(cell_name(cell, s, tag)), sparsegpt(s)
+            row.append(_ratio(rep, sgpt) if rep and sgpt else "–")
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
@@ -196,6 +214,7 @@ def main() -> None:
     ap.add_argument("--no-second-text", action="store_true", help="evaluate on the wikivital test split only")
     ap.add_argument("--out-dir", default="results/quality/c16")
     ap.add_argument("--tag", default="", help="suffix of the report names (sweep variants)")
+    ap.add_argument("--admm-iterations", type=int, default=ADMM_ITERATIONS)
     ap.add_argument("--diag-power", type=float, default=SweepForm().diag_power)
     ap.add_argument("--act-power", type=float, default=SweepForm().act_power)
     ap.add_argument("--row-scope", default=SweepForm().row_scope, choices=("row", "block"))

@@ -183,18 +183,23 @@ def test_bench_quality_tables_and_doc_block(tmp_path):
 
     from crepe.files import write_json_atomic
 
-    def report(cell, setting, ppl, seconds):
-        config = {"cell": cell, "setting": setting, "tag": "", "calibration": "calib", "sweep_form": None}
+    def report(cell, setting, ppl, seconds, cpu=None, tag=""):
+        config = {"cell": cell, "setting": setting, "tag": tag, "calibration": "calib", "sweep_form": None}
         prov = {"command": "python scripts/bench_quality.py", "commit": "abc", "config_sha256": "0" * 64,
                 "date": "2026-12-01T00:00:00", "config": config}
-        write_json_atomic(tmp_path / "runs" / f"{bench_quality.cell_name(cell, setting, '')}.json",
-                          {"ppl": {"wikivital": ppl}, "prune_seconds": seconds, "eval": {"wikivital": "test"},
-                           "provenance": prov})
+        times = {"prune_seconds": seconds} | ({"prune_cpu_seconds": cpu} if cpu else {})
+        write_json_atomic(tmp_path / "runs" / f"{bench_quality.cell_name(cell, setting, tag)}.json",
+                          {"ppl": {"wikivital": ppl}, **times, "eval": {"wikivital": "test"}, "provenance": prov})
 
-    report("sparsegpt", "2:4", 50.0, 10.0)
-    report("crepe+sweep-admm", "2:4", 40.0, 20.0)
+    report("sparsegpt", "2:4", 50.0, 10.0, cpu=16.0)
+    report("crepe+sweep-admm", "2:4", 40.0, 20.0, cpu=24.0)
+    report("crepe+sweep-admm", "0.7", 40.0, 20.0)  # no SparseGPT cell at 0.7: no ratio
+    report("crepe+sweep-admm", "2:4", 45.0, 12.0, cpu=20.0, tag="it5")  # a variant: ratios to the untagged SparseGPT
     text = bench_quality.table(tmp_path / "runs")
-    assert "| crepe+sweep-admm | – | – | – | 40.00 (0.800x) | – |" in text and "| 2.00 |" in text
+    assert "| crepe+sweep-admm | – | – | 40.00 | 40.00 (0.800x) | – |" in text
+    assert "| crepe+sweep-admm | – | – | – | 1.50 (2.00) | – |" in text  # CPU ratio, wall ratio in brackets
+    assert "| – | – | – | 45.00 (0.900x) | – |" in bench_quality.table(tmp_path / "runs", "it5")
+    assert "1.25 (1.20)" in bench_quality.table(tmp_path / "runs", "it5")
     doc = tmp_path / "doc.md"
     doc.write_text("intro\n<!-- quality:runs:start -->\nold\n<!-- quality:runs:end -->\ntail\n")
     bench_quality.write_doc(doc, tmp_path / "runs")

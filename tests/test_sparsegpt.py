@@ -42,3 +42,35 @@ def test_blocksize_must_hold_whole_nm_groups():
     w, x = _problem()
     with pytest.raises(ValueError, match="multiple of M"):
         sparsegpt_prune(w, x.t() @ x, 0.5, Pattern(4, 8), blocksize=12)
+
+
+def test_linears_that_read_one_input_share_its_hessian_computed_once(monkeypatch):
+    """q/k/v (and gate/up) read the same tensor: the engine computes X^T X once per batch for them,
+    and every linear still gets its full statistics, equal to a per-linear X^T X of its own input."""
+    from tiny_models import tiny_model, tiny_windows
+
+    from crepe import engine
+    from crepe.engine import run_layerwise
+
+    calls = []
+    key, fn = engine._PARTS["hessian"]
+    monkeypatch.setitem(engine._PARTS, "hessian", (key, lambda x: calls.append(1) or fn(x)))
+    model, windows = tiny_model(), tiny_windows(n=4)
+    inputs, seen = {}, {}
+    handles = [m.register_forward_hook(lambda mod, inp, out, n=n: inputs.setdefault(n, []).append(inp[0].detach()))
+               for n, m in model.model.layers[0].named_modules() if isinstance(m, torch.nn.Linear)]
+
+    def record(index, layer, linears, stats):
+        if index == 0:
+            seen.update(stats)
+        return False
+
+    run_layerwise(model, windows, {"sq_sum", "hessian"}, record, batch_size=2, progress=False)
+    for h in handles:
+        h.remove()
+    assert len(calls) == 2 * 4 * 2  # 2 layers x 4 distinct inputs (qkv, o, gate/up, down) x 2 batches
+    for name, stats in seen.items():
+        x = torch.cat([t.reshape(-1, t.shape[-1]) for t in inputs[name][:2]])  # the collect pass's 2 batches
+        torch.testing.assert_close(stats.hessian, x.t() @ x)
+        assert stats.tokens == x.shape[0]
+    assert torch.equal(seen["self_attn.q_proj"].hessian, seen["self_attn.v_proj"].hessian)
