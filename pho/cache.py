@@ -108,8 +108,9 @@ def save_cache(path: str | Path, key: CacheKey, data: dict[str, LayerData]) -> N
     """Write the cache atomically as safetensors, with the key in the metadata."""
     from safetensors.torch import save_file
 
-    tensors = {f"sq_sum/{name}": d.sq_sum.contiguous() for name, d in data.items()}
-    tensors.update({f"x/{name}": d.x.contiguous() for name, d in data.items() if d.x is not None})
+    # linears that read one input (q/k/v, gate/up) share its statistics tensor: safetensors stores copies
+    tensors = {f"sq_sum/{name}": d.sq_sum.clone() for name, d in data.items()}
+    tensors.update({f"x/{name}": d.x.clone() for name, d in data.items() if d.x is not None})
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={"key": json.dumps(asdict(key), sort_keys=True)})
 

@@ -27,7 +27,7 @@ import optuna
 
 from crepe.cli import run_cli, setup_logging
 from crepe.data.prepare import eval_set
-from pho.objective import PplObjective, with_params
+from pho.objective import PplObjective, update_attrs, with_params
 from pho.study_cli import (
     best_config_record,
     space_from_args,
@@ -36,7 +36,7 @@ from pho.study_cli import (
     write_outputs,
 )
 from pho.space import SearchSpace
-from pho.study import completed, open_study
+from pho.study import completed, open_study, trial_cost
 from pho.workspace import open_workspace, setup_from_args
 
 log = logging.getLogger("pho.hillclimb")
@@ -151,7 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--step", type=float, default=0.125, help="initial step, as a fraction of each range (unit cube)")
     ap.add_argument("--refinements", type=int, default=2, help="times the step is halved before stopping")
     ap.add_argument("--faithful", action="store_true", help="score each point with the sequential engine (slow)")
-    ap.add_argument("--val-windows", type=int, default=8, help="validation windows per PPL")
+    ap.add_argument("--val-windows", type=int, default=8, help="validation windows per PPL; 0 = the whole validation "
+                    "split (the paper's protocol)")
     ap.add_argument("--val-seqlen", type=int, default=512)
     return ap
 
@@ -160,28 +161,28 @@ def main() -> int:
     args = build_parser().parse_args()
     setup_logging(args.log_level)
     setup, space, target = setup_from_args(args), space_from_args(args), target_from_args(args)
-    if args.n_trials < 1 or not 0 < args.step <= 0.5 or args.refinements < 0 or args.val_windows < 1:
-        raise ValueError("need --n-trials >= 1, 0 < --step <= 0.5, --refinements >= 0, --val-windows >= 1")
+    if args.n_trials < 1 or not 0 < args.step <= 0.5 or args.refinements < 0 or args.val_windows < 0:
+        raise ValueError("need --n-trials >= 1, 0 < --step <= 0.5, --refinements >= 0, --val-windows >= 0")
     attrs = {"kind": "pho.hillclimb", "space": space.to_dict(),
              "climb": {"step": args.step, "refinements": args.refinements},
              "objective": {"metric": "validation_ppl", "faithful": args.faithful, "val_windows": args.val_windows,
                            "val_seqlen": args.val_seqlen, "sparsity": target.sparsity, "pattern": str(target.pattern),
-                           **dataclasses.asdict(setup)}}
+                           **update_attrs(target), **dataclasses.asdict(setup)}}
     study, created = open_study(args.storage, args.study_name, "minimize", attrs,
                                 optuna.samplers.RandomSampler(seed=setup.seed), heartbeat=False)
     fail_stale(study)
     ws = open_workspace(setup)
-    val, spec = eval_set(ws.tokenizer, setup.dataset, "validation", args.val_seqlen, args.val_windows, ws.bos_per_window)
+    val, spec = eval_set(ws.tokenizer, setup.dataset, "validation", args.val_seqlen, args.val_windows or None,
+                         ws.bos_per_window)
     ppl = PplObjective(ws.model, ws.data, val, ws.calib, args.faithful)
     log.info("hill climb on %s PPL [%s]; study %s %s with %d complete trials", "faithful" if args.faithful else "one-shot",
              spec.describe(), args.study_name, "created" if created else "resumed", len(completed(study)))
 
     def score(params: dict[str, float]) -> tuple[float, dict]:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         crepe = space.to_crepe(params)
         value, realised = ppl(with_params(target, crepe))
-        return value, {"crepe": dataclasses.asdict(crepe), "realised_sparsity": realised,
-                       "seconds": time.perf_counter() - start}
+        return value, {"crepe": dataclasses.asdict(crepe), "realised_sparsity": realised, **trial_cost(start, cpu)}
 
     evaluator = StudyEvaluator(study, space, score, args.n_trials, args.timeout)
     start = time.perf_counter()
@@ -189,7 +190,7 @@ def main() -> int:
     record = best_config_record(study, target, "pho.hillclimb", {
         "climb_end_point": point, "climb_end_value": value, "new_trials_this_run": evaluator.new,
         "seconds_this_run": time.perf_counter() - start, "eval_protocol": spec.describe(),
-        "faithful": args.faithful, "storage": args.storage})
+        "faithful": args.faithful, "storage": args.storage, "update": target.resolved_update})
     write_outputs(study, args, record)
     return 0
 

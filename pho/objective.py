@@ -18,10 +18,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from crepe.compose.steps import linear_steps
 from crepe.config import CrepeParams, PruneConfig
 from crepe.models.adapters import LinearTarget, model_target
 from crepe.oneshot_stats import prune_oneshot
-from crepe.prune_linear import plan_linear
+from crepe.prune_linear import needed_stats, plan_linear
 from crepe.prune_model import prune_model
 from crepe.scorers import InputStats
 from crepe.perplexity import perplexity
@@ -38,11 +39,28 @@ class ProxyResult:
     realised_sparsity: float
 
 
-def base_config(sparsity: float, pattern) -> PruneConfig:
-    """The crepe PruneConfig at a sparsity/pattern (validated); its crepe params are replaced per trial."""
+def base_config(sparsity: float, pattern, update: str | None = None) -> PruneConfig:
+    """The crepe PruneConfig at a sparsity/pattern with weight ``update`` (None: crepe's default,
+    ``crepe.config.DEFAULT_UPDATE``), validated; its crepe params are replaced per trial."""
     if sparsity <= 0:
         raise ValueError(f"a search needs sparsity > 0, got {sparsity}")
-    return PruneConfig(method="crepe", sparsity=sparsity, pattern=pattern)
+    return PruneConfig(method="crepe", sparsity=sparsity, pattern=pattern, update=update)
+
+
+def update_attrs(cfg: PruneConfig) -> dict[str, str]:
+    """``{"update": name}`` for a study's objective attrs when a weight update runs, else {} (so the
+    studies made before the update existed keep their attrs and still resume)."""
+    return {} if cfg.resolved_update == "none" else {"update": cfg.resolved_update}
+
+
+def check_oneshot(cfg: PruneConfig) -> None:
+    """One-shot pruning (cached input norms, no forward pass) cannot run a weight update, which needs
+    each layer's input Hessian: a clear ValueError naming the paths that can."""
+    extra = needed_stats(cfg, linear_steps(cfg)) - {"sq_sum"}
+    if extra:
+        raise ValueError(f"--update {cfg.resolved_update} needs {', '.join(sorted(extra))} per layer, which the one-shot "
+                         "paths (per-linear proxies, e2e, the one-shot climb) do not have: use --proxy e2e_seq "
+                         "or pho.hillclimb --faithful, or --update none")
 
 
 @torch.no_grad()
@@ -54,6 +72,7 @@ def proxy_values(linears: dict[str, LinearTarget], data: dict[str, LayerData], c
     ``layer_stride`` > 1 evaluates only every stride-th linear (a cheaper estimate).
     """
     chosen = [get_proxy(p) for p in proxies]
+    check_oneshot(cfg)
     model_level = [p.name for p in chosen if p.scope != "linear"]
     if model_level:
         raise ValueError(f"{', '.join(model_level)} is a model-level proxy: evaluate it with EndToEndProxy")
@@ -97,6 +116,8 @@ class PplObjective:
     @torch.no_grad()
     def __call__(self, cfg: PruneConfig) -> tuple[float, float]:
         """(validation PPL, realised sparsity over the pruned linears)."""
+        if not self.faithful:
+            check_oneshot(cfg)
         try:
             if self.faithful:
                 results = prune_model(self.model, self.calib, cfg, progress=False, target=self.target).linears

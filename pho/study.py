@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,19 @@ def open_study(storage: str, name: str, direction: str, attrs: dict[str, Any],
     for key, value in attrs.items():
         study.set_user_attr(key, value)
     return study, True
+
+
+def trial_cost(wall_start: float, cpu_start: float) -> dict[str, float]:
+    """A trial's cost as user attrs: wall and process-CPU seconds since ``time.perf_counter()`` /
+    ``time.process_time()`` were ``wall_start`` / ``cpu_start``, and the process CPU time so far
+    (model loading and statistics pass included), from which the trial log gives CPU-time-to-best."""
+    cpu = time.process_time()
+    return {"seconds": time.perf_counter() - wall_start, "cpu_seconds": cpu - cpu_start, "process_cpu_seconds": cpu}
+
+
+def finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """Trials that ran to an end: COMPLETE, or PRUNED by a multi-fidelity pruner."""
+    return study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))
 
 
 def completed(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:

@@ -10,7 +10,7 @@ from typing import Any
 
 import optuna
 
-from crepe.config import NBR_FORMS, TERM_SCALES, Pattern, PruneConfig
+from crepe.config import DEFAULT_UPDATE, NBR_FORMS, TERM_SCALES, UPDATES, Pattern, PruneConfig
 from crepe.report import write_json_atomic
 from pho.objective import base_config
 from pho.space import PARAMS, RIA_BASE, SearchSpace
@@ -50,7 +50,7 @@ def target_from_args(args: argparse.Namespace) -> PruneConfig:
     asked = 0.5 if args.sparsity is None else args.sparsity
     if pattern.structured and args.sparsity is not None and args.sparsity != pattern.sparsity_or(asked):
         raise ValueError(f"--pattern {pattern} fixes the sparsity at {pattern.sparsity_or(asked):g}; drop --sparsity")
-    return base_config(pattern.sparsity_or(asked), pattern)
+    return base_config(pattern.sparsity_or(asked), pattern, args.update)
 
 
 def study_parser(prog: str, doc: str | None, n_trials: int) -> argparse.ArgumentParser:
@@ -58,6 +58,9 @@ def study_parser(prog: str, doc: str | None, n_trials: int) -> argparse.Argument
     ap = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sparsity", type=float, default=None, help="unstructured sparsity (default 0.5)")
     ap.add_argument("--pattern", default=None, help="N:M pattern instead (2:4, 4:8)")
+    ap.add_argument("--update", choices=UPDATES, default=None,
+                    help="weight update every trial's prune runs, as crepe.prune --update (default: crepe's own, "
+                         f"now {DEFAULT_UPDATE.get('crepe', 'none')})")
     ap.add_argument("--storage", required=True, help="Optuna storage URL, e.g. sqlite:///pho.db")
     ap.add_argument("--study-name", required=True)
     ap.add_argument("--n-trials", type=int, default=n_trials, help="complete trials the study should hold (resume target)")

@@ -1,0 +1,186 @@
+"""PHO's time to its best config against two hill climbs, in one run per target, with test-split quality.
+
+For each target (0.5, 2:4, ...), every step a subprocess with the same model, calibration and flags:
+1. ``pho.search`` variants: ``mf`` multi-fidelity (``--pruner``, budget = calibration windows of the
+   end-to-end proxy, most trials stopped after one window), ``mf-warm`` the same warm-started from
+   ``--warm-start`` (the transferred config);
+2. ``pho.hillclimb --faithful --val-windows 0``: the paper's protocol, every step a faithful prune
+   scored by PPL over the WHOLE validation split (``--paper-trials`` evaluations at most);
+3. ``pho.hillclimb --faithful --val-windows 8``: the cheap 8-window climb (``--cheap-trials``);
+4. ``crepe.prune`` (faithful, TEST split) of each best config.
+
+Time to best, two clocks: wall seconds from launch to the end of the best trial, and the process CPU
+seconds of that command when its best trial ended (``process_cpu_seconds``, recorded per trial;
+model loading and the statistics pass included). Totals: wall, and the child's CPU from getrusage.
+CPU time is robust to other jobs on the machine; wall time is not. Ratios: climb / PHO, to best.
+Resumable: a step whose record exists is not run again (``--steps`` runs a subset).
+
+    OMP_NUM_THREADS=1 nice -n 10 python scripts/bench_pho_speed.py --targets 0.5 --warm-start FILE
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import resource
+import sys
+import time
+from pathlib import Path
+
+from bench_pho import run, slug, target_flags, test_command
+from resolve_config import resolve
+
+from crepe.provenance import current_command, markdown_stamp, provenance
+from crepe.report import read_json, versions, write_json_atomic
+
+CLIMBS = {"paper": "hill climb, paper protocol (whole validation split)", "cheap": "hill climb, 8 validation windows"}
+STEPS = ("pho", "paper", "cheap", "test")
+
+
+def child_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def common_flags(args: argparse.Namespace) -> list[str]:
+    flags = ["--model", args.model, "--dataset", args.dataset, "--nsamples", str(args.nsamples), "--seqlen",
+             str(args.seqlen), "--no-plots", "--log-level", "WARNING"]
+    return flags + (["--update", args.update] if args.update else [])
+
+
+def variants(args: argparse.Namespace) -> list[str]:
+    return [v for v in args.pho_variants.split(",") if v and (v != "mf-warm" or args.warm_start)]
+
+
+def search_command(kind: str, target: str, args: argparse.Namespace) -> tuple[Path, list[str]]:
+    """(best-config path, command) of one search: a PHO variant (``mf``, ``mf-warm``) or a climb."""
+    work, name = Path(args.work_dir), f"{kind}_{slug(target)}"
+    best = work / f"{name}.json"
+    flags = [*common_flags(args), *target_flags(target), "--storage", f"sqlite:///{work / (name + '.db')}",
+             "--study-name", name, "--best-config", str(best), "--cache-dir", str(Path(args.cache_root) / name)]
+    if kind in CLIMBS:
+        flags += ["--faithful", "--val-windows", "0" if kind == "paper" else "8",
+                  "--n-trials", str(args.paper_trials if kind == "paper" else args.cheap_trials)]
+        return best, ["python", "-m", "pho.hillclimb", *flags]
+    flags += ["--n-trials", str(args.pho_trials), "--sampler", args.sampler, "--proxy", args.proxy, "--pruner",
+              args.pruner, "--e2e-windows", str(args.pho_windows), "--x-tokens", "0"]
+    flags += ["--warm-start", args.warm_start] if kind == "mf-warm" else []
+    return best, ["python", "-m", "pho.search", *flags]
+
+
+def trials_of(best: Path) -> list[dict]:
+    return read_json(best.with_name(best.stem + "_trials.json"))["trials"]
+
+
+def search(kind: str, target: str, args: argparse.Namespace) -> dict:
+    """Run one search once; its cost record (with provenance), cached next to its outputs."""
+    best, cmd = search_command(kind, target, args)
+    record = best.with_suffix(".cost.json")
+    if record.exists():
+        return read_json(record)
+    launched, cpu0 = time.time(), child_cpu()
+    wall = run([sys.executable, *cmd[1:]], best.with_suffix(".log"))
+    cpu = child_cpu() - cpu0
+    trials, chosen = trials_of(best), read_json(best)
+    done = next(t for t in trials if t["number"] == chosen["trial"])
+    finished = dt.datetime.fromisoformat(done["start"]).timestamp() + (done["seconds"] or 0.0)
+    states = {s: sum(t["state"] == s for t in trials) for s in {t["state"] for t in trials}}
+    out = {"kind": kind, "target": target, "config": str(best), "best_trial": chosen["trial"],
+           "best_label": done["user_attrs"].get("label", "searched"), "best_value": chosen["value"],
+           "crepe": chosen["crepe"], "to_best_seconds": finished - launched, "total_seconds": wall,
+           "to_best_cpu_seconds": done["user_attrs"].get("process_cpu_seconds"), "total_cpu_seconds": cpu,
+           "trials": len(trials), "states": states, "provenance": provenance(cmd, resolve(cmd))}
+    write_json_atomic(record, out)
+    return out
+
+
+def test_ppl(label: str, target: str, config: Path, args: argparse.Namespace) -> dict:
+    """Faithful prune + TEST-split PPL of ``config`` through crepe.prune, cached in its report."""
+    report, cmd = test_command(label, target, config, args, Path(args.work_dir))
+    cmd += ["--update", args.update] if args.update else []
+    if not report.exists():
+        run([sys.executable, *cmd[1:]], report.with_suffix(".log"))
+    rep = read_json(report)
+    return {"test_ppl": rep["ppl_pruned"], "protocol": rep["eval_protocol"], "realised_sparsity": rep["realised_sparsity"]}
+
+
+def ratio(num: dict | None, den: dict | None, key: str) -> float | None:
+    if not num or not den or not num.get(key) or not den.get(key):
+        return None
+    return num[key] / den[key]
+
+
+def markdown(summary: dict) -> str:
+    lines = [markdown_stamp(summary["provenance"]), "", f"Protocol: {summary['protocol']}", "",
+             "| target | search | best trial (of trials) | test PPL | / paper climb | to best: CPU s (wall s) "
+             "| total: CPU s (wall s) | paper climb / this, to best: CPU (wall) | 8-window climb / this, to best: CPU (wall) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for target, rows in summary["results"].items():
+        paper, cheap = rows.get("paper"), rows.get("cheap")
+        for kind, row in rows.items():
+            cells = [target, kind if kind not in CLIMBS else CLIMBS[kind],
+                     f"{row['best_trial']} {row['best_label']} ({row['trials']})",
+                     f"{row['test_ppl']:.2f}" if row.get("test_ppl") else "-",
+                     f"{row['test_ppl'] / paper['test_ppl']:.3f}" if paper and paper.get("test_ppl") and row.get("test_ppl") else "-",
+                     f"{row['to_best_cpu_seconds']:.0f} ({row['to_best_seconds']:.0f})",
+                     f"{row['total_cpu_seconds']:.0f} ({row['total_seconds']:.0f})"]
+            for climb in (paper, cheap):
+                cpu, wall = ratio(climb, row, "to_best_cpu_seconds"), ratio(climb, row, "to_best_seconds")
+                cells.append(f"{cpu:.1f}x ({wall:.1f}x)" if cpu and wall and kind not in CLIMBS else "-")
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--dataset", default="wikivital")
+    ap.add_argument("--targets", default="0.5,2:4")
+    ap.add_argument("--steps", default=",".join(STEPS), help=f"subset of {','.join(STEPS)} to run now")
+    ap.add_argument("--nsamples", type=int, default=8)
+    ap.add_argument("--seqlen", type=int, default=512)
+    ap.add_argument("--update", default=None, help="weight update of every prune (default: crepe's own)")
+    ap.add_argument("--pho-variants", default="mf,mf-warm")
+    ap.add_argument("--pho-trials", type=int, default=60, help="finished trials (complete + pruned) per PHO search")
+    ap.add_argument("--pho-windows", type=int, default=8, help="full budget: calibration windows of the e2e proxy")
+    ap.add_argument("--pruner", default="sha")
+    ap.add_argument("--sampler", default="tpe")
+    ap.add_argument("--proxy", default="auto")
+    ap.add_argument("--warm-start", default="", help="config JSON(s) mf-warm enqueues (pho.search --warm-start)")
+    ap.add_argument("--paper-trials", type=int, default=8)
+    ap.add_argument("--cheap-trials", type=int, default=30)
+    ap.add_argument("--test-windows", type=int, default=24)
+    ap.add_argument("--work-dir", default="results/pho/speed")
+    ap.add_argument("--cache-root", default="runs/pho-speed", help="statistics caches (fresh per search)")
+    ap.add_argument("--out", default="results/pho/speed.json")
+    return ap
+
+
+def main() -> None:
+    args = build_parser().parse_args()
+    steps = set(args.steps.split(","))
+    Path(args.work_dir).mkdir(parents=True, exist_ok=True)
+    protocol = (f"model={args.model} calibration={args.dataset} {args.nsamples}x{args.seqlen}; PHO {args.pho_trials} "
+                f"trials ({args.sampler}, proxy {args.proxy}, pruner {args.pruner}, budget 1..{args.pho_windows} "
+                f"windows); climbs: faithful prune + validation PPL, paper protocol (whole split, <= "
+                f"{args.paper_trials} evaluations), 8 windows (<= {args.cheap_trials}); quality: faithful prune, test "
+                f"split, {args.test_windows} windows; update {args.update or 'crepe default'}")
+    out = Path(args.out)
+    summary = read_json(out) if out.exists() else {"results": {}}
+    summary.update(protocol=protocol, versions=versions())
+    for target in args.targets.split(","):
+        rows = summary["results"].setdefault(target, {})
+        for kind in [*variants(args), *CLIMBS]:
+            best, _ = search_command(kind, target, args)
+            if (kind if kind in CLIMBS else "pho") in steps or best.with_suffix(".cost.json").exists():
+                rows[kind] = {**rows.get(kind, {}), **search(kind, target, args)}
+            if kind in rows and "test" in steps:
+                rows[kind].update(test_ppl(kind, target, best, args))
+            summary["provenance"] = provenance(current_command(), vars(args))
+            write_json_atomic(out, summary)
+    out.with_suffix(".md").write_text(markdown(summary))
+    print(markdown(summary))
+
+
+if __name__ == "__main__":
+    main()
