@@ -59,8 +59,9 @@ def search_command(kind: str, target: str, args: argparse.Namespace) -> tuple[Pa
     flags = [*common_flags(args), *target_flags(target), "--storage", f"sqlite:///{work / (name + '.db')}",
              "--study-name", name, "--best-config", str(best), "--cache-dir", str(Path(args.cache_root) / name)]
     if kind in CLIMBS:
-        flags += ["--faithful", "--val-windows", "0" if kind == "paper" else "8",
-                  "--n-trials", str(args.paper_trials if kind == "paper" else args.cheap_trials)]
+        trials, timeout = (args.paper_trials, args.paper_timeout) if kind == "paper" else (args.cheap_trials, None)
+        flags += ["--faithful", "--val-windows", "0" if kind == "paper" else "8", "--n-trials", str(trials)]
+        flags += ["--timeout", str(timeout)] if timeout else []
         return best, ["python", "-m", "pho.hillclimb", *flags]
     flags += ["--n-trials", str(args.pho_trials), "--sampler", args.sampler, "--proxy", args.proxy, "--pruner",
               args.pruner, "--e2e-windows", str(args.pho_windows), "--x-tokens", "0"]
@@ -148,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--proxy", default="auto")
     ap.add_argument("--warm-start", default="", help="config JSON(s) mf-warm enqueues (pho.search --warm-start)")
     ap.add_argument("--paper-trials", type=int, default=8)
+    ap.add_argument("--paper-timeout", type=float, default=None,
+                    help="the paper climb starts no evaluation after SEC wall seconds (its time budget)")
     ap.add_argument("--cheap-trials", type=int, default=30)
     ap.add_argument("--test-windows", type=int, default=24)
     ap.add_argument("--work-dir", default="results/pho/speed")
@@ -163,7 +166,7 @@ def main() -> None:
     protocol = (f"model={args.model} calibration={args.dataset} {args.nsamples}x{args.seqlen}; PHO {args.pho_trials} "
                 f"trials ({args.sampler}, proxy {args.proxy}, pruner {args.pruner}, budget 1..{args.pho_windows} "
                 f"windows); climbs: faithful prune + validation PPL, paper protocol (whole split, <= "
-                f"{args.paper_trials} evaluations), 8 windows (<= {args.cheap_trials}); quality: faithful prune, test "
+                f"{args.paper_trials} evaluations{f', none begun after {args.paper_timeout:.0f} s' if args.paper_timeout else ''}), 8 windows (<= {args.cheap_trials}); quality: faithful prune, test "
                 f"split, {args.test_windows} windows; update {args.update or 'crepe default'}")
     out = Path(args.out)
     summary = read_json(out) if out.exists() else {"results": {}}
