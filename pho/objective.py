@@ -114,21 +114,31 @@ class PplObjective:
         self.stats = {name: InputStats(sq_sum=d.sq_sum, tokens=1) for name, d in data.items()}
 
     @torch.no_grad()
+    def prune(self, cfg: PruneConfig, calib: torch.Tensor | None = None) -> float:
+        """Prune the model in place with ``cfg`` (faithful: on ``calib`` windows, default the object's);
+        returns the realised sparsity over the pruned linears. :meth:`restore` undoes it."""
+        if self.faithful:
+            windows = self.calib if calib is None else calib
+            results = prune_model(self.model, windows, cfg, progress=False, target=self.target).linears
+        else:
+            check_oneshot(cfg)
+            results = prune_oneshot(self.model, self.stats, cfg, self.target)
+        zeros = sum(r.zeros_after for r in results.values())
+        total = sum(r.shape[0] * r.shape[1] for r in results.values())
+        return zeros / max(total, 1)
+
+    def restore(self) -> None:
+        self.target.restore(self.snapshot)
+
+    @torch.no_grad()
     def __call__(self, cfg: PruneConfig) -> tuple[float, float]:
         """(validation PPL, realised sparsity over the pruned linears)."""
-        if not self.faithful:
-            check_oneshot(cfg)
         try:
-            if self.faithful:
-                results = prune_model(self.model, self.calib, cfg, progress=False, target=self.target).linears
-            else:
-                results = prune_oneshot(self.model, self.stats, cfg, self.target)
-            zeros = sum(r.zeros_after for r in results.values())
-            total = sum(r.shape[0] * r.shape[1] for r in results.values())
+            realised = self.prune(cfg)
             ppl = perplexity(self.model, self.val, self.batch_size, progress=False)
         finally:
-            self.target.restore(self.snapshot)
-        return ppl, zeros / max(total, 1)
+            self.restore()
+        return ppl, realised
 
 
 class EndToEndProxy:

@@ -6,9 +6,11 @@
 
 One dense calibration pass fills the statistics cache (reused by later searches); every trial then
 scores and masks all decoder linears and evaluates the proxy: a per-linear proxy needs no forward
-pass, ``e2e`` runs the one-shot-pruned model over ``--e2e-windows`` calibration windows. Trial 0 is RIA. Re-running the same
-command resumes the study: ``--n-trials`` is the number of COMPLETE trials the study should hold,
-so a killed search continues where it stopped and loses no completed trial. Outputs: the best
+pass, ``e2e`` runs the one-shot-pruned model over ``--e2e-windows`` calibration windows. Trial 0 is RIA,
+after the ``--warm-start`` configs when given. ``--pruner sha|hyperband`` makes the end-to-end proxies
+multi-fidelity (pho/fidelity.py): the budget is the number of windows, and most trials stop after one.
+Re-running the same command resumes the study: ``--n-trials`` is the number of finished (complete or
+pruned) trials the study should hold, so a killed search continues where it stopped and loses none. Outputs: the best
 config (``--best-config``, read by ``crepe.prune --config``), the trial log and Optuna's
 history/importance plots next to it. ``optuna-dashboard sqlite:///pho.db`` shows the same study.
 """
@@ -26,12 +28,13 @@ from typing import Any
 import optuna
 
 from crepe.cli import run_cli, setup_logging
-from crepe.config import PruneConfig
+from crepe.config import CrepeParams, PruneConfig
 from crepe.report import versions
-from pho.objective import EndToEndProxy, ProxyResult, proxy_values, with_params
+from pho.fidelity import PRUNERS, FidelityProxy, make_pruner, rungs
+from pho.objective import EndToEndProxy, ProxyResult, check_oneshot, proxy_values, update_attrs, with_params
 from pho.proxies import AUTO, PROXIES, get_proxy, resolve_proxy
 from pho.space import SearchSpace
-from pho.study import SAMPLERS, check_storage, completed, make_sampler, open_study
+from pho.study import SAMPLERS, check_storage, completed, finished, make_sampler, open_study, trial_cost
 from pho.study_cli import (  # noqa: F401  (space_from_args, target_from_args: also read from here by scripts)
     best_config_record,
     space_from_args,
@@ -63,7 +66,29 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--layer-stride", type=int, default=1, help="evaluate a per-linear proxy on every K-th linear only")
     ap.add_argument("--e2e-windows", type=int, default=None, help="calibration windows an e2e proxy runs the pruned "
                     f"model on (default {', '.join(f'{p.name} {p.windows}' for p in PROXIES.values() if p.windows)})")
+    ap.add_argument("--pruner", default="none", help=f"one of {', '.join(PRUNERS)}: multi-fidelity e2e/e2e_seq trials "
+                    "with the windows as the budget (default none: every trial on all --e2e-windows)")
+    ap.add_argument("--reduction-factor", type=int, default=3, help="the pruner's eta: rungs at 1, eta, eta^2.. windows")
+    ap.add_argument("--warm-start", default="", help="config JSON files (a 'crepe' entry, as --best-config writes; "
+                    "'default' = crepe's shipped config) enqueued first, e.g. a config found at another sparsity")
     return ap
+
+
+def warm_points(spec: str, space: SearchSpace) -> list[tuple[str, dict[str, float]]]:
+    """(label, point) of each ``--warm-start`` entry: a JSON file with a ``crepe`` entry, or ``default``."""
+    from crepe.report import read_json
+
+    out = []
+    for item in (s for s in spec.split(",") if s):
+        if item == "default":
+            params = CrepeParams()
+        else:
+            try:
+                params = CrepeParams(**read_json(item)["crepe"])
+            except (OSError, KeyError, TypeError, ValueError) as exc:
+                raise ValueError(f"--warm-start {item}: not a config JSON with a 'crepe' entry ({exc})") from exc
+        out.append((f"warm:{Path(item).stem}", space.point_of(params)))
+    return out
 
 
 def study_attrs(args: argparse.Namespace, space: SearchSpace, target: PruneConfig, setup) -> dict[str, Any]:
@@ -71,14 +96,21 @@ def study_attrs(args: argparse.Namespace, space: SearchSpace, target: PruneConfi
                  "layer_stride": args.layer_stride, **dataclasses.asdict(setup)}
     if get_proxy(args.proxy).scope == "model":  # only then, so studies of the other proxies keep their attrs
         objective["e2e_windows"] = args.e2e_windows
-    return {"kind": "pho.search", "space": space.to_dict(), "sampler": {"name": args.sampler, "seed": setup.seed},
+    objective.update(update_attrs(target))
+    if args.pruner != "none":
+        objective["fidelity"] = {"pruner": args.pruner, "rungs": rungs(args.e2e_windows, args.reduction_factor)}
+    extra = {"warm_start": [p for _, p in warm_points(args.warm_start, space)]} if args.warm_start else {}
+    return {**extra, "kind": "pho.search", "space": space.to_dict(), "sampler": {"name": args.sampler, "seed": setup.seed},
             "objective": objective}
 
 
-def trial_evaluator(ws: Workspace, proxy: str, stride: int = 1, e2e_windows: int | None = None
-                    ) -> Callable[[PruneConfig], ProxyResult]:
+def trial_evaluator(ws: Workspace, proxy: str, stride: int = 1, e2e_windows: int | None = None,
+                    reduction_factor: int | None = None) -> Callable[..., ProxyResult]:
     """What one trial computes for a config: a per-linear proxy on the cached statistics, or ``e2e`` on
-    the first ``e2e_windows`` calibration windows (``e2e``, ``e2e_seq``)."""
+    the first ``e2e_windows`` calibration windows (``e2e``, ``e2e_seq``); with ``reduction_factor``,
+    the multi-fidelity form (:class:`pho.fidelity.FidelityProxy`, called with a report function)."""
+    if reduction_factor is not None and get_proxy(proxy).scope == "linear":
+        raise ValueError(f"--pruner needs an end-to-end proxy (e2e, e2e_seq), not {proxy!r}")
     if get_proxy(proxy).scope == "linear":
         return lambda cfg: proxy_values(ws.linears, ws.data, cfg, [proxy], stride)
     if stride != 1:
@@ -86,20 +118,34 @@ def trial_evaluator(ws: Workspace, proxy: str, stride: int = 1, e2e_windows: int
     e2e_windows = e2e_windows or get_proxy(proxy).windows
     if not 1 <= e2e_windows <= ws.calib.shape[0]:
         raise ValueError(f"--e2e-windows must be in [1, {ws.calib.shape[0]}] (the calibration windows), got {e2e_windows}")
-    return EndToEndProxy(ws.model, ws.data, ws.calib[:e2e_windows], sequential=get_proxy(proxy).sequential)
+    sequential = get_proxy(proxy).sequential
+    if reduction_factor is not None:
+        return FidelityProxy(ws.model, ws.data, ws.calib[:e2e_windows], sequential, reduction_factor)
+    return EndToEndProxy(ws.model, ws.data, ws.calib[:e2e_windows], sequential=sequential)
 
 
 def make_objective(ws: Workspace, space: SearchSpace, target: PruneConfig, proxy: str, stride: int,
-                   e2e_windows: int | None = None):
-    evaluate = trial_evaluator(ws, proxy, stride, e2e_windows)
+                   e2e_windows: int | None = None, reduction_factor: int | None = None):
+    """The Optuna objective; with ``reduction_factor`` (a pruner) each rung is reported and may stop the trial."""
+    evaluate = trial_evaluator(ws, proxy, stride, e2e_windows, reduction_factor)
 
     def objective(trial: optuna.Trial) -> float:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         params = space.to_crepe(suggest(trial, space))
-        result = evaluate(with_params(target, params))
         trial.set_user_attr("crepe", dataclasses.asdict(params))
+        cfg = with_params(target, params)
+
+        def report(windows: int, value: float) -> None:
+            trial.report(value, windows)
+            if trial.should_prune():
+                for name, attr in {"windows": windows, **trial_cost(start, cpu)}.items():
+                    trial.set_user_attr(name, attr)
+                raise optuna.TrialPruned(f"stopped after {windows} windows")
+
+        result = evaluate(cfg) if reduction_factor is None else evaluate(cfg, report)
         trial.set_user_attr("realised_sparsity", result.realised_sparsity)
-        trial.set_user_attr("seconds", time.perf_counter() - start)
+        for name, attr in trial_cost(start, cpu).items():
+            trial.set_user_attr(name, attr)
         return result.values[proxy]
     return objective
 
@@ -116,20 +162,30 @@ def main() -> int:
     args.e2e_windows = args.e2e_windows or get_proxy(args.proxy).windows or None
     if args.e2e_windows is not None and not 1 <= args.e2e_windows <= setup.nsamples:
         raise ValueError(f"--e2e-windows must be in [1, --nsamples={setup.nsamples}], got {args.e2e_windows}")
+    if args.pruner not in PRUNERS:
+        raise ValueError(f"unknown pruner {args.pruner!r}; choose from {', '.join(PRUNERS)}")
+    if args.pruner != "none" and get_proxy(args.proxy).scope != "model":
+        raise ValueError(f"--pruner needs an end-to-end proxy (e2e, e2e_seq), not {args.proxy!r}")
+    if not get_proxy(args.proxy).sequential:
+        check_oneshot(target)  # a weight update needs Hessians the one-shot paths do not have
     check_storage(args.storage)
     Path(args.best_config).parent.mkdir(parents=True, exist_ok=True)
     sampler = make_sampler(args.sampler, setup.seed, len(space.params))
     study, created = open_study(args.storage, args.study_name, get_proxy(args.proxy).direction,
-                                study_attrs(args, space, target, setup), sampler)
+                                study_attrs(args, space, target, setup), sampler,
+                                pruner=make_pruner(args.pruner, args.e2e_windows or 1, args.reduction_factor))
     ws = open_workspace(setup)
     if not study.get_trials(deepcopy=False):
-        study.enqueue_trial(space.ria_point(), user_attrs={"label": "ria"})
-    remaining = args.n_trials - len(completed(study))
-    log.info("study %s: %s, %d complete trials, %d to go (proxy %s, %s)", args.study_name,
-             "created" if created else "resumed", len(completed(study)), max(remaining, 0), args.proxy, args.sampler)
+        for label, point in [*warm_points(args.warm_start, space), ("ria", space.ria_point())]:
+            study.enqueue_trial(point, user_attrs={"label": label}, skip_if_exists=True)
+    remaining = args.n_trials - len(finished(study))
+    log.info("study %s: %s, %d finished trials, %d to go (proxy %s, %s, pruner %s)", args.study_name,
+             "created" if created else "resumed", len(finished(study)), max(remaining, 0), args.proxy, args.sampler,
+             args.pruner)
     start = time.perf_counter()
     if remaining > 0:
-        study.optimize(make_objective(ws, space, target, args.proxy, args.layer_stride, args.e2e_windows),
+        study.optimize(make_objective(ws, space, target, args.proxy, args.layer_stride, args.e2e_windows,
+                                      None if args.pruner == "none" else args.reduction_factor),
                        n_trials=remaining, timeout=args.timeout, show_progress_bar=True)
     seconds = time.perf_counter() - start
     if not completed(study):

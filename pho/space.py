@@ -92,6 +92,13 @@ class SearchSpace:
         ria = {"r": 1, "alpha": 1.0, "beta": 1.0, "gamma": self.gamma_range[0], "act_power": 0.5}
         return {p: self.clip(p, ria[p]) for p in self.params}
 
+    def point_of(self, params: CrepeParams) -> dict[str, float]:
+        """The point of this space nearest ``params`` (clipped to the ranges; gamma 0 -> its lower bound,
+        which means off), e.g. a config found at another sparsity to warm-start a search from."""
+        values = {"r": (params.kernel - 1) // 2, "alpha": params.alpha, "beta": params.beta,
+                  "gamma": params.gamma if params.gamma > 0 else self.gamma_range[0], "act_power": params.act_power}
+        return {p: self.clip(p, values[p]) for p in self.params}
+
     def bounds(self, name: str) -> tuple[float, float]:
         return getattr(self, f"{name}_range")
 

@@ -74,7 +74,8 @@ def _rdb_storage(url: str, heartbeat: bool = True) -> optuna.storages.RDBStorage
 
 
 def open_study(storage: str, name: str, direction: str, attrs: dict[str, Any],
-               sampler: optuna.samplers.BaseSampler | None = None, heartbeat: bool = True) -> tuple[optuna.Study, bool]:
+               sampler: optuna.samplers.BaseSampler | None = None, heartbeat: bool = True,
+               pruner: optuna.pruners.BasePruner | None = None) -> tuple[optuna.Study, bool]:
     """(study, created). An existing study must carry the same ``attrs`` (space, objective, ...):
     otherwise ValueError names the first differing entry and the study is left untouched."""
     if not name:
@@ -82,7 +83,7 @@ def open_study(storage: str, name: str, direction: str, attrs: dict[str, Any],
     rdb = _rdb_storage(check_storage(storage), heartbeat)
     attrs = _normalise(attrs)
     if name in optuna.study.get_all_study_names(rdb):
-        study = optuna.load_study(study_name=name, storage=rdb, sampler=sampler)
+        study = optuna.load_study(study_name=name, storage=rdb, sampler=sampler, pruner=pruner)
         stored = study.user_attrs
         for key, value in attrs.items():
             if key in stored and stored[key] != value:
@@ -94,7 +95,8 @@ def open_study(storage: str, name: str, direction: str, attrs: dict[str, Any],
             if key not in stored:  # a study killed right after creation: adopt it
                 study.set_user_attr(key, value)
         return study, False
-    study = optuna.create_study(storage=rdb, study_name=name, direction=direction, sampler=sampler, load_if_exists=True)
+    study = optuna.create_study(storage=rdb, study_name=name, direction=direction, sampler=sampler, pruner=pruner,
+                                load_if_exists=True)
     for key, value in attrs.items():
         study.set_user_attr(key, value)
     return study, True

@@ -79,6 +79,7 @@ def search(kind: str, target: str, args: argparse.Namespace) -> dict:
     record = best.with_suffix(".cost.json")
     if record.exists():
         return read_json(record)
+    prov = provenance(cmd, resolve(cmd))  # the commit and config at launch
     launched, cpu0 = time.time(), child_cpu()
     wall = run([sys.executable, *cmd[1:]], best.with_suffix(".log"))
     cpu = child_cpu() - cpu0
@@ -90,7 +91,7 @@ def search(kind: str, target: str, args: argparse.Namespace) -> dict:
            "best_label": done["user_attrs"].get("label", "searched"), "best_value": chosen["value"],
            "crepe": chosen["crepe"], "to_best_seconds": finished - launched, "total_seconds": wall,
            "to_best_cpu_seconds": done["user_attrs"].get("process_cpu_seconds"), "total_cpu_seconds": cpu,
-           "trials": len(trials), "states": states, "provenance": provenance(cmd, resolve(cmd))}
+           "trials": len(trials), "states": states, "provenance": prov}
     write_json_atomic(record, out)
     return out
 
