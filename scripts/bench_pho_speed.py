@@ -113,7 +113,7 @@ def ratio(num: dict | None, den: dict | None, key: str) -> float | None:
 
 
 def markdown(summary: dict) -> str:
-    lines = [markdown_stamp(summary["provenance"]), "", f"Protocol: {summary['protocol']}", "",
+    lines = [markdown_stamp(summary["provenance"]), "", *[f"- {t}: {p}" for t, p in summary["protocol"].items()], "",
              "| target | search | best trial (of trials) | test PPL | / paper climb | to best: CPU s (wall s) "
              "| total: CPU s (wall s) | paper climb / this, to best: CPU (wall) | 8-window climb / this, to best: CPU (wall) |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -171,9 +171,12 @@ def main() -> None:
                 f"split, {args.test_windows} windows; update {args.update or 'crepe default'}")
     out = Path(args.out)
     summary = read_json(out) if out.exists() else {"results": {}}
-    summary.update(protocol=protocol, versions=versions())
+    summary.update(versions=versions())
+    if not isinstance(summary.get("protocol"), dict):
+        summary["protocol"] = {}
     for target in args.targets.split(","):
         rows = summary["results"].setdefault(target, {})
+        summary["protocol"][target] = protocol
         for kind in [*variants(args), *CLIMBS]:
             best, _ = search_command(kind, target, args)
             if (kind if kind in CLIMBS else "pho") in steps or best.with_suffix(".cost.json").exists():
