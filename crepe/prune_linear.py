@@ -140,6 +140,15 @@ def plan_linear(weight: torch.Tensor, stats: InputStats, cfg: PruneConfig, *, ro
     return LinearPlan(mask, scores, perm, new)
 
 
+def kept_sum(scores: torch.Tensor, keep: torch.Tensor) -> float:
+    """Sum of ``scores`` [out, in] where ``keep``: a dot product per block of 1024 rows (no
+    score-sized temporary; float x bool products take a slow type-promotion path, 8x slower)."""
+    total = 0.0
+    for i in range(0, scores.shape[0], 1024):
+        total += float(torch.einsum("ij,ij->", scores[i:i + 1024], keep[i:i + 1024].to(scores.dtype)))
+    return total
+
+
 @torch.no_grad()
 def apply_plan(weight: torch.Tensor, plan: LinearPlan) -> LinearResult:
     """Write ``plan`` into ``weight`` [out, in] in place (it may be a transposed view) and report it."""
@@ -150,10 +159,8 @@ def apply_plan(weight: torch.Tensor, plan: LinearPlan) -> LinearResult:
         weight.copy_(plan.weight.to(weight.dtype))
     else:  # = masked_fill_(mask, 0), 3x faster on CPU; adding 0.0 turns -0.0 (negative weights) into +0.0
         weight.mul_(keep).add_(0.0)
-    if plan.scores is not None:  # float32 sums over blocks of rows: no score-sized temporary
-        s = plan.scores
-        kept_sum = sum(float((s[i:i + 1024] * keep[i:i + 1024]).sum()) for i in range(0, s.shape[0], 1024))
-        kept = kept_sum / max(float(s.sum()), 1e-30)
+    if plan.scores is not None:
+        kept = kept_sum(plan.scores, keep) / max(float(plan.scores.sum()), 1e-30)
     return LinearResult(tuple(weight.shape), zeros_before, count_zeros(weight), kept, plan.perm)
 
 

@@ -62,6 +62,19 @@ def test_linear_time_selection_equals_a_stable_sort_even_with_many_ties(shape, k
     assert torch.equal(_lowest_k_mask(scores, k), _lowest_k_mask_by_sort(scores, k))
 
 
+@pytest.mark.parametrize("shape,k", [((64, 200), 100), ((4, 6, 130), 65)])
+def test_ties_resolved_only_in_the_rows_that_have_them_equal_a_stable_sort(shape, k):
+    """Rows without surplus ties at the threshold keep the fast mask; tied rows get the stable-sort one."""
+    from crepe.masks import _lowest_k_mask, _lowest_k_mask_by_sort
+
+    g = torch.Generator().manual_seed(1)
+    scores = torch.rand(shape, generator=g)
+    flat = scores.view(-1, shape[-1])
+    flat[::3] = torch.randint(0, 4, flat[::3].shape, generator=g).float()  # every third row heavily tied
+    assert torch.equal(_lowest_k_mask(scores, k), _lowest_k_mask_by_sort(scores, k))
+    assert bool((_lowest_k_mask(scores, k).sum(-1) == k).all())
+
+
 def test_kth_smallest_equals_kthvalue_with_ties_and_skew_per_layer_and_per_row():
     from crepe.masks import all_finite, kth_smallest
 
