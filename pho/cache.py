@@ -7,8 +7,9 @@ are drawn once from a seeded generator and are the same for every linear.
 
 The file is ``<cache_dir>/<key>.safetensors`` where ``key`` hashes the model (resolved location
 and a fingerprint of its first decoder weight), the dataset, nsamples, seqlen, seed, BOS choice
-and x_tokens. The sparsity pattern is deliberately not part of the key: the statistics come from
-the dense model, so one cache serves every sparsity and pattern.
+and x_tokens (and whether it holds Hessians). The sparsity pattern is deliberately not part of the key:
+the statistics come from the dense model, so one cache serves every sparsity and pattern. With
+``hessian`` it also stores each linear's input Hessian X^T X [in, in], which a weight update needs.
 """
 
 from __future__ import annotations
@@ -42,13 +43,19 @@ class CacheKey:
     seed: int
     bos_per_window: bool
     x_tokens: int
+    hessian: bool = False
 
     def __post_init__(self) -> None:
         if self.x_tokens < 0:
             raise ValueError(f"x_tokens must be >= 0, got {self.x_tokens}")
 
+    def fields(self) -> dict:
+        """The key's fields; ``hessian`` only when set, so caches written before it existed keep their key."""
+        d = asdict(self)
+        return d if self.hessian else {k: v for k, v in d.items() if k != "hessian"}
+
     def digest(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+        return hashlib.sha256(json.dumps(self.fields(), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def weights_fingerprint(model: nn.Module) -> str:
@@ -83,20 +90,21 @@ class _InputSampler:
 
 
 def collect_layer_data(model: nn.Module, windows: torch.Tensor, x_tokens: int, seed: int,
-                       batch_size: int = 8, progress: bool = True) -> dict[str, LayerData]:
+                       batch_size: int = 8, progress: bool = True, hessian: bool = False) -> dict[str, LayerData]:
     """One dense pass over calibration ``windows`` [n, seq] through the crepe engine: LayerData per
-    decoder linear (``sq_sum`` [in], ``x`` [min(x_tokens, n*seq), in] or None)."""
+    decoder linear (``sq_sum`` [in], ``x`` [min(x_tokens, n*seq), in] or None, ``hessian`` [in, in] or None)."""
     positions = token_subsample(windows.numel(), x_tokens, seed) if x_tokens else None
     linears = decoder_linears(model)
     samplers = {name: _InputSampler(positions) for name in linears} if x_tokens else {}
     handles = [mod.register_forward_hook(samplers[name]) for name, mod in linears.items() if name in samplers]
     try:
-        stats = collect_input_stats(model, windows, batch_size=batch_size, progress=progress)
+        needs = frozenset({"sq_sum", "hessian"} if hessian else {"sq_sum"})
+        stats = collect_input_stats(model, windows, needs, batch_size=batch_size, progress=progress)
     finally:
         for handle in handles:
             handle.remove()
-    return {name: LayerData(s.sq_sum.float().cpu(),
-                            torch.cat(samplers[name].rows) if name in samplers else None)
+    return {name: LayerData(s.sq_sum.float().cpu(), torch.cat(samplers[name].rows) if name in samplers else None,
+                            s.hessian.float().cpu() if hessian else None)
             for name, s in stats.items()}
 
 
@@ -111,8 +119,9 @@ def save_cache(path: str | Path, key: CacheKey, data: dict[str, LayerData]) -> N
     # linears that read one input (q/k/v, gate/up) share its statistics tensor: safetensors stores copies
     tensors = {f"sq_sum/{name}": d.sq_sum.clone() for name, d in data.items()}
     tensors.update({f"x/{name}": d.x.clone() for name, d in data.items() if d.x is not None})
+    tensors.update({f"hessian/{name}": d.hessian.clone() for name, d in data.items() if d.hessian is not None})
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"key": json.dumps(asdict(key), sort_keys=True)})
+        save_file(tensors, str(tmp), metadata={"key": json.dumps(key.fields(), sort_keys=True)})
 
 
 def load_cache(path: str | Path, key: CacheKey) -> dict[str, LayerData]:
@@ -125,10 +134,11 @@ def load_cache(path: str | Path, key: CacheKey) -> dict[str, LayerData]:
             tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118 (safe_open is not a dict)
     except Exception as exc:  # safetensors raises several types on a corrupt file
         raise ValueError(f"cannot read statistics cache {path}: {exc}") from exc
-    if stored != asdict(key):
-        raise ValueError(f"statistics cache {path} was built for {stored}, not {asdict(key)}")
+    if stored != key.fields():
+        raise ValueError(f"statistics cache {path} was built for {stored}, not {key.fields()}")
     names = [k.split("/", 1)[1] for k in tensors if k.startswith("sq_sum/")]
-    return {name: LayerData(tensors[f"sq_sum/{name}"], tensors.get(f"x/{name}")) for name in names}
+    return {name: LayerData(tensors[f"sq_sum/{name}"], tensors.get(f"x/{name}"), tensors.get(f"hessian/{name}"))
+            for name in names}
 
 
 def load_or_collect(model: nn.Module, windows: torch.Tensor, key: CacheKey, cache_dir: str | Path,
@@ -139,7 +149,7 @@ def load_or_collect(model: nn.Module, windows: torch.Tensor, key: CacheKey, cach
         log.info("statistics cache hit: %s", path)
         return load_cache(path, key), True
     log.info("statistics cache miss: one dense calibration pass (%d windows)", windows.shape[0])
-    data = collect_layer_data(model, windows, key.x_tokens, key.seed, batch_size, progress)
+    data = collect_layer_data(model, windows, key.x_tokens, key.seed, batch_size, progress, key.hessian)
     save_cache(path, key, data)
     log.info("statistics cache written: %s", path)
     return data, False

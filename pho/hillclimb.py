@@ -27,7 +27,7 @@ import optuna
 
 from crepe.cli import run_cli, setup_logging
 from crepe.data.prepare import eval_set
-from pho.objective import PplObjective, update_attrs, with_params
+from pho.objective import PplObjective, update_attrs, update_needs, with_params
 from pho.study_cli import (
     best_config_record,
     space_from_args,
@@ -171,7 +171,7 @@ def main() -> int:
     study, created = open_study(args.storage, args.study_name, "minimize", attrs,
                                 optuna.samplers.RandomSampler(seed=setup.seed), heartbeat=False)
     fail_stale(study)
-    ws = open_workspace(setup)
+    ws = open_workspace(setup, hessian=not args.faithful and "hessian" in update_needs(target))
     val, spec = eval_set(ws.tokenizer, setup.dataset, "validation", args.val_seqlen, args.val_windows or None,
                          ws.bos_per_window)
     ppl = PplObjective(ws.model, ws.data, val, ws.calib, args.faithful)

@@ -53,14 +53,19 @@ def update_attrs(cfg: PruneConfig) -> dict[str, str]:
     return {} if cfg.resolved_update == "none" else {"update": cfg.resolved_update}
 
 
-def check_oneshot(cfg: PruneConfig) -> None:
-    """One-shot pruning (cached input norms, no forward pass) cannot run a weight update, which needs
-    each layer's input Hessian: a clear ValueError naming the paths that can."""
-    extra = needed_stats(cfg, linear_steps(cfg)) - {"sq_sum"}
-    if extra:
-        raise ValueError(f"--update {cfg.resolved_update} needs {', '.join(sorted(extra))} per layer, which the one-shot "
-                         "paths (per-linear proxies, e2e, the one-shot climb) do not have: use --proxy e2e_seq "
-                         "or pho.hillclimb --faithful, or --update none")
+def update_needs(cfg: PruneConfig) -> frozenset[str]:
+    """Input statistics beyond the cached norms that ``cfg``'s weight update reads (e.g. {"hessian"})."""
+    return needed_stats(cfg, linear_steps(cfg)) - {"sq_sum"}
+
+
+def check_oneshot(cfg: PruneConfig, have: frozenset[str] = frozenset({"sq_sum"})) -> None:
+    """One-shot pruning (cached statistics ``have``, no forward pass) can run a weight update only when
+    the statistics it needs (each layer's input Hessian) were cached: else a clear ValueError."""
+    missing = update_needs(cfg) - have
+    if missing:
+        raise ValueError(f"--update {cfg.resolved_update} needs {', '.join(sorted(missing))} per layer, which this "
+                         "statistics cache lacks: the e2e proxy and the one-shot climb cache them when given the "
+                         "update; per-linear proxies score masks only (use e2e, e2e_seq or --update none)")
 
 
 @torch.no_grad()
@@ -72,7 +77,8 @@ def proxy_values(linears: dict[str, LinearTarget], data: dict[str, LayerData], c
     ``layer_stride`` > 1 evaluates only every stride-th linear (a cheaper estimate).
     """
     chosen = [get_proxy(p) for p in proxies]
-    check_oneshot(cfg)
+    if cfg.resolved_update != "none":
+        raise ValueError(f"per-linear proxies score masks, not --update {cfg.resolved_update}: use e2e or e2e_seq")
     model_level = [p.name for p in chosen if p.scope != "linear"]
     if model_level:
         raise ValueError(f"{', '.join(model_level)} is a model-level proxy: evaluate it with EndToEndProxy")
@@ -111,7 +117,9 @@ class PplObjective:
         self.target = model_target(model)
         self.snapshot = self.target.snapshot()
         self.faithful, self.batch_size = faithful, batch_size
-        self.stats = {name: InputStats(sq_sum=d.sq_sum, tokens=1) for name, d in data.items()}
+        self.stats = {name: InputStats(sq_sum=d.sq_sum, hessian=d.hessian, tokens=1) for name, d in data.items()}
+        hessians = bool(data) and all(d.hessian is not None for d in data.values())
+        self.have = frozenset({"sq_sum", "hessian"} if hessians else {"sq_sum"})
 
     @torch.no_grad()
     def prune(self, cfg: PruneConfig, calib: torch.Tensor | None = None) -> float:
@@ -121,7 +129,7 @@ class PplObjective:
             windows = self.calib if calib is None else calib
             results = prune_model(self.model, windows, cfg, progress=False, target=self.target).linears
         else:
-            check_oneshot(cfg)
+            check_oneshot(cfg, self.have)
             results = prune_oneshot(self.model, self.stats, cfg, self.target)
         zeros = sum(r.zeros_after for r in results.values())
         total = sum(r.shape[0] * r.shape[1] for r in results.values())

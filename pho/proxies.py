@@ -35,11 +35,12 @@ _EPS = 1e-30
 
 @dataclass(frozen=True)
 class LayerData:
-    """Cached statistics of one linear's inputs: ``sq_sum`` [in] = sum_t X_tj^2 and optionally a
-    token subsample ``x`` [t, in] of its inputs."""
+    """Cached statistics of one linear's inputs: ``sq_sum`` [in] = sum_t X_tj^2, optionally a token
+    subsample ``x`` [t, in] of its inputs and the Hessian ``hessian`` [in, in] = X^T X (for a weight update)."""
 
     sq_sum: torch.Tensor
     x: torch.Tensor | None = None
+    hessian: torch.Tensor | None = None
 
 
 def gini(values: torch.Tensor) -> float:

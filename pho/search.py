@@ -31,7 +31,7 @@ from crepe.cli import run_cli, setup_logging
 from crepe.config import CrepeParams, PruneConfig
 from crepe.report import versions
 from pho.fidelity import PRUNERS, FidelityProxy, make_pruner, rungs
-from pho.objective import EndToEndProxy, ProxyResult, check_oneshot, proxy_values, update_attrs, with_params
+from pho.objective import EndToEndProxy, ProxyResult, proxy_values, update_attrs, update_needs, with_params
 from pho.proxies import AUTO, PROXIES, get_proxy, resolve_proxy
 from pho.space import SearchSpace
 from pho.study import SAMPLERS, check_storage, completed, finished, make_sampler, open_study, trial_cost
@@ -166,15 +166,15 @@ def main() -> int:
         raise ValueError(f"unknown pruner {args.pruner!r}; choose from {', '.join(PRUNERS)}")
     if args.pruner != "none" and get_proxy(args.proxy).scope != "model":
         raise ValueError(f"--pruner needs an end-to-end proxy (e2e, e2e_seq), not {args.proxy!r}")
-    if not get_proxy(args.proxy).sequential:
-        check_oneshot(target)  # a weight update needs Hessians the one-shot paths do not have
+    if target.resolved_update != "none" and get_proxy(args.proxy).scope == "linear":
+        raise ValueError(f"per-linear proxies score masks, not --update {target.resolved_update}: use e2e or e2e_seq")
     check_storage(args.storage)
     Path(args.best_config).parent.mkdir(parents=True, exist_ok=True)
     sampler = make_sampler(args.sampler, setup.seed, len(space.params))
     study, created = open_study(args.storage, args.study_name, get_proxy(args.proxy).direction,
                                 study_attrs(args, space, target, setup), sampler,
                                 pruner=make_pruner(args.pruner, args.e2e_windows or 1, args.reduction_factor))
-    ws = open_workspace(setup)
+    ws = open_workspace(setup, hessian=not get_proxy(args.proxy).sequential and "hessian" in update_needs(target))
     if not study.get_trials(deepcopy=False):
         for label, point in [*warm_points(args.warm_start, space), ("ria", space.ria_point())]:
             study.enqueue_trial(point, user_attrs={"label": label}, skip_if_exists=True)

@@ -79,14 +79,15 @@ def setup_from_args(args: argparse.Namespace) -> SetupConfig:
                        args.cache_dir, args.batch_size)
 
 
-def open_workspace(cfg: SetupConfig, progress: bool = True) -> Workspace:
-    """Load ``cfg.model`` and get its statistics (from the cache, or one dense pass then cached)."""
+def open_workspace(cfg: SetupConfig, progress: bool = True, hessian: bool = False) -> Workspace:
+    """Load ``cfg.model`` and get its statistics (from the cache, or one dense pass then cached);
+    ``hessian``: with every linear's input Hessian (a weight update on the one-shot paths needs it)."""
     model, tokenizer = load_model(cfg.model)
     target = model_target(model)
     bos = target.adapter.bos_per_window
     calib, spec = calibration_set(tokenizer, cfg.dataset, cfg.nsamples, cfg.seqlen, cfg.seed, bos)
     key = CacheKey(cfg.model, weights_fingerprint(model), cfg.dataset, cfg.nsamples, cfg.seqlen, cfg.seed, bos,
-                   cfg.x_tokens)
+                   cfg.x_tokens, hessian)
     log.info("calibration: %s seed=%d", spec.describe(), cfg.seed)
     data, hit = load_or_collect(model, calib, key, cfg.resolved_cache_dir, cfg.batch_size, progress)
     linears = target.linears

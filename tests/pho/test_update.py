@@ -1,0 +1,66 @@
+"""PHO over the pipeline: the proxies and the climb prune with the weight update (--update), as crepe.prune does."""
+
+import json
+
+import pytest
+import torch
+from safetensors import safe_open
+
+from crepe.config import DEFAULT_UPDATE, Pattern, PruneConfig
+from crepe.models.adapters import model_target
+from crepe.oneshot_stats import collect_input_stats, prune_oneshot
+from crepe.perplexity import window_nll
+from crepe.prune_model import prune_model
+from crepe.scorers import InputStats
+from pho.objective import EndToEndProxy
+from pho.proxies import LayerData
+from tests.pho.test_hillclimb import hc_args
+from tests.pho.test_search import load, search_args
+from tests.tiny_models import tiny_model, tiny_windows
+
+
+def with_hessians():
+    model, windows = tiny_model(), tiny_windows(n=4)
+    stats = collect_input_stats(model, windows, frozenset({"sq_sum", "hessian"}), progress=False)
+    return model, windows, {k: LayerData(sq_sum=s.sq_sum, hessian=s.hessian) for k, s in stats.items()}
+
+
+@pytest.mark.parametrize("update", ["obs", "sweep"])
+def test_e2e_runs_the_update_on_the_cached_hessians_as_one_shot_pruning_does(update):
+    model, windows, data = with_hessians()
+    cfg = PruneConfig(method="crepe", sparsity=0.5, update=update)
+    with torch.no_grad():
+        value = EndToEndProxy(model, data, windows[:2])(cfg).values["e2e"]
+        plain = EndToEndProxy(model, data, windows[:2])(PruneConfig(method="crepe", sparsity=0.5, update="none"))
+        target = model_target(model)
+        snapshot = target.snapshot()
+        prune_oneshot(model, {k: InputStats(sq_sum=d.sq_sum, hessian=d.hessian, tokens=1) for k, d in data.items()}, cfg)
+        expected = window_nll(model, windows[:2]).mean().item()
+        target.restore(snapshot)
+    assert value == pytest.approx(expected, rel=1e-5) and value != pytest.approx(plain.values["e2e"], rel=1e-6)
+
+
+def test_e2e_seq_runs_the_update_inside_the_sequential_engine():
+    model, windows, data = with_hessians()
+    cfg = PruneConfig(method="crepe", sparsity=0.5, pattern=Pattern(2, 4), update="obs")
+    with torch.no_grad():
+        value = EndToEndProxy(model, data, windows[:2], sequential=True)(cfg).values["e2e_seq"]
+        prune_model(model, windows[:2], cfg, progress=False)
+        assert value == pytest.approx(window_nll(model, windows[:2]).mean().item(), rel=1e-5)
+
+
+def test_search_and_climb_take_the_update_record_it_and_cache_hessians_only_when_needed(cli, common_args, tmp_path):
+    assert cli("pho.search", search_args(common_args, tmp_path, n=2, extra=["--no-plots", "--update", "obs"])) == 0
+    assert load(tmp_path).user_attrs["objective"]["update"] == "obs"
+    caches = list((tmp_path / "cache").glob("*.safetensors"))
+    assert len(caches) == 1
+    with safe_open(str(caches[0]), framework="pt") as f:
+        assert any(k.startswith("hessian/") for k in f.keys())  # noqa: SIM118
+    assert cli("pho.search", search_args(common_args, tmp_path, name="plain", n=2, extra=["--no-plots"])) == 0
+    objective = load(tmp_path, "plain").user_attrs["objective"]
+    assert "update" not in objective or DEFAULT_UPDATE.get("crepe", "none") != "none"  # crepe's default, from config
+    assert len(list((tmp_path / "cache").glob("*.safetensors"))) == 2  # a norms-only cache has its own key
+    assert cli("pho.search", search_args(common_args, tmp_path, name="r", extra=["--proxy", "recon", "--update", "obs"])) == 2
+    assert cli("pho.hillclimb", [*hc_args(common_args, tmp_path, 2), "--update", "obs"]) == 0
+    best = json.loads((tmp_path / "hc.json").read_text())
+    assert best["update"] == "obs"
