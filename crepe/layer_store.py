@@ -29,7 +29,8 @@ class LayerStore(Protocol):
 
     def load(self, index: int, layer: nn.Module) -> None: ...
 
-    def settle(self, index: int, layer: nn.Module) -> None: ...
+    def settle(self, index: int, layer: nn.Module) -> None:
+        """Round a modified layer to its storage dtype; it does not change again before ``release``."""
 
     def release(self, index: int, layer: nn.Module) -> None: ...
 
@@ -65,12 +66,17 @@ def cast_parameters(layer: nn.Module, device: torch.device, dtype: torch.dtype |
                 module._buffers[name] = buf.to(device)
 
 
-def round_to(layer: nn.Module, dtypes: dict[str, torch.dtype]) -> None:
-    """Round each floating parameter through its storage dtype (``dtypes`` by qualified name), in place."""
+def round_to(layer: nn.Module, dtypes: dict[str, torch.dtype]) -> dict[str, torch.Tensor]:
+    """Round each floating parameter through its storage dtype (``dtypes`` by qualified name), in place.
+    Returns the rounded tensors in storage dtype by qualified name (a release can keep them as they are
+    instead of casting again: the layer does not change between settle and release)."""
+    rounded = {}
     for _, _, full, param in named_parameter_slots(layer):
         stored = dtypes.get(full, param.dtype)
         if param.is_floating_point() and stored != param.dtype:
-            param.data.copy_(param.data.to(stored))
+            rounded[full] = param.data.to(stored)
+            param.data.copy_(rounded[full])
+    return rounded
 
 
 class InMemoryLayers:
@@ -79,14 +85,20 @@ class InMemoryLayers:
     def __init__(self, home: torch.device, device: torch.device, compute_dtype: torch.dtype | None = None):
         self.home, self.device, self.compute_dtype = home, device, compute_dtype
         self._dtypes: dict[int, dict[str, torch.dtype]] = {}
+        self._rounded: dict[str, torch.Tensor] = {}  # the settled layer's parameters in storage dtype
 
     def load(self, index: int, layer: nn.Module) -> None:
         self._dtypes[index] = {full: p.dtype for _, _, full, p in named_parameter_slots(layer)}
+        self._rounded = {}
         cast_parameters(layer, self.device, self.compute_dtype)
 
     def settle(self, index: int, layer: nn.Module) -> None:
-        round_to(layer, self._dtypes[index])
+        self._rounded = round_to(layer, self._dtypes[index])
 
     def release(self, index: int, layer: nn.Module) -> None:
+        for _, _, full, param in named_parameter_slots(layer):
+            if full in self._rounded and self._rounded[full].device == self.home:
+                param.data = self._rounded[full]
+        self._rounded = {}
         cast_parameters(layer, self.home, None, self._dtypes.pop(index))
         release_freed_memory()

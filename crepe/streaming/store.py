@@ -66,6 +66,7 @@ class StreamedLayers:
         self.layers_path = get_adapter(model).layers_path
         self.writer: ShardWriter | None = None
         self._dtypes: dict[str, torch.dtype] = {}
+        self._rounded: dict[str, torch.Tensor] = {}  # settled parameters in storage dtype
 
     def _prefix(self, index: int) -> str:
         return f"{self.layers_path}.{index}."
@@ -97,7 +98,7 @@ class StreamedLayers:
                     module._buffers[name] = buf.to(self.device)
 
     def settle(self, index: int, layer: nn.Module) -> None:
-        round_to(layer, self._dtypes)
+        self._rounded = round_to(layer, self._dtypes)
 
     def release(self, index: int, layer: nn.Module) -> None:
         prefix = self._prefix(index)
@@ -108,13 +109,15 @@ class StreamedLayers:
         for module, name, full, param in list(named_parameter_slots(layer)):
             stored = self._dtypes.get(full, param.dtype)
             if self.writer is not None and f"{prefix}{full}" in self.names:
-                state[self.names[f"{prefix}{full}"]] = param.data.to("cpu", stored)
+                rounded = self._rounded.get(full)
+                state[self.names[f"{prefix}{full}"]] = (rounded if rounded is not None else param.data).to("cpu", stored)
             module._parameters[name] = nn.Parameter(torch.empty(param.shape, dtype=stored, device="meta"),
                                                     requires_grad=False)
         if self.writer is not None:
             self.writer.write(index + 1, state)
         state.clear()
         self._dtypes.clear()
+        self._rounded = {}
         release_freed_memory()
 
     def resident_state(self) -> dict[str, torch.Tensor]:
