@@ -24,7 +24,8 @@ import torch
 from torch import nn
 
 from crepe.files import atomic_path
-from crepe.models.adapters import decoder_linears, weight_view
+from crepe.engine import iterate_layers
+from crepe.models.adapters import decoder_linears, get_adapter, weight_view
 from crepe.oneshot_stats import collect_input_stats
 from pho.proxies import LayerData
 
@@ -59,9 +60,15 @@ class CacheKey:
 
 
 def weights_fingerprint(model: nn.Module) -> str:
-    """Short hash of the first decoder linear's weight: tells apart models stored at the same path."""
-    first = next(iter(decoder_linears(model).values()))
-    data = weight_view(first).detach().float().contiguous().cpu().numpy().tobytes()
+    """Short hash of the first decoder linear's weight: tells apart models stored at the same path. The
+    first layer is read through the engine's layer store, so a streamed model loads that layer only."""
+    layers = iterate_layers(model)
+    try:
+        _, layer = next(layers)
+        first = next(iter(get_adapter(model).linears(layer).values()))
+        data = weight_view(first).detach().float().contiguous().cpu().numpy().tobytes()
+    finally:
+        layers.close()  # releases the layer (a streamed one drops its weights again)
     return hashlib.sha256(data).hexdigest()[:16]
 
 

@@ -10,6 +10,9 @@ fidelity, and that value equals the plain proxy's on the same n windows.
   added as the rungs go up, so reaching rung k costs k window forwards in all.
 - ``e2e_seq``: each rung prunes again with the sequential engine on its k windows (pruning statistics
   and evaluation both from those windows); a complete trial costs the sum of its rungs.
+
+On a streamed model (``streamed``) every rung is one pass of :func:`pho.streamed.streamed_trial` (prune
+and evaluate layer by layer): ``e2e`` over the rung's new windows only, ``e2e_seq`` over its k windows.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from crepe.config import PruneConfig
 from crepe.perplexity import perplexity
 from pho.objective import PplObjective, ProxyResult
 from pho.proxies import LayerData
+from pho.streamed import streamed_trial
 
 PRUNERS = ("none", "sha", "hyperband")
 Report = Callable[[int, float], None]
@@ -59,20 +63,34 @@ class FidelityProxy:
     evaluated rung by rung with :data:`Report` calls in between. Weights are restored after every call."""
 
     def __init__(self, model: nn.Module, data: dict[str, LayerData], windows: torch.Tensor, sequential: bool,
-                 reduction_factor: int = 3, batch_size: int = 4):
+                 reduction_factor: int = 3, batch_size: int = 4, streamed: bool = False):
         if windows.ndim != 2 or windows.shape[0] < 1:
             raise ValueError(f"the e2e proxy needs calibration windows [n >= 1, seq], got {tuple(windows.shape)}")
         self.name = "e2e_seq" if sequential else "e2e"
         self.windows, self.sequential, self.batch_size = windows, sequential, batch_size
         self.rungs = rungs(windows.shape[0], reduction_factor)
-        self._pruned = PplObjective(model, data, windows, calib=windows, faithful=sequential, batch_size=batch_size)
+        self.model, self.data, self.streamed = model, data, streamed
+        self._pruned = None if streamed else PplObjective(model, data, windows, calib=windows, faithful=sequential,
+                                                          batch_size=batch_size)
 
     def _nll(self, windows: torch.Tensor) -> float:
         """Mean next-token NLL over ``windows`` (equal lengths: the mean of per-window means)."""
         return math.log(perplexity(self._pruned.model, windows, self.batch_size, progress=False))
 
+    def _streamed(self, cfg: PruneConfig, report: Report) -> ProxyResult:
+        value, done, realised = 0.0, 0, 0.0
+        for k in self.rungs:
+            part = self.windows[:k] if self.sequential else self.windows[done:k]
+            nll, realised = streamed_trial(self.model, self.data, cfg, part, self.sequential, self.batch_size)
+            value = nll if self.sequential else (value * done + nll * (k - done)) / k
+            done = k
+            report(k, value)
+        return ProxyResult({self.name: value}, realised)
+
     @torch.no_grad()
     def __call__(self, cfg: PruneConfig, report: Report) -> ProxyResult:
+        if self.streamed:
+            return self._streamed(cfg, report)
         value, done, realised = 0.0, 0, 0.0
         try:
             if not self.sequential:

@@ -163,6 +163,8 @@ def main() -> int:
     setup, space, target = setup_from_args(args), space_from_args(args), target_from_args(args)
     if args.n_trials < 1 or not 0 < args.step <= 0.5 or args.refinements < 0 or args.val_windows < 0:
         raise ValueError("need --n-trials >= 1, 0 < --step <= 0.5, --refinements >= 0, --val-windows >= 0")
+    if args.offload != "none":
+        raise ValueError("pho.hillclimb prunes and evaluates the model in memory: use --offload none")
     attrs = {"kind": "pho.hillclimb", "space": space.to_dict(),
              "climb": {"step": args.step, "refinements": args.refinements},
              "objective": {"metric": "validation_ppl", "faithful": args.faithful, "val_windows": args.val_windows,

@@ -34,6 +34,7 @@ from pho.fidelity import PRUNERS, FidelityProxy, make_pruner, rungs
 from pho.objective import EndToEndProxy, ProxyResult, proxy_values, update_attrs, update_needs, with_params
 from pho.proxies import AUTO, PROXIES, get_proxy, resolve_proxy
 from pho.space import SearchSpace
+from pho.streamed import StreamedProxy
 from pho.study import SAMPLERS, check_storage, completed, finished, make_sampler, open_study, trial_cost
 from pho.study_cli import (  # noqa: F401  (space_from_args, target_from_args: also read from here by scripts)
     best_config_record,
@@ -112,16 +113,21 @@ def trial_evaluator(ws: Workspace, proxy: str, stride: int = 1, e2e_windows: int
     if reduction_factor is not None and get_proxy(proxy).scope == "linear":
         raise ValueError(f"--pruner needs an end-to-end proxy (e2e, e2e_seq), not {proxy!r}")
     if get_proxy(proxy).scope == "linear":
+        if ws.streamed:
+            raise ValueError(f"per-linear proxies read every weight at once; a streamed model (--offload disk) "
+                             f"searches with e2e or e2e_seq, not {proxy!r}")
         return lambda cfg: proxy_values(ws.linears, ws.data, cfg, [proxy], stride)
     if stride != 1:
         raise ValueError(f"--layer-stride applies to per-linear proxies, not {proxy!r}")
     e2e_windows = e2e_windows or get_proxy(proxy).windows
     if not 1 <= e2e_windows <= ws.calib.shape[0]:
         raise ValueError(f"--e2e-windows must be in [1, {ws.calib.shape[0]}] (the calibration windows), got {e2e_windows}")
-    sequential = get_proxy(proxy).sequential
+    sequential, windows = get_proxy(proxy).sequential, ws.calib[:e2e_windows]
     if reduction_factor is not None:
-        return FidelityProxy(ws.model, ws.data, ws.calib[:e2e_windows], sequential, reduction_factor)
-    return EndToEndProxy(ws.model, ws.data, ws.calib[:e2e_windows], sequential=sequential)
+        return FidelityProxy(ws.model, ws.data, windows, sequential, reduction_factor, streamed=ws.streamed)
+    if ws.streamed:
+        return StreamedProxy(ws.model, ws.data, windows, sequential)
+    return EndToEndProxy(ws.model, ws.data, windows, sequential=sequential)
 
 
 def make_objective(ws: Workspace, space: SearchSpace, target: PruneConfig, proxy: str, stride: int,
@@ -166,6 +172,9 @@ def main() -> int:
         raise ValueError(f"unknown pruner {args.pruner!r}; choose from {', '.join(PRUNERS)}")
     if args.pruner != "none" and get_proxy(args.proxy).scope != "model":
         raise ValueError(f"--pruner needs an end-to-end proxy (e2e, e2e_seq), not {args.proxy!r}")
+    if args.offload == "disk" and get_proxy(args.proxy).scope == "linear":
+        raise ValueError(f"per-linear proxies read every weight at once; a streamed model (--offload disk) searches "
+                         f"with e2e or e2e_seq, not {args.proxy!r}")
     if target.resolved_update != "none" and get_proxy(args.proxy).scope == "linear":
         raise ValueError(f"per-linear proxies score masks, not --update {target.resolved_update}: use e2e or e2e_seq")
     check_storage(args.storage)
@@ -174,7 +183,8 @@ def main() -> int:
     study, created = open_study(args.storage, args.study_name, get_proxy(args.proxy).direction,
                                 study_attrs(args, space, target, setup), sampler,
                                 pruner=make_pruner(args.pruner, args.e2e_windows or 1, args.reduction_factor))
-    ws = open_workspace(setup, hessian=not get_proxy(args.proxy).sequential and "hessian" in update_needs(target))
+    ws = open_workspace(setup, hessian=not get_proxy(args.proxy).sequential and "hessian" in update_needs(target),
+                        offload=args.offload)
     if not study.get_trials(deepcopy=False):
         for label, point in [*warm_points(args.warm_start, space), ("ria", space.ria_point())]:
             study.enqueue_trial(point, user_attrs={"label": label}, skip_if_exists=True)

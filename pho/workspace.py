@@ -17,7 +17,7 @@ from torch import nn
 
 from crepe.data.prepare import calibration_set
 from crepe.models.adapters import LinearTarget, model_target
-from crepe.models.loading import cache_root, load_model
+from crepe.models.loading import OFFLOADS, cache_root, open_model
 from pho.cache import CacheKey, load_or_collect, weights_fingerprint
 from pho.proxies import LayerData
 
@@ -60,6 +60,7 @@ class Workspace:
     data: dict[str, LayerData]
     cache_hit: bool
     bos_per_window: bool
+    streamed: bool = False
 
 
 def add_setup_args(ap: argparse.ArgumentParser) -> None:
@@ -72,6 +73,9 @@ def add_setup_args(ap: argparse.ArgumentParser) -> None:
     g.add_argument("--x-tokens", type=int, default=128, help="cached input rows per linear (reconstruction proxy)")
     g.add_argument("--cache-dir", default="", help="statistics cache folder (default $CREPE_CACHE/pho)")
     g.add_argument("--batch-size", type=int, default=8, help="calibration windows per forward batch")
+    g.add_argument("--offload", choices=OFFLOADS, default="none", help="disk: stream the decoder layers from the "
+                   "checkpoint's shards, one at a time (the statistics pass and the e2e/e2e_seq trials); auto: "
+                   "when the model would not fit in memory (as crepe.prune)")
 
 
 def setup_from_args(args: argparse.Namespace) -> SetupConfig:
@@ -79,10 +83,12 @@ def setup_from_args(args: argparse.Namespace) -> SetupConfig:
                        args.cache_dir, args.batch_size)
 
 
-def open_workspace(cfg: SetupConfig, progress: bool = True, hessian: bool = False) -> Workspace:
-    """Load ``cfg.model`` and get its statistics (from the cache, or one dense pass then cached);
-    ``hessian``: with every linear's input Hessian (a weight update on the one-shot paths needs it)."""
-    model, tokenizer = load_model(cfg.model)
+def open_workspace(cfg: SetupConfig, progress: bool = True, hessian: bool = False, offload: str = "none") -> Workspace:
+    """Load ``cfg.model`` (``offload`` as :func:`crepe.models.loading.open_model`: disk streams it) and get
+    its statistics (from the cache, or one dense pass then cached); ``hessian``: with every linear's input
+    Hessian (a weight update on the one-shot paths needs it)."""
+    opened = open_model(cfg.model, None, offload)
+    model, tokenizer = opened.model, opened.tokenizer
     target = model_target(model)
     bos = target.adapter.bos_per_window
     calib, spec = calibration_set(tokenizer, cfg.dataset, cfg.nsamples, cfg.seqlen, cfg.seed, bos)
@@ -94,4 +100,4 @@ def open_workspace(cfg: SetupConfig, progress: bool = True, hessian: bool = Fals
     missing = set(linears) - set(data)
     if missing:
         raise ValueError(f"statistics cache lacks {len(missing)} linears (e.g. {min(missing)}): delete it and rerun")
-    return Workspace(model, tokenizer, calib, linears, data, hit, bos)
+    return Workspace(model, tokenizer, calib, linears, data, hit, bos, opened.streamed)
