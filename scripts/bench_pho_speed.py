@@ -49,7 +49,7 @@ def common_flags(args: argparse.Namespace) -> list[str]:
 
 
 def variants(args: argparse.Namespace) -> list[str]:
-    return [v for v in args.pho_variants.split(",") if v and (v != "mf-warm" or args.warm_start)]
+    return [v for v in args.pho_variants.split(",") if v]
 
 
 def search_command(kind: str, target: str, args: argparse.Namespace) -> tuple[Path, list[str]]:
@@ -79,6 +79,8 @@ def search(kind: str, target: str, args: argparse.Namespace) -> dict:
     record = best.with_suffix(".cost.json")
     if record.exists():
         return read_json(record)
+    if kind == "mf-warm" and not args.warm_start:
+        raise SystemExit(f"{kind} at {target} has not run yet and needs --warm-start")
     prov = provenance(cmd, resolve(cmd))  # the commit and config at launch
     launched, cpu0 = time.time(), child_cpu()
     wall = run([sys.executable, *cmd[1:]], best.with_suffix(".log"))
@@ -191,11 +193,11 @@ def main() -> None:
     args = build_parser().parse_args()
     steps = set(args.steps.split(","))
     Path(args.work_dir).mkdir(parents=True, exist_ok=True)
-    protocol = (f"model={args.model} calibration={args.dataset} {args.nsamples}x{args.seqlen}; PHO {args.pho_trials} "
-                f"trials ({args.sampler}, proxy {args.proxy}, pruner {args.pruner}, budget 1..{args.pho_windows} "
-                f"windows); climbs: faithful prune + validation PPL, paper protocol (whole split, <= "
-                f"{args.paper_trials} evaluations{f', none begun after {args.paper_timeout:.0f} s' if args.paper_timeout else ''}), 8 windows (<= {args.cheap_trials}); quality: faithful prune, test "
-                f"split, {args.test_windows} windows; update {args.update or 'crepe default'}")
+    protocol = (f"model={args.model} calibration={args.dataset} {args.nsamples}x{args.seqlen}; PHO: {args.sampler}, "
+                f"proxy {args.proxy}, pruner {args.pruner}, budget 1..{args.pho_windows} calibration windows; climbs: "
+                "faithful prune + validation PPL (paper protocol: the whole split; cheap: 8 windows); quality: faithful "
+                f"prune, test split, {args.test_windows} windows; update {args.update or 'crepe default'}; each row's "
+                "budget (trials, timeout) is its record's command")
     out = Path(args.out)
     summary = read_json(out) if out.exists() else {"results": {}}
     summary.update(versions=versions())
