@@ -157,6 +157,15 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def study_attrs(args: argparse.Namespace, space: SearchSpace, target, setup) -> dict:
+    """What a climb's study records (space, climb, objective); reopening it with anything else is refused."""
+    return {"kind": "pho.hillclimb", "space": space.to_dict(),
+            "climb": {"step": args.step, "refinements": args.refinements},
+            "objective": {"metric": "validation_ppl", "faithful": args.faithful, "val_windows": args.val_windows,
+                          "val_seqlen": args.val_seqlen, "sparsity": target.sparsity, "pattern": str(target.pattern),
+                          **update_attrs(target), **dataclasses.asdict(setup)}}
+
+
 def main() -> int:
     args = build_parser().parse_args()
     setup_logging(args.log_level)
@@ -165,11 +174,7 @@ def main() -> int:
         raise ValueError("need --n-trials >= 1, 0 < --step <= 0.5, --refinements >= 0, --val-windows >= 0")
     if args.offload != "none":
         raise ValueError("pho.hillclimb prunes and evaluates the model in memory: use --offload none")
-    attrs = {"kind": "pho.hillclimb", "space": space.to_dict(),
-             "climb": {"step": args.step, "refinements": args.refinements},
-             "objective": {"metric": "validation_ppl", "faithful": args.faithful, "val_windows": args.val_windows,
-                           "val_seqlen": args.val_seqlen, "sparsity": target.sparsity, "pattern": str(target.pattern),
-                           **update_attrs(target), **dataclasses.asdict(setup)}}
+    attrs = study_attrs(args, space, target, setup)
     study, created = open_study(args.storage, args.study_name, "minimize", attrs,
                                 optuna.samplers.RandomSampler(seed=setup.seed), heartbeat=False)
     fail_stale(study)

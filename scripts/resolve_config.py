@@ -10,7 +10,6 @@ record's command and compares, so a changed default or flag meaning shows up as 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from typing import Any
 
 # record keys that only say where a cache lives: never part of a result
@@ -78,12 +77,7 @@ def hillclimb_command(flags: list[str]) -> dict[str, Any]:
     import pho.hillclimb as hillclimb
 
     args, setup, space, target = _study_parts(hillclimb, flags)
-    return {"kind": "pho.hillclimb", "space": space.to_dict(),
-            "climb": {"step": args.step, "refinements": args.refinements},
-            "objective": {"metric": "validation_ppl", "faithful": args.faithful, "val_windows": args.val_windows,
-                          "val_seqlen": args.val_seqlen, "sparsity": target.sparsity, "pattern": str(target.pattern),
-                          **dataclasses.asdict(setup)},
-            "n_trials": args.n_trials}
+    return {**hillclimb.study_attrs(args, space, target, setup), "n_trials": args.n_trials}
 
 
 def vit_command(flags: list[str]) -> dict[str, Any]:

@@ -93,3 +93,38 @@ def test_a_cached_test_report_pruned_with_another_config_is_run_again(tmp_path, 
     assert bench.test_ppl("transfer", "2:4", source, args, tmp_path)["test_ppl"] == 50.0
     assert len(commands) == 1 and str(source) in commands[0]
     assert bench.test_ppl("transfer", "2:4", source, args, tmp_path)["test_ppl"] == 50.0 and len(commands) == 1
+
+
+def _speed_row(tmp_path, name, best, n, cpu_to_best, wall_to_best, cpu_per_trial, test_ppl):
+    config = tmp_path / f"{name}.json"
+    config.with_name(f"{name}_trials.json").write_text(json.dumps(
+        {"trials": [{"number": i, "user_attrs": {"cpu_seconds": cpu_per_trial}} for i in range(n)]}))
+    return {"config": str(config), "best_trial": best, "best_label": "searched", "trials": n, "test_ppl": test_ppl,
+            "to_best_cpu_seconds": cpu_to_best, "to_best_seconds": wall_to_best,
+            "total_cpu_seconds": 2 * cpu_to_best, "total_seconds": 2 * wall_to_best}
+
+
+def test_speed_table_gives_measured_ratios_and_labels_the_extrapolation_apart(tmp_path):
+    import bench_pho_speed as speed
+
+    rows = {"mf": _speed_row(tmp_path, "mf", 20, 40, 150, 300, 7.0, 35.0),
+            "paper": _speed_row(tmp_path, "paper", 2, 4, 1350, 3000, 450.0, 35.7),
+            "cheap": _speed_row(tmp_path, "cheap", 6, 12, 300, 600, 45.0, 36.0)}
+    summary = {"provenance": {"command": "c", "commit": "x", "config_sha256": "0" * 16, "date": "2026-12-01"},
+               "protocol": {"0.5": "p"}, "results": {"0.5": rows}}
+    text = speed.markdown(summary)
+    assert "| 0.5 | mf | 20 searched (40) | 35.00 | 0.980 | 150 (300) | 300 (600) | 9.0x (10.0x) | 2.0x (2.0x) |" in text
+    assert "| 0.5 | hill climb, paper protocol (whole validation split) | evaluation 3 (4) |" in text
+    extrapolated = text.split("EXTRAPOLATED, not measured")[1]
+    assert "| 0.5 | mf | 3 of 4 | 450 | 7 | 3150 | 21.0x |" in extrapolated  # 7 cheap evaluations x 450 s / 150 s
+
+
+def test_speed_commands_parse_with_the_commands_they_run(tmp_path):
+    import bench_pho_speed as speed
+    from resolve_config import resolve
+
+    args = speed.build_parser().parse_args(["--work-dir", str(tmp_path), "--warm-start", "default"])
+    for kind in ("mf", "mf-warm", "paper", "cheap"):
+        resolved = resolve(speed.search_command(kind, "2:4", args)[1])
+        assert resolved["objective"]["pattern"] == "2:4"
+    assert resolve(speed.search_command("paper", "0.5", args)[1])["objective"]["val_windows"] == 0
