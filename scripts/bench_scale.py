@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -168,7 +169,8 @@ def main() -> int:
     reuse_freed_memory()  # as crepe.prune does: the floor gets the same allocator settings
     work = Path(tempfile.mkdtemp(prefix="bench-scale-", dir=folder.parent))
     out_folder = Path(args.keep_output) if args.keep_output else work / "pruned"
-    result: dict = {"model": str(folder), "method": args.method, "calibration": f"{args.nsamples} x {args.seqlen}"}
+    result: dict = {"model": str(folder), "method": args.method, "calibration": f"{args.nsamples} x {args.seqlen}",
+                    "load_average_start": os.getloadavg()[0]}
     try:
         if not args.skip_floor:
             read, write = time_io(folder, work)
@@ -204,6 +206,7 @@ def main() -> int:
                   f"{result['prune_over_floor_cpu']:.2f} x in CPU time (robust to other load on the machine)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    result["load_average_end"] = os.getloadavg()[0]
     tokens = args.nsamples * args.seqlen
     result["arithmetic"] = {name: layer_arithmetic(*shape, tokens=tokens) for name, shape in SHAPES.items()}
     result["provenance"] = provenance(current_command(), {k: v for k, v in vars(args).items()})
@@ -217,11 +220,13 @@ def markdown(r: dict) -> str:
     p, o = r["prune"], r["output"]
     lines = [f"Made by `{r['provenance']['command']}` at commit {r['provenance']['commit']}.", "",
              f"`python {p['command']}`", "",
-             f"Calibration {r['calibration']} tokens (wikivital), crepe at 50%, streamed on CPU (2 cores).", "",
+             f"Calibration {r['calibration']} tokens (wikivital), crepe at 50%, streamed on CPU (2 cores)"
+             + (f"; machine load average {r['load_average_start']:.1f} at the start, {r['load_average_end']:.1f} at the end."
+                if "load_average_start" in r else "."), "",
              "| | seconds (wall) | seconds (CPU) |", "|---|---|---|"]
     if "floor" in r:
         f = r["floor"]
-        lines += [f"| floor: read once | {f['read_seconds']:.1f} | |", f"| floor: write once | {f['write_seconds']:.1f} | |",
+        lines += [f"| floor: read once | {f['read_seconds']:.1f} | |", f"| floor: write once (every shard kept until all are written) | {f['write_seconds']:.1f} | |",
                   f"| floor: 2 compute passes | {2 * f['compute_pass_seconds']:.1f} | |",
                   f"| **floor** | **{f['floor_seconds']:.1f}** | **{f['floor_cpu_seconds']:.1f}** |"]
     lines.append(f"| **prune + write (crepe.prune)** | **{p['prune_and_write_seconds']:.1f}** | "
