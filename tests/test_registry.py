@@ -80,3 +80,19 @@ def test_a_composed_config_without_its_steps_is_refused():
     cfg = PruneConfig(method="ria", sparsity=0.5, pattern=Pattern(2, 4), permute=PermuteConfig())
     with pytest.raises(ValueError, match="linear_steps"):
         plan_linear(torch.randn(4, 8), InputStats(sq_sum=torch.ones(8)), cfg)
+
+
+def test_kept_score_fraction_is_the_kept_scores_over_all_scores():
+    from crepe.prune_linear import kept_sum
+
+    gen = torch.Generator().manual_seed(3)
+    w, x = torch.randn(2100, 40, generator=gen), torch.randn(64, 40, generator=gen)  # > 2 blocks of 1024 rows
+    stats = InputStats(sq_sum=x.pow(2).sum(0), tokens=64)
+    cfg = PruneConfig(method="ria", sparsity=0.5)
+    plan = plan_linear(w, stats, cfg)
+    keep = ~plan.mask
+    assert kept_sum(plan.scores, keep) == pytest.approx(float(plan.scores.double()[keep].sum()), rel=1e-5)
+    result = apply_plan(w, plan)
+    expected = float(plan.scores.double()[keep].sum() / plan.scores.double().sum())
+    assert result.kept_score_fraction == pytest.approx(expected, rel=1e-5)
+    assert result.zeros_after == int(plan.mask.sum()) and result.zeros_before == 0
