@@ -154,6 +154,10 @@ def run(opts: RunOptions, model: nn.Module | None = None, tokenizer: Any = None,
             echo(f"pruned PPL {ppl_pruned:8.3f}  [{protocol}]")
         if zeroshot:
             zeroshot.evaluate(model, tokenizer, "pruned", echo)
+    except BaseException:
+        if streamed and store.writer is not None:  # a failed prune leaves no temporary shards behind
+            store.writer.abort()
+        raise
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)

@@ -37,7 +37,7 @@ def test_index_naming_a_missing_shard_is_one_line(cli, sharded, tiny_corpus, tmp
     assert _prune(cli, sharded, tiny_corpus, tmp_path / "out") == 2
     err = _error_lines(capsys)
     assert len(err) == 1 and "missing" in err[0] and missing in err[0]
-    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
 
 
 def test_shard_truncated_mid_tensor_is_one_line(cli, sharded, tiny_corpus, tmp_path, capsys):
@@ -47,7 +47,7 @@ def test_shard_truncated_mid_tensor_is_one_line(cli, sharded, tiny_corpus, tmp_p
     assert _prune(cli, sharded, tiny_corpus, tmp_path / "out") == 2
     err = _error_lines(capsys)
     assert len(err) == 1 and "truncated" in err[0] and shard.name in err[0]
-    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
 
 
 def test_too_little_free_space_is_refused_before_any_work(cli, sharded, tiny_corpus, tmp_path, capsys, monkeypatch):
@@ -72,6 +72,20 @@ def test_disk_full_while_writing_leaves_no_partial_folder(cli, sharded, tiny_cor
     assert _prune(cli, sharded, tiny_corpus, tmp_path / "out") == 2
     err = _error_lines(capsys)
     assert len(err) == 1 and "no space left" in err[0]
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
+
+
+def test_a_corrupt_layer_after_written_ones_leaves_no_temporary_shards(cli, tmp_path, tiny_corpus, capsys):
+    """Layer 0 is written (in the background) before layer 1's NaN stops the run: nothing is left."""
+    model = tiny_model("llama").to(torch.bfloat16)
+    with torch.no_grad():
+        model.model.layers[1].mlp.down_proj.weight[0, 0] = float("nan")
+    folder = tmp_path / "src"
+    model.save_pretrained(folder, max_shard_size="100KB")
+    tiny_tokenizer().save_pretrained(folder)
+    assert _prune(cli, folder, tiny_corpus, tmp_path / "out") == 2
+    err = _error_lines(capsys)
+    assert len(err) == 1 and "NaN" in err[0] and "layers.1." in err[0]
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
 
 
