@@ -14,6 +14,7 @@ cell under ``--out-dir``; finished cells are skipped on re-run; ``--table`` rebu
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import tempfile
 import time
@@ -22,7 +23,8 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle OpenMP threads sleep: CPU time counts work, not spinning
 import torch  # noqa: E402  (after the OpenMP setting, which is read when torch loads)
 
-from crepe.config import CrepeParams, Pattern, PruneConfig
+from crepe.compose.allocation import allocate
+from crepe.config import AllocationConfig, CrepeParams, Pattern, PermuteConfig, PruneConfig, RepruneConfig
 from crepe.data.prepare import calibration_set, eval_set
 from crepe.engine import run_layerwise
 from crepe.models.adapters import get_adapter, weight_view
@@ -30,6 +32,7 @@ from crepe.models.loading import load_model
 from crepe.perplexity import perplexity
 from crepe.provenance import current_command, markdown_stamp, provenance
 from crepe.prune_linear import LinearSteps, prune_linear
+from crepe.prune_model import prune_model
 from crepe.reconstruct import ADMM_ITERATIONS, SweepForm, admm_prune, admm_update, obs_update, sweep_prune
 from crepe.report import read_json, write_json_atomic
 from crepe.sparsegpt import sparsegpt_prune
@@ -103,6 +106,29 @@ def prune(model, calib: torch.Tensor, cfg: PruneConfig, update: str, form: Sweep
     return time.perf_counter() - start, time.process_time() - cpu
 
 
+COMPOSITIONS = ("permute", "owl", "dsnot")
+
+
+def composed_config(cfg: PruneConfig, compose: str) -> PruneConfig:
+    """``cfg`` with the composition steps named in ``compose`` (comma-separated COMPOSITIONS) turned on."""
+    names = [c for c in compose.split(",") if c]
+    unknown = set(names) - set(COMPOSITIONS)
+    if unknown:
+        raise SystemExit(f"unknown --compose {sorted(unknown)}; choose from {', '.join(COMPOSITIONS)}")
+    return dataclasses.replace(cfg, permute=PermuteConfig() if "permute" in names else None,
+                               allocation=AllocationConfig(method="owl") if "owl" in names else AllocationConfig(),
+                               repruning=RepruneConfig() if "dsnot" in names else None)
+
+
+def prune_library(model, calib: torch.Tensor, cfg: PruneConfig) -> tuple[float, float]:
+    """Prune through the library's own pipeline (allocation plan, then ``prune_model`` with the steps
+    the config asks for), as ``python -m crepe.prune`` does: (wall, process CPU) seconds."""
+    start, cpu = time.perf_counter(), time.process_time()
+    plan = allocate(model, calib, cfg.sparsity, cfg.allocation, cfg.pattern, 8)
+    prune_model(model, calib, cfg, layer_sparsity=plan, batch_size=8, progress=False)
+    return time.perf_counter() - start, time.process_time() - cpu
+
+
 def cell_name(cell: str, setting: str, tag: str) -> str:
     return f"{cell.replace('+', '_')}__{setting.replace(':', '-')}" + (f"__{tag}" if tag else "")
 
@@ -113,10 +139,10 @@ def run(args: argparse.Namespace) -> None:
     model, tok = load_model(args.model)
     get_adapter(model)
     dense_state = {k: v.clone() for k, v in model.state_dict().items()}
-    calib, calib_spec = calibration_set(tok, "wikivital", args.nsamples, args.seqlen, 0)
-    evals = {"wikivital": eval_set(tok, "wikivital", "test", 512, args.max_eval_windows)}
+    calib, calib_spec = calibration_set(tok, args.dataset, args.nsamples, args.seqlen, 0)
+    evals = {args.dataset: eval_set(tok, args.dataset, "test", args.eval_seqlen, args.max_eval_windows)}
     if not args.no_second_text:
-        evals[SECOND_TEXT] = eval_set(tok, f"text:{second_text_path()}", "test", 512, args.max_eval_windows)
+        evals[SECOND_TEXT] = eval_set(tok, f"text:{second_text_path()}", "test", args.eval_seqlen, args.max_eval_windows)
     dense_path = out / "dense.json"
     if not dense_path.exists():
         dense = {k: perplexity(model, w, 4, progress=False) for k, (w, _) in evals.items()}
@@ -136,9 +162,13 @@ def run(args: argparse.Namespace) -> None:
             cfg = PruneConfig(method=method, sparsity=sparsity, pattern=pattern,
                               crepe=params if method == "crepe" else CrepeParams())
             model.load_state_dict(dense_state)
-            seconds, cpu_seconds = prune(model, calib, cfg, update or "none", form, args.admm_iterations)
+            if args.compose:  # the library path: --update as a config field, ADMM at its default iterations
+                cfg = composed_config(dataclasses.replace(cfg, update=update or None), args.compose)
+                seconds, cpu_seconds = prune_library(model, calib, cfg)
+            else:
+                seconds, cpu_seconds = prune(model, calib, cfg, update or "none", form, args.admm_iterations)
             ppl = {k: perplexity(model, w, 4, progress=False) for k, (w, _) in evals.items()}
-            config = {"cell": cell, "setting": setting, "tag": args.tag, "prune_config": cfg.to_dict(),
+            config = {"cell": cell, "setting": setting, "tag": args.tag, "compose": args.compose, "prune_config": cfg.to_dict(),
                       "update": update or "none", "admm_iterations": args.admm_iterations if "admm" in cell else None,
                       "sweep_form": vars(form) if update.startswith("sweep") else None,
                       "calibration": calib_spec.describe(), "model": args.model}
@@ -208,12 +238,16 @@ def main() -> None:
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--settings", default=",".join(SETTINGS))
     ap.add_argument("--cells", default=",".join(CELLS), help="scorer+update (none|obs|admm|sweep) or sparsegpt")
+    ap.add_argument("--dataset", default="wikivital", help="calibration split and first eval text (test split)")
     ap.add_argument("--nsamples", type=int, default=16)
     ap.add_argument("--seqlen", type=int, default=512)
+    ap.add_argument("--eval-seqlen", type=int, default=512)
     ap.add_argument("--max-eval-windows", type=int, default=24)
     ap.add_argument("--no-second-text", action="store_true", help="evaluate on the wikivital test split only")
     ap.add_argument("--out-dir", default="results/quality/c16")
     ap.add_argument("--tag", default="", help="suffix of the report names (sweep variants)")
+    ap.add_argument("--compose", default="", help="prune through the library pipeline with these composition steps "
+                    f"on (comma-separated: {', '.join(COMPOSITIONS)}); use with --tag")
     ap.add_argument("--admm-iterations", type=int, default=ADMM_ITERATIONS)
     ap.add_argument("--diag-power", type=float, default=SweepForm().diag_power)
     ap.add_argument("--act-power", type=float, default=SweepForm().act_power)
@@ -225,6 +259,8 @@ def main() -> None:
     ap.add_argument("--doc", default=None, help="also write every tag's tables of --out-dir into this markdown "
                     "file, between <!-- quality:DIR:start --> and <!-- quality:DIR:end --> (DIR: the folder name)")
     args = ap.parse_args()
+    if args.compose and args.admm_iterations != ADMM_ITERATIONS:
+        raise SystemExit(f"--compose runs the library pipeline, whose ADMM runs {ADMM_ITERATIONS} iterations")
     torch.set_grad_enabled(False)
     if not args.table:
         run(args)

@@ -90,6 +90,23 @@ def test_sweep_hits_the_sparsity_and_pattern_and_beats_masking_alone(pattern, sp
 
 
 @pytest.mark.parametrize("pattern,sparsity", PATTERNS)
+def test_sweep_admm_keeps_the_sweeps_mask_and_lowers_its_output_error(pattern, sparsity):
+    """The default pipeline's second step (sweep_linear with sweep-admm): ADMM re-solves the kept
+    weights of the sweep's mask, never changes that mask, and ends below the sweep's error."""
+    from crepe.reconstruct import sweep_linear
+
+    w, x = _problem()
+    stats = InputStats(sq_sum=x.pow(2).sum(0), hessian=x.t() @ x, tokens=x.shape[0])
+    swept, sweep_mask = sweep_prune(w, x.t() @ x, sparsity, pattern)
+    cfg = PruneConfig(method="crepe", sparsity=sparsity, pattern=pattern, update="sweep-admm")
+    new, mask, perm = sweep_linear(w, stats, sparsity, pattern, cfg)
+    assert perm is None and torch.equal(mask, sweep_mask) and torch.equal(new == 0, mask)
+    if pattern.structured:
+        assert is_valid_nm(new, pattern.n, pattern.m)
+    assert _error(x, w, new) < _error(x, w, swept)
+
+
+@pytest.mark.parametrize("pattern,sparsity", PATTERNS)
 def test_gradual_admm_hits_the_sparsity_and_pattern_and_beats_the_mask_alone(pattern, sparsity):
     w, x = _problem()
     new, mask = admm_prune(w, x.t() @ x, sparsity, pattern)
@@ -205,3 +222,25 @@ def test_bench_quality_tables_and_doc_block(tmp_path):
     bench_quality.write_doc(doc, tmp_path / "runs")
     written = doc.read_text()
     assert "old" not in written and "40.00 (0.800x)" in written and written.endswith("tail\n")
+
+
+def test_bench_quality_runs_a_composed_cell_through_the_library_pipeline(tiny_folder, tiny_corpus, tmp_path,
+                                                                        monkeypatch):
+    """``--compose permute`` prunes with prune_model (the library's steps): the cell's report records
+    the composition and the pruned tiny model's linears are 2:4 valid."""
+    import sys
+
+    import bench_quality
+
+    out = tmp_path / "q"
+    argv = ["bench_quality.py", "--model", str(tiny_folder), "--settings", "2:4", "--cells", "crepe+sweep-admm",
+            "--dataset", tiny_corpus, "--nsamples", "2", "--seqlen", "32", "--eval-seqlen", "32",
+            "--max-eval-windows", "2", "--no-second-text", "--compose", "permute",
+            "--tag", "permute", "--out-dir", str(out)]
+    monkeypatch.setattr(sys, "argv", argv)
+    bench_quality.main()
+    report = json.loads((out / "crepe_sweep-admm__2-4__permute.json").read_text())
+    config = report["provenance"]["config"]
+    assert config["compose"] == "permute" and config["prune_config"]["permute"] is not None
+    assert config["prune_config"]["resolved_update"] == "sweep-admm" and report["prune_cpu_seconds"] > 0
+    assert "crepe+sweep-admm" in bench_quality.table(out, "permute")
