@@ -170,7 +170,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-scale-", dir=folder.parent))
     out_folder = Path(args.keep_output) if args.keep_output else work / "pruned"
     result: dict = {"model": str(folder), "method": args.method, "calibration": f"{args.nsamples} x {args.seqlen}",
-                    "load_average_start": os.getloadavg()[0]}
+                    "load_average_start": os.getloadavg()[0], "niceness": os.nice(0)}
     try:
         if not args.skip_floor:
             read, write = time_io(folder, work)
@@ -221,7 +221,8 @@ def markdown(r: dict) -> str:
     lines = [f"Made by `{r['provenance']['command']}` at commit {r['provenance']['commit']}.", "",
              f"`python {p['command']}`", "",
              f"Calibration {r['calibration']} tokens (wikivital), crepe at 50%, streamed on CPU (2 cores)"
-             + (f"; machine load average {r['load_average_start']:.1f} at the start, {r['load_average_end']:.1f} at the end."
+             + (f"; machine load average {r['load_average_start']:.1f} at the start, {r['load_average_end']:.1f} at the end, "
+                f"this benchmark at niceness {r['niceness']} (other processes at 10 yield to it)."
                 if "load_average_start" in r else "."), "",
              "| | seconds (wall) | seconds (CPU) |", "|---|---|---|"]
     if "floor" in r:
