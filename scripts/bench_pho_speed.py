@@ -98,6 +98,26 @@ def search(kind: str, target: str, args: argparse.Namespace) -> dict:
     return out
 
 
+def rung_values(best: Path) -> dict[str, dict[str, float]]:
+    """Trial number -> {windows: value} of every trial of a PHO study (read from its SQLite storage)."""
+    import optuna
+
+    study = optuna.load_study(study_name=best.stem, storage=f"sqlite:///{best.with_suffix('.db')}")
+    return {str(t.number): {str(k): v for k, v in t.intermediate_values.items()} for t in study.get_trials()}
+
+
+def rank_agreement(rungs: dict[str, dict[str, float]]) -> tuple[float | None, int]:
+    """Spearman rho between the first rung's value (1 window) and the full budget's over the trials that
+    completed, and their count: how well the cheap fidelity ranks what the full one decides."""
+    from scipy.stats import spearmanr
+
+    full = str(max((int(k) for v in rungs.values() for k in v), default=1))
+    pairs = [(v["1"], v[full]) for v in rungs.values() if full != "1" and "1" in v and full in v]
+    if len(pairs) < 3:
+        return None, len(pairs)
+    return float(spearmanr(*zip(*pairs)).statistic), len(pairs)
+
+
 def test_ppl(label: str, target: str, config: Path, args: argparse.Namespace) -> dict:
     """Faithful prune + TEST-split PPL of ``config`` through crepe.prune, cached in its report."""
     report, cmd = test_command(label, target, config, args, Path(args.work_dir))
@@ -151,6 +171,14 @@ def markdown(summary: dict) -> str:
                     extrapolated.append(f"| {target} | {kind} | {paper_steps} of {paper['trials']} | {per_step:.0f} | "
                                         f"{steps} | {steps * per_step:.0f} | "
                                         f"{cell(steps * per_step, row['to_best_cpu_seconds'])} |")
+    agreement = [(target, kind, *rank_agreement(row["rungs"])) for target, rows in summary["results"].items()
+                 for kind, row in rows.items() if row.get("rungs")]
+    if agreement:
+        lines += ["", "How the first rung ranks the trials the full budget decides (complete trials, Spearman rho of "
+                  "the value on 1 window against the value on all windows):", "", "| target | search | rho | trials |",
+                  "|---|---|---|---|"]
+        lines += [f"| {t} | {k} | {rho:+.2f} | {n} |" if rho is not None else f"| {t} | {k} | - | {n} |"
+                  for t, k, rho, n in agreement]
     if extrapolated:
         lines += ["", "EXTRAPOLATED, not measured: the paper climb's CPU time to best if it needed as many evaluations "
                   "as the 8-window climb of the same run did (measured: the paper climb's CPU seconds per evaluation "
@@ -210,6 +238,8 @@ def main() -> None:
             best, _ = search_command(kind, target, args)
             if (kind if kind in CLIMBS else "pho") in steps or best.with_suffix(".cost.json").exists():
                 rows[kind] = {**rows.get(kind, {}), **search(kind, target, args)}
+                if kind not in CLIMBS and "rungs" not in rows[kind] and best.with_suffix(".db").exists():
+                    rows[kind]["rungs"] = rung_values(best)
             if kind in rows and "test" in steps:
                 rows[kind].update(test_ppl(kind, target, best, args))
             summary["provenance"] = provenance(current_command(), vars(args))
