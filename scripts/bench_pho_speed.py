@@ -163,13 +163,16 @@ def markdown(summary: dict) -> str:
                              f"{cell(climb['to_best_cpu_seconds'], row['to_best_cpu_seconds'])} "
                              f"({cell(climb['to_best_seconds'], row['to_best_seconds'])})")
             lines.append("| " + " | ".join(cells) + " |")
-        if paper and cheap:
-            steps, _ = evaluations(cheap)
+        earlier = summary.get("earlier_cheap", {}).get(target)
+        path = cheap or earlier
+        if paper and path:
+            steps, _ = evaluations(path)
             paper_steps, per_step = evaluations(paper)
+            source = "this run" if cheap else f"earlier run, {path['config']}"
             for kind, row in rows.items():
                 if kind not in CLIMBS:
                     extrapolated.append(f"| {target} | {kind} | {paper_steps} of {paper['trials']} | {per_step:.0f} | "
-                                        f"{steps} | {steps * per_step:.0f} | "
+                                        f"{steps} ({source}) | {steps * per_step:.0f} | "
                                         f"{cell(steps * per_step, row['to_best_cpu_seconds'])} |")
     agreement = [(target, kind, *rank_agreement(row["rungs"])) for target, rows in summary["results"].items()
                  for kind, row in rows.items() if row.get("rungs")]
@@ -210,6 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--paper-timeout", type=float, default=None,
                     help="the paper climb starts no evaluation after SEC wall seconds (its time budget)")
     ap.add_argument("--cheap-trials", type=int, default=30)
+    ap.add_argument("--earlier-cheap", default="", help="TARGET=BEST.json,...: an earlier run of the same 8-window "
+                    "climb (pho.hillclimb --best-config output) whose evaluations to best the extrapolation uses where "
+                    "this run has no 8-window climb")
     ap.add_argument("--test-windows", type=int, default=24)
     ap.add_argument("--work-dir", default="results/pho/speed")
     ap.add_argument("--cache-root", default="runs/pho-speed", help="statistics caches (fresh per search)")
@@ -229,6 +235,9 @@ def main() -> None:
     out = Path(args.out)
     summary = read_json(out) if out.exists() else {"results": {}}
     summary.update(versions=versions())
+    for item in (i for i in args.earlier_cheap.split(",") if i):
+        target, path = item.split("=", 1)
+        summary.setdefault("earlier_cheap", {})[target] = {"config": path, "best_trial": read_json(path)["trial"]}
     if not isinstance(summary.get("protocol"), dict):
         summary["protocol"] = {}
     for target in args.targets.split(","):
