@@ -184,8 +184,8 @@ def markdown(summary: dict) -> str:
                   for t, k, rho, n in agreement]
     if extrapolated:
         lines += ["", "EXTRAPOLATED, not measured: the paper climb's CPU time to best if it needed as many evaluations "
-                  "as the 8-window climb of the same run did (measured: the paper climb's CPU seconds per evaluation "
-                  "and the 8-window climb's evaluations to its best):", "",
+                  "as the 8-window climb did (measured: the paper climb's CPU seconds per evaluation in this run, and "
+                  "the 8-window climb's evaluations to its best, in this run or, where named, an earlier identical one):", "",
                   "| target | search | paper climb: evaluation of its best (of evaluations run) | paper climb CPU s "
                   "per evaluation (measured) | 8-window climb evaluations to best (measured) | paper climb CPU s to "
                   "best, extrapolated | extrapolated paper climb / this, CPU |", "|---|---|---|---|---|---|---|",

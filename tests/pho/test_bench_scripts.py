@@ -116,7 +116,7 @@ def test_speed_table_gives_measured_ratios_and_labels_the_extrapolation_apart(tm
     assert "| 0.5 | mf | 20 searched (40) | 35.00 | 0.980 | 150 (300) | 300 (600) | 9.0x (10.0x) | 2.0x (2.0x) |" in text
     assert "| 0.5 | hill climb, paper protocol (whole validation split) | evaluation 3 (4) |" in text
     extrapolated = text.split("EXTRAPOLATED, not measured")[1]
-    assert "| 0.5 | mf | 3 of 4 | 450 | 7 | 3150 | 21.0x |" in extrapolated  # 7 cheap evaluations x 450 s / 150 s
+    assert "| 0.5 | mf | 3 of 4 | 450 | 7 (this run) | 3150 | 21.0x |" in extrapolated  # 7 cheap evaluations x 450 s / 150 s
 
 
 def test_speed_commands_parse_with_the_commands_they_run(tmp_path):
