@@ -38,3 +38,13 @@ def cli(monkeypatch):
             run_cli(module, main)
         return exit_info.value.code
     return run
+
+
+@pytest.fixture(autouse=True)
+def _grad_mode_restored():
+    """Scripts' main() turns autograd off for their process; in-process calls must not leak it into later tests."""
+    import torch
+
+    enabled = torch.is_grad_enabled()
+    yield
+    torch.set_grad_enabled(enabled)
