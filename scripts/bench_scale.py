@@ -150,6 +150,15 @@ SHAPES = {"llama-2-7b": (4096, 11008, 32, 32000, 32, 32), "llama-2-13b": (5120, 
           "llama-2-70b": (8192, 28672, 80, 32000, 8, 64)}
 
 
+def autogroup() -> str | None:
+    """The scheduler group of this process and its niceness (Linux autogroups share the CPU between
+    sessions by their group niceness, whatever the processes' own), e.g. "/autogroup-6 nice -10"."""
+    try:
+        return Path("/proc/self/autogroup").read_text().strip()
+    except OSError:
+        return None
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=None, help="checkpoint folder (e.g. from make_synthetic_llama.py)")
@@ -170,7 +179,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-scale-", dir=folder.parent))
     out_folder = Path(args.keep_output) if args.keep_output else work / "pruned"
     result: dict = {"model": str(folder), "method": args.method, "calibration": f"{args.nsamples} x {args.seqlen}",
-                    "load_average_start": os.getloadavg()[0], "niceness": os.nice(0)}
+                    "load_average_start": os.getloadavg()[0], "niceness": os.nice(0), "autogroup": autogroup()}
     try:
         if not args.skip_floor:
             read, write = time_io(folder, work)
@@ -222,7 +231,8 @@ def markdown(r: dict) -> str:
              f"`python {p['command']}`", "",
              f"Calibration {r['calibration']} tokens (wikivital), crepe at 50%, streamed on CPU (2 cores)"
              + (f"; machine load average {r['load_average_start']:.1f} at the start, {r['load_average_end']:.1f} at the end, "
-                f"this benchmark at niceness {r['niceness']} (other processes at 10 yield to it)."
+                f"this benchmark at niceness {r['niceness']}, scheduler group `{r.get('autogroup')}` "
+                "(the other agents' groups at niceness 10 yield the cores to it)."
                 if "load_average_start" in r else "."), "",
              "| | seconds (wall) | seconds (CPU) |", "|---|---|---|"]
     if "floor" in r:
