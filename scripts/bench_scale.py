@@ -231,8 +231,7 @@ def markdown(r: dict) -> str:
              f"`python {p['command']}`", "",
              f"Calibration {r['calibration']} tokens (wikivital), crepe at 50%, streamed on CPU (2 cores)"
              + (f"; machine load average {r['load_average_start']:.1f} at the start, {r['load_average_end']:.1f} at the end, "
-                f"this benchmark at niceness {r['niceness']}, scheduler group `{r.get('autogroup')}` "
-                "(the other agents' groups at niceness 10 yield the cores to it)."
+                f"this benchmark at niceness {r['niceness']}, scheduler group `{r.get('autogroup')}`."
                 if "load_average_start" in r else "."), "",
              "| | seconds (wall) | seconds (CPU) |", "|---|---|---|"]
     if "floor" in r:
