@@ -12,21 +12,26 @@ CRePE hyperparameters come from defaults < --config FILE.json < explicit flags.
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import logging
+if __name__ == "__main__":  # first, before the heavy imports: the command may restart itself once
+    from crepe.memory import reexec_with_hugepage_malloc
 
-import torch
+    reexec_with_hugepage_malloc()
 
-from crepe.cli import add_eval_args, run_cli, setup_logging
-from crepe.config import (NBR_FORMS, PADDINGS, TERM_SCALES, UPDATES, AllocationConfig, CrepeParams, Pattern,
+import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+import logging  # noqa: E402
+
+import torch  # noqa: E402
+
+from crepe.cli import add_eval_args, run_cli, setup_logging  # noqa: E402
+from crepe.config import (NBR_FORMS, PADDINGS, TERM_SCALES, UPDATES, AllocationConfig, CrepeParams, Pattern,  # noqa: E402
                           PermuteConfig, PruneConfig, RepruneConfig, load_crepe_params)
-from crepe.models.loading import OFFLOADS
-from crepe.pipeline import RunOptions, run
-from crepe.provenance import current_command
-from crepe.recipe import with_recipe
-from crepe.registry import method_names
-from crepe.zeroshot import ZeroShotConfig
+from crepe.models.loading import OFFLOADS  # noqa: E402
+from crepe.pipeline import RunOptions, run  # noqa: E402
+from crepe.provenance import current_command  # noqa: E402
+from crepe.recipe import with_recipe  # noqa: E402
+from crepe.registry import method_names  # noqa: E402
+from crepe.zeroshot import ZeroShotConfig  # noqa: E402
 
 log = logging.getLogger("crepe.prune")
 CREPE_FLAGS = {"alpha": float, "beta": float, "gamma": float, "kernel": int, "act_power": float}

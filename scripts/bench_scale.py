@@ -13,15 +13,22 @@ prune time and peak RSS. The saved folder is then checked: sharded, source dtype
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+if __name__ == "__main__":  # the floor runs with the same allocator as the prune (see crepe.memory)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from crepe.memory import reexec_with_hugepage_malloc
+
+    reexec_with_hugepage_malloc()
+
 import argparse
 import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import torch
 from safetensors import safe_open
@@ -179,7 +186,8 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-scale-", dir=folder.parent))
     out_folder = Path(args.keep_output) if args.keep_output else work / "pruned"
     result: dict = {"model": str(folder), "method": args.method, "calibration": f"{args.nsamples} x {args.seqlen}",
-                    "load_average_start": os.getloadavg()[0], "niceness": os.nice(0), "autogroup": autogroup()}
+                    "load_average_start": os.getloadavg()[0], "niceness": os.nice(0), "autogroup": autogroup(),
+                    "glibc_tunables": os.environ.get("GLIBC_TUNABLES")}
     try:
         if not args.skip_floor:
             read, write = time_io(folder, work)
@@ -231,7 +239,8 @@ def markdown(r: dict) -> str:
              f"`python {p['command']}`", "",
              f"Calibration {r['calibration']} tokens (wikivital), crepe at 50%, streamed on CPU (2 cores)"
              + (f"; machine load average {r['load_average_start']:.1f} at the start, {r['load_average_end']:.1f} at the end, "
-                f"this benchmark at niceness {r['niceness']}, scheduler group `{r.get('autogroup')}`."
+                f"this benchmark at niceness {r['niceness']}, scheduler group `{r.get('autogroup')}`; "
+                f"floor and prune with GLIBC_TUNABLES={r.get('glibc_tunables')}."
                 if "load_average_start" in r else "."), "",
              "| | seconds (wall) | seconds (CPU) |", "|---|---|---|"]
     if "floor" in r:
