@@ -8,15 +8,20 @@ non-overlapping windows of --seqlen (remainder dropped), PPL = exp(mean window N
 
 from __future__ import annotations
 
-import argparse
-import logging
-import time
+if __name__ == "__main__":  # first, before the heavy imports: the command may restart itself once
+    from crepe.memory import reexec_with_hugepage_malloc
 
-from crepe.cli import add_eval_args, bos_per_window, check_device, run_cli, setup_logging
-from crepe.data.prepare import eval_set
-from crepe.models.loading import OFFLOADS, load_dispatched, open_model
-from crepe.perplexity import describe_eval, evaluate_ppl
-from crepe.report import peak_rss_mb, versions, write_json_atomic
+    reexec_with_hugepage_malloc()
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+import time  # noqa: E402
+
+from crepe.cli import add_eval_args, bos_per_window, check_device, run_cli, setup_logging  # noqa: E402
+from crepe.data.prepare import eval_set  # noqa: E402
+from crepe.models.loading import OFFLOADS, load_dispatched, open_model  # noqa: E402
+from crepe.perplexity import describe_eval, evaluate_ppl  # noqa: E402
+from crepe.report import peak_rss_mb, versions, write_json_atomic  # noqa: E402
 
 log = logging.getLogger("eval.ppl")
 
