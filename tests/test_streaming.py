@@ -68,8 +68,11 @@ def test_streamed_prune_saves_the_same_weights_as_in_memory(tmp_path, tiny_corpu
     PruneConfig(method="crepe", pattern=Pattern(2, 4), permute=PermuteConfig()),
     PruneConfig(method="crepe", sparsity=0.6, allocation=AllocationConfig(method="owl")),
     PruneConfig(method="ria", sparsity=0.6, allocation=AllocationConfig(method="alpha")),
-    PruneConfig(method="crepe", sparsity=0.6, repruning=RepruneConfig(scope="all")),
-], ids=lambda c: f"{c.method}-{c.pattern}-{c.allocation.method}-{'perm' if c.permute else ''}{'dsnot' if c.repruning else ''}")
+    PruneConfig(method="crepe", sparsity=0.6, repruning=RepruneConfig(scope="all"), update="none"),
+    PruneConfig(method="crepe", update="sweep-admm"), PruneConfig(method="wanda", update="obs"),
+    PruneConfig(method="ria", pattern=Pattern(2, 4), update="admm"),
+], ids=lambda c: f"{c.method}-{c.pattern}-{c.allocation.method}-{'perm' if c.permute else ''}"
+                 f"{'dsnot' if c.repruning else ''}-{c.update}")
 def test_every_method_and_composition_streams_bit_identically(tmp_path, tiny_corpus, cfg):
     src = _save(tmp_path / "src", "llama")
     a, b, results = _prune_both(tmp_path, src, tiny_corpus, cfg)
