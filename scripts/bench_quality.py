@@ -188,46 +188,56 @@ def _ratio(rep: dict, sgpt: dict) -> str:
     return f"wall {wall:.2f}"
 
 
-def table(out: Path, tag: str = "") -> str:
-    """Markdown tables (one per eval text) of the cells of ``tag`` in ``out``; ratios to sparsegpt
-    (of the same tag, else the untagged one)."""
+def _variant(config: dict) -> str:
+    """What a tagged variant changes: the composition steps, else the ADMM iterations and sweep form."""
+    if config.get("compose"):
+        return f"composed with {config['compose']} (library pipeline)"
+    return f"ADMM iterations {config.get('admm_iterations')}, sweep {config['sweep_form']}"
+
+
+def table(out: Path, tag: str | None = "") -> str:
+    """Markdown tables (one per eval text) of the cells of ``tag`` in ``out`` (None: every tag, a row
+    per cell and tag); PPL and prune-time ratios to sparsegpt (of the same tag, else the untagged one)."""
     every = {p.stem: read_json(p) for p in sorted(out.glob("*__*.json"))}
-    reports = {k: r for k, r in every.items() if r["provenance"]["config"]["tag"] == tag}
+    reports = {k: r for k, r in every.items() if tag is None or r["provenance"]["config"]["tag"] == tag}
     if not reports:
         return "no results yet"
     dense = read_json(out / "dense.json") if (out / "dense.json").exists() else {"ppl": {}}
-    first = next(iter(reports.values()))
-    config = first["provenance"]["config"]
-    lines = [markdown_stamp(first["provenance"]), "", f"Calibration: {config['calibration']}."
-             + (f" Variant `{tag}`: sweep {config['sweep_form']}, ADMM iterations {config.get('admm_iterations')}."
-                if tag else "")]
-    cells = [c for c in CELLS if any(r["provenance"]["config"]["cell"] == c for r in reports.values())]
+    first = min(reports.values(), key=lambda r: r["provenance"]["date"])
+    configs = [r["provenance"]["config"] for r in reports.values()]
+    tags = {c["tag"]: c for c in sorted(configs, key=lambda c: c["tag"])}
+    rows = [(c, t) for t in tags for c in CELLS if any((x["cell"], x["tag"]) == (c, t) for x in configs)]
+    lines = [markdown_stamp(first["provenance"]) + f" ({len(reports)} cells, the earliest shown: each cell's JSON in "
+             f"`{out}` records its own command and commit)", "", f"Calibration: {first['provenance']['config']['calibration']}."]
+    lines += [f"Variant `{t}`: {_variant(c)}." for t, c in tags.items() if t]
     texts = [t for t in first["eval"] if any(t in r["ppl"] for r in reports.values())]
 
-    def sparsegpt(setting: str) -> dict | None:
-        return every.get(cell_name("sparsegpt", setting, tag)) or every.get(cell_name("sparsegpt", setting, ""))
+    def sparsegpt(setting: str, t: str) -> dict | None:
+        return every.get(cell_name("sparsegpt", setting, t)) or every.get(cell_name("sparsegpt", setting, ""))
+
+    def header() -> list[str]:
+        return ["| scorer + update | " + " | ".join(SETTINGS) + " |", "|---" * (len(SETTINGS) + 1) + "|"]
 
     for text in texts:
         lines += ["", f"**{text}** ({first['eval'][text]}), dense {dense['ppl'].get(text, float('nan')):.2f}", "",
-                  "| scorer + update | " + " | ".join(SETTINGS) + " |", "|---" * (len(SETTINGS) + 1) + "|"]
-        for cell in cells:
-            row = [cell]
+                  *header()]
+        for cell, t in rows:
+            row = [cell + (f" `{t}`" if t else "")]
             for s in SETTINGS:
-                rep, sgpt = reports.get(cell_name(cell, s, tag)), sparsegpt(s)
+                rep, sgpt = reports.get(cell_name(cell, s, t)), sparsegpt(s, t)
                 if rep is None or text not in rep["ppl"]:
                     row.append("–")
                     continue
                 ratio = (f" ({rep['ppl'][text] / sgpt['ppl'][text]:.3f}x)"
-                         if sgpt and text in sgpt["ppl"] and cell != "sparsegpt" else "")
+                         if sgpt and text in sgpt["ppl"] and rep is not sgpt else "")
                 row.append(f"{rep['ppl'][text]:.2f}{ratio}")
             lines.append("| " + " | ".join(row) + " |")
     lines += ["", "Prune time as a ratio to SparseGPT's at the same setting: process CPU time (wall time in "
-              "brackets); separate processes, same machine:", "",
-              "| scorer + update | " + " | ".join(SETTINGS) + " |", "|---" * (len(SETTINGS) + 1) + "|"]
-    for cell in cells:
-        row = [cell]
+              "brackets); separate processes, same machine:", "", *header()]
+    for cell, t in rows:
+        row = [cell + (f" `{t}`" if t else "")]
         for s in SETTINGS:
-            rep, sgpt = reports.get(cell_name(cell, s, tag)), sparsegpt(s)
+            rep, sgpt = reports.get(cell_name(cell, s, t)), sparsegpt(s, t)
             row.append(_ratio(rep, sgpt) if rep and sgpt else "–")
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
@@ -258,6 +268,7 @@ def main() -> None:
     ap.add_argument("--table", action="store_true", help="only print the tables of --out-dir")
     ap.add_argument("--doc", default=None, help="also write every tag's tables of --out-dir into this markdown "
                     "file, between <!-- quality:DIR:start --> and <!-- quality:DIR:end --> (DIR: the folder name)")
+    ap.add_argument("--untagged-only", action="store_true", help="--doc: write the untagged cells' tables only")
     args = ap.parse_args()
     if args.compose and args.admm_iterations != ADMM_ITERATIONS:
         raise SystemExit(f"--compose runs the library pipeline, whose ADMM runs {ADMM_ITERATIONS} iterations")
@@ -266,13 +277,13 @@ def main() -> None:
         run(args)
     print(table(Path(args.out_dir), args.tag))
     if args.doc:
-        write_doc(Path(args.doc), Path(args.out_dir))
+        write_doc(Path(args.doc), Path(args.out_dir), args.untagged_only)
 
 
-def write_doc(doc: Path, out: Path) -> None:
-    """Replace the generated block of ``out``'s tables (every tag) in the markdown file ``doc``."""
-    tags = sorted({read_json(p)["provenance"]["config"]["tag"] for p in out.glob("*__*.json")})
-    body = "\n\n".join((f"#### Variant `{t}`\n\n" if t else "") + table(out, t) for t in tags)
+def write_doc(doc: Path, out: Path, untagged_only: bool = False) -> None:
+    """Replace the generated block of ``out``'s tables (every tag, a row per cell and tag; or the
+    untagged cells only) in the markdown file ``doc``."""
+    body = table(out, "" if untagged_only else None)
     start, end = f"<!-- quality:{out.name}:start -->", f"<!-- quality:{out.name}:end -->"
     text = doc.read_text()
     if start not in text or end not in text:

@@ -217,6 +217,8 @@ def test_bench_quality_tables_and_doc_block(tmp_path):
     assert "| crepe+sweep-admm | – | – | – | 1.50 (2.00) | – |" in text  # CPU ratio, wall ratio in brackets
     assert "| – | – | – | 45.00 (0.900x) | – |" in bench_quality.table(tmp_path / "runs", "it5")
     assert "1.25 (1.20)" in bench_quality.table(tmp_path / "runs", "it5")
+    every = bench_quality.table(tmp_path / "runs", None)  # one row per cell and tag
+    assert "| crepe+sweep-admm `it5` | – | – | – | 45.00 (0.900x) | – |" in every and "| sparsegpt | " in every
     doc = tmp_path / "doc.md"
     doc.write_text("intro\n<!-- quality:runs:start -->\nold\n<!-- quality:runs:end -->\ntail\n")
     bench_quality.write_doc(doc, tmp_path / "runs")
