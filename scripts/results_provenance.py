@@ -101,6 +101,10 @@ def tables() -> list[Table]:
               readme="pho-proxy-table"),
         Table("results/pho/trial_cost.md", (
             "OMP_NUM_THREADS=1 python scripts/bench_pho_trial_cost.py --nsamples 8 --out results/pho/trial_cost.json",)),
+        # PHO time to best vs the paper-protocol climb: the summary of the runs in results/pho/speed/ (docs/pho.md)
+        Table("results/pho/speed.md", ("python scripts/bench_pho_speed.py --targets 0.5,2:4 --steps test "
+                                       "--earlier-cheap 0.5=results/pho/bench/hillclimb_0p5.json",),
+              readme="pho-speed-table", covers=("results/pho/speed/*",)),
         _pho("bench", OLD_AUTO + " (its N:M half, bench_nm)"), _pho("bench_unstructured"), _pho("bench_nm", OLD_AUTO),
         _pho("bench_s3", OLD_AUTO), _pho("bench_nogamma", OLD_AUTO), _pho("bench_e2e"), _pho("bench_e2e_unstructured"),
         _pho("bench_e2e_nm"), _pho("bench_e2eseq"), _pho("bench_e2eseq_0p5"), _pho("bench_e2eseq_2of4"),
