@@ -124,7 +124,8 @@ def tables() -> list[Table]:
         # stamped by their scripts (crepe.provenance), which have no planned()/recorded(): checked for stamps
         Table("results/quality/", ("python scripts/bench_quality.py",)),
         Table("results/scale/llama-2-7b.json", ("python scripts/bench_scale.py",), readme="scale-table",
-              covers=("results/scale/llama-2-7b_*.json",)),  # the same run on a loaded machine, kept on record
+              # variants of the run on record (e.g. without huge pages)
+              covers=("results/scale/llama-2-7b_*.json", "results/scale/llama-2-7b_*.md")),
         Table("results/scale/memory.json", ("python scripts/bench_memory.py",), readme="memory-table"),
         # ecosystem (issue 13): zero-shot through crepe.prune --zeroshot, eval.speed, the PPL-vs-sparsity plot
         Table("results/zeroshot/", ("python -m crepe.prune --model smollm2-135m --sparsity 0.5 --eval-dataset none "
