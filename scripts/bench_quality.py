@@ -8,7 +8,11 @@ cell under ``--out-dir``; finished cells are skipped on re-run; ``--table`` rebu
 
     python scripts/bench_quality.py --settings 0.5,2:4,0.7 --cells sparsegpt,crepe+sweep,crepe+obs
     python scripts/bench_quality.py --cells crepe+sweep --diag-power 2 --tag p2   # a sweep variant
-    python scripts/bench_quality.py --table
+    python scripts/bench_quality.py --settings 2:4 --cells crepe+sweep-admm --admm-iterations 5 --tag it5
+    python scripts/bench_quality.py --settings 2:4 --cells crepe+sweep-admm --compose permute --tag permute
+    python scripts/bench_quality.py --table --out-dir results/quality/c16 --doc docs/quality.md
+
+Prune cost: wall and process CPU time of the prune (OpenMP waits passive, so CPU time counts work).
 """
 
 from __future__ import annotations
@@ -142,7 +146,8 @@ def run(args: argparse.Namespace) -> None:
     calib, calib_spec = calibration_set(tok, args.dataset, args.nsamples, args.seqlen, 0)
     evals = {args.dataset: eval_set(tok, args.dataset, "test", args.eval_seqlen, args.max_eval_windows)}
     if not args.no_second_text:
-        evals[SECOND_TEXT] = eval_set(tok, f"text:{second_text_path()}", "test", args.eval_seqlen, args.max_eval_windows)
+        evals[SECOND_TEXT] = eval_set(tok, f"text:{second_text_path()}", "test", args.eval_seqlen,
+                                      args.max_eval_windows)
     dense_path = out / "dense.json"
     if not dense_path.exists():
         dense = {k: perplexity(model, w, 4, progress=False) for k, (w, _) in evals.items()}
@@ -168,12 +173,14 @@ def run(args: argparse.Namespace) -> None:
             else:
                 seconds, cpu_seconds = prune(model, calib, cfg, update or "none", form, args.admm_iterations)
             ppl = {k: perplexity(model, w, 4, progress=False) for k, (w, _) in evals.items()}
-            config = {"cell": cell, "setting": setting, "tag": args.tag, "compose": args.compose, "prune_config": cfg.to_dict(),
+            config = {"cell": cell, "setting": setting, "tag": args.tag, "compose": args.compose,
+                      "prune_config": cfg.to_dict(),
                       "update": update or "none", "admm_iterations": args.admm_iterations if "admm" in cell else None,
                       "sweep_form": vars(form) if update.startswith("sweep") else None,
                       "calibration": calib_spec.describe(), "model": args.model}
             protocols = {k: s.describe() for k, (_, s) in evals.items()}
-            write_json_atomic(path, {"ppl": ppl, "prune_seconds": seconds, "prune_cpu_seconds": cpu_seconds, "eval": protocols,
+            write_json_atomic(path, {"ppl": ppl, "prune_seconds": seconds, "prune_cpu_seconds": cpu_seconds,
+                                     "eval": protocols,
                                      "provenance": provenance(current_command(), config)})
             figures = ", ".join(f"{k} {v:.2f}" for k, v in ppl.items())
             print(f"{path.stem}: {figures} ({seconds:.0f} s, {cpu_seconds:.0f} s CPU)", flush=True)
@@ -208,7 +215,8 @@ def table(out: Path, tag: str | None = "") -> str:
     tags = {c["tag"]: c for c in sorted(configs, key=lambda c: c["tag"])}
     rows = [(c, t) for t in tags for c in CELLS if any((x["cell"], x["tag"]) == (c, t) for x in configs)]
     lines = [markdown_stamp(first["provenance"]) + f" ({len(reports)} cells, the earliest shown: each cell's JSON in "
-             f"`{out}` records its own command and commit)", "", f"Calibration: {first['provenance']['config']['calibration']}."]
+             f"`{out}` records its own command and commit)", "",
+             f"Calibration: {first['provenance']['config']['calibration']}."]
     lines += [f"Variant `{t}`: {_variant(c)}." for t, c in tags.items() if t]
     texts = [t for t in first["eval"] if any(t in r["ppl"] for r in reports.values())]
 
