@@ -90,7 +90,8 @@ def main() -> int:
     scale = json.loads(Path(args.scale_json).read_text()) if Path(args.scale_json).exists() else None
     md = table(rows, scale)
     write_json_atomic(out, {"rows": rows, "provenance": provenance(current_command(), {"cells": args.cells})})
-    out.with_suffix(".md").write_text(f"Written by `{' '.join(current_command())}`\n\n{md}")
+    out.with_suffix(".md").write_text(f"Each row is one `python scripts/bench_memory.py --cells CELL` (its crepe.prune "
+                                      f"command is in {out.name}); last written by `{' '.join(current_command())}`.\n\n{md}")
     print(md)
     return 0
 
