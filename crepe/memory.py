@@ -8,8 +8,8 @@ layer) hands the free heap back to the OS, so peak RSS stays about one layer's w
 
 Each layer then faults its working set in again, 4 KiB at a time. :func:`reexec_with_hugepage_malloc`
 restarts a command line once with glibc's ``glibc.malloc.hugetlb=1`` tunable, so the heap is backed by
-transparent huge pages (2 MiB) and a layer's large tensors fault in far fewer pages, at the same
-peak RSS. Tunables are read at process start only, hence the re-exec; set ``CREPE_HUGEPAGES=0`` to
+transparent huge pages (2 MiB) and a layer's large tensors fault in far fewer pages; partly used
+huge pages stay resident, so the peak RSS is somewhat higher. Tunables are read at process start only, hence the re-exec; set ``CREPE_HUGEPAGES=0`` to
 turn it off (``CREPE_HUGEPAGES=0 python scripts/bench_scale.py ...`` measures the difference).
 """
 
