@@ -24,7 +24,9 @@ ALLOCATIONS = ("uniform", "owl", "alpha", "file")
 REPRUNINGS = ("dsnot",)
 REPRUNE_SCOPES = ("attention", "all")
 UPDATES = ("none", "obs", "admm", "sweep", "sweep-admm")  # weight reconstruction (crepe.reconstruct, docs/quality.md)
-DEFAULT_UPDATE: dict[str, str] = {}  # method -> its update when --update is not given (else "none")
+DEFAULT_UPDATE: dict[str, str] = {"crepe": "sweep-admm"}  # method -> its update when --update is not given
+# (else "none"); crepe's default is the best pipeline measured (docs/quality.md), "none" is the paper's mask-only
+REPRUNE_UPDATE = "admm"  # the default's stand-in when dsnot re-prunes: the sweep chooses its own mask
 
 
 @dataclass(frozen=True)
@@ -241,8 +243,12 @@ class PruneConfig:
 
     @property
     def resolved_update(self) -> str:
-        """The weight update that runs: ``update``, else the method's default (``DEFAULT_UPDATE``)."""
-        return self.update if self.update is not None else DEFAULT_UPDATE.get(self.method, "none")
+        """The weight update that runs: ``update``, else the method's default (``DEFAULT_UPDATE``; with
+        dsnot re-pruning a default sweep becomes ``REPRUNE_UPDATE``, which keeps dsnot's fixed mask)."""
+        if self.update is not None:
+            return self.update
+        default = DEFAULT_UPDATE.get(self.method, "none")
+        return REPRUNE_UPDATE if default.startswith("sweep") and self.repruning is not None else default
 
     @property
     def resolved_group(self) -> str:

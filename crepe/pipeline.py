@@ -216,8 +216,9 @@ def _print_summary(echo: Callable[[str], None], cfg: PruneConfig, summary, timin
         timings["prune_over_dense_pass"] = timings["prune_seconds"] / timings["dense_pass_seconds"]
         echo(f"prune time = {timings['prune_over_dense_pass']:.2f} x one dense pass over the calibration set "
              f"({timings['dense_pass_seconds']:.1f} s); the floor is 2 (collect + propagate)")
-    echo(f"pruned {len(summary.linears)} linears with {cfg.method} in {timings['prune_seconds']:.1f} s: realised sparsity "
-         f"{summary.realised_sparsity:.4f} (zeros before pruning {summary.sparsity_before:.4f})")
+    update = "" if cfg.resolved_update == "none" else f" + {cfg.resolved_update} update"
+    echo(f"pruned {len(summary.linears)} linears with {cfg.method}{update} in {timings['prune_seconds']:.1f} s: "
+         f"realised sparsity {summary.realised_sparsity:.4f} (zeros before pruning {summary.sparsity_before:.4f})")
     if cfg.permute or cfg.repruning or cfg.allocation.method != "uniform":
         kept = summary.kept_score_fraction
         echo(f"composition: permute={'on' if cfg.permute else 'off'} allocation={cfg.allocation.method} "

@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--repruning-scope", default="attention", help="attention (default) or all linears")
     k.add_argument("--update", choices=UPDATES, default=None,
                    help="weight reconstruction (docs/quality.md): obs/admm after the mask, sweep = CRePE's score "
-                        "inside the OBS update (crepe only); default: the method's own")
+                        "inside the OBS update (crepe only), sweep-admm = the sweep then ADMM; default: the method's "
+                        "own (crepe: sweep-admm, admm with --repruning dsnot; none = mask-only; others: none)")
     e = ap.add_argument_group("evaluation")
     add_eval_args(e, prefix="eval-")
     e.set_defaults(max_eval_windows=40)

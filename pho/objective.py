@@ -78,7 +78,8 @@ def proxy_values(linears: dict[str, LinearTarget], data: dict[str, LayerData], c
     """
     chosen = [get_proxy(p) for p in proxies]
     if cfg.resolved_update != "none":
-        raise ValueError(f"per-linear proxies score masks, not --update {cfg.resolved_update}: use e2e or e2e_seq")
+        raise ValueError(f"per-linear proxies score masks, not --update {cfg.resolved_update}: use e2e or e2e_seq, "
+                         "or --update none for the mask-only pipeline")
     model_level = [p.name for p in chosen if p.scope != "linear"]
     if model_level:
         raise ValueError(f"{', '.join(model_level)} is a model-level proxy: evaluate it with EndToEndProxy")

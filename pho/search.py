@@ -176,7 +176,8 @@ def main() -> int:
         raise ValueError(f"per-linear proxies read every weight at once; a streamed model (--offload disk) searches "
                          f"with e2e or e2e_seq, not {args.proxy!r}")
     if target.resolved_update != "none" and get_proxy(args.proxy).scope == "linear":
-        raise ValueError(f"per-linear proxies score masks, not --update {target.resolved_update}: use e2e or e2e_seq")
+        raise ValueError(f"per-linear proxies score masks, not --update {target.resolved_update}: use e2e or e2e_seq, "
+                         "or --update none for the mask-only pipeline")
     check_storage(args.storage)
     Path(args.best_config).parent.mkdir(parents=True, exist_ok=True)
     sampler = make_sampler(args.sampler, setup.seed, len(space.params))

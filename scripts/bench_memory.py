@@ -6,8 +6,9 @@
 
 Each cell runs ``python -m crepe.prune --model M --offload none|disk --report R`` and reads the peak
 RSS (getrusage, MiB) and times from R. ``smollm2:quickstart`` is the README's first command as
-written (16 x 512 calibration, 40 test windows, dense and pruned PPL). Synthetic shapes prune crepe
-at 50% on 2 x 128 calibration tokens with no evaluation: the point is memory. The markdown table
+written (16 x 512 calibration, 40 test windows, dense and pruned PPL; crepe's default pipeline with its
+weight update). Synthetic shapes prune mask-only crepe (``--update none``, the path of
+scripts/bench_scale.py) at 50% on 2 x 128 calibration tokens with no evaluation: the point is memory. The markdown table
 adds the projection for 70B from scripts/bench_scale.py's per-layer arithmetic.
 """
 
@@ -26,7 +27,8 @@ from crepe.provenance import current_command, provenance  # noqa: E402
 from crepe.report import write_json_atomic  # noqa: E402
 
 MODELS = {"smollm2": "smollm2-135m", "0.9b": "llama-0.9b-shape", "7b": "llama-2-7b-shape"}
-SMALL_CALIB = ["--nsamples", "2", "--seqlen", "128", "--eval-dataset", "none"]
+SMALL_CALIB = ["--nsamples", "2", "--seqlen", "128", "--eval-dataset", "none", "--update", "none"]  # mask-only, as
+# scripts/bench_scale.py; SmolLM2's rows run crepe's default pipeline (the sweep + ADMM)
 
 
 def cell_command(cell: str, root: Path, report: Path) -> list[str]:

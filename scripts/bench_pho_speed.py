@@ -30,6 +30,7 @@ from pathlib import Path
 from bench_pho import run, slug, target_flags, test_command
 from resolve_config import resolve
 
+from crepe.config import DEFAULT_UPDATE
 from crepe.provenance import current_command, markdown_stamp, provenance
 from crepe.report import read_json, versions, write_json_atomic
 
@@ -230,7 +231,7 @@ def main() -> None:
     protocol = (f"model={args.model} calibration={args.dataset} {args.nsamples}x{args.seqlen}; PHO: {args.sampler}, "
                 f"proxy {args.proxy}, pruner {args.pruner}, budget 1..{args.pho_windows} calibration windows; climbs: "
                 "faithful prune + validation PPL (paper protocol: the whole split; cheap: 8 windows); quality: faithful "
-                f"prune, test split, {args.test_windows} windows; update {args.update or 'crepe default'}; each row's "
+                f"prune, test split, {args.test_windows} windows; update {args.update or DEFAULT_UPDATE.get('crepe', 'none') + ' (crepe default)'}; each row's "
                 "budget (trials, timeout) is its record's command")
     out = Path(args.out)
     summary = read_json(out) if out.exists() else {"results": {}}

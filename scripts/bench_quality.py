@@ -43,7 +43,7 @@ from crepe.sparsegpt import sparsegpt_prune
 
 SETTINGS = ("0.5", "0.6", "0.7", "2:4", "4:8")
 CELLS = ("sparsegpt", "sparsegpt+admm", "crepe+sweep", "crepe+sweep-admm", "crepe+admm-gradual", "crepe+obs",
-         "crepe+admm", "crepe+none", "wanda+obs", "ria+obs", "ria+none")
+         "crepe+admm", "crepe+none", "wanda+obs", "wanda+admm", "ria+obs", "ria+admm", "ria+none")
 SECOND_TEXT = "python-reference"
 
 

@@ -173,6 +173,8 @@ def main() -> int:
     ap.add_argument("--nsamples", type=int, default=2)
     ap.add_argument("--seqlen", type=int, default=128)
     ap.add_argument("--method", default="crepe")
+    ap.add_argument("--update", default="none", help="weight update (crepe.prune --update); the scale target is the "
+                    "mask-only streamed prune, so none here, while crepe's own default adds the sweep + ADMM")
     ap.add_argument("--device", default=None)
     ap.add_argument("--skip-floor", action="store_true", help="only run the prune (e.g. on a GPU machine)")
     ap.add_argument("--keep-output", default=None, help="keep the pruned folder here (default: a temporary one)")
@@ -185,7 +187,7 @@ def main() -> int:
     reuse_freed_memory()  # as crepe.prune does: the floor gets the same allocator settings
     work = Path(tempfile.mkdtemp(prefix="bench-scale-", dir=folder.parent))
     out_folder = Path(args.keep_output) if args.keep_output else work / "pruned"
-    result: dict = {"model": str(folder), "method": args.method, "calibration": f"{args.nsamples} x {args.seqlen}",
+    result: dict = {"model": str(folder), "method": args.method, "update": args.update, "calibration": f"{args.nsamples} x {args.seqlen}",
                     "load_average_start": os.getloadavg()[0], "niceness": os.nice(0), "autogroup": autogroup(),
                     "glibc_tunables": os.environ.get("GLIBC_TUNABLES")}
     try:
@@ -201,7 +203,7 @@ def main() -> int:
                   flush=True)
         report = work / "report.json"
         cmd = [sys.executable, "-m", "crepe.prune", "--model", str(folder), "--method", args.method,
-               "--sparsity", "0.5", "--offload", "disk", "--nsamples", str(args.nsamples), "--seqlen", str(args.seqlen),
+               "--update", args.update, "--sparsity", "0.5", "--offload", "disk", "--nsamples", str(args.nsamples), "--seqlen", str(args.seqlen),
                "--eval-dataset", "none", "--save", str(out_folder), "--overwrite", "--report", str(report)]
         if args.device:
             cmd += ["--device", args.device]

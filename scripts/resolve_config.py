@@ -14,6 +14,9 @@ from typing import Any
 
 # record keys that only say where a cache lives: never part of a result
 IGNORED_KEYS = frozenset({"cache_dir"})
+# Keys a PruneConfig record gained after some records were written, with the value every older record
+# had implicitly: an older record is compared as if it held it (the weight update did not exist, so none ran).
+ADDED_PRUNE_KEYS = {"resolved_update": "none"}
 # crepe.prune options besides the PruneConfig that a result depends on (output paths, logging,
 # the device and whether the dense model is also evaluated do not change a pruned figure)
 RUN_KEYS = ("model", "calib_dataset", "nsamples", "seqlen", "seed", "batch_size", "eval_dataset", "eval_split",
@@ -101,8 +104,11 @@ def resolve(argv: list[str]) -> dict[str, Any]:
 
 def differences(recorded: Any, resolved: Any, path: str = "") -> list[str]:
     """Where ``resolved`` disagrees with ``recorded``, one ``key: recorded -> now`` line each. Only the
-    keys the record holds are compared: an option added since (at a default) is not a difference."""
+    keys the record holds are compared: an option added since (at a default) is not a difference,
+    unless it is in ``ADDED_PRUNE_KEYS`` (its value then, against what it resolves to now)."""
     if isinstance(recorded, dict) and isinstance(resolved, dict):
+        if {"method", "sparsity", "pattern"} <= set(recorded):  # a PruneConfig: made before a key existed?
+            recorded = {**{k: v for k, v in ADDED_PRUNE_KEYS.items() if k in resolved}, **recorded}
         out = []
         for key, value in recorded.items():
             if key in IGNORED_KEYS:

@@ -35,6 +35,10 @@ from crepe.provenance import file_commit  # noqa: E402
 OLD_AUTO = ("made when `--proxy auto` meant recon (unstructured) / gini (N:M), before 067a04a made it e2e / "
             "e2e_seq; the rows are labelled by the proxy actually used; to reproduce now pass --proxy recon / gini")
 
+MASK_ONLY = ("made when crepe's default was mask-only, before DEFAULT_UPDATE made sweep-admm (the CRePE sweep + "
+             "ADMM) crepe's default update (2026-12-01); its crepe rows are the paper's mask-only CRePE: to reproduce "
+             "now pass --update none")
+
 
 @dataclass(frozen=True)
 class Table:
@@ -79,14 +83,15 @@ VARIANT_SOURCES = ("bench", "bench_s3", "bench_nogamma", "bench_e2e", "bench_e2e
 def tables() -> list[Table]:
     """Every committed table. Commands: scripts' docstrings, docs/*.md and the stored arguments."""
     out = [
-        Table("results/methods.md", ("python scripts/bench_methods.py",), readme="methods-table",
+        Table("results/methods.md", ("python scripts/bench_methods.py",), MASK_ONLY, readme="methods-table",
               covers=("results/bench_methods/*",)),
-        Table("results/cost.md", ("python scripts/bench_cost.py",), readme="cost-table", covers=("results/cost/*",)),
+        Table("results/cost.md", ("python scripts/bench_cost.py",), MASK_ONLY, readme="cost-table",
+              covers=("results/cost/*",)),
         Table("results/bench_crepe_nbr/", ("python scripts/bench_methods.py --methods crepe --out-dir "
                                            "results/bench_crepe_nbr",),
               "made when CRePE's default was gamma=0.01 with k=7 (d2bbb6f, before 4305788 set gamma=0): the "
               "neighbourhood-term variant docs/crepe.md cites; to reproduce now run the crepe cells with --gamma 0.01"),
-        Table("results/sweep_crepe.md", ("python scripts/sweep_crepe.py --stage2-top 2",), readme="sweep-table"),
+        Table("results/sweep_crepe.md", ("python scripts/sweep_crepe.py --stage2-top 2",), MASK_ONLY, readme="sweep-table"),
         Table("results/sweep_crepe_first_grid.json", (
             "python scripts/sweep_crepe.py --nsamples 32 --stage1-windows 12 --stage2-windows 32 --stage2-top 2 "
             "--out results/sweep_crepe_first_grid.json",),
@@ -94,7 +99,7 @@ def tables() -> list[Table]:
               "before eb0c7d4 replaced them; kept as the record docs/crepe.md cites"),
         Table("results/compose/smollm2_small/table.md", (
             "OMP_NUM_THREADS=1 python scripts/bench_composition.py --nsamples 8 --max-eval-windows 8 "
-            "--methods crepe,ria --out-dir results/compose/smollm2_small",), readme="compose-table",
+            "--methods crepe,ria --out-dir results/compose/smollm2_small",), MASK_ONLY, readme="compose-table",
               covers=("results/compose/smollm2_small/*",)),
         Table("results/pho/proxy_validation.md", (
             "OMP_NUM_THREADS=1 python scripts/validate_pho_proxies.py --patterns unstructured,2:4,4:8",),
@@ -105,11 +110,11 @@ def tables() -> list[Table]:
         Table("results/pho/speed.md", ("python scripts/bench_pho_speed.py --targets 0.5,2:4 --steps test "
                                        "--earlier-cheap 0.5=results/pho/bench/hillclimb_0p5.json",),
               readme="pho-speed-table", covers=("results/pho/speed/*",)),
-        _pho("bench", OLD_AUTO + " (its N:M half, bench_nm)"), _pho("bench_unstructured"), _pho("bench_nm", OLD_AUTO),
-        _pho("bench_s3", OLD_AUTO), _pho("bench_nogamma", OLD_AUTO), _pho("bench_e2e"), _pho("bench_e2e_unstructured"),
-        _pho("bench_e2e_nm"), _pho("bench_e2eseq"), _pho("bench_e2eseq_0p5"), _pho("bench_e2eseq_2of4"),
-        _pho("bench_e2eseq_4of8"), _pho("bench_e2e-w8_0p5"), _pho("bench_e2eseq-w4"), _pho("bench_e2eseq-w4_0p5"),
-        _pho("bench_e2eseq-w4_2of4"),
+        _pho("bench", OLD_AUTO + " (its N:M half, bench_nm)"), _pho("bench_unstructured", MASK_ONLY), _pho("bench_nm", OLD_AUTO),
+        _pho("bench_s3", OLD_AUTO), _pho("bench_nogamma", OLD_AUTO), *(_pho(name, MASK_ONLY) for name in (
+            "bench_e2e", "bench_e2e_unstructured", "bench_e2e_nm", "bench_e2eseq", "bench_e2eseq_0p5",
+            "bench_e2eseq_2of4", "bench_e2eseq_4of8", "bench_e2e-w8_0p5", "bench_e2eseq-w4", "bench_e2eseq-w4_0p5",
+            "bench_e2eseq-w4_2of4")),
         Table("results/pho/variants.md",
               tuple(c for s in VARIANT_SOURCES for c in bench_pho_commands(f"results/pho/{s}.json")),
               "its per-linear-proxy rows (bench, bench_s3, bench_nogamma) were " + OLD_AUTO,

@@ -8,7 +8,14 @@ SAME cached dense statistics: (1) every proxy, averaged over all decoder linears
 of the VALIDATION split (the test split is never read). Both are timed. rho is computed with
 scipy.stats.spearmanr over all evaluated configs of a pattern. Resumable: finished entries are kept.
 
+With ``--update U`` (e.g. sweep-admm, crepe's default) the PPL side prunes with that weight update
+(one-shot, from cached dense Hessians), ``e2e`` runs it too, and ``e2e/none`` is the mask-only e2e;
+the per-linear proxies still score the masks (they cannot see an update): the question is which
+proxy still ranks the configs by the PPL that the update leaves. Written to
+``proxy_validation_U.json/.md/.png``.
+
     OMP_NUM_THREADS=1 python scripts/validate_pho_proxies.py --patterns unstructured,2:4
+    python scripts/validate_pho_proxies.py --update sweep-admm --configs 8 --patterns 2:4 --strides "" --e2e-windows ""
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import argparse
 import dataclasses
 import logging
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -41,6 +49,11 @@ log = logging.getLogger("validate_pho_proxies")
 NEAR = 1.2
 E2E_WINDOWS = get_proxy("e2e").windows
 TRIAL_PROXIES = ("recon", "gini")  # what a PHO trial computes by default (auto); also timed alone and strided
+
+
+def mask_only(cfg):
+    """``cfg`` without its weight update: what the per-linear proxies score."""
+    return dataclasses.replace(cfg, update="none")
 
 
 def points(space: SearchSpace, count: int, seed: int) -> list[tuple[str, dict]]:
@@ -133,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--seqlen", type=int, default=512)
     ap.add_argument("--cache-dir", default="", help="statistics cache (default $CREPE_CACHE/pho)")
     ap.add_argument("--val-windows", type=int, default=8)
+    ap.add_argument("--update", default="none", help="weight update of the PPL side and of e2e (none: mask-only)")
     ap.add_argument("--val-seqlen", type=int, default=512)
     ap.add_argument("--out-dir", default="results/pho")
     ap.add_argument("--strides", default="3", help="layer strides K > 1 at which recon and gini alone are also "
@@ -154,15 +168,16 @@ def planned(argv: list[str]) -> dict[str, dict]:
     space = SearchSpace()
     common = {"setup": dataclasses.asdict(_setup(args)), "space": space.to_dict(),
               "val": {"windows": args.val_windows, "seqlen": args.val_seqlen}}
-    json_path = Path(args.out_dir) / "proxy_validation.json"
+    json_path = output_path(args)
     return {f"{json_path}#{pattern} | {label}": {"command": None, "config": {
-        **common, "point": point, "sparsity": args.sparsity if pattern == "unstructured" else None}}
+        **common, "point": point, "sparsity": args.sparsity if pattern == "unstructured" else None,
+        **({"update": args.update} if args.update != "none" else {})}}
         for pattern in args.patterns.split(",") for label, point in points(space, args.configs, args.seed)}
 
 
 def recorded(argv: list[str]) -> dict[str, dict]:
     args = build_parser().parse_args(argv)
-    json_path = Path(args.out_dir) / "proxy_validation.json"
+    json_path = output_path(args)
     if not json_path.is_file():
         return {}
     results = read_json(json_path)
@@ -171,25 +186,34 @@ def recorded(argv: list[str]) -> dict[str, dict]:
               "val": {"windows": proto["args"]["val_windows"], "seqlen": proto["args"]["val_seqlen"]}}
     return {f"{json_path}#{key}": {"command": prov.get("argv"), "config": {
         **common, "point": row["point"],
-        "sparsity": proto["args"]["sparsity"] if row["pattern"] == "unstructured" else None}}
+        "sparsity": proto["args"]["sparsity"] if row["pattern"] == "unstructured" else None,
+        **({"update": proto["args"]["update"]} if proto["args"].get("update", "none") != "none" else {})}}
         for key, row in results["configs"].items()}
+
+
+def output_path(args: argparse.Namespace) -> Path:
+    """The results JSON: proxy_validation.json (mask-only), proxy_validation_UPDATE.json with an update."""
+    return Path(args.out_dir) / ("proxy_validation.json" if args.update == "none" else
+                                 f"proxy_validation_{args.update}.json")
 
 
 def main() -> None:
     args = build_parser().parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     out = Path(args.out_dir)
-    json_path = out / "proxy_validation.json"
+    json_path = output_path(args)
     results = read_json(json_path) if json_path.exists() else {"configs": {}}
     setup = _setup(args)
     command = current_command()
-    results["provenance"] = provenance(command, {k: v["config"] for k, v in planned(command[2:]).items()})
-    ws = open_workspace(setup, progress=False)
+    results["provenance"] = provenance(command, {k: v["config"] for k, v in planned(sys.argv[1:]).items()})
+    ws = open_workspace(setup, progress=False, hessian=args.update != "none")
     val, spec = eval_set(ws.tokenizer, setup.dataset, "validation", args.val_seqlen, args.val_windows, ws.bos_per_window)
     space = SearchSpace()
     note = " (4-bit GGUF weights dequantised to fp32)" if args.model == "smollm2-135m" else ""
     summary = (f"model={args.model}{note} calibration={setup.dataset} nsamples={setup.nsamples} "
-               f"seqlen={setup.seqlen} seed={setup.seed} x_tokens={setup.x_tokens}; PPL: one-shot prune, {spec.describe()}; "
+               f"seqlen={setup.seqlen} seed={setup.seed} x_tokens={setup.x_tokens}; PPL: one-shot prune"
+               + (f" with the {args.update} weight update (e2e too; e2e/none: without it; per-linear proxies: masks)"
+                  if args.update != "none" else "") + f", {spec.describe()}; "
                f"configs: RIA + {args.configs} random points of the default space (generator seed {args.seed})")
     print("protocol:", summary, flush=True)
     results.update({"protocol": {"summary": summary, "eval": spec.describe(), "setup": dataclasses.asdict(setup),
@@ -198,14 +222,14 @@ def main() -> None:
     patterns = args.patterns.split(",")
     for pattern in patterns:
         pat = Pattern.parse(pattern)
-        target = base_config(pat.sparsity_or(args.sparsity), pat)
+        target = base_config(pat.sparsity_or(args.sparsity), pat, args.update)
         for label, point in points(space, args.configs, args.seed):
             key = f"{pattern} | {label}"
             if key in results["configs"]:
                 continue
             cfg = with_params(target, space.to_crepe(point))
             start = time.perf_counter()
-            proxies = proxy_values(ws.linears, ws.data, cfg, list(LINEAR_PROXIES))
+            proxies = proxy_values(ws.linears, ws.data, mask_only(cfg), list(LINEAR_PROXIES))
             mid = time.perf_counter()
             value, realised = ppl(cfg)
             results["configs"][key] = {"pattern": pattern, "label": label, "point": point, "proxies": proxies.values,
@@ -221,7 +245,8 @@ def main() -> None:
         if row["pattern"] not in patterns or all(f"{n}@s{k}" in seconds for n in TRIAL_PROXIES for k in strides):
             continue
         pat = Pattern.parse(row["pattern"])
-        cfg = with_params(base_config(pat.sparsity_or(args.sparsity), pat), space.to_crepe(row["point"]))
+        cfg = mask_only(with_params(base_config(pat.sparsity_or(args.sparsity), pat, "none"),
+                                    space.to_crepe(row["point"])))
         for name in TRIAL_PROXIES:
             for k in strides:
                 start = time.perf_counter()
@@ -231,14 +256,16 @@ def main() -> None:
         write_json_atomic(json_path, results)
     windows = sorted({E2E_WINDOWS, *(int(k) for k in args.e2e_windows.split(",") if k)})
     e2e = {n: EndToEndProxy(ws.model, ws.data, ws.calib[:n]) for n in windows}
+    names = {(n, args.update): "e2e" if n == E2E_WINDOWS else f"e2e@w{n}" for n in windows}
+    if args.update != "none":  # the mask-only e2e too: does it still rank what the update leaves?
+        names[(E2E_WINDOWS, "none")] = "e2e/none"
     for key, row in results["configs"].items():
         seconds = row.setdefault("trial_seconds", {})
-        names = {n: "e2e" if n == E2E_WINDOWS else f"e2e@w{n}" for n in windows}
         if row["pattern"] not in patterns or all(name in seconds for name in names.values()):
             continue
         pat = Pattern.parse(row["pattern"])
-        cfg = with_params(base_config(pat.sparsity_or(args.sparsity), pat), space.to_crepe(row["point"]))
-        for n, name in names.items():
+        for (n, update), name in names.items():
+            cfg = with_params(base_config(pat.sparsity_or(args.sparsity), pat, update), space.to_crepe(row["point"]))
             start = time.perf_counter()
             row["proxies"][name] = e2e[n](cfg).values["e2e"]
             seconds[name] = time.perf_counter() - start
@@ -252,8 +279,8 @@ def main() -> None:
     results["spearman"] = spearman_table(results, patterns)
     results["spearman_near_ria"] = spearman_table(results, patterns, near=NEAR)
     write_json_atomic(json_path, results)
-    (out / "proxy_validation.md").write_text(markdown_stamp(results["provenance"]) + "\n\n" + markdown(results))
-    scatter(results, out / "proxy_validation.png")
+    json_path.with_suffix(".md").write_text(markdown_stamp(results["provenance"]) + "\n\n" + markdown(results))
+    scatter(results, json_path.with_suffix(".png"))
     print(markdown(results))
 
 

@@ -154,6 +154,18 @@ def test_config_records_the_update_and_round_trips():
     assert PruneConfig(method="sparsegpt").resolved_update == "none"
 
 
+def test_crepe_defaults_to_the_sweep_with_admm_and_falls_back_to_admm_under_dsnot():
+    assert PruneConfig(method="crepe").resolved_update == "sweep-admm"
+    assert PruneConfig(method="crepe", update="none").resolved_update == "none"  # the paper's mask-only CRePE
+    assert PruneConfig(method="ria").resolved_update == "none"
+    cfg = PruneConfig(method="crepe", sparsity=0.6, repruning=RepruneConfig(update_threshold=0.0))
+    assert cfg.resolved_update == "admm"  # dsnot refines a fixed mask, which the admm update keeps
+    model = tiny_model()
+    summary = prune_model(model, tiny_windows(), cfg, progress=False)
+    assert summary.realised_sparsity == pytest.approx(0.6, abs=0.01)
+    assert PruneConfig.from_dict(cfg.to_dict()).resolved_update == "admm"
+
+
 @pytest.mark.parametrize("method,update", [(m, "obs") for m in ("magnitude", "wanda", "ria", "crepe")]
                          + [("wanda", "admm"), ("crepe", "admm"), ("crepe", "sweep"), ("crepe", "sweep-admm")])
 @pytest.mark.parametrize("pattern", [Pattern(), Pattern(2, 4)])

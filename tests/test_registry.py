@@ -59,8 +59,10 @@ def test_entries_are_validated():
 
 
 @pytest.mark.parametrize("cfg", [PruneConfig(method="ria", sparsity=0.5),
-                                 PruneConfig(method="crepe", sparsity=0.5, pattern=Pattern(2, 4), permute=PermuteConfig()),
-                                 PruneConfig(method="sparsegpt", sparsity=0.5, pattern=Pattern(2, 4), permute=PermuteConfig())])
+                                 PruneConfig(method="crepe", sparsity=0.5, pattern=Pattern(2, 4), permute=PermuteConfig(),
+                                             update="none"),
+                                 PruneConfig(method="sparsegpt", sparsity=0.5, pattern=Pattern(2, 4), permute=PermuteConfig()),
+                                 PruneConfig(method="crepe", sparsity=0.5)])  # crepe's default: the sweep + ADMM
 def test_plan_leaves_the_weight_alone_and_applying_it_is_pruning(cfg):
     gen = torch.Generator().manual_seed(0)
     w = torch.randn(16, 32, generator=gen)
@@ -73,7 +75,7 @@ def test_plan_leaves_the_weight_alone_and_applying_it_is_pruning(cfg):
     result = prune_linear(direct, stats, cfg, steps=linear_steps(cfg))
     applied = apply_plan(w, plan)
     assert torch.equal(w, direct) and applied == result
-    assert (plan.weight is not None) == cfg.method_entry.updates_weights
+    assert (plan.weight is not None) == (cfg.method_entry.updates_weights or cfg.resolved_update != "none")
 
 
 def test_a_composed_config_without_its_steps_is_refused():

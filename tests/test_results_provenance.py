@@ -110,7 +110,7 @@ def test_a_changed_default_makes_the_committed_methods_table_stale(monkeypatch):
     monkeypatch.setattr(crepe.prune, "config_from_args", gamma_default_moved)
     c = rp.check(table)
     assert c.stale and all(Path(k).name.startswith("crepe__") for k in c.differences)  # baselines unaffected
-    assert c.differences["results/bench_methods/crepe__0.5.json"] == ["config.crepe.gamma: 0.0 -> 0.05"]
+    assert "config.crepe.gamma: 0.0 -> 0.05" in c.differences["results/bench_methods/crepe__0.5.json"]
     monkeypatch.undo()
     parser = bench_methods.build_parser()
     parser.set_defaults(max_eval_windows=40)
@@ -122,6 +122,14 @@ def test_differences_compare_only_recorded_keys_and_treat_tuples_as_lists():
     assert differences({"a": 1, "b": (1, 2)}, {"a": 1, "b": [1, 2], "new": 3}) == []
     assert differences({"a": {"x": 1}}, {"a": {}}) == ["a.x: missing now"]
     assert differences({"cache_dir": "a"}, {"cache_dir": "b"}) == []  # where a cache lives is no result
+
+
+def test_a_prune_config_recorded_before_the_update_existed_compares_as_update_none():
+    old = {"method": "crepe", "sparsity": 0.5, "pattern": "unstructured"}  # no resolved_update key yet
+    now = {**old, "update": None, "resolved_update": "sweep-admm"}
+    assert differences(old, now) == ["resolved_update: 'none' -> 'sweep-admm'"]
+    assert differences(old, {**now, "resolved_update": "none"}) == []
+    assert differences({"method": "crepe"}, {"method": "crepe", "resolved_update": "obs"}) == []  # no PruneConfig
 
 
 def test_commands_split_into_program_and_flags_and_stored_args_spell_out_a_command():

@@ -128,3 +128,28 @@ def test_speed_commands_parse_with_the_commands_they_run(tmp_path):
         resolved = resolve(speed.search_command(kind, "2:4", args)[1])
         assert resolved["objective"]["pattern"] == "2:4"
     assert resolve(speed.search_command("paper", "0.5", args)[1])["objective"]["val_windows"] == 0
+
+
+def test_proxy_validation_under_an_update_prunes_the_ppl_side_with_it_and_keeps_the_mask_only_e2e(
+        tiny_folder, tiny_corpus, tmp_path, monkeypatch):
+    """``--update sweep-admm``: its own JSON, e2e with the update and e2e/none without it, per-linear proxies
+    on the masks; the planned config names the update, so the records resolve as current."""
+    import sys
+
+    argv = ["--model", str(tiny_folder), "--dataset", tiny_corpus, "--nsamples", "4", "--seqlen", "32",
+            "--cache-dir", str(tmp_path / "cache"), "--configs", "2", "--patterns", "2:4", "--update", "sweep-admm",
+            "--strides", "", "--e2e-windows", "", "--val-windows", "2", "--val-seqlen", "32", "--out-dir",
+            str(tmp_path / "out")]
+    monkeypatch.setattr(sys, "argv", ["validate_pho_proxies.py", *argv])
+    validate.main()
+    results = json.loads((tmp_path / "out" / "proxy_validation_sweep-admm.json").read_text())
+    rows = list(results["configs"].values())
+    assert len(rows) == 3 and all({"e2e", "e2e/none", "recon", "gini"} <= set(r["proxies"]) for r in rows)
+    assert all(r["proxies"]["e2e"] != r["proxies"]["e2e/none"] for r in rows)  # the update changes the model
+    assert "e2e/none" in results["spearman"]["2:4"]
+    assert (tmp_path / "out" / "proxy_validation_sweep-admm.md").is_file()
+    assert not (tmp_path / "out" / "proxy_validation.json").exists()
+    planned = validate.planned(argv)
+    assert validate.recorded(argv).keys() == planned.keys()
+    assert all(v["config"]["update"] == "sweep-admm" for v in planned.values())
+    assert all(validate.recorded(argv)[k]["config"] == v["config"] for k, v in planned.items())

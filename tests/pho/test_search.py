@@ -74,7 +74,8 @@ def test_an_e2e_search_stores_its_window_count_and_minimises_the_calibration_nll
 
 
 def test_tpe_sampler_and_a_two_four_pattern_search(cli, common_args, tmp_path):
-    extra = ["--sampler", "tpe", "--pattern", "2:4", "--proxy", "gini", "--params", "alpha,gamma", "--no-plots"]
+    extra = ["--sampler", "tpe", "--pattern", "2:4", "--proxy", "gini", "--params", "alpha,gamma", "--no-plots",
+             "--update", "none"]  # a per-linear proxy scores masks
     assert cli("pho.search", search_args(common_args, tmp_path, n=3, extra=extra)) == 0
     study = load(tmp_path)
     assert set(study.trials[1].params) == {"alpha", "gamma"}

@@ -56,10 +56,13 @@ def test_search_and_climb_take_the_update_record_it_and_cache_hessians_only_when
     assert len(caches) == 1
     with safe_open(str(caches[0]), framework="pt") as f:
         assert any(k.startswith("hessian/") for k in f.keys())  # noqa: SIM118
-    assert cli("pho.search", search_args(common_args, tmp_path, name="plain", n=2, extra=["--no-plots"])) == 0
-    objective = load(tmp_path, "plain").user_attrs["objective"]
-    assert "update" not in objective or DEFAULT_UPDATE.get("crepe", "none") != "none"  # crepe's default, from config
+    assert cli("pho.search", search_args(common_args, tmp_path, name="plain", n=2,
+                                         extra=["--no-plots", "--update", "none"])) == 0
     assert len(list((tmp_path / "cache").glob("*.safetensors"))) == 2  # a norms-only cache has its own key
+    assert cli("pho.search", search_args(common_args, tmp_path, name="default", n=2, extra=["--no-plots"])) == 0
+    objective = load(tmp_path, "default").user_attrs["objective"]
+    assert objective["update"] == DEFAULT_UPDATE["crepe"] == "sweep-admm"  # crepe's default, from crepe.config
+    assert len(list((tmp_path / "cache").glob("*.safetensors"))) == 2  # it reuses the cache with the Hessians
     assert cli("pho.search", search_args(common_args, tmp_path, name="r", extra=["--proxy", "recon", "--update", "obs"])) == 2
     assert cli("pho.hillclimb", [*hc_args(common_args, tmp_path, 2), "--update", "obs"]) == 0
     best = json.loads((tmp_path / "hc.json").read_text())
