@@ -114,10 +114,12 @@ def card_text(report: dict[str, Any], name: str) -> str:
         rows.append(f"| {row['task']} {row['metric']} (n={row['n']}{chance}) | "
                     f"{_fmt(dense and dense['value'], dense and dense['stderr'])} | {_fmt(row['value'], row['stderr'])} |")
     command = (report.get("provenance") or {}).get("command") or "(not recorded)"
+    update = cfg.get("resolved_update", "none")
+    update = "" if update == "none" else f" and its **{update}** weight update"
     return "\n".join([
         "---", data.to_yaml(), "---", "",
         f"# {name}", "",
-        f"`{base}` pruned to {target} with the **{cfg.get('method')}** method of the crepe toolkit "
+        f"`{base}` pruned to {target} with the **{cfg.get('method')}** method of the crepe toolkit{update} "
         f"(realised sparsity {report.get('realised_sparsity', float('nan')):.4f} over the decoder linears; "
         "embeddings and lm_head are kept dense).",
         "The weights are stored dense with the pruned entries set to zero, so the folder loads with "

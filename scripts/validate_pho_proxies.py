@@ -147,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--cache-dir", default="", help="statistics cache (default $CREPE_CACHE/pho)")
     ap.add_argument("--val-windows", type=int, default=8)
     ap.add_argument("--update", default="none", help="weight update of the PPL side and of e2e (none: mask-only)")
+    ap.add_argument("--skip-e2e-update", action="store_true", help="with --update: only the mask-only e2e/none, not "
+                    "e2e with the update (which costs one more pruning with the update per config)")
     ap.add_argument("--val-seqlen", type=int, default=512)
     ap.add_argument("--out-dir", default="results/pho")
     ap.add_argument("--strides", default="3", help="layer strides K > 1 at which recon and gini alone are also "
@@ -212,8 +214,8 @@ def main() -> None:
     note = " (4-bit GGUF weights dequantised to fp32)" if args.model == "smollm2-135m" else ""
     summary = (f"model={args.model}{note} calibration={setup.dataset} nsamples={setup.nsamples} "
                f"seqlen={setup.seqlen} seed={setup.seed} x_tokens={setup.x_tokens}; PPL: one-shot prune"
-               + (f" with the {args.update} weight update (e2e too; e2e/none: without it; per-linear proxies: masks)"
-                  if args.update != "none" else "") + f", {spec.describe()}; "
+               + (f" with the {args.update} weight update ({'' if args.skip_e2e_update else 'e2e too; '}e2e/none: "
+                  "the mask-only e2e; per-linear proxies: the masks)" if args.update != "none" else "") + f", {spec.describe()}; "
                f"configs: RIA + {args.configs} random points of the default space (generator seed {args.seed})")
     print("protocol:", summary, flush=True)
     results.update({"protocol": {"summary": summary, "eval": spec.describe(), "setup": dataclasses.asdict(setup),
@@ -256,7 +258,8 @@ def main() -> None:
         write_json_atomic(json_path, results)
     windows = sorted({E2E_WINDOWS, *(int(k) for k in args.e2e_windows.split(",") if k)})
     e2e = {n: EndToEndProxy(ws.model, ws.data, ws.calib[:n]) for n in windows}
-    names = {(n, args.update): "e2e" if n == E2E_WINDOWS else f"e2e@w{n}" for n in windows}
+    names = {} if args.update != "none" and args.skip_e2e_update else {
+        (n, args.update): "e2e" if n == E2E_WINDOWS else f"e2e@w{n}" for n in windows}
     if args.update != "none":  # the mask-only e2e too: does it still rank what the update leaves?
         names[(E2E_WINDOWS, "none")] = "e2e/none"
     for key, row in results["configs"].items():

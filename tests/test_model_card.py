@@ -44,6 +44,9 @@ def test_zeroshot_rows_go_into_model_index_and_the_table():
     values = {m["type"]: m["value"] for r in meta["model-index"][0]["results"] for m in r["metrics"]}
     assert values == {"perplexity": 35.6, "acc": 0.42}
     assert "| wikivital_describe acc (n=400, chance 0.25) | 0.610 ± 0.020 | 0.420 ± 0.020 |" in text
+    assert "weight update" not in text  # a record made before the update existed: mask-only
+    report["config"]["resolved_update"] = "sweep-admm"
+    assert "**crepe** method of the crepe toolkit and its **sweep-admm** weight update (" in card_text(report, "m")
 
 
 def test_base_model_follows_aliases_hub_ids_and_a_pruned_folders_card(tmp_path):
