@@ -104,6 +104,9 @@ def tables() -> list[Table]:
         Table("results/pho/proxy_validation.md", (
             "OMP_NUM_THREADS=1 python scripts/validate_pho_proxies.py --patterns unstructured,2:4,4:8",),
               readme="pho-proxy-table"),
+        Table("results/pho/proxy_validation_sweep-admm.md", (  # the proxies against the PPL after crepe's update
+            "python scripts/validate_pho_proxies.py --update sweep-admm --skip-e2e-update --configs 4 --patterns 2:4 "
+            "--strides '' --e2e-windows ''",)),
         Table("results/pho/trial_cost.md", (
             "OMP_NUM_THREADS=1 python scripts/bench_pho_trial_cost.py --nsamples 8 --out results/pho/trial_cost.json",)),
         # PHO time to best vs the paper-protocol climb: the summary of the runs in results/pho/speed/ (docs/pho.md)
