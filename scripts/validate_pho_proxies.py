@@ -15,7 +15,8 @@ proxy still ranks the configs by the PPL that the update leaves. Written to
 ``proxy_validation_U.json/.md/.png``.
 
     OMP_NUM_THREADS=1 python scripts/validate_pho_proxies.py --patterns unstructured,2:4
-    python scripts/validate_pho_proxies.py --update sweep-admm --configs 8 --patterns 2:4 --strides "" --e2e-windows ""
+    python scripts/validate_pho_proxies.py --update sweep-admm --skip-e2e-update --configs 4 --patterns 2:4 \
+        --strides "" --e2e-windows ""
 """
 
 from __future__ import annotations
@@ -202,7 +203,6 @@ def output_path(args: argparse.Namespace) -> Path:
 def main() -> None:
     args = build_parser().parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    out = Path(args.out_dir)
     json_path = output_path(args)
     results = read_json(json_path) if json_path.exists() else {"configs": {}}
     setup = _setup(args)
@@ -247,8 +247,7 @@ def main() -> None:
         if row["pattern"] not in patterns or all(f"{n}@s{k}" in seconds for n in TRIAL_PROXIES for k in strides):
             continue
         pat = Pattern.parse(row["pattern"])
-        cfg = mask_only(with_params(base_config(pat.sparsity_or(args.sparsity), pat, "none"),
-                                    space.to_crepe(row["point"])))
+        cfg = with_params(base_config(pat.sparsity_or(args.sparsity), pat, "none"), space.to_crepe(row["point"]))
         for name in TRIAL_PROXIES:
             for k in strides:
                 start = time.perf_counter()
