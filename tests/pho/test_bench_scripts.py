@@ -153,3 +153,8 @@ def test_proxy_validation_under_an_update_prunes_the_ppl_side_with_it_and_keeps_
     assert validate.recorded(argv).keys() == planned.keys()
     assert all(v["config"]["update"] == "sweep-admm" for v in planned.values())
     assert all(validate.recorded(argv)[k]["config"] == v["config"] for k, v in planned.items())
+    skip = [*argv[:-1], str(tmp_path / "skip"), "--skip-e2e-update"]  # the committed table's form
+    monkeypatch.setattr(sys, "argv", ["validate_pho_proxies.py", *skip])
+    validate.main()
+    rows = json.loads((tmp_path / "skip" / "proxy_validation_sweep-admm.json").read_text())["configs"].values()
+    assert all("e2e/none" in r["proxies"] and "e2e" not in r["proxies"] for r in rows)
