@@ -73,7 +73,7 @@ def main() -> None:
             subprocess.run([sys.executable, *cell_command(args, method)[1:]], check=True)
         rows.append(json.loads(report.read_text()))
     command = current_command()
-    record = provenance(command, {path: p["config"] for path, p in planned(command[2:]).items()})
+    record = provenance(command, {path: p["config"] for path, p in planned(sys.argv[1:]).items()})
     text = table(rows, args.setting, markdown_stamp(record))
     Path(str(out) + ".md").write_text(text)
     print(text)

@@ -123,7 +123,7 @@ def main() -> None:
                 print("$", " ".join(cmd), flush=True)
                 subprocess.run([sys.executable, *cmd[1:]], check=True)
     command = current_command()
-    record = provenance(command, {path: p["config"] for path, p in planned(command[2:]).items()})
+    record = provenance(command, {path: p["config"] for path, p in planned(sys.argv[1:]).items()})
     text = table(out_dir, markdown_stamp(record))
     Path(args.table_out).write_text(text + "\n")
     print(text)

@@ -279,7 +279,7 @@ def main() -> None:
                 "default" if label == "crepe-default" else label)
             row[key] = test_ppl(label, target, config, args, work)
         command = current_command()
-        summary["provenance"] = provenance(command, {p: v["config"] for p, v in planned(command[2:]).items()})
+        summary["provenance"] = provenance(command, {p: v["config"] for p, v in planned(sys.argv[1:]).items()})
         write_json_atomic(args.out, summary)
     Path(args.out).with_suffix(".md").write_text(markdown(summary))
     print(markdown(summary))

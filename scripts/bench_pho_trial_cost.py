@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -97,7 +98,7 @@ def main() -> None:
         lines.append(f"| {pattern} | {row['hill_climb_step']:.1f} | " + " | ".join(cells) + " |")
     text = "\n".join(lines) + f"\n\nOMP threads: {torch.get_num_threads()}.\n"
     command = current_command()
-    record = provenance(command, planned(command[2:])[args.out]["config"])
+    record = provenance(command, planned(sys.argv[1:])[args.out]["config"])
     write_json_atomic(args.out, {"rows": rows, "args": vars(args), "versions": versions(), "provenance": record})
     Path(args.out).with_suffix(".md").write_text(markdown_stamp(record) + "\n\n" + text)
     print(text)

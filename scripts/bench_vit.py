@@ -70,7 +70,7 @@ def recorded(argv: list[str]) -> dict[str, dict]:
 
 def stamp(args: argparse.Namespace, command: str) -> dict:
     argv = current_command()
-    return provenance(argv, {"points": {k: v["config"] for k, v in planned(argv[2:]).items()},
+    return provenance(argv, {"points": {k: v["config"] for k, v in planned(sys.argv[1:]).items()},
                              "threads": args.threads, "eval_batch": args.eval_batch, "repeats": args.repeats,
                              "finetune": {"epochs": args.finetune_epochs, "at": args.finetune_at}})
 

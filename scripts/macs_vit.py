@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"model": name, "setting": setting, "gmacs": counted, "published": published})
         print(f"| {name} | {setting} | {counted:.4f} | {published} |")
     command = current_command()
-    record = provenance(command, {k: v["config"] for k, v in planned(command[2:]).items()})
+    record = provenance(command, {k: v["config"] for k, v in planned(sys.argv[1:]).items()})
     write_json_atomic(args.out, {"script": "scripts/macs_vit.py", "rows": rows, "provenance": record})
     print(f"wrote {args.out}")
     return 0

@@ -16,6 +16,7 @@ import argparse
 import dataclasses
 import logging
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -133,7 +134,7 @@ def main() -> None:
     results["protocol"] = {"stage1": spec1.describe(), "stage2": spec2.describe()}
     command = current_command()
     results["provenance"] = provenance(command, {"settings": vars(args), "entries": {
-        k: v["config"] for k, v in planned(command[2:]).items()}})
+        k: v["config"] for k, v in planned(sys.argv[1:]).items()}})
     target = model_target(model)
     snapshot = target.snapshot()
     stats = None

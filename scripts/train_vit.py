@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         "versions": {"torch": torch.__version__, "python": platform.python_version()},
     }
     command = current_command()
-    report["provenance"] = provenance(command, planned(command[2:])[str(args.report)]["config"])
+    report["provenance"] = provenance(command, planned(sys.argv[1:])[str(args.report)]["config"])
     write_json_atomic(args.report, report)
     print(f"saved {args.out} and {args.report}")
     return 0
