@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench_pho import run, slug, target_flags, test_command
+from bench_pho import DEFAULT, run, slug, target_flags, test_command
 from resolve_config import resolve
 
 from crepe.config import DEFAULT_UPDATE
@@ -119,7 +119,7 @@ def rank_agreement(rungs: dict[str, dict[str, float]]) -> tuple[float | None, in
     return float(spearmanr(*zip(*pairs)).statistic), len(pairs)
 
 
-def test_ppl(label: str, target: str, config: Path, args: argparse.Namespace) -> dict:
+def test_ppl(label: str, target: str, config: Path | str, args: argparse.Namespace) -> dict:
     """Faithful prune + TEST-split PPL of ``config`` through crepe.prune, cached in its report."""
     report, cmd = test_command(label, target, config, args, Path(args.work_dir))
     cmd += ["--update", args.update] if args.update else []
@@ -164,6 +164,11 @@ def markdown(summary: dict) -> str:
                              f"{cell(climb['to_best_cpu_seconds'], row['to_best_cpu_seconds'])} "
                              f"({cell(climb['to_best_seconds'], row['to_best_seconds'])})")
             lines.append("| " + " | ".join(cells) + " |")
+        shipped = summary.get("reference", {}).get(target)
+        if shipped:
+            ratio = f"{shipped['test_ppl'] / paper['test_ppl']:.3f}" if (paper or {}).get("test_ppl") else "-"
+            lines.append(f"| {target} | no search: crepe's shipped config | - | {shipped['test_ppl']:.2f} | {ratio} | "
+                         "- | - | - | - |")
         earlier = summary.get("earlier_cheap", {}).get(target)
         path = cheap or earlier
         if paper and path:
@@ -253,6 +258,9 @@ def main() -> None:
             if kind in rows and "test" in steps:
                 rows[kind].update(test_ppl(kind, target, best, args))
             summary["provenance"] = provenance(current_command(), vars(args))
+            write_json_atomic(out, summary)
+        if "test" in steps:  # what a user gets without any search, under the same protocol and update
+            summary.setdefault("reference", {})[target] = test_ppl("default", target, DEFAULT, args)
             write_json_atomic(out, summary)
     out.with_suffix(".md").write_text(markdown(summary))
     print(markdown(summary))

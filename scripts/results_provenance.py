@@ -108,10 +108,12 @@ def tables() -> list[Table]:
             "python scripts/validate_pho_proxies.py --update sweep-admm --skip-e2e-update --configs 4 --patterns 2:4 "
             "--strides '' --e2e-windows ''",)),
         Table("results/pho/trial_cost.md", (
-            "OMP_NUM_THREADS=1 python scripts/bench_pho_trial_cost.py --nsamples 8 --out results/pho/trial_cost.json",)),
+            "OMP_NUM_THREADS=1 python scripts/bench_pho_trial_cost.py --nsamples 8 --out results/pho/trial_cost.json",),
+              MASK_ONLY),
         # PHO time to best vs the paper-protocol climb: the summary of the runs in results/pho/speed/ (docs/pho.md)
         Table("results/pho/speed.md", ("python scripts/bench_pho_speed.py --targets 0.5,2:4 --steps test "
                                        "--earlier-cheap 0.5=results/pho/bench/hillclimb_0p5.json",),
+              MASK_ONLY + " (its protocol line says 'update crepe default', which then meant none)",
               readme="pho-speed-table", covers=("results/pho/speed/*",)),
         _pho("bench", OLD_AUTO + " (its N:M half, bench_nm)"), _pho("bench_unstructured", MASK_ONLY), _pho("bench_nm", OLD_AUTO),
         _pho("bench_s3", OLD_AUTO), _pho("bench_nogamma", OLD_AUTO), *(_pho(name, MASK_ONLY) for name in (
@@ -120,7 +122,8 @@ def tables() -> list[Table]:
             "bench_e2eseq-w4_2of4")),
         Table("results/pho/variants.md",
               tuple(c for s in VARIANT_SOURCES for c in bench_pho_commands(f"results/pho/{s}.json")),
-              "its per-linear-proxy rows (bench, bench_s3, bench_nogamma) were " + OLD_AUTO,
+              "its per-linear-proxy rows (bench, bench_s3, bench_nogamma) were " + OLD_AUTO
+              + "; all its rows were " + MASK_ONLY,
               readme="pho-variants-table", covers=("results/pho/bench/*",)),
         Table("results/vit/train.json", ("OMP_NUM_THREADS=1 python scripts/train_vit.py --threads 1",)),
         Table("results/vit/tables.md", ("OMP_NUM_THREADS=1 python scripts/bench_vit.py sweep --threads 1",

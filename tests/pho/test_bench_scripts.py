@@ -117,6 +117,9 @@ def test_speed_table_gives_measured_ratios_and_labels_the_extrapolation_apart(tm
     assert "| 0.5 | hill climb, paper protocol (whole validation split) | evaluation 3 (4) |" in text
     extrapolated = text.split("EXTRAPOLATED, not measured")[1]
     assert "| 0.5 | mf | 3 of 4 | 450 | 7 (this run) | 3150 | 21.0x |" in extrapolated  # 7 cheap evaluations x 450 s / 150 s
+    assert "shipped config" not in text  # no reference row until the test step measured it
+    summary["reference"] = {"0.5": {"test_ppl": 37.49}}
+    assert "| 0.5 | no search: crepe's shipped config | - | 37.49 | 1.050 |" in speed.markdown(summary)  # / 35.7
 
 
 def test_speed_commands_parse_with_the_commands_they_run(tmp_path):
