@@ -12,6 +12,7 @@ entries at exactly 0. Masks are bool [out, in], True = prune.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
@@ -320,3 +321,27 @@ def sweep_linear(weight: torch.Tensor, stats, sparsity: float, pattern: Pattern,
         inverse = torch.argsort(perm)
         new, mask = new[:, inverse], mask[:, inverse]
     return new, mask, perm
+
+
+SWEEP_UNREAD = ("act_power", "term_scale")
+"""CrepeParams fields the sweep's saliency never reads (:class:`SweepForm`: the OBS diagonal stands for
+the inputs); only N:M channel permutation, which orders the columns by the mask score, reads them."""
+NEIGHBOURHOOD_FIELDS = ("kernel", "nbr_form", "padding")  # read only when gamma > 0
+
+
+def read_params(cfg) -> CrepeParams:
+    """``cfg.crepe`` with every field ``cfg``'s prune never reads reset to CrepeParams()'s, so that two
+    configs with equal ``read_params`` prune identically (a search answers the second from the first).
+
+    Unread: the neighbourhood's :data:`NEIGHBOURHOOD_FIELDS` when gamma = 0, and :data:`SWEEP_UNREAD`
+    under a sweep update without channel permutation. Another method, or per-projection overrides
+    (a role may turn the neighbourhood on): returned unchanged.
+    """
+    params = cfg.crepe
+    if cfg.method != "crepe" or params.overrides:
+        return params
+    unread = NEIGHBOURHOOD_FIELDS if params.gamma == 0 else ()
+    if cfg.resolved_update.startswith("sweep") and cfg.permute is None:
+        unread += SWEEP_UNREAD
+    default = CrepeParams()
+    return dataclasses.replace(params, **{name: getattr(default, name) for name in unread})

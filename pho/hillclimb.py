@@ -21,13 +21,13 @@ import dataclasses
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
 import optuna
 
 from crepe.cli import run_cli, setup_logging
 from crepe.data.prepare import eval_set
-from pho.objective import PplObjective, update_attrs, update_needs, with_params
+from pho.objective import PplObjective, config_key, update_attrs, update_needs, with_params
 from pho.study_cli import (
     best_config_record,
     space_from_args,
@@ -110,16 +110,19 @@ class StudyEvaluator:
     """Evaluates points as Optuna trials, answering already-finished points from the study."""
 
     def __init__(self, study: optuna.Study, space: SearchSpace, score: Callable[[dict[str, float]], tuple[float, dict]],
-                 n_trials: int, timeout: float | None):
-        self.study, self.space, self.score = study, space, score
+                 n_trials: int, timeout: float | None, key: Callable[[dict[str, float]], Hashable] = point_key):
+        self.study, self.space, self.score, self.key = study, space, score, key
         self.n_trials, self.deadline = n_trials, (time.monotonic() + timeout) if timeout else None
-        self.memo = {point_key(t.params): t.value for t in completed(study)}
-        self.new = 0
+        done = completed(study)
+        self.memo = {key(t.params): t.value for t in done}
+        self.complete, self.new = len(done), 0
 
     def __call__(self, point: dict[str, float]) -> float:
-        key = point_key(point)
+        """The value of ``point``: from the study when a finished trial has its key (the same point, or with
+        ``key`` = the pruned config's read params, a point that prunes identically), else a new trial."""
+        key = self.key(point)
         while key not in self.memo:
-            if len(self.memo) >= self.n_trials or (self.deadline and time.monotonic() > self.deadline):
+            if self.complete >= self.n_trials or (self.deadline and time.monotonic() > self.deadline):
                 raise BudgetSpent
             if not self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
                 self.study.enqueue_trial(point)
@@ -133,8 +136,8 @@ class StudyEvaluator:
             for name, attr in attrs.items():
                 trial.set_user_attr(name, attr)
             self.study.tell(trial, value)
-            self.memo[point_key(params)] = value
-            self.new += 1
+            self.memo[self.key(params)] = value
+            self.complete, self.new = self.complete + 1, self.new + 1
             log.info("trial %d: %s -> %.4f", trial.number, params, value)
         return self.memo[key]
 
@@ -169,7 +172,8 @@ def study_attrs(args: argparse.Namespace, space: SearchSpace, target, setup) -> 
 def main() -> int:
     args = build_parser().parse_args()
     setup_logging(args.log_level)
-    setup, space, target = setup_from_args(args), space_from_args(args), target_from_args(args)
+    setup, target = setup_from_args(args), target_from_args(args)
+    space = space_from_args(args, target)
     if args.n_trials < 1 or not 0 < args.step <= 0.5 or args.refinements < 0 or args.val_windows < 0:
         raise ValueError("need --n-trials >= 1, 0 < --step <= 0.5, --refinements >= 0, --val-windows >= 0")
     if args.offload != "none":
@@ -191,7 +195,8 @@ def main() -> int:
         value, realised = ppl(with_params(target, crepe))
         return value, {"crepe": dataclasses.asdict(crepe), "realised_sparsity": realised, **trial_cost(start, cpu)}
 
-    evaluator = StudyEvaluator(study, space, score, args.n_trials, args.timeout)
+    evaluator = StudyEvaluator(study, space, score, args.n_trials, args.timeout,
+                               key=lambda point: config_key(with_params(target, space.to_crepe(point))))
     start = time.perf_counter()
     point, value = climb(space, evaluator, args.step, args.refinements)
     record = best_config_record(study, target, "pho.hillclimb", {

@@ -11,6 +11,7 @@ faithful sequential engine) and measures PPL.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from crepe.models.adapters import LinearTarget, model_target
 from crepe.oneshot_stats import prune_oneshot
 from crepe.prune_linear import needed_stats, plan_linear
 from crepe.prune_model import prune_model
+from crepe.reconstruct import read_params
 from crepe.scorers import InputStats
 from crepe.perplexity import perplexity
 from pho.proxies import LayerData, get_proxy
@@ -101,6 +103,12 @@ def proxy_values(linears: dict[str, LinearTarget], data: dict[str, LayerData], c
 
 def with_params(cfg: PruneConfig, params: CrepeParams) -> PruneConfig:
     return dataclasses.replace(cfg, crepe=params)
+
+
+def config_key(cfg: PruneConfig) -> str:
+    """What decides the prune of a search's trial (:func:`crepe.reconstruct.read_params`) as a key: two
+    points with one key prune identically, so a search answers the second from the first."""
+    return json.dumps(dataclasses.asdict(read_params(cfg)), sort_keys=True)
 
 
 class PplObjective:

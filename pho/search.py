@@ -21,7 +21,7 @@ import argparse
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,8 @@ from crepe.cli import run_cli, setup_logging
 from crepe.config import CrepeParams, PruneConfig
 from crepe.report import versions
 from pho.fidelity import PRUNERS, FidelityProxy, make_pruner, rungs
-from pho.objective import EndToEndProxy, ProxyResult, proxy_values, update_attrs, update_needs, with_params
+from pho.objective import (EndToEndProxy, ProxyResult, config_key, proxy_values, update_attrs, update_needs,
+                           with_params)
 from pho.proxies import AUTO, PROXIES, get_proxy, resolve_proxy
 from pho.space import SearchSpace
 from pho.streamed import StreamedProxy
@@ -89,6 +90,19 @@ def warm_points(spec: str, space: SearchSpace) -> list[tuple[str, dict[str, floa
             except (OSError, KeyError, TypeError, ValueError) as exc:
                 raise ValueError(f"--warm-start {item}: not a config JSON with a 'crepe' entry ({exc})") from exc
         out.append((f"warm:{Path(item).stem}", space.point_of(params)))
+    return out
+
+
+def distinct_starts(starts: list[tuple[str, dict[str, float]]], key: Callable[[dict[str, float]], Hashable]
+                    ) -> list[tuple[str, dict[str, float]]]:
+    """(label, point) starts, one per ``key`` (the pruned config's read params), the first label kept: under the
+    sweep, crepe's shipped config and RIA's point differ only in what it never reads, so one trial serves both."""
+    seen: set = set()
+    out = []
+    for label, point in starts:
+        if key(point) not in seen:
+            seen.add(key(point))
+            out.append((label, point))
     return out
 
 
@@ -159,7 +173,8 @@ def make_objective(ws: Workspace, space: SearchSpace, target: PruneConfig, proxy
 def main() -> int:
     args = build_parser().parse_args()
     setup_logging(args.log_level)
-    setup, space, target = setup_from_args(args), space_from_args(args), target_from_args(args)
+    setup, target = setup_from_args(args), target_from_args(args)
+    space = space_from_args(args, target)
     args.proxy = resolve_proxy(args.proxy, target.pattern.structured)
     if args.n_trials < 1 or args.layer_stride < 1 or (args.timeout is not None and args.timeout <= 0):
         raise ValueError("--n-trials and --layer-stride must be >= 1 and --timeout > 0")
@@ -187,7 +202,8 @@ def main() -> int:
     ws = open_workspace(setup, hessian=not get_proxy(args.proxy).sequential and "hessian" in update_needs(target),
                         offload=args.offload)
     if not study.get_trials(deepcopy=False):
-        for label, point in [*warm_points(args.warm_start, space), ("ria", space.ria_point())]:
+        starts = [*warm_points(args.warm_start, space), ("ria", space.ria_point())]
+        for label, point in distinct_starts(starts, lambda p: config_key(with_params(target, space.to_crepe(p)))):
             study.enqueue_trial(point, user_attrs={"label": label}, skip_if_exists=True)
     remaining = args.n_trials - len(finished(study))
     log.info("study %s: %s, %d finished trials, %d to go (proxy %s, %s, pruner %s)", args.study_name,

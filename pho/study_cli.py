@@ -5,22 +5,27 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 from pathlib import Path
 from typing import Any
 
 import optuna
 
 from crepe.config import DEFAULT_UPDATE, NBR_FORMS, TERM_SCALES, UPDATES, Pattern, PruneConfig
+from crepe.reconstruct import SWEEP_UNREAD
 from crepe.report import write_json_atomic
 from pho.objective import base_config
 from pho.space import PARAMS, RIA_BASE, SearchSpace
 from pho.study import completed, trial_log, write_plots
 from pho.workspace import add_setup_args
 
+log = logging.getLogger("pho.study_cli")
+
 
 def add_space_args(ap: argparse.ArgumentParser) -> None:
     g = ap.add_argument_group("search space")
-    g.add_argument("--params", default=",".join(PARAMS), help=f"searched parameters (default all: {','.join(PARAMS)})")
+    g.add_argument("--params", default=None, help=f"searched parameters (default: those the pipeline reads of "
+                   f"{','.join(PARAMS)}; a sweep update never reads act_power)")
     g.add_argument("--r-range", default="1,7", help="kernel half-width r (k = 2r+1), ints LOW,HIGH")
     for name, default in (("alpha", "0.1,10"), ("beta", "0.1,10"), ("gamma", "1e-4,1")):
         g.add_argument(f"--{name}-range", default=default, help=f"{name} LOW,HIGH (log scale)")
@@ -37,9 +42,24 @@ def _pair(text: str, kind: type) -> tuple:
     return lo, hi
 
 
-def space_from_args(args: argparse.Namespace) -> SearchSpace:
+def read_space_params(target: PruneConfig | None, asked: str | None) -> tuple[str, ...]:
+    """The searched parameters: ``asked`` (comma-separated; default all of PARAMS) less those ``target``'s
+    prune never reads (crepe.reconstruct.read_params: a sweep update without permutation never reads
+    act_power), each dropped with a warning: a trial would spend its prune on a no-op."""
+    sweep = target is not None and target.resolved_update.startswith("sweep") and target.permute is None
+    unread = SWEEP_UNREAD if sweep else ()
+    params = PARAMS if asked is None else tuple(p for p in asked.split(",") if p.strip())
+    ignored = [p for p in params if p in unread]
+    if ignored and asked is not None:
+        log.warning("not searching %s: the %s update never reads it (the sweep weighs columns by the OBS diagonal); "
+                    "--update none searches the mask-only score", ",".join(ignored), target.resolved_update)
+    return tuple(p for p in params if p not in unread)
+
+
+def space_from_args(args: argparse.Namespace, target: PruneConfig | None = None) -> SearchSpace:
+    """The search space of the flags; ``target`` (the pruning target) decides the default parameters."""
     base = dataclasses.replace(RIA_BASE, term_scale=args.term_scale, nbr_form=args.nbr_form)
-    params = tuple(p for p in args.params.split(",") if p.strip())
+    params = read_space_params(target, args.params)
     return SearchSpace(params=params, r_range=_pair(args.r_range, int), alpha_range=_pair(args.alpha_range, float),
                        beta_range=_pair(args.beta_range, float), gamma_range=_pair(args.gamma_range, float),
                        act_power_range=_pair(args.act_power_range, float), base=base)

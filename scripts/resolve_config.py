@@ -61,7 +61,8 @@ def _study_parts(module, flags: list[str]):
     from pho.workspace import setup_from_args
 
     args = module.build_parser().parse_args(flags)
-    return args, setup_from_args(args), space_from_args(args), target_from_args(args)
+    target = target_from_args(args)
+    return args, setup_from_args(args), space_from_args(args, target), target
 
 
 def search_command(flags: list[str]) -> dict[str, Any]:

@@ -105,15 +105,13 @@ def tables() -> list[Table]:
             "OMP_NUM_THREADS=1 python scripts/validate_pho_proxies.py --patterns unstructured,2:4,4:8",),
               readme="pho-proxy-table"),
         Table("results/pho/proxy_validation_sweep-admm.md", (  # the proxies against the PPL after crepe's update
-            "python scripts/validate_pho_proxies.py --update sweep-admm --skip-e2e-update --configs 4 --patterns 2:4 "
+            "python scripts/validate_pho_proxies.py --update sweep-admm --skip-e2e-update --configs 16 --patterns 2:4 "
             "--strides '' --e2e-windows ''",)),
         Table("results/pho/trial_cost.md", (
-            "OMP_NUM_THREADS=1 python scripts/bench_pho_trial_cost.py --nsamples 8 --out results/pho/trial_cost.json",),
-              MASK_ONLY),
+            "OMP_NUM_THREADS=1 python scripts/bench_pho_trial_cost.py --nsamples 8 --out results/pho/trial_cost.json",)),
         # PHO time to best vs the paper-protocol climb: the summary of the runs in results/pho/speed/ (docs/pho.md)
         Table("results/pho/speed.md", ("python scripts/bench_pho_speed.py --targets 0.5,2:4 --steps test "
                                        "--earlier-cheap 0.5=results/pho/bench/hillclimb_0p5.json",),
-              MASK_ONLY + " (its protocol line says 'update crepe default', which then meant none)",
               readme="pho-speed-table", covers=("results/pho/speed/*",)),
         _pho("bench", OLD_AUTO + " (its N:M half, bench_nm)"), _pho("bench_unstructured", MASK_ONLY), _pho("bench_nm", OLD_AUTO),
         _pho("bench_s3", OLD_AUTO), _pho("bench_nogamma", OLD_AUTO), *(_pho(name, MASK_ONLY) for name in (

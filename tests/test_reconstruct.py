@@ -258,3 +258,35 @@ def test_bench_quality_runs_a_composed_cell_through_the_library_pipeline(tiny_fo
     assert config["compose"] == "permute" and config["prune_config"]["permute"] is not None
     assert config["prune_config"]["resolved_update"] == "sweep-admm" and report["prune_cpu_seconds"] > 0
     assert "crepe+sweep-admm" in bench_quality.table(out, "permute")
+
+
+@pytest.mark.parametrize("update", ["sweep", "sweep-admm"])
+def test_read_params_equal_means_the_sweep_prunes_identically(update):
+    """Configs that differ only in fields the sweep never reads share read_params and prune bit for bit alike;
+    a field it reads (alpha) changes both."""
+    from crepe.reconstruct import read_params, sweep_linear
+
+    w, x = _problem(inp=64)
+    stats = InputStats(sq_sum=x.pow(2).sum(0), hessian=x.t() @ x, tokens=x.shape[0])
+    ria = PruneConfig(pattern=Pattern(2, 4), update=update, crepe=CrepeParams(act_power=0.5, kernel=3))
+    twin = PruneConfig(pattern=Pattern(2, 4), update=update, crepe=CrepeParams(act_power=1.3, kernel=9,
+                                                                                 term_scale="mean"))
+    other = PruneConfig(pattern=Pattern(2, 4), update=update, crepe=CrepeParams(alpha=0.4))
+    runs = [sweep_linear(w, stats, 0.5, Pattern(2, 4), cfg)[:2] for cfg in (ria, twin, other)]
+    assert read_params(ria) == read_params(twin) != read_params(other)
+    assert torch.equal(runs[0][0], runs[1][0]) and torch.equal(runs[0][1], runs[1][1])
+    assert not torch.equal(runs[0][1], runs[2][1])
+
+
+def test_read_params_keeps_what_the_mask_permutation_and_neighbourhood_read():
+    from crepe.config import PermuteConfig
+    from crepe.reconstruct import read_params
+
+    low, high = CrepeParams(act_power=0.5), CrepeParams(act_power=1.0)
+    for kwargs in ({"update": "none"}, {"update": "sweep-admm", "pattern": Pattern(2, 4), "permute": PermuteConfig()}):
+        cfg = PruneConfig(crepe=low, **kwargs)
+        assert read_params(cfg) != read_params(PruneConfig(crepe=high, **kwargs))  # the mask score reads act_power
+    on = PruneConfig(update="none", crepe=CrepeParams(gamma=0.1, kernel=3))
+    assert read_params(on) != read_params(PruneConfig(update="none", crepe=CrepeParams(gamma=0.1, kernel=5)))
+    off = PruneConfig(update="none", crepe=CrepeParams(kernel=3))
+    assert read_params(off) == read_params(PruneConfig(update="none", crepe=CrepeParams(kernel=5)))

@@ -95,3 +95,28 @@ def test_hillclimb_refuses_a_study_of_another_space(cli, common_args, tmp_path, 
     before = trials(tmp_path)
     assert cli("pho.hillclimb", hc_args(common_args, tmp_path, 4, extra=["--gamma-range", "1e-3,1"])) == 2
     assert "different space" in capsys.readouterr().err and trials(tmp_path) == before
+
+
+def test_the_climb_answers_a_point_that_prunes_like_an_evaluated_one_without_a_trial():
+    """With gamma off (not searched), k is never read: the climb's r moves cost no prune and no trial."""
+    from crepe.config import Pattern
+    from pho.hillclimb import StudyEvaluator
+    from pho.objective import base_config, config_key, with_params
+
+    space, target = SearchSpace(params=("r", "alpha")), base_config(0.5, Pattern(), "sweep-admm")
+    study = optuna.create_study(storage=optuna.storages.InMemoryStorage(), direction="minimize")
+    scored = []
+
+    def bowl(params):
+        return (math.log(params["alpha"]) - math.log(2.0)) ** 2
+
+    def score(params):
+        scored.append(params)
+        return bowl(params), {}
+
+    evaluator = StudyEvaluator(study, space, score, 20, None,
+                               key=lambda p: config_key(with_params(target, space.to_crepe(p))))
+    point, value = climb(space, evaluator, refinements=1)
+    assert point["alpha"] == pytest.approx(2.0, rel=0.2) and value == min(bowl(p) for p in scored)
+    assert all(p["r"] == 1 for p in scored)  # every r move was answered from the trial it prunes like
+    assert len(study.trials) == len(scored) == len({p["alpha"] for p in scored}) >= 3

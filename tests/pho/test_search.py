@@ -27,7 +27,7 @@ def test_search_runs_n_trials_with_ria_first_and_writes_a_loadable_best_config(c
     trials = study.get_trials()
     assert len(trials) == 4 and all(t.state.name == "COMPLETE" for t in trials)
     ria = trials[0]
-    assert ria.params == {"r": 1, "alpha": 1.0, "beta": 1.0, "gamma": 1e-4, "act_power": 0.5}
+    assert ria.params == {"r": 1, "alpha": 1.0, "beta": 1.0, "gamma": 1e-4}  # the default sweep never reads act_power
     assert ria.user_attrs["crepe"]["gamma"] == 0.0 and ria.user_attrs["label"] == "ria"
     assert all(t.user_attrs["realised_sparsity"] == pytest.approx(0.5, abs=1e-3) for t in trials)
     best = json.loads((tmp_path / "best.json").read_text())
@@ -40,6 +40,26 @@ def test_search_runs_n_trials_with_ria_first_and_writes_a_loadable_best_config(c
     assert "importance" in best["plots"]
     assert best["proxy"] == "e2e" and study.user_attrs["objective"]["proxy"] == "e2e"  # auto, unstructured
     assert study.user_attrs["objective"]["e2e_windows"] == 4  # the e2e default
+
+
+def test_the_space_searches_what_the_pipeline_reads_and_drops_a_parameter_it_never_reads(
+        cli, common_args, tmp_path, caplog):
+    from crepe.config import Pattern
+    from pho.objective import base_config
+    from pho.study_cli import read_space_params
+
+    assert "act_power" not in read_space_params(base_config(0.5, Pattern()), None)  # crepe's default: the sweep
+    assert "act_power" in read_space_params(base_config(0.5, Pattern(), "none"), None)  # the mask score reads it
+    assert "act_power" in read_space_params(base_config(0.5, Pattern(), "admm"), None)  # so does a fixed-mask update
+    with caplog.at_level("WARNING", logger="pho.study_cli"):
+        assert cli("pho.search", search_args(common_args, tmp_path, n=2, extra=["--params", "alpha,act_power",
+                                                                                 "--no-plots"])) == 0
+    assert "not searching act_power: the sweep-admm update never reads it" in caplog.text
+    assert set(load(tmp_path).trials[0].params) == {"alpha"}
+    assert cli("pho.search", search_args(common_args, tmp_path, name="m", n=2, extra=[
+        "--params", "alpha,act_power", "--update", "none", "--no-plots"])) == 0
+    assert set(load(tmp_path, "m").trials[0].params) == {"alpha", "act_power"}
+    assert cli("pho.search", search_args(common_args, tmp_path, name="e", extra=["--params", "act_power"])) == 2
 
 
 def test_the_best_config_is_consumed_by_crepe_prune(cli, common_args, tmp_path, tiny_folder, tiny_corpus):
@@ -64,7 +84,7 @@ def test_rerunning_the_same_command_resumes_without_losing_or_repeating_trials(c
 
 @pytest.mark.parametrize("proxy", ["e2e", "e2e_seq"])
 def test_an_e2e_search_stores_its_window_count_and_minimises_the_calibration_nll(cli, common_args, tmp_path, proxy):
-    extra = ["--proxy", proxy, "--e2e-windows", "2", "--params", "alpha,act_power", "--no-plots"]
+    extra = ["--proxy", proxy, "--e2e-windows", "2", "--params", "alpha,beta", "--no-plots"]
     assert cli("pho.search", search_args(common_args, tmp_path, n=3, extra=extra)) == 0
     study = load(tmp_path)
     assert study.user_attrs["objective"]["proxy"] == proxy and study.user_attrs["objective"]["e2e_windows"] == 2
