@@ -171,7 +171,7 @@ def markdown(summary: dict) -> str:
                          "- | - | - | - |")
         earlier = summary.get("earlier_cheap", {}).get(target)
         path = cheap or earlier
-        if paper and path:
+        if paper and path and evaluations(path)[0] > paper["trials"]:  # the paper climb stopped too early to tell
             steps, _ = evaluations(path)
             paper_steps, per_step = evaluations(paper)
             source = "this run" if cheap else f"earlier run, {path['config']}"

@@ -162,7 +162,7 @@ def macs_block() -> str:
 BLOCKS: dict[str, Callable[[], str]] = {
     "methods-table": _file("results/methods.md"), "cost-table": _file("results/cost.md"),
     "sweep-table": sweep_block, "pho-proxy-table": proxy_block, "pho-variants-table": variants_block,
-    "pho-speed-table": _file("results/pho/speed.md"),
+    "pho-speed-table": _file("results/pho/speed.md"), "pho-speed-update-table": _file("results/pho/speed_update.md"),
     "compose-table": compose_block, "vit-table": vit_block, "vit-macs-table": macs_block,
     "scale-table": _file("results/scale/llama-2-7b.md"), "memory-table": _file("results/scale/memory.md"),
 }

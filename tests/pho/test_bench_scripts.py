@@ -118,6 +118,8 @@ def test_speed_table_gives_measured_ratios_and_labels_the_extrapolation_apart(tm
     extrapolated = text.split("EXTRAPOLATED, not measured")[1]
     assert "| 0.5 | mf | 3 of 4 | 450 | 7 (this run) | 3150 | 21.0x |" in extrapolated  # 7 cheap evaluations x 450 s / 150 s
     assert "shipped config" not in text  # no reference row until the test step measured it
+    rows["cheap"] = _speed_row(tmp_path, "cheap", 3, 12, 300, 600, 45.0, 36.0)  # its best within the paper's 4
+    assert "EXTRAPOLATED" not in speed.markdown(summary)  # nothing to extrapolate: the paper climb got as far
     summary["reference"] = {"0.5": {"test_ppl": 37.49}}
     assert "| 0.5 | no search: crepe's shipped config | - | 37.49 | 1.050 |" in speed.markdown(summary)  # / 35.7
 
