@@ -11,11 +11,12 @@ scipy.stats.spearmanr over all evaluated configs of a pattern. Resumable: finish
 With ``--update U`` (e.g. sweep-admm, crepe's default) the PPL side prunes with that weight update
 (one-shot, from cached dense Hessians), ``e2e`` runs it too, and ``e2e/none`` is the mask-only e2e;
 the per-linear proxies still score the masks (they cannot see an update): the question is which
-proxy still ranks the configs by the PPL that the update leaves. Written to
-``proxy_validation_U.json/.md/.png``.
+proxy still ranks the configs by the PPL that the update leaves; ``ppl/none`` is each config's PPL
+without the update, read from the mask-only run's JSON in ``--out-dir`` where it has the same point.
+Written to ``proxy_validation_U.json/.md/.png``.
 
     OMP_NUM_THREADS=1 python scripts/validate_pho_proxies.py --patterns unstructured,2:4
-    python scripts/validate_pho_proxies.py --update sweep-admm --skip-e2e-update --configs 4 --patterns 2:4 \
+    python scripts/validate_pho_proxies.py --update sweep-admm --skip-e2e-update --configs 16 --patterns 2:4 \
         --strides "" --e2e-windows ""
 """
 
@@ -194,6 +195,17 @@ def recorded(argv: list[str]) -> dict[str, dict]:
         for key, row in results["configs"].items()}
 
 
+def attach_mask_only_ppl(results: dict, mask_only: Path) -> None:
+    """Under an update: each config's validation PPL without it (the mask-only run's, same point) as the
+    pseudo-proxy ``ppl/none``, so the table shows whether the masks' order carries over to the update's."""
+    if not mask_only.exists():
+        return
+    before = read_json(mask_only)["configs"]
+    for key, row in results["configs"].items():
+        if key in before and before[key]["point"] == row["point"]:
+            row["proxies"]["ppl/none"] = before[key]["val_ppl"]
+
+
 def output_path(args: argparse.Namespace) -> Path:
     """The results JSON: proxy_validation.json (mask-only), proxy_validation_UPDATE.json with an update."""
     return Path(args.out_dir) / ("proxy_validation.json" if args.update == "none" else
@@ -278,6 +290,8 @@ def main() -> None:
                          "ppl_seconds": sum(r["ppl_seconds"] for r in rows) / len(rows),
                          "trial_seconds": {key: sum(r["trial_seconds"][key] for r in rows) / len(rows)
                                            for key in rows[0]["trial_seconds"]}}
+    if args.update != "none":
+        attach_mask_only_ppl(results, Path(args.out_dir) / "proxy_validation.json")
     results["spearman"] = spearman_table(results, patterns)
     results["spearman_near_ria"] = spearman_table(results, patterns, near=NEAR)
     write_json_atomic(json_path, results)

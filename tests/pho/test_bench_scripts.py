@@ -145,15 +145,23 @@ def test_proxy_validation_under_an_update_prunes_the_ppl_side_with_it_and_keeps_
             "--cache-dir", str(tmp_path / "cache"), "--configs", "2", "--patterns", "2:4", "--update", "sweep-admm",
             "--strides", "", "--e2e-windows", "", "--val-windows", "2", "--val-seqlen", "32", "--out-dir",
             str(tmp_path / "out")]
+    at = argv.index("--update")
+    mask_only = argv[:at] + argv[at + 2:]
+    monkeypatch.setattr(sys, "argv", ["validate_pho_proxies.py", *mask_only])  # the mask-only run first
+    validate.main()
+    kept = (tmp_path / "out" / "proxy_validation.json").read_text()
     monkeypatch.setattr(sys, "argv", ["validate_pho_proxies.py", *argv])
     validate.main()
+    assert (tmp_path / "out" / "proxy_validation.json").read_text() == kept  # the update run writes its own JSON
     results = json.loads((tmp_path / "out" / "proxy_validation_sweep-admm.json").read_text())
+    before = json.loads((tmp_path / "out" / "proxy_validation.json").read_text())["configs"]
+    assert all(r["proxies"]["ppl/none"] == before[k]["val_ppl"] != r["val_ppl"] for k, r in results["configs"].items())
+    assert "ppl/none" in results["spearman"]["2:4"]
     rows = list(results["configs"].values())
     assert len(rows) == 3 and all({"e2e", "e2e/none", "recon", "gini"} <= set(r["proxies"]) for r in rows)
     assert all(r["proxies"]["e2e"] != r["proxies"]["e2e/none"] for r in rows)  # the update changes the model
     assert "e2e/none" in results["spearman"]["2:4"]
     assert (tmp_path / "out" / "proxy_validation_sweep-admm.md").is_file()
-    assert not (tmp_path / "out" / "proxy_validation.json").exists()
     planned = validate.planned(argv)
     assert validate.recorded(argv).keys() == planned.keys()
     assert all(v["config"]["update"] == "sweep-admm" for v in planned.values())
