@@ -12,7 +12,7 @@ from typing import Any
 import optuna
 
 from crepe.config import DEFAULT_UPDATE, NBR_FORMS, TERM_SCALES, UPDATES, Pattern, PruneConfig
-from crepe.reconstruct import SWEEP_UNREAD
+from crepe.reconstruct import read_params
 from crepe.report import write_json_atomic
 from pho.objective import base_config
 from pho.space import PARAMS, RIA_BASE, SearchSpace
@@ -42,12 +42,27 @@ def _pair(text: str, kind: type) -> tuple:
     return lo, hi
 
 
+# each searched parameter as the CrepeParams field it sets and two values of it to compare
+_PROBES = {"r": ("kernel", 3, 5), "alpha": ("alpha", 0.5, 2.0), "beta": ("beta", 0.5, 2.0),
+           "gamma": ("gamma", 0.1, 0.2), "act_power": ("act_power", 0.25, 1.25)}
+
+
+def unread_params(target: PruneConfig) -> tuple[str, ...]:
+    """The searched parameters ``target``'s prune never reads, whatever the others are: two values of
+    one give equal :func:`crepe.reconstruct.read_params` (the neighbourhood on, so only the pipeline
+    decides). A sweep update without permutation never reads act_power."""
+    base = dataclasses.replace(RIA_BASE, gamma=0.1)
+
+    def read(field: str, value: float):
+        return read_params(dataclasses.replace(target, crepe=dataclasses.replace(base, **{field: value})))
+
+    return tuple(p for p, (field, a, b) in _PROBES.items() if read(field, a) == read(field, b))
+
+
 def read_space_params(target: PruneConfig | None, asked: str | None) -> tuple[str, ...]:
-    """The searched parameters: ``asked`` (comma-separated; default all of PARAMS) less those ``target``'s
-    prune never reads (crepe.reconstruct.read_params: a sweep update without permutation never reads
-    act_power), each dropped with a warning: a trial would spend its prune on a no-op."""
-    sweep = target is not None and target.resolved_update.startswith("sweep") and target.permute is None
-    unread = SWEEP_UNREAD if sweep else ()
+    """The searched parameters: ``asked`` (comma-separated; default all of PARAMS) less
+    :func:`unread_params`, each dropped with a warning: a trial would spend its prune on a no-op."""
+    unread = unread_params(target) if target is not None else ()
     params = PARAMS if asked is None else tuple(p for p in asked.split(",") if p.strip())
     ignored = [p for p in params if p in unread]
     if ignored and asked is not None:
