@@ -73,28 +73,34 @@ def check_oneshot(cfg: PruneConfig, have: frozenset[str] = frozenset({"sq_sum"})
 @torch.no_grad()
 def proxy_values(linears: dict[str, LinearTarget], data: dict[str, LayerData], cfg: PruneConfig,
                  proxies: list[str], layer_stride: int = 1) -> ProxyResult:
-    """Mean over linears (by key) of each named proxy under ``cfg``: every linear's mask and scores
-    come from the per-linear path (:func:`crepe.prune_linear.plan_linear`), nothing is applied.
+    """Mean over linears (by key) of each named proxy under ``cfg``: every linear's mask, scores and
+    new weight come from the per-linear path (:func:`crepe.prune_linear.plan_linear`, with the
+    config's update step), nothing is applied. A mask proxy cannot see a weight update, so under one
+    only the proxies of the weight the prune leaves (``out_error``) are allowed.
 
     ``layer_stride`` > 1 evaluates only every stride-th linear (a cheaper estimate).
     """
     chosen = [get_proxy(p) for p in proxies]
-    if cfg.resolved_update != "none":
-        raise ValueError(f"per-linear proxies score masks, not --update {cfg.resolved_update}: use e2e or e2e_seq, "
-                         "or --update none for the mask-only pipeline")
     model_level = [p.name for p in chosen if p.scope != "linear"]
     if model_level:
         raise ValueError(f"{', '.join(model_level)} is a model-level proxy: evaluate it with EndToEndProxy")
+    blind = [p.name for p in chosen if p.after is None]
+    if cfg.resolved_update != "none" and blind:
+        raise ValueError(f"{', '.join(blind)} score masks, not --update {cfg.resolved_update}: use out_error, e2e or "
+                         "e2e_seq, or --update none for the mask-only pipeline")
+    steps = linear_steps(cfg) if cfg.resolved_update != "none" else None
     totals = {p.name: 0.0 for p in chosen}
     pruned = size = count = 0
     for index, (key, linear) in enumerate(linears.items()):
         if index % layer_stride:
             continue
-        w = linear.weight
-        plan = plan_linear(w, InputStats(sq_sum=data[key].sq_sum, tokens=1), cfg, role=linear.role,
-                           in_attention=linear.in_attention, name=key)
+        w, d = linear.weight, data[key]
+        plan = plan_linear(w, InputStats(sq_sum=d.sq_sum, hessian=d.hessian, tokens=1), cfg, role=linear.role,
+                           in_attention=linear.in_attention, name=key, steps=steps)
+        new = plan.weight if plan.weight is not None else w * ~plan.mask
         for proxy in chosen:
-            totals[proxy.name] += proxy.fn(w, plan.scores, plan.mask, data[key])
+            totals[proxy.name] += (proxy.after(w, new, d) if proxy.after is not None
+                                   else proxy.fn(w, plan.scores, plan.mask, d))
         pruned += int(plan.mask.sum())
         size += plan.mask.numel()
         count += 1

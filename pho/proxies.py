@@ -13,6 +13,10 @@ them runs the model. One proxy is model-level instead (``scope="model"``, evalua
   sum_M W_ij^2 ||X_j||^2 / sum W_ij^2 ||X_j||^2 (needs only the input-channel norms).
 - ``recon``: the relative output reconstruction error on cached inputs X [t, in],
   ||(W * M) X^T||^2 / ||W X^T||^2 = ||(W - W_kept) X^T||^2 / ||W X^T||^2.
+- ``out_error``: the same relative output error on all calibration inputs through the cached
+  Hessian, tr(D H D^T) / tr(W H W^T) with D = W - W_new, where W_new is what the prune leaves: the
+  weights the update solved for (so, unlike the mask proxies, it sees a weight update), or the
+  masked W without one. It costs the per-linear prune (the update included) but no forward pass.
 - ``e2e`` (model-level): the mean next-token NLL (log perplexity) of the model pruned one-shot with
   the cached input norms, on a few CALIBRATION windows: one short forward pass per trial, but it sees
   how the layers' errors combine, which no per-linear proxy does.
@@ -84,6 +88,18 @@ def diag_error(w: torch.Tensor, scores: torch.Tensor, mask: torch.Tensor, data: 
     return float(energy[mask].sum() / energy.sum().clamp_min(_EPS))
 
 
+def output_error(w: torch.Tensor, new: torch.Tensor, data: LayerData) -> float:
+    """tr(D H D^T) / tr(W H W^T) for D = W - new [out, in] and the cached Hessian H [in, in] = X^T X:
+    the relative output error of the pruned (and updated) linear on every calibration token."""
+    if data.hessian is None:
+        raise ValueError("proxy 'out_error' needs each linear's input Hessian: open the workspace with hessian=True")
+    h = data.hessian.float()
+    diff = w.float() - new.float()
+    removed = ((diff @ h) * diff).sum(dtype=torch.float64)
+    full = ((w.float() @ h) * w.float()).sum(dtype=torch.float64)
+    return float(removed / full.clamp_min(_EPS))
+
+
 def reconstruction_error(w: torch.Tensor, scores: torch.Tensor, mask: torch.Tensor, data: LayerData) -> float:
     """||(W * M) X^T||^2 / ||W X^T||^2 on the cached inputs X [t, in]; 0 for an empty mask."""
     if data.x is None:
@@ -95,17 +111,22 @@ def reconstruction_error(w: torch.Tensor, scores: torch.Tensor, mask: torch.Tens
 
 
 ProxyFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, LayerData], float]
+WeightsFn = Callable[[torch.Tensor, torch.Tensor, LayerData], float]
+"""(W [out, in], the weight the prune leaves [out, in], LayerData) -> float: a proxy that sees an update."""
 
 
 @dataclass(frozen=True)
 class Proxy:
     """A named proxy, its per-linear function (None for a model-level proxy) and the direction the
-    search optimises it in; a model-level proxy also has its default number of calibration windows."""
+    search optimises it in; a model-level proxy also has its default number of calibration windows.
+    ``after``: instead of ``fn``, a function of the weight the prune leaves (it sees a weight update)."""
 
     name: str
     fn: ProxyFn | None
     direction: str
     needs_x: bool = False
+    after: WeightsFn | None = None
+    needs_hessian: bool = False
     scope: str = "linear"
     sequential: bool = False
     windows: int = 0
@@ -116,10 +137,13 @@ PROXIES: dict[str, Proxy] = {p.name: p for p in (
     Proxy("gini_ref", gini_reference, "minimize"),
     Proxy("diag_error", diag_error, "minimize"),
     Proxy("recon", reconstruction_error, "minimize", needs_x=True),
+    Proxy("out_error", None, "minimize", after=output_error, needs_hessian=True),
     Proxy("e2e", None, "minimize", scope="model", windows=4),
     Proxy("e2e_seq", None, "minimize", scope="model", sequential=True, windows=2),
 )}
 LINEAR_PROXIES = tuple(name for name, p in PROXIES.items() if p.scope == "linear")
+MASK_PROXIES = tuple(name for name in LINEAR_PROXIES if PROXIES[name].after is None)
+"""Per-linear proxies of the mask alone: blind to a weight update."""
 AUTO = "auto"
 
 

@@ -190,17 +190,18 @@ def main() -> int:
     if args.offload == "disk" and get_proxy(args.proxy).scope == "linear":
         raise ValueError(f"per-linear proxies read every weight at once; a streamed model (--offload disk) searches "
                          f"with e2e or e2e_seq, not {args.proxy!r}")
-    if target.resolved_update != "none" and get_proxy(args.proxy).scope == "linear":
-        raise ValueError(f"per-linear proxies score masks, not --update {target.resolved_update}: use e2e or e2e_seq, "
-                         "or --update none for the mask-only pipeline")
+    if target.resolved_update != "none" and get_proxy(args.proxy).scope == "linear" and get_proxy(args.proxy).after is None:
+        raise ValueError(f"{args.proxy} scores masks, not --update {target.resolved_update}: use out_error, e2e or "
+                         "e2e_seq, or --update none for the mask-only pipeline")
     check_storage(args.storage)
     Path(args.best_config).parent.mkdir(parents=True, exist_ok=True)
     sampler = make_sampler(args.sampler, setup.seed, len(space.params))
     study, created = open_study(args.storage, args.study_name, get_proxy(args.proxy).direction,
                                 study_attrs(args, space, target, setup), sampler,
                                 pruner=make_pruner(args.pruner, args.e2e_windows or 1, args.reduction_factor))
-    ws = open_workspace(setup, hessian=not get_proxy(args.proxy).sequential and "hessian" in update_needs(target),
-                        offload=args.offload)
+    proxy = get_proxy(args.proxy)
+    hessian = proxy.needs_hessian or (not proxy.sequential and "hessian" in update_needs(target))
+    ws = open_workspace(setup, hessian=hessian, offload=args.offload)
     if not study.get_trials(deepcopy=False):
         starts = [*warm_points(args.warm_start, space), ("ria", space.ria_point())]
         for label, point in distinct_starts(starts, lambda p: config_key(with_params(target, space.to_crepe(p)))):

@@ -43,13 +43,14 @@ from pho.objective import (
     proxy_values,
     with_params,
 )
-from pho.proxies import LINEAR_PROXIES, PROXIES, get_proxy
+from pho.proxies import MASK_PROXIES, PROXIES, get_proxy
 from pho.space import SearchSpace
 from pho.workspace import SetupConfig, open_workspace
 
 log = logging.getLogger("validate_pho_proxies")
 NEAR = 1.2
 E2E_WINDOWS = get_proxy("e2e").windows
+AFTER = "out_error"  # the per-linear proxy that sees the update (run with it under --update)
 TRIAL_PROXIES = ("recon", "gini")  # what a PHO trial computes by default (auto); also timed alone and strided
 
 
@@ -243,7 +244,7 @@ def main() -> None:
                 continue
             cfg = with_params(target, space.to_crepe(point))
             start = time.perf_counter()
-            proxies = proxy_values(ws.linears, ws.data, mask_only(cfg), list(LINEAR_PROXIES))
+            proxies = proxy_values(ws.linears, ws.data, mask_only(cfg), list(MASK_PROXIES))
             mid = time.perf_counter()
             value, realised = ppl(cfg)
             results["configs"][key] = {"pattern": pattern, "label": label, "point": point, "proxies": proxies.values,
@@ -267,6 +268,20 @@ def main() -> None:
                 seconds[f"{name}@s{k}"] = time.perf_counter() - start
                 row["proxies"][f"{name}@s{k}"] = value
         write_json_atomic(json_path, results)
+    if args.update != "none":  # out_error sees the update: on every linear, and on every K-th
+        for key, row in results["configs"].items():
+            seconds = row.setdefault("trial_seconds", {})
+            names = {1: AFTER, **{k: f"{AFTER}@s{k}" for k in strides}}
+            if row["pattern"] not in patterns or all(name in seconds for name in names.values()):
+                continue
+            pat = Pattern.parse(row["pattern"])
+            cfg = with_params(base_config(pat.sparsity_or(args.sparsity), pat, args.update), space.to_crepe(row["point"]))
+            for k, name in names.items():
+                start = time.perf_counter()
+                row["proxies"][name] = proxy_values(ws.linears, ws.data, cfg, [AFTER], layer_stride=k).values[AFTER]
+                seconds[name] = time.perf_counter() - start
+            write_json_atomic(json_path, results)
+            log.info("%-28s %s", key, {name: round(row["proxies"][name], 5) for name in names.values()})
     windows = sorted({E2E_WINDOWS, *(int(k) for k in args.e2e_windows.split(",") if k)})
     e2e = {n: EndToEndProxy(ws.model, ws.data, ws.calib[:n]) for n in windows}
     names = {} if args.update != "none" and args.skip_e2e_update else {

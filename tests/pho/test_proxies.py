@@ -133,3 +133,38 @@ def test_a_model_level_proxy_is_refused_by_the_per_linear_average():
     with pytest.raises(ValueError, match="model-level proxy"):
         proxy_values(weights, data, PruneConfig(sparsity=0.5, update="none"), ["e2e"])
     assert get_proxy("e2e").scope == "model" and get_proxy("e2e").direction == "minimize"
+
+
+def test_out_error_is_the_relative_output_error_through_the_hessian():
+    from pho.proxies import output_error
+
+    w, x = rand(8, 16), rand(32, 16, seed=1)
+    mask = rand(8, 16, seed=2) > 0
+    data = LayerData(x.pow(2).sum(0), x, x.t() @ x)
+    # on the masked weight it is recon on every input row, not a subsample
+    assert output_error(w, w * ~mask, data) == pytest.approx(reconstruction_error(w, w, mask, data), rel=1e-5)
+    assert output_error(w, w, data) == 0.0 and output_error(w, torch.zeros_like(w), data) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="input Hessian"):
+        output_error(w, w, LayerData(x.pow(2).sum(0), x))
+
+
+def _layers_with_hessians():
+    """_layers' linears with correlated inputs of 256 tokens each (a well-conditioned H = X^T X)."""
+    linears, _ = _layers()
+    data = {}
+    for k, name in enumerate(linears):
+        x = rand(256, 32, seed=200 + k) @ (torch.eye(32) + 0.3 * rand(32, 32, seed=300 + k))
+        data[name] = LayerData(x.pow(2).sum(0), x, x.t() @ x)
+    return linears, data
+
+
+@pytest.mark.parametrize("update", ["obs", "sweep", "sweep-admm"])
+def test_out_error_sees_the_update_and_mask_proxies_are_refused_under_one(update):
+    weights, data = _layers_with_hessians()
+    plain = proxy_values(weights, data, PruneConfig(sparsity=0.5, update="none"), ["out_error", "recon"])
+    assert plain.values["out_error"] == pytest.approx(plain.values["recon"], rel=1e-4)  # x holds every row here
+    updated = proxy_values(weights, data, PruneConfig(sparsity=0.5, update=update), ["out_error"])
+    assert updated.realised_sparsity == pytest.approx(0.5)
+    assert updated.values["out_error"] < plain.values["out_error"]  # the update lowers the output error
+    with pytest.raises(ValueError, match="score masks"):
+        proxy_values(weights, data, PruneConfig(sparsity=0.5, update=update), ["recon"])

@@ -67,3 +67,13 @@ def test_search_and_climb_take_the_update_record_it_and_cache_hessians_only_when
     assert cli("pho.hillclimb", [*hc_args(common_args, tmp_path, 2), "--update", "obs"]) == 0
     best = json.loads((tmp_path / "hc.json").read_text())
     assert best["update"] == "obs"
+
+
+def test_search_with_out_error_runs_the_update_per_linear_and_caches_hessians(cli, common_args, tmp_path):
+    args = search_args(common_args, tmp_path, name="oe", n=2, extra=["--no-plots", "--proxy", "out_error",
+                                                                    "--update", "sweep", "--layer-stride", "3"])
+    assert cli("pho.search", args) == 0
+    objective = load(tmp_path, "oe").user_attrs["objective"]
+    assert objective["proxy"] == "out_error" and objective["update"] == "sweep" and objective["layer_stride"] == 3
+    assert cli("pho.search", search_args(common_args, tmp_path, name="oe-none", n=2, extra=[
+        "--no-plots", "--proxy", "out_error", "--update", "none"])) == 0  # mask-only: needs the Hessians too
