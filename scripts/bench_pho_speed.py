@@ -3,8 +3,7 @@
 For each target (0.5, 2:4, ...), every step a subprocess with the same model, calibration and flags:
 1. ``pho.search`` variants: ``mf`` multi-fidelity (``--pruner``, budget = calibration windows of the
    end-to-end proxy, most trials stopped after one window), ``mf-warm`` the same warm-started from
-   ``--warm-start`` (the transferred config); ``oe``/``oe-warm``: the per-linear ``out_error`` proxy
-   (the output error the update leaves, on every ``--oe-stride``-th linear; no forward pass);
+   ``--warm-start`` (the transferred config);
 2. ``pho.hillclimb --faithful --val-windows 0``: the paper's protocol, every step a faithful prune
    scored by PPL over the WHOLE validation split (``--paper-trials`` evaluations at most);
 3. ``pho.hillclimb --faithful --val-windows 8``: the cheap 8-window climb (``--cheap-trials``);
@@ -36,9 +35,6 @@ from crepe.provenance import current_command, markdown_stamp, provenance
 from crepe.report import read_json, versions, write_json_atomic
 
 CLIMBS = {"paper": "hill climb, paper protocol (whole validation split)", "cheap": "hill climb, 8 validation windows"}
-PHO_VARIANTS = {"mf": "multi-fidelity e2e (--proxy, --pruner)", "mf-warm": "mf, warm-started",
-                "oe": "out_error (the output error the update leaves) on every --oe-stride-th linear, no pruner",
-                "oe-warm": "oe, warm-started"}
 STEPS = ("pho", "paper", "cheap", "test")
 
 
@@ -54,11 +50,7 @@ def common_flags(args: argparse.Namespace) -> list[str]:
 
 
 def variants(args: argparse.Namespace) -> list[str]:
-    chosen = [v for v in args.pho_variants.split(",") if v]
-    unknown = [v for v in chosen if v not in PHO_VARIANTS]
-    if unknown:
-        raise SystemExit(f"unknown PHO variant {', '.join(unknown)}; choose from {', '.join(PHO_VARIANTS)}")
-    return chosen
+    return [v for v in args.pho_variants.split(",") if v]
 
 
 def search_command(kind: str, target: str, args: argparse.Namespace) -> tuple[Path, list[str]]:
@@ -72,13 +64,9 @@ def search_command(kind: str, target: str, args: argparse.Namespace) -> tuple[Pa
         flags += ["--faithful", "--val-windows", "0" if kind == "paper" else "8", "--n-trials", str(trials)]
         flags += ["--timeout", str(timeout)] if timeout else []
         return best, ["python", "-m", "pho.hillclimb", *flags]
-    flags += ["--n-trials", str(args.pho_trials), "--sampler", args.sampler]
-    if kind.startswith("oe"):
-        flags += ["--proxy", "out_error", "--layer-stride", str(args.oe_stride), "--pruner", "none"]
-    else:
-        flags += ["--proxy", args.proxy, "--pruner", args.pruner, "--e2e-windows", str(args.pho_windows)]
-    flags += ["--x-tokens", "0"]
-    flags += ["--warm-start", args.warm_start] if kind.endswith("-warm") else []
+    flags += ["--n-trials", str(args.pho_trials), "--sampler", args.sampler, "--proxy", args.proxy, "--pruner",
+              args.pruner, "--e2e-windows", str(args.pho_windows), "--x-tokens", "0"]
+    flags += ["--warm-start", args.warm_start] if kind == "mf-warm" else []
     return best, ["python", "-m", "pho.search", *flags]
 
 
@@ -92,7 +80,7 @@ def search(kind: str, target: str, args: argparse.Namespace) -> dict:
     record = best.with_suffix(".cost.json")
     if record.exists():
         return read_json(record)
-    if kind.endswith("-warm") and not args.warm_start:
+    if kind == "mf-warm" and not args.warm_start:
         raise SystemExit(f"{kind} at {target} has not run yet and needs --warm-start")
     prov = provenance(cmd, resolve(cmd))  # the commit and config at launch
     launched, cpu0 = time.time(), child_cpu()
@@ -220,8 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--nsamples", type=int, default=8)
     ap.add_argument("--seqlen", type=int, default=512)
     ap.add_argument("--update", default=None, help="weight update of every prune (default: crepe's own)")
-    ap.add_argument("--pho-variants", default="mf,mf-warm", help=f"subset of {','.join(PHO_VARIANTS)}")
-    ap.add_argument("--oe-stride", type=int, default=5, help="the oe variants' --layer-stride")
+    ap.add_argument("--pho-variants", default="mf,mf-warm")
     ap.add_argument("--pho-trials", type=int, default=60, help="finished trials (complete + pruned) per PHO search")
     ap.add_argument("--pho-windows", type=int, default=8, help="full budget: calibration windows of the e2e proxy")
     ap.add_argument("--pruner", default="sha")
@@ -247,9 +234,7 @@ def main() -> None:
     steps = set(args.steps.split(","))
     Path(args.work_dir).mkdir(parents=True, exist_ok=True)
     protocol = (f"model={args.model} calibration={args.dataset} {args.nsamples}x{args.seqlen}; PHO: {args.sampler}, "
-                f"mf: proxy {args.proxy}, pruner {args.pruner}, budget 1..{args.pho_windows} calibration windows"
-                + (f"; oe: proxy out_error on every {args.oe_stride}th linear, no pruner" if any(
-                    v.startswith("oe") for v in variants(args)) else "") + "; climbs: "
+                f"proxy {args.proxy}, pruner {args.pruner}, budget 1..{args.pho_windows} calibration windows; climbs: "
                 "faithful prune + validation PPL (paper protocol: the whole split; cheap: 8 windows); quality: faithful "
                 f"prune, test split, {args.test_windows} windows; update {args.update or DEFAULT_UPDATE.get('crepe', 'none') + ' (crepe default)'}; each row's "
                 "budget (trials, timeout) is its record's command")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import os
 import shlex
 import subprocess
@@ -111,8 +112,8 @@ def tables() -> list[Table]:
             "OMP_NUM_THREADS=1 python scripts/validate_pho_proxies.py --patterns unstructured,2:4,4:8",),
               readme="pho-proxy-table"),
         Table("results/pho/proxy_validation_sweep-admm.md", (  # the proxies against the PPL after crepe's update
-            "python scripts/validate_pho_proxies.py --update sweep-admm --skip-e2e-update --configs 16 --patterns 2:4 "
-            "--strides '' --e2e-windows ''",)),
+            "python scripts/validate_pho_proxies.py --update sweep-admm --configs 16 --patterns 2:4 --strides 5 "
+            "--e2e-windows '' --e2e-updates sweep",)),
         Table("results/pho/trial_cost.md", (
             "OMP_NUM_THREADS=1 python scripts/bench_pho_trial_cost.py --nsamples 8 --out results/pho/trial_cost.json",)),
         # PHO time to best vs the paper-protocol climb: the summary of the runs in results/pho/speed/ (docs/pho.md)
@@ -279,6 +280,9 @@ def markdown(checks: list[Check]) -> str:
 
 
 def main() -> None:
+    # resolving the PHO records' commands re-reads their --params; the drop of act_power under today's
+    # default update is a warning for a user starting a search, not for this check (once per record)
+    logging.getLogger("pho.study_cli").setLevel(logging.ERROR)
     text = markdown([check(t) for t in tables()])
     (ROOT / "results" / "PROVENANCE.md").write_text(text)
     print(text)

@@ -13,6 +13,8 @@ With ``--update U`` (e.g. sweep-admm, crepe's default) the PPL side prunes with 
 the per-linear proxies still score the masks (they cannot see an update): the question is which
 proxy still ranks the configs by the PPL that the update leaves; ``ppl/none`` is each config's PPL
 without the update, read from the mask-only run's JSON in ``--out-dir`` where it has the same point.
+``out_error`` (and ``out_error@sK``) is the per-linear proxy that runs the update; ``--e2e-updates U``
+adds ``e2e/U``, e2e under a cheaper update U, to see whether a trial could run U instead.
 Written to ``proxy_validation_U.json/.md/.png``.
 
     OMP_NUM_THREADS=1 python scripts/validate_pho_proxies.py --patterns unstructured,2:4
@@ -152,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--update", default="none", help="weight update of the PPL side and of e2e (none: mask-only)")
     ap.add_argument("--skip-e2e-update", action="store_true", help="with --update: only the mask-only e2e/none, not "
                     "e2e with the update (which costs one more pruning with the update per config)")
+    ap.add_argument("--e2e-updates", default="", help="with --update: cheaper updates under which e2e is also "
+                    "evaluated (e2e/U, e.g. sweep: the sweep without ADMM), to rank what --update leaves")
     ap.add_argument("--val-seqlen", type=int, default=512)
     ap.add_argument("--out-dir", default="results/pho")
     ap.add_argument("--strides", default="3", help="layer strides K > 1 at which recon and gini alone are also "
@@ -228,7 +232,8 @@ def main() -> None:
     summary = (f"model={args.model}{note} calibration={setup.dataset} nsamples={setup.nsamples} "
                f"seqlen={setup.seqlen} seed={setup.seed} x_tokens={setup.x_tokens}; PPL: one-shot prune"
                + (f" with the {args.update} weight update ({'' if args.skip_e2e_update else 'e2e too; '}e2e/none: "
-                  "the mask-only e2e; per-linear proxies: the masks)" if args.update != "none" else "") + f", {spec.describe()}; "
+                  "the mask-only e2e; e2e/U: e2e under the update U; out_error: the per-linear output error after "
+                  "the update; the other per-linear proxies: the masks)" if args.update != "none" else "") + f", {spec.describe()}; "
                f"configs: RIA + {args.configs} random points of the default space (generator seed {args.seed})")
     print("protocol:", summary, flush=True)
     results.update({"protocol": {"summary": summary, "eval": spec.describe(), "setup": dataclasses.asdict(setup),
@@ -288,12 +293,15 @@ def main() -> None:
         (n, args.update): "e2e" if n == E2E_WINDOWS else f"e2e@w{n}" for n in windows}
     if args.update != "none":  # the mask-only e2e too: does it still rank what the update leaves?
         names[(E2E_WINDOWS, "none")] = "e2e/none"
+        names.update({(E2E_WINDOWS, u): f"e2e/{u}" for u in args.e2e_updates.split(",") if u})
     for key, row in results["configs"].items():
         seconds = row.setdefault("trial_seconds", {})
         if row["pattern"] not in patterns or all(name in seconds for name in names.values()):
             continue
         pat = Pattern.parse(row["pattern"])
         for (n, update), name in names.items():
+            if name in seconds:  # resumed: only what this row lacks
+                continue
             cfg = with_params(base_config(pat.sparsity_or(args.sparsity), pat, update), space.to_crepe(row["point"]))
             start = time.perf_counter()
             row["proxies"][name] = e2e[n](cfg).values["e2e"]
