@@ -4,6 +4,8 @@ pass per configuration. The final prune always uses the sequential engine."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import torch
 from torch import nn
 
@@ -31,10 +33,11 @@ def collect_input_stats(model: nn.Module, windows: torch.Tensor, needs: frozense
 
 @torch.no_grad()
 def prune_oneshot(model: nn.Module, stats: dict[str, InputStats], cfg: PruneConfig,
-                  target: ModelTarget | None = None) -> dict[str, LinearResult]:
-    """Prune every decoder linear in place with precomputed ``stats`` by key (no forward pass)."""
+                  target: ModelTarget | None = None, layers: Collection[int] | None = None) -> dict[str, LinearResult]:
+    """Prune every decoder linear in place with precomputed ``stats`` by key (no forward pass);
+    ``layers``: only the linears of these decoder layers (the others stay dense)."""
     target = target or model_target(model)
     target.check_roles(cfg.crepe.overrides)
     steps = linear_steps(cfg)
     return {key: prune_linear(t.weight, stats[key], cfg, role=t.role, in_attention=t.in_attention, steps=steps, name=key)
-            for key, t in target.linears.items()}
+            for key, t in target.linears.items() if layers is None or t.layer in layers}

@@ -125,12 +125,16 @@ class PplObjective:
     """
 
     def __init__(self, model: nn.Module, data: dict[str, LayerData], val_windows: torch.Tensor,
-                 calib: torch.Tensor | None = None, faithful: bool = False, batch_size: int = 4):
+                 calib: torch.Tensor | None = None, faithful: bool = False, batch_size: int = 4, layer_stride: int = 1):
         if faithful and calib is None:
             raise ValueError("the faithful path needs calibration windows")
+        if layer_stride < 1 or (faithful and layer_stride != 1):
+            raise ValueError(f"layer_stride must be >= 1, and 1 on the faithful path; got {layer_stride}")
         self.model, self.val, self.calib = model, val_windows, calib
         self.target = model_target(model)
         self.snapshot = self.target.snapshot()
+        count = len(self.target.per_layer)  # one-shot on every layer_stride-th decoder layer, centred
+        self.layers = None if layer_stride == 1 else frozenset(range(layer_stride // 2, count, layer_stride))
         self.faithful, self.batch_size = faithful, batch_size
         self.stats = {name: InputStats(sq_sum=d.sq_sum, hessian=d.hessian, tokens=1) for name, d in data.items()}
         hessians = bool(data) and all(d.hessian is not None for d in data.values())
@@ -145,7 +149,7 @@ class PplObjective:
             results = prune_model(self.model, windows, cfg, progress=False, target=self.target).linears
         else:
             check_oneshot(cfg, self.have)
-            results = prune_oneshot(self.model, self.stats, cfg, self.target)
+            results = prune_oneshot(self.model, self.stats, cfg, self.target, self.layers)
         zeros = sum(r.zeros_after for r in results.values())
         total = sum(r.shape[0] * r.shape[1] for r in results.values())
         return zeros / max(total, 1)
@@ -167,15 +171,17 @@ class PplObjective:
 class EndToEndProxy:
     """The ``e2e`` proxy: mean next-token NLL (log PPL) of ``model`` pruned one-shot with the cached
     input norms, on calibration ``windows`` [n, seq]. ``sequential`` (the ``e2e_seq`` proxy) prunes
-    with the sequential engine on the same windows instead. The weights are restored after every call."""
+    with the sequential engine on the same windows instead. ``layer_stride`` K > 1 (one-shot only): prune
+    only every K-th decoder layer (from K // 2), the rest dense, a cheaper estimate. The weights are
+    restored after every call."""
 
     def __init__(self, model: nn.Module, data: dict[str, LayerData], windows: torch.Tensor, batch_size: int = 4,
-                 sequential: bool = False):
+                 sequential: bool = False, layer_stride: int = 1):
         if windows.ndim != 2 or windows.shape[0] < 1:
             raise ValueError(f"the e2e proxy needs calibration windows [n >= 1, seq], got {tuple(windows.shape)}")
         self.name = "e2e_seq" if sequential else "e2e"
         self._ppl = PplObjective(model, data, windows, calib=windows if sequential else None, faithful=sequential,
-                                 batch_size=batch_size)
+                                 batch_size=batch_size, layer_stride=layer_stride)
 
     def __call__(self, cfg: PruneConfig) -> ProxyResult:
         ppl, realised = self._ppl(cfg)

@@ -113,7 +113,7 @@ def tables() -> list[Table]:
               readme="pho-proxy-table"),
         Table("results/pho/proxy_validation_sweep-admm.md", (  # the proxies against the PPL after crepe's update
             "python scripts/validate_pho_proxies.py --update sweep-admm --configs 16 --patterns 2:4 --strides 5 "
-            "--e2e-windows '' --e2e-updates sweep",)),
+            "--e2e-windows '' --e2e-updates sweep --e2e-layer-strides 6",)),
         Table("results/pho/trial_cost.md", (
             "OMP_NUM_THREADS=1 python scripts/bench_pho_trial_cost.py --nsamples 8 --out results/pho/trial_cost.json",)),
         # PHO time to best vs the paper-protocol climb: the summary of the runs in results/pho/speed/ (docs/pho.md)

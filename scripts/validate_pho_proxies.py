@@ -14,7 +14,8 @@ the per-linear proxies still score the masks (they cannot see an update): the qu
 proxy still ranks the configs by the PPL that the update leaves; ``ppl/none`` is each config's PPL
 without the update, read from the mask-only run's JSON in ``--out-dir`` where it has the same point.
 ``out_error`` (and ``out_error@sK``) is the per-linear proxy that runs the update; ``--e2e-updates U``
-adds ``e2e/U``, e2e under a cheaper update U, to see whether a trial could run U instead.
+adds ``e2e/U``, e2e under a cheaper update U, to see whether a trial could run U instead;
+``--e2e-layer-strides K`` adds ``e2e@lK``, e2e with only every K-th decoder layer pruned.
 Written to ``proxy_validation_U.json/.md/.png``.
 
     OMP_NUM_THREADS=1 python scripts/validate_pho_proxies.py --patterns unstructured,2:4
@@ -156,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "e2e with the update (which costs one more pruning with the update per config)")
     ap.add_argument("--e2e-updates", default="", help="with --update: cheaper updates under which e2e is also "
                     "evaluated (e2e/U, e.g. sweep: the sweep without ADMM), to rank what --update leaves")
+    ap.add_argument("--e2e-layer-strides", default="", help="layer strides K at which e2e is also evaluated with "
+                    "only every K-th decoder layer pruned (e2e@lK; the others dense)")
     ap.add_argument("--val-seqlen", type=int, default=512)
     ap.add_argument("--out-dir", default="results/pho")
     ap.add_argument("--strides", default="3", help="layer strides K > 1 at which recon and gini alone are also "
@@ -232,7 +235,7 @@ def main() -> None:
     summary = (f"model={args.model}{note} calibration={setup.dataset} nsamples={setup.nsamples} "
                f"seqlen={setup.seqlen} seed={setup.seed} x_tokens={setup.x_tokens}; PPL: one-shot prune"
                + (f" with the {args.update} weight update ({'' if args.skip_e2e_update else 'e2e too; '}e2e/none: "
-                  "the mask-only e2e; e2e/U: e2e under the update U; out_error: the per-linear output error after "
+                  "the mask-only e2e; e2e/U: e2e under the update U; e2e@lK: e2e with every K-th decoder layer pruned; out_error: the per-linear output error after "
                   "the update; the other per-linear proxies: the masks)" if args.update != "none" else "") + f", {spec.describe()}; "
                f"configs: RIA + {args.configs} random points of the default space (generator seed {args.seed})")
     print("protocol:", summary, flush=True)
@@ -288,23 +291,27 @@ def main() -> None:
             write_json_atomic(json_path, results)
             log.info("%-28s %s", key, {name: round(row["proxies"][name], 5) for name in names.values()})
     windows = sorted({E2E_WINDOWS, *(int(k) for k in args.e2e_windows.split(",") if k)})
-    e2e = {n: EndToEndProxy(ws.model, ws.data, ws.calib[:n]) for n in windows}
+    layer_strides = [int(k) for k in args.e2e_layer_strides.split(",") if k]
+    e2e = {(n, 1): EndToEndProxy(ws.model, ws.data, ws.calib[:n]) for n in windows}
+    e2e.update({(E2E_WINDOWS, k): EndToEndProxy(ws.model, ws.data, ws.calib[:E2E_WINDOWS], layer_stride=k)
+                for k in layer_strides})
     names = {} if args.update != "none" and args.skip_e2e_update else {
-        (n, args.update): "e2e" if n == E2E_WINDOWS else f"e2e@w{n}" for n in windows}
+        (n, args.update, 1): "e2e" if n == E2E_WINDOWS else f"e2e@w{n}" for n in windows}
+    names.update({(E2E_WINDOWS, args.update, k): f"e2e@l{k}" for k in layer_strides})
     if args.update != "none":  # the mask-only e2e too: does it still rank what the update leaves?
-        names[(E2E_WINDOWS, "none")] = "e2e/none"
-        names.update({(E2E_WINDOWS, u): f"e2e/{u}" for u in args.e2e_updates.split(",") if u})
+        names[(E2E_WINDOWS, "none", 1)] = "e2e/none"
+        names.update({(E2E_WINDOWS, u, 1): f"e2e/{u}" for u in args.e2e_updates.split(",") if u})
     for key, row in results["configs"].items():
         seconds = row.setdefault("trial_seconds", {})
         if row["pattern"] not in patterns or all(name in seconds for name in names.values()):
             continue
         pat = Pattern.parse(row["pattern"])
-        for (n, update), name in names.items():
+        for (n, update, k), name in names.items():
             if name in seconds:  # resumed: only what this row lacks
                 continue
             cfg = with_params(base_config(pat.sparsity_or(args.sparsity), pat, update), space.to_crepe(row["point"]))
             start = time.perf_counter()
-            row["proxies"][name] = e2e[n](cfg).values["e2e"]
+            row["proxies"][name] = e2e[(n, k)](cfg).values["e2e"]
             seconds[name] = time.perf_counter() - start
         write_json_atomic(json_path, results)
         log.info("%-28s e2e %s", key, {name: round(row["proxies"][name], 4) for name in names.values()})

@@ -77,3 +77,22 @@ def test_search_with_out_error_runs_the_update_per_linear_and_caches_hessians(cl
     assert objective["proxy"] == "out_error" and objective["update"] == "sweep" and objective["layer_stride"] == 3
     assert cli("pho.search", search_args(common_args, tmp_path, name="oe-none", n=2, extra=[
         "--no-plots", "--proxy", "out_error", "--update", "none"])) == 0  # mask-only: needs the Hessians too
+
+
+def test_e2e_with_a_layer_stride_prunes_only_those_decoder_layers_and_restores_them():
+    model, windows, data = with_hessians()
+    target = model_target(model)
+    before = {k: t.weight.detach().clone() for k, t in target.linears.items()}
+    cfg = PruneConfig(method="crepe", sparsity=0.5, update="sweep")
+    layers = len(target.per_layer)
+    with torch.no_grad():
+        strided = EndToEndProxy(model, data, windows[:2], layer_stride=2)
+        value = strided(cfg).values["e2e"]
+        assert all(torch.equal(t.weight, before[k]) for k, t in target.linears.items())  # restored
+        stats = {k: InputStats(sq_sum=d.sq_sum, hessian=d.hessian, tokens=1) for k, d in data.items()}
+        pruned = prune_oneshot(model, stats, cfg, target, layers=set(range(1, layers, 2)))
+        assert {int(k.split(".")[1]) for k in pruned} == set(range(1, layers, 2))
+        assert all(torch.equal(t.weight, before[k]) for k, t in target.linears.items() if t.layer % 2 == 0)
+        assert value == pytest.approx(window_nll(model, windows[:2]).mean().item(), rel=1e-5)
+    with pytest.raises(ValueError, match="faithful"):
+        EndToEndProxy(model, data, windows[:2], sequential=True, layer_stride=2)
