@@ -46,6 +46,10 @@ SPEED_UPDATE = ("python scripts/bench_pho_speed.py --targets 2:4 --update sweep-
                 "--cheap-trials 10 --work-dir results/pho/speed_update --cache-root runs/pho-speed-update "
                 "--out results/pho/speed_update.json")
 
+# resolving the PHO records' commands re-reads their --params; the drop of act_power under today's default
+# update is a warning for a user starting a search, not for this check or update_readme (once per record)
+logging.getLogger("pho.study_cli").setLevel(logging.ERROR)
+
 
 @dataclass(frozen=True)
 class Table:
@@ -280,9 +284,6 @@ def markdown(checks: list[Check]) -> str:
 
 
 def main() -> None:
-    # resolving the PHO records' commands re-reads their --params; the drop of act_power under today's
-    # default update is a warning for a user starting a search, not for this check (once per record)
-    logging.getLogger("pho.study_cli").setLevel(logging.ERROR)
     text = markdown([check(t) for t in tables()])
     (ROOT / "results" / "PROVENANCE.md").write_text(text)
     print(text)
