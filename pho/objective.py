@@ -89,6 +89,7 @@ def proxy_values(linears: dict[str, LinearTarget], data: dict[str, LayerData], c
         raise ValueError(f"{', '.join(blind)} score masks, not --update {cfg.resolved_update}: use out_error, e2e or "
                          "e2e_seq, or --update none for the mask-only pipeline")
     steps = linear_steps(cfg) if cfg.resolved_update != "none" else None
+    sees = len(blind) < len(chosen)  # a proxy of the weight the prune leaves is asked for
     totals = {p.name: 0.0 for p in chosen}
     pruned = size = count = 0
     for index, (key, linear) in enumerate(linears.items()):
@@ -97,7 +98,7 @@ def proxy_values(linears: dict[str, LinearTarget], data: dict[str, LayerData], c
         w, d = linear.weight, data[key]
         plan = plan_linear(w, InputStats(sq_sum=d.sq_sum, hessian=d.hessian, tokens=1), cfg, role=linear.role,
                            in_attention=linear.in_attention, name=key, steps=steps)
-        new = plan.weight if plan.weight is not None else w * ~plan.mask
+        new = plan.weight if plan.weight is not None or not sees else w * ~plan.mask
         for proxy in chosen:
             totals[proxy.name] += (proxy.after(w, new, d) if proxy.after is not None
                                    else proxy.fn(w, plan.scores, plan.mask, d))

@@ -19,8 +19,8 @@ adds ``e2e/U``, e2e under a cheaper update U, to see whether a trial could run U
 Written to ``proxy_validation_U.json/.md/.png``.
 
     OMP_NUM_THREADS=1 python scripts/validate_pho_proxies.py --patterns unstructured,2:4
-    python scripts/validate_pho_proxies.py --update sweep-admm --skip-e2e-update --configs 16 --patterns 2:4 \
-        --strides "" --e2e-windows ""
+    python scripts/validate_pho_proxies.py --update sweep-admm --configs 16 --patterns 2:4 --strides 5 \
+        --e2e-windows "" --e2e-updates sweep --e2e-layer-strides 6
 """
 
 from __future__ import annotations
