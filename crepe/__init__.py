@@ -5,13 +5,13 @@ heavy imports. Entry points: ``python -m crepe.prune``, ``python -m eval.ppl``,
 ``python -m pho.search``, ``python -m crepe.vit``; from Python, ``crepe.oneshot(...)``.
 """
 
-__version__ = "0.1.0"
+from crepe.io.environment import VERSION as __version__  # noqa: F401  (stdlib imports only)
 
 
 def __getattr__(name: str):
-    """``crepe.oneshot`` (the Python API, :mod:`crepe.api`), imported on first use."""
+    """``crepe.oneshot`` (the Python API, :mod:`crepe.run.api`), imported on first use."""
     if name == "oneshot":
-        from crepe.api import oneshot
+        from crepe.run.api import oneshot
 
         return oneshot
     raise AttributeError(f"module 'crepe' has no attribute {name!r}")

@@ -13,100 +13,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from crepe.files import read_json
+from crepe.io.files import read_json
+from crepe.methods.declare import Method
+from crepe.methods.params import (
+    GROUPS,
+    CrepeParams,
+    Pattern,
+    check_choice,
+    crepe_params_from_dict,
+)
+from crepe.methods.registry import get_method
 
-GROUPS = ("layer", "row")
-NBR_FORMS = ("relative", "smoothed", "product")
-PADDINGS = ("zero", "count")
-TERM_SCALES = ("none", "mean")
-ROLES = ("q", "k", "v", "o", "gate", "up", "down", "qkv", "gate_up")  # the adapters' projection roles
 ALLOCATIONS = ("uniform", "owl", "alpha", "file")
 REPRUNINGS = ("dsnot",)
 REPRUNE_SCOPES = ("attention", "all")
-UPDATES = ("none", "obs", "admm", "sweep", "sweep-admm")  # weight reconstruction (crepe.reconstruct, docs/quality.md)
+UPDATES = ("none", "obs", "admm", "sweep", "sweep-admm")  # weight reconstruction (crepe.methods.updates, docs/quality.md)
 DEFAULT_UPDATE: dict[str, str] = {"crepe": "sweep-admm"}  # method -> its update when --update is not given
 # (else "none"); crepe's default is the best pipeline measured (docs/quality.md), "none" is the paper's mask-only
 REPRUNE_UPDATE = "admm"  # the default's stand-in when dsnot re-prunes: the sweep chooses its own mask
-
-
-@dataclass(frozen=True)
-class Pattern:
-    """Sparsity pattern. ``n == m == 0`` means unstructured; otherwise prune ``n`` of every ``m``
-    consecutive input weights of each row (so the sparsity is ``n/m``; 2:4 and 4:8 are 50%)."""
-
-    n: int = 0
-    m: int = 0
-
-    def __post_init__(self) -> None:
-        if (self.n, self.m) != (0, 0) and not (0 < self.n < self.m):
-            raise ValueError(f"invalid N:M pattern {self.n}:{self.m}: need 0 < N < M")
-
-    @property
-    def structured(self) -> bool:
-        return self.m > 0
-
-    def sparsity_or(self, default: float) -> float:
-        """The sparsity this pattern fixes, N/M, or ``default`` when unstructured."""
-        return self.n / self.m if self.structured else default
-
-    @classmethod
-    def parse(cls, text: str) -> "Pattern":
-        """Parse ``"unstructured"`` or ``"N:M"`` (e.g. ``"2:4"``)."""
-        if text in ("unstructured", "", None):
-            return cls()
-        try:
-            n, m = (int(v) for v in text.split(":"))
-        except ValueError as exc:
-            raise ValueError(f"invalid pattern {text!r}: use 'unstructured' or 'N:M' such as 2:4") from exc
-        return cls(n, m)
-
-    def __str__(self) -> str:
-        return f"{self.n}:{self.m}" if self.structured else "unstructured"
-
-
-@dataclass(frozen=True)
-class CrepeParams:
-    """CRePE hyperparameters: ``S = (alpha*row + beta*col + gamma*nbr) * ||X_j||^act_power``.
-
-    ``kernel`` is the odd side k of the k x k neighbourhood. ``overrides`` maps a projection role
-    (q, k, v, o, gate, up, down, qkv, gate_up: the model's adapter assigns them) to a dict of
-    alpha/beta/gamma/kernel for that role only; a role the model lacks is refused when pruning.
-    With alpha = beta = 1, gamma = 0 and act_power = 0.5 the score is exactly RIA's. The defaults
-    were chosen on the validation split by scripts/sweep_crepe.py (results/sweep_crepe.md): on
-    SmolLM2 the gain over RIA comes from act_power = 1; no neighbourhood weight helped once pruned
-    with the sequential engine, so gamma defaults to 0 (kernel 7 is the best k when it is enabled).
-    """
-
-    alpha: float = 1.0
-    beta: float = 1.0
-    gamma: float = 0.0
-    kernel: int = 7
-    act_power: float = 1.0
-    nbr_form: str = "relative"
-    padding: str = "zero"
-    term_scale: str = "none"
-    overrides: dict[str, dict[str, float]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for name in ("alpha", "beta", "gamma", "act_power"):
-            value = getattr(self, name)
-            if not math.isfinite(value) or (name != "act_power" and value < 0):
-                raise ValueError(f"crepe {name} must be a finite number >= 0, got {value}")
-        if self.alpha == self.beta == self.gamma == 0:
-            raise ValueError("crepe alpha, beta and gamma cannot all be 0")
-        if self.kernel < 1 or self.kernel % 2 == 0:
-            raise ValueError(f"crepe kernel must be an odd integer >= 1, got {self.kernel}")
-        _check_choice("crepe nbr_form", self.nbr_form, NBR_FORMS)
-        _check_choice("crepe padding", self.padding, PADDINGS)
-        _check_choice("crepe term_scale", self.term_scale, TERM_SCALES)
-        for proj, values in self.overrides.items():
-            _check_choice("crepe override projection role", proj, ROLES)
-            dataclasses.replace(self, overrides={}, **values)  # validates the overridden values
-
-    def for_projection(self, role: str | None) -> "CrepeParams":
-        """The parameters that apply to one projection role (overrides resolved; None: no role)."""
-        values = self.overrides.get(role) if role else None
-        return dataclasses.replace(self, overrides={}, **values) if values else self
 
 
 @dataclass(frozen=True)
@@ -144,7 +68,7 @@ class AllocationConfig:
     max_sparsity: float = 0.99
 
     def __post_init__(self) -> None:
-        _check_choice("allocation", self.method, ALLOCATIONS)
+        check_choice("allocation", self.method, ALLOCATIONS)
         if (self.method == "file") != bool(self.path):
             raise ValueError("allocation 'file' needs a path (and only it takes one)")
         if not (self.owl_m > 0 and 0 <= self.owl_lambda < 0.5 and 0 <= self.alpha_epsilon < 1):
@@ -178,8 +102,8 @@ class RepruneConfig:
     var_power: float = 1.0
 
     def __post_init__(self) -> None:
-        _check_choice("repruning", self.method, REPRUNINGS)
-        _check_choice("repruning scope", self.scope, REPRUNE_SCOPES)
+        check_choice("repruning", self.method, REPRUNINGS)
+        check_choice("repruning scope", self.scope, REPRUNE_SCOPES)
         if self.max_cycles < 1 or not (self.update_threshold >= 0) or not math.isfinite(self.var_power):
             raise ValueError("repruning needs max_cycles >= 1, update_threshold >= 0 and a finite var_power")
 
@@ -215,23 +139,21 @@ class PruneConfig:
                 f"{self.pattern.sparsity_or(0):g} of the weights, but sparsity {self.sparsity:g} was asked"
             )
         if self.group is not None:
-            _check_choice("group", self.group, GROUPS)
+            check_choice("group", self.group, GROUPS)
             if method.default_group not in GROUPS:
                 raise ValueError(f"{self.method} selects its mask per {method.default_group}; --group does not apply")
         if self.sparsegpt_blocksize < 1 or not (0 <= self.sparsegpt_damp < 1):
             raise ValueError("sparsegpt blocksize must be >= 1 and damp in [0, 1)")
 
     @property
-    def method_entry(self):
-        """The method's registry entry (:class:`crepe.registry.Method`); unknown names raise ValueError."""
-        from crepe.registry import get_method  # the registry imports the scorers, which import this module
-
+    def method_entry(self) -> Method:
+        """The method's registry entry (:class:`crepe.methods.registry.Method`); unknown names raise ValueError."""
         return get_method(self.method)
 
     def _check_update(self, method) -> None:
         if self.update is None:
             return
-        _check_choice("update", self.update, UPDATES)
+        check_choice("update", self.update, UPDATES)
         if method.updates_weights and self.update != "none":
             raise ValueError(f"{self.method} already updates the kept weights (SparseGPT is the obs sweep with "
                              f"its own mask); --update applies to scoring methods")
@@ -281,14 +203,6 @@ class PruneConfig:
         return cls(**d)
 
 
-def crepe_params_from_dict(d: dict[str, Any]) -> CrepeParams:
-    """Build CrepeParams from a dict, rejecting unknown keys with a clear message."""
-    unknown = set(d) - {f.name for f in dataclasses.fields(CrepeParams)}
-    if unknown:
-        raise ValueError(f"unknown crepe parameters: {sorted(unknown)}")
-    return CrepeParams(**d)
-
-
 def load_crepe_params(path: str | Path) -> CrepeParams:
     """Read CRePE hyperparameters from JSON: either the parameters themselves or a file with a
     ``"crepe"`` entry (a report, a PHO best-config file, or a saved PruneConfig)."""
@@ -307,8 +221,3 @@ def _from_fields(kind: type, d: dict[str, Any], what: str) -> Any:
     if unknown:
         raise ValueError(f"unknown {what} config keys: {sorted(unknown)}")
     return kind(**d)
-
-
-def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"unknown {what} {value!r}; choose from {', '.join(choices)}")

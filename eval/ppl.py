@@ -9,7 +9,7 @@ non-overlapping windows of --seqlen (remainder dropped), PPL = exp(mean window N
 from __future__ import annotations
 
 if __name__ == "__main__":  # first, before the heavy imports: the command may restart itself once
-    from crepe.memory import reexec_with_hugepage_malloc
+    from crepe.io.memory import reexec_with_hugepage_malloc
 
     reexec_with_hugepage_malloc()
 
@@ -17,11 +17,16 @@ import argparse  # noqa: E402
 import logging  # noqa: E402
 import time  # noqa: E402
 
-from crepe.cli import add_eval_args, bos_per_window, check_device, run_cli, setup_logging  # noqa: E402
+from crepe.cli.common import add_eval_args  # noqa: E402
 from crepe.data.prepare import eval_set  # noqa: E402
-from crepe.models.loading import OFFLOADS, load_dispatched, open_model  # noqa: E402
-from crepe.perplexity import describe_eval, evaluate_ppl  # noqa: E402
-from crepe.report import peak_rss_mb, versions, write_json_atomic  # noqa: E402
+from crepe.engine.device import check_device  # noqa: E402
+from crepe.evaluation.perplexity import describe_eval, evaluate_ppl  # noqa: E402
+from crepe.io.console import run_cli, setup_logging  # noqa: E402
+from crepe.io.environment import peak_rss_mb, versions  # noqa: E402
+from crepe.io.files import write_json_atomic  # noqa: E402
+from crepe.models.adapters import bos_per_window  # noqa: E402
+from crepe.models.loading import OFFLOADS, load_dispatched  # noqa: E402
+from crepe.run.open import open_model  # noqa: E402
 
 log = logging.getLogger("eval.ppl")
 

@@ -23,7 +23,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from crepe.masks import is_valid_nm
+from crepe.methods.masks import is_valid_nm
 from crepe.models.adapters import decoder_linears, weight_view
 
 
@@ -201,9 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main() -> int:
+    from crepe.io.files import write_json_atomic
+    from crepe.io.provenance import current_command, provenance
     from crepe.models.loading import load_model
-    from crepe.provenance import current_command, provenance
-    from crepe.report import write_json_atomic
 
     args = build_parser().parse_args()
     if args.repeats < 1 or min(args.batch) < 1 or args.prompt_len < 1:
@@ -234,6 +234,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    from crepe.cli import run_cli
+    from crepe.io.console import run_cli
 
     run_cli("eval.speed", main)

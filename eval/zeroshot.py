@@ -1,4 +1,4 @@
-"""Zero-shot accuracy of a model through lm-eval 0.4 (the glue is :mod:`crepe.zeroshot`).
+"""Zero-shot accuracy of a model through lm-eval 0.4 (the glue is :mod:`crepe.evaluation.zeroshot`).
 
     python -m eval.zeroshot --model smollm2-135m --tasks wikivital_describe --json zs.json
     python -m eval.zeroshot --model runs/crepe50 --tasks boolq,rte,hellaswag,winogrande,arc_easy,arc_challenge,openbookqa
@@ -23,7 +23,12 @@ import logging
 
 import torch
 
-from crepe.zeroshot import ZeroShotConfig, evaluate_zeroshot, format_table, prepared_tasks
+from crepe.evaluation.zeroshot import (
+    ZeroShotConfig,
+    evaluate_zeroshot,
+    format_table,
+    prepared_tasks,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,10 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main() -> int:
-    from crepe.cli import setup_logging
+    from crepe.io.console import setup_logging
+    from crepe.io.files import write_json_atomic
+    from crepe.io.provenance import current_command, provenance
     from crepe.models.loading import load_model
-    from crepe.provenance import current_command, provenance
-    from crepe.report import write_json_atomic
 
     args = build_parser().parse_args()
     setup_logging(args.log_level)
@@ -70,6 +75,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    from crepe.cli import run_cli
+    from crepe.io.console import run_cli
 
     run_cli("eval.zeroshot", main)

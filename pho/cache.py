@@ -23,10 +23,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from crepe.files import atomic_path
-from crepe.engine import iterate_layers
+from crepe.engine.layerwise import iterate_layers
+from crepe.io.files import atomic_path
 from crepe.models.adapters import decoder_linears, get_adapter, weight_view
-from crepe.oneshot_stats import collect_input_stats
+from crepe.prune.cached import collect_input_stats
 from pho.proxies import LayerData
 
 log = logging.getLogger(__name__)

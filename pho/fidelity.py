@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from crepe.config import PruneConfig
-from crepe.perplexity import perplexity
+from crepe.evaluation.perplexity import perplexity
 from pho.objective import PplObjective, ProxyResult
 from pho.proxies import LayerData
 from pho.streamed import streamed_trial

@@ -25,9 +25,17 @@ from collections.abc import Callable, Hashable
 
 import optuna
 
-from crepe.cli import run_cli, setup_logging
 from crepe.data.prepare import eval_set
-from pho.objective import PplObjective, config_key, update_attrs, update_needs, with_params
+from crepe.io.console import run_cli, setup_logging
+from pho.objective import (
+    PplObjective,
+    config_key,
+    update_attrs,
+    update_needs,
+    with_params,
+)
+from pho.space import SearchSpace
+from pho.study import completed, open_study, trial_cost
 from pho.study_cli import (
     best_config_record,
     space_from_args,
@@ -35,8 +43,6 @@ from pho.study_cli import (
     target_from_args,
     write_outputs,
 )
-from pho.space import SearchSpace
-from pho.study import completed, open_study, trial_cost
 from pho.workspace import open_workspace, setup_from_args
 
 log = logging.getLogger("pho.hillclimb")

@@ -20,15 +20,16 @@ import torch
 from torch import nn
 
 from crepe.compose.steps import linear_steps
-from crepe.config import CrepeParams, PruneConfig
+from crepe.config import PruneConfig
+from crepe.evaluation.perplexity import perplexity
+from crepe.methods.params import CrepeParams
+from crepe.methods.scorers import InputStats
 from crepe.models.adapters import LinearTarget, model_target
-from crepe.oneshot_stats import prune_oneshot
-from crepe.prune_linear import needed_stats, plan_linear
-from crepe.prune_model import prune_model
-from crepe.reconstruct import read_params
-from crepe.scorers import InputStats
-from crepe.perplexity import perplexity
+from crepe.prune.cached import prune_from_stats
+from crepe.prune.linear import needed_stats, plan_linear
+from crepe.prune.model import prune_model
 from pho.proxies import LayerData, get_proxy
+from pho.space import read_params
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def check_oneshot(cfg: PruneConfig, have: frozenset[str] = frozenset({"sq_sum"})
 def proxy_values(linears: dict[str, LinearTarget], data: dict[str, LayerData], cfg: PruneConfig,
                  proxies: list[str], layer_stride: int = 1) -> ProxyResult:
     """Mean over linears (by key) of each named proxy under ``cfg``: every linear's mask, scores and
-    new weight come from the per-linear path (:func:`crepe.prune_linear.plan_linear`, with the
+    new weight come from the per-linear path (:func:`crepe.prune.linear.plan_linear`, with the
     config's update step), nothing is applied. A mask proxy cannot see a weight update, so under one
     only the proxies of the weight the prune leaves (``out_error``) are allowed.
 
@@ -113,7 +114,7 @@ def with_params(cfg: PruneConfig, params: CrepeParams) -> PruneConfig:
 
 
 def config_key(cfg: PruneConfig) -> str:
-    """What decides the prune of a search's trial (:func:`crepe.reconstruct.read_params`) as a key: two
+    """What decides the prune of a search's trial (:func:`crepe.methods.updates.read_params`) as a key: two
     points with one key prune identically, so a search answers the second from the first."""
     return json.dumps(dataclasses.asdict(read_params(cfg)), sort_keys=True)
 
@@ -150,7 +151,7 @@ class PplObjective:
             results = prune_model(self.model, windows, cfg, progress=False, target=self.target).linears
         else:
             check_oneshot(cfg, self.have)
-            results = prune_oneshot(self.model, self.stats, cfg, self.target, self.layers)
+            results = prune_from_stats(self.model, self.stats, cfg, self.target, self.layers)
         zeros = sum(r.zeros_after for r in results.values())
         total = sum(r.shape[0] * r.shape[1] for r in results.values())
         return zeros / max(total, 1)

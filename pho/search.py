@@ -27,16 +27,32 @@ from typing import Any
 
 import optuna
 
-from crepe.cli import run_cli, setup_logging
-from crepe.config import CrepeParams, PruneConfig
-from crepe.report import versions
+from crepe.config import PruneConfig
+from crepe.io.console import run_cli, setup_logging
+from crepe.io.environment import versions
+from crepe.methods.params import CrepeParams
 from pho.fidelity import PRUNERS, FidelityProxy, make_pruner, rungs
-from pho.objective import (EndToEndProxy, ProxyResult, config_key, proxy_values, update_attrs, update_needs,
-                           with_params)
+from pho.objective import (
+    EndToEndProxy,
+    ProxyResult,
+    config_key,
+    proxy_values,
+    update_attrs,
+    update_needs,
+    with_params,
+)
 from pho.proxies import AUTO, PROXIES, get_proxy, resolve_proxy
 from pho.space import SearchSpace
 from pho.streamed import StreamedProxy
-from pho.study import SAMPLERS, check_storage, completed, finished, make_sampler, open_study, trial_cost
+from pho.study import (
+    SAMPLERS,
+    check_storage,
+    completed,
+    finished,
+    make_sampler,
+    open_study,
+    trial_cost,
+)
 from pho.study_cli import (  # noqa: F401  (space_from_args, target_from_args: also read from here by scripts)
     best_config_record,
     space_from_args,
@@ -78,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def warm_points(spec: str, space: SearchSpace) -> list[tuple[str, dict[str, float]]]:
     """(label, point) of each ``--warm-start`` entry: a JSON file with a ``crepe`` entry, or ``default``."""
-    from crepe.report import read_json
+    from crepe.io.files import read_json
 
     out = []
     for item in (s for s in spec.split(",") if s):

@@ -2,7 +2,7 @@
 
 The statistics pass runs through the engine's layer store, so it streams as it is. A trial cannot prune
 the model in place and evaluate it afterwards (a streamed layer's weights are dropped on release), so
-a streamed trial does both in ONE pass through :func:`crepe.engine.run_layerwise`: each layer is read,
+a streamed trial does both in ONE pass through :func:`crepe.engine.layerwise.run_layerwise`: each layer is read,
 its linears pruned, the windows' hidden states propagated through the pruned layer, and the layer
 released; the head then gives the NLL. ``e2e`` prunes with the cached statistics (as one-shot pruning
 does), ``e2e_seq`` with the statistics the pass collects on the pruned inputs (as the sequential engine
@@ -16,11 +16,11 @@ from torch import nn
 
 from crepe.compose.steps import linear_steps
 from crepe.config import PruneConfig
-from crepe.engine import run_layerwise, tail_inputs
+from crepe.engine.layerwise import run_layerwise, tail_inputs
+from crepe.evaluation.perplexity import chunked_window_nll
+from crepe.methods.scorers import InputStats
 from crepe.models.adapters import model_target, weight_view
-from crepe.perplexity import chunked_window_nll
-from crepe.prune_linear import needed_stats, prune_linear
-from crepe.scorers import InputStats
+from crepe.prune.linear import needed_stats, prune_linear
 from pho.objective import ProxyResult
 from pho.proxies import LayerData
 

@@ -11,11 +11,11 @@ from typing import Any
 
 import optuna
 
-from crepe.config import DEFAULT_UPDATE, NBR_FORMS, TERM_SCALES, UPDATES, Pattern, PruneConfig
-from crepe.reconstruct import read_params
-from crepe.report import write_json_atomic
+from crepe.config import DEFAULT_UPDATE, UPDATES, PruneConfig
+from crepe.io.files import write_json_atomic
+from crepe.methods.params import NBR_FORMS, TERM_SCALES, Pattern
 from pho.objective import base_config
-from pho.space import PARAMS, RIA_BASE, SearchSpace
+from pho.space import PARAMS, RIA_BASE, SearchSpace, read_params
 from pho.study import completed, trial_log, write_plots
 from pho.workspace import add_setup_args
 
@@ -49,7 +49,7 @@ _PROBES = {"r": ("kernel", 3, 5), "alpha": ("alpha", 0.5, 2.0), "beta": ("beta",
 
 def unread_params(target: PruneConfig) -> tuple[str, ...]:
     """The searched parameters ``target``'s prune never reads, whatever the others are: two values of
-    one give equal :func:`crepe.reconstruct.read_params` (the neighbourhood on, so only the pipeline
+    one give equal :func:`crepe.methods.updates.read_params` (the neighbourhood on, so only the pipeline
     decides). A sweep update without permutation never reads act_power."""
     base = dataclasses.replace(RIA_BASE, gamma=0.1)
 

@@ -17,7 +17,8 @@ from torch import nn
 
 from crepe.data.prepare import calibration_set
 from crepe.models.adapters import LinearTarget, model_target
-from crepe.models.loading import OFFLOADS, cache_root, open_model
+from crepe.models.loading import OFFLOADS, cache_root
+from crepe.run.open import open_model
 from pho.cache import CacheKey, load_or_collect, weights_fingerprint
 from pho.proxies import LayerData
 

@@ -25,16 +25,17 @@ import time
 from pathlib import Path
 
 import torch
-
 from resolve_config import differences, effective
 
-from crepe.config import AllocationConfig, Pattern, PermuteConfig, PruneConfig, RepruneConfig
+from crepe.config import AllocationConfig, PermuteConfig, PruneConfig, RepruneConfig
 from crepe.data.prepare import calibration_set, eval_set
+from crepe.io.environment import versions
+from crepe.io.files import write_json_atomic
+from crepe.io.provenance import current_command, markdown_stamp, provenance
+from crepe.methods.params import Pattern
 from crepe.models.adapters import model_target
 from crepe.models.loading import load_model
-from crepe.prune_model import prune_model
-from crepe.provenance import current_command, markdown_stamp, provenance
-from crepe.report import versions, write_json_atomic
+from crepe.prune.model import prune_model
 from eval.perplexity import perplexity
 
 GRID = {  # technique group -> (settings, techniques); "plain" is the baseline of every row
@@ -248,6 +249,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    from crepe.cli import run_cli
+    from crepe.io.console import run_cli
 
     run_cli("bench_composition", main)

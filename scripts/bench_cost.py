@@ -18,8 +18,8 @@ from pathlib import Path
 
 from resolve_config import planned_prune, prune_report
 
-from crepe.provenance import current_command, markdown_stamp, provenance
-from crepe.registry import method_names
+from crepe.io.provenance import current_command, markdown_stamp, provenance
+from crepe.methods.registry import method_names
 
 METHODS = method_names()
 

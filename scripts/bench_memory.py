@@ -23,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from crepe.provenance import current_command, provenance  # noqa: E402
-from crepe.report import write_json_atomic  # noqa: E402
+from crepe.io.files import write_json_atomic  # noqa: E402
+from crepe.io.provenance import current_command, provenance  # noqa: E402
 
 MODELS = {"smollm2": "smollm2-135m", "0.9b": "llama-0.9b-shape", "7b": "llama-2-7b-shape"}
 SMALL_CALIB = ["--nsamples", "2", "--seqlen", "128", "--eval-dataset", "none", "--update", "none"]  # mask-only, as

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from resolve_config import planned_prune, prune_report
 
-from crepe.provenance import current_command, markdown_stamp, provenance
-from crepe.registry import method_names
+from crepe.io.provenance import current_command, markdown_stamp, provenance
+from crepe.methods.registry import method_names
 
 METHODS = method_names()
 SETTINGS = ("0.5", "2:4", "4:8", "0.6", "0.7")

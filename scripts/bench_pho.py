@@ -26,8 +26,9 @@ from pathlib import Path
 
 from resolve_config import planned_prune, prune_report, resolve
 
-from crepe.provenance import current_command, markdown_stamp, provenance
-from crepe.report import read_json, versions, write_json_atomic
+from crepe.io.environment import versions
+from crepe.io.files import read_json, write_json_atomic
+from crepe.io.provenance import current_command, markdown_stamp, provenance
 
 
 def target_flags(target: str) -> list[str]:

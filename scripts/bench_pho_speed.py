@@ -31,8 +31,9 @@ from bench_pho import DEFAULT, run, slug, target_flags, test_command
 from resolve_config import resolve
 
 from crepe.config import DEFAULT_UPDATE
-from crepe.provenance import current_command, markdown_stamp, provenance
-from crepe.report import read_json, versions, write_json_atomic
+from crepe.io.environment import versions
+from crepe.io.files import read_json, write_json_atomic
+from crepe.io.provenance import current_command, markdown_stamp, provenance
 
 CLIMBS = {"paper": "hill climb, paper protocol (whole validation split)", "cheap": "hill climb, 8 validation windows"}
 STEPS = ("pho", "paper", "cheap", "test")

@@ -20,10 +20,12 @@ from pathlib import Path
 
 import torch
 
-from crepe.config import Pattern, PruneConfig
+from crepe.config import PruneConfig
 from crepe.data.prepare import eval_set
-from crepe.provenance import current_command, markdown_stamp, provenance
-from crepe.report import read_json, versions, write_json_atomic
+from crepe.io.environment import versions
+from crepe.io.files import read_json, write_json_atomic
+from crepe.io.provenance import current_command, markdown_stamp, provenance
+from crepe.methods.params import Pattern
 from pho.objective import PplObjective, base_config, with_params
 from pho.proxies import PROXIES
 from pho.search import trial_evaluator

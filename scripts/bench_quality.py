@@ -1,7 +1,7 @@
 """Weight reconstruction bench (issue 12): scorer x update x sparsity through the one engine.
 
 One process loads the model once, restores the dense weights before every cell, prunes through
-``crepe.engine.run_layerwise`` with a callback that scores -> selects -> updates (or runs the CRePE
+``crepe.engine.layerwise.run_layerwise`` with a callback that scores -> selects -> updates (or runs the CRePE
 sweep), then evaluates on the wikivital test split and on a second text (the CPython language
 reference shipped in ``pydoc_data.topics``, calibration staying on wikivital). One JSON report per
 cell under ``--out-dir``; finished cells are skipped on re-run; ``--table`` rebuilds docs/quality.md.
@@ -28,18 +28,26 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle OpenMP threads sleep
 import torch  # noqa: E402  (after the OpenMP setting, which is read when torch loads)
 
 from crepe.compose.allocation import allocate
-from crepe.config import AllocationConfig, CrepeParams, Pattern, PermuteConfig, PruneConfig, RepruneConfig
+from crepe.config import AllocationConfig, PermuteConfig, PruneConfig, RepruneConfig
 from crepe.data.prepare import calibration_set, eval_set
-from crepe.engine import run_layerwise
+from crepe.engine.layerwise import run_layerwise
+from crepe.evaluation.perplexity import perplexity
+from crepe.io.files import read_json, write_json_atomic
+from crepe.io.provenance import current_command, markdown_stamp, provenance
+from crepe.methods.params import CrepeParams, Pattern
+from crepe.methods.sparsegpt import sparsegpt_prune
+from crepe.methods.updates import (
+    ADMM_ITERATIONS,
+    SweepForm,
+    admm_prune,
+    admm_update,
+    obs_update,
+    sweep_prune,
+)
 from crepe.models.adapters import get_adapter, weight_view
 from crepe.models.loading import load_model
-from crepe.perplexity import perplexity
-from crepe.provenance import current_command, markdown_stamp, provenance
-from crepe.prune_linear import LinearSteps, prune_linear
-from crepe.prune_model import prune_model
-from crepe.reconstruct import ADMM_ITERATIONS, SweepForm, admm_prune, admm_update, obs_update, sweep_prune
-from crepe.report import read_json, write_json_atomic
-from crepe.sparsegpt import sparsegpt_prune
+from crepe.prune.linear import LinearSteps, prune_linear
+from crepe.prune.model import prune_model
 
 SETTINGS = ("0.5", "0.6", "0.7", "2:4", "4:8")
 CELLS = ("sparsegpt", "sparsegpt+admm", "crepe+sweep", "crepe+sweep-admm", "crepe+admm-gradual", "crepe+obs",
@@ -50,9 +58,8 @@ SECOND_TEXT = "python-reference"
 def second_text_path() -> Path:
     """The CPython language reference (pydoc_data.topics, sorted topics joined by blank lines) as a
     text file: real English technical prose shipped with every Python, far from Wikipedia."""
-    import sys
-
     import pydoc_data.topics as topics
+    import sys
 
     path = Path(tempfile.gettempdir()) / f"crepe_python_reference_{sys.version_info.major}{sys.version_info.minor}.txt"
     if not path.exists():

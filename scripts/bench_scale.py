@@ -16,9 +16,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-if __name__ == "__main__":  # the floor runs with the same allocator as the prune (see crepe.memory)
+if __name__ == "__main__":  # the floor runs with the same allocator as the prune (see crepe.io.memory)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from crepe.memory import reexec_with_hugepage_malloc
+    from crepe.io.memory import reexec_with_hugepage_malloc
 
     reexec_with_hugepage_malloc()
 
@@ -37,10 +37,10 @@ from safetensors.torch import save_file
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from crepe.data.prepare import calibration_set  # noqa: E402
-from crepe.engine import run_layerwise  # noqa: E402
-from crepe.memory import reuse_freed_memory  # noqa: E402
-from crepe.provenance import current_command, provenance  # noqa: E402
-from crepe.report import write_json_atomic  # noqa: E402
+from crepe.engine.layerwise import run_layerwise  # noqa: E402
+from crepe.io.files import write_json_atomic  # noqa: E402
+from crepe.io.memory import reuse_freed_memory  # noqa: E402
+from crepe.io.provenance import current_command, provenance  # noqa: E402
 from crepe.streaming.checkpoint import Checkpoint  # noqa: E402
 from crepe.streaming.open import open_streamed  # noqa: E402
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 
-from crepe.provenance import current_command, markdown_stamp, provenance
-from crepe.report import read_json, write_json_atomic
+from crepe.io.files import read_json, write_json_atomic
+from crepe.io.provenance import current_command, markdown_stamp, provenance
 from crepe.vit.config import HeadPruneConfig, TCSConfig, ViTPruneConfig
 from crepe.vit.train import default_model_dir
 

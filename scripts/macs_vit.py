@@ -10,8 +10,8 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from crepe.provenance import current_command, provenance
-from crepe.report import read_json, write_json_atomic
+from crepe.io.files import read_json, write_json_atomic
+from crepe.io.provenance import current_command, provenance
 from crepe.vit.macs import deit_spec, toast_head_keep, vit_macs
 
 # (model, setting, published GMACs, kwargs for vit_macs given the spec)

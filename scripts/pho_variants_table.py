@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from crepe.provenance import current_command, markdown_stamp, provenance
-from crepe.report import read_json
+from crepe.io.files import read_json
+from crepe.io.provenance import current_command, markdown_stamp, provenance
 
 
 def variant_label(args: dict, proxy: str) -> str:

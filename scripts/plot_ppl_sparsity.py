@@ -45,7 +45,7 @@ def plot(cells: dict[str, dict[str, float]], sample: dict, out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from crepe.files import write_atomic
+    from crepe.io.files import write_atomic
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for i, (method, row) in enumerate(sorted(cells.items())):

@@ -50,7 +50,7 @@ def effective(config: dict[str, Any]) -> dict[str, Any]:
 def prune_command(flags: list[str]) -> dict[str, Any]:
     """``python -m crepe.prune FLAGS`` -> {"config": PruneConfig.to_dict() (see :func:`effective`), "run":
     the other flags}."""
-    from crepe.prune import build_parser, config_from_args
+    from crepe.cli.prune import build_parser, config_from_args
 
     args = build_parser().parse_args(flags)
     return {"config": effective(config_from_args(args).to_dict()), "run": run_args(vars(args))}
@@ -133,7 +133,7 @@ def prune_report(path) -> dict[str, Any] | None:
         return None
     rep = json.loads(path.read_text())
     command = rep.get("provenance", {}).get("argv")
-    run = run_args(rep.get("options") or rep["argv"])  # "argv": reports written before crepe.pipeline
+    run = run_args(rep.get("options") or rep["argv"])  # "argv": reports written before crepe.run.job
     return {"command": command, "config": {"config": effective(rep["config"]), "run": run}}
 
 

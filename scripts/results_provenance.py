@@ -29,9 +29,16 @@ from types import SimpleNamespace
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from resolve_config import MODULES, differences, effective, prune_report, resolve, split_program  # noqa: E402
+from resolve_config import (  # noqa: E402
+    MODULES,
+    differences,
+    effective,
+    prune_report,
+    resolve,
+    split_program,
+)
 
-from crepe.provenance import file_commit  # noqa: E402
+from crepe.io.provenance import file_commit  # noqa: E402
 
 OLD_AUTO = ("made when `--proxy auto` meant recon (unstructured) / gini (N:M), before 067a04a made it e2e / "
             "e2e_seq; the rows are labelled by the proxy actually used; to reproduce now pass --proxy recon / gini")
@@ -144,7 +151,7 @@ def tables() -> list[Table]:
         Table("results/vit/macs_deit.json", ("python scripts/macs_vit.py",), readme="vit-macs-table"),
         Table("results/vit/cli.json", ("python -m crepe.vit --model ~/.cache/crepe/vit-mnist --head-sparsity 0.5 "
                                        "--fc2-ratios 0.5 --dense --report results/vit/cli.json",)),
-        # stamped by their scripts (crepe.provenance), which have no planned()/recorded(): checked for stamps
+        # stamped by their scripts (crepe.io.provenance), which have no planned()/recorded(): checked for stamps
         Table("results/quality/", ("python scripts/bench_quality.py",)),
         Table("results/scale/llama-2-7b.json", ("python scripts/bench_scale.py",), readme="scale-table",
               # variants of the run on record (e.g. without huge pages)

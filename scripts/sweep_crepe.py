@@ -22,14 +22,15 @@ from pathlib import Path
 
 from resolve_config import effective
 
-from crepe.config import CrepeParams, Pattern, PruneConfig
+from crepe.config import PruneConfig
 from crepe.data.prepare import calibration_set, eval_set
-from crepe.models.loading import load_model
-from crepe.prune_model import prune_model
-from crepe.provenance import current_command, markdown_stamp, provenance
-from crepe.report import read_json, write_json_atomic
+from crepe.io.files import read_json, write_json_atomic
+from crepe.io.provenance import current_command, markdown_stamp, provenance
+from crepe.methods.params import CrepeParams, Pattern
 from crepe.models.adapters import model_target
-from crepe.oneshot_stats import collect_input_stats, prune_oneshot
+from crepe.models.loading import load_model
+from crepe.prune.cached import collect_input_stats, prune_from_stats
+from crepe.prune.model import prune_model
 from eval.perplexity import perplexity
 
 log = logging.getLogger("sweep_crepe")
@@ -154,7 +155,7 @@ def main() -> None:
                 continue
             stats = stats or collect_input_stats(model, calib)
             cfg = with_pattern(base, pattern)
-            prune_oneshot(model, stats, cfg)
+            prune_from_stats(model, stats, cfg)
             ppl = perplexity(model, val1, progress=False)
             target.restore(snapshot)
             results["stage1"][key] = {"config": cfg.to_dict(), "val_ppl": ppl}

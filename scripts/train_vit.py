@@ -17,10 +17,17 @@ from pathlib import Path
 
 import torch
 
-from crepe.provenance import current_command, provenance
-from crepe.report import read_json, write_json_atomic
+from crepe.io.files import read_json, write_json_atomic
+from crepe.io.provenance import current_command, provenance
 from crepe.vit.data import mnist_split
-from crepe.vit.train import TrainConfig, accuracy, build_vit, default_model_dir, mnist_vit_config, train
+from crepe.vit.train import (
+    TrainConfig,
+    accuracy,
+    build_vit,
+    default_model_dir,
+    mnist_vit_config,
+    train,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from results_provenance import Check, check, tables  # noqa: E402
 
-from crepe.config import CrepeParams  # noqa: E402
+from crepe.methods.params import CrepeParams  # noqa: E402
 
 
 def _json(rel: str) -> dict:

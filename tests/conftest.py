@@ -11,7 +11,7 @@ sys.path.append(str(Path(__file__).parents[1] / "scripts"))  # tests import scri
 
 from tiny_models import SAMPLE_TEXT, save_tiny_folder  # noqa: E402
 
-from crepe.cli import run_cli  # noqa: E402
+from crepe.io.console import run_cli  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -28,11 +28,14 @@ def tiny_corpus(tmp_path_factory):
     return f"text:{path}"
 
 
+COMMAND_MODULES = {"crepe.prune": "crepe.cli.prune"}  # a `python -m` command whose main() lives elsewhere
+
+
 @pytest.fixture
 def cli(monkeypatch):
     """Run ``python -m <module> argv`` in-process the way the console does; returns the exit code."""
     def run(module: str, argv: list[str]) -> int:
-        main = importlib.import_module(module).main
+        main = importlib.import_module(COMMAND_MODULES.get(module, module)).main
         monkeypatch.setattr(sys, "argv", [module, *argv])
         with pytest.raises(SystemExit) as exit_info:
             run_cli(module, main)

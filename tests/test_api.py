@@ -8,9 +8,9 @@ import yaml
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import crepe
-from crepe.masks import is_valid_nm
+from crepe.methods.masks import is_valid_nm
 from crepe.models.adapters import decoder_linears, weight_view
-from crepe.recipe import read_recipe
+from crepe.output.recipe import read_recipe
 
 SMALL = dict(num_calibration_samples=4, max_seq_length=32)
 CLI_SMALL = ["--nsamples", "4", "--seqlen", "32", "--eval-dataset", "none"]
@@ -81,4 +81,4 @@ def test_crepe_oneshot_stays_the_function_after_every_submodule_is_imported():
     for info in pkgutil.walk_packages(crepe.__path__, "crepe."):
         if not info.name.endswith("__main__"):
             importlib.import_module(info.name)
-    assert callable(crepe.oneshot) and crepe.oneshot.__module__ == "crepe.api"
+    assert callable(crepe.oneshot) and crepe.oneshot.__module__ == "crepe.run.api"

@@ -1,13 +1,14 @@
 """The CLIs end to end on tiny model folders, in-process; bad input gives one line and exit 2."""
 
 import json
+
 import pytest
-import torch
+from tiny_models import FAST_PRUNE_ARGS as FAST
+from tiny_models import save_tiny_folder, tiny_tokenizer
 from transformers import AutoConfig, AutoModelForCausalLM
 
 from crepe.models.adapters import decoder_linears, weight_view
-from tiny_models import FAST_PRUNE_ARGS as FAST
-from tiny_models import save_tiny_folder, tiny_tokenizer
+
 
 def test_prune_saves_reports_and_the_saved_model_evaluates_the_same(tiny_folder, tiny_corpus, tmp_path, cli, capsys):
     save, report = tmp_path / "pruned", tmp_path / "report.json"

@@ -1,6 +1,7 @@
 import pytest
 
-from crepe.config import CrepeParams, Pattern, PruneConfig, load_crepe_params
+from crepe.config import PruneConfig, load_crepe_params
+from crepe.methods.params import CrepeParams, Pattern
 
 
 @pytest.mark.parametrize("sparsity", [-0.1, 1.0, 1.5, float("nan")])

@@ -4,8 +4,9 @@ import torch
 from tiny_models import tiny_model, tiny_windows
 
 from crepe.config import PruneConfig
-from crepe.prune_model import prune_model
-from crepe.scorers import InputStats, score
+from crepe.methods.registry import score
+from crepe.methods.scorers import InputStats
+from crepe.prune.model import prune_model
 
 
 def test_ria_scores_of_wide_fp16_rows_are_computed_in_float32():

@@ -1,12 +1,18 @@
 import pytest
 import torch
-
-from crepe.config import Pattern, PruneConfig
-from crepe.engine import run_layerwise
-from crepe.masks import is_valid_nm
-from crepe.models.adapters import decoder_linears, get_adapter, supported_model_types, weight_view
-from crepe.prune_model import prune_model
 from tiny_models import TINY_CONFIGS, tiny_model, tiny_windows
+
+from crepe.config import PruneConfig
+from crepe.engine.layerwise import run_layerwise
+from crepe.methods.masks import is_valid_nm
+from crepe.methods.params import Pattern
+from crepe.models.adapters import (
+    decoder_linears,
+    get_adapter,
+    supported_model_types,
+    weight_view,
+)
+from crepe.prune.model import prune_model
 
 
 @pytest.mark.parametrize("model_type", sorted(TINY_CONFIGS))

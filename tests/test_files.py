@@ -2,7 +2,7 @@
 
 import pytest
 
-from crepe.files import read_json, write_atomic, write_json_atomic
+from crepe.io.files import read_json, write_atomic, write_json_atomic
 
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):

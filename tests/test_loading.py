@@ -1,8 +1,8 @@
 import pytest
 import torch
+from tiny_models import save_tiny_folder, tiny_windows
 
 from crepe.models.loading import HUB_ALIASES, load_model, resolve
-from tiny_models import save_tiny_folder, tiny_windows
 
 
 def test_short_names_map_to_hub_ids_and_unknown_ids_go_to_the_hub():

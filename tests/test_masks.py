@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from crepe.config import Pattern
-from crepe.masks import is_valid_nm, nm_mask, select_mask, unstructured_mask
+from crepe.methods.masks import is_valid_nm, nm_mask, select_mask, unstructured_mask
+from crepe.methods.params import Pattern
 
 
 def _scores(out=16, inp=32, seed=0):
@@ -53,7 +53,7 @@ def test_select_mask_dispatches_on_pattern():
 
 @pytest.mark.parametrize("shape,k", [((1000,), 1), ((1000,), 500), ((1000,), 999), ((8, 64), 17), ((16, 8, 4), 2)])
 def test_linear_time_selection_equals_a_stable_sort_even_with_many_ties(shape, k):
-    from crepe.masks import _lowest_k_mask, _lowest_k_mask_by_sort
+    from crepe.methods.masks import _lowest_k_mask, _lowest_k_mask_by_sort
 
     g = torch.Generator().manual_seed(k)
     scores = torch.randint(0, 5, shape, generator=g).float()  # heavy ties, as on a 4-bit grid
@@ -65,7 +65,7 @@ def test_linear_time_selection_equals_a_stable_sort_even_with_many_ties(shape, k
 @pytest.mark.parametrize("shape,k", [((64, 200), 100), ((4, 6, 130), 65)])
 def test_ties_resolved_only_in_the_rows_that_have_them_equal_a_stable_sort(shape, k):
     """Rows without surplus ties at the threshold keep the fast mask; tied rows get the stable-sort one."""
-    from crepe.masks import _lowest_k_mask, _lowest_k_mask_by_sort
+    from crepe.methods.masks import _lowest_k_mask, _lowest_k_mask_by_sort
 
     g = torch.Generator().manual_seed(1)
     scores = torch.rand(shape, generator=g)
@@ -76,7 +76,7 @@ def test_ties_resolved_only_in_the_rows_that_have_them_equal_a_stable_sort(shape
 
 
 def test_kth_smallest_equals_kthvalue_with_ties_and_skew_per_layer_and_per_row():
-    from crepe.masks import all_finite, kth_smallest
+    from crepe.methods.masks import all_finite, kth_smallest
 
     gen = torch.Generator().manual_seed(1)
     for transform in (lambda x: x, lambda x: (x * 8).round(), lambda x: x.abs() ** 3):

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-import crepe.memory as memory
+import crepe.io.memory as memory
 
 
 @pytest.fixture

@@ -4,9 +4,14 @@ import json
 
 import pytest
 import yaml
-
-from crepe.model_card import base_model_id, card_text, describe_target, read_front_matter
 from tiny_models import FAST_PRUNE_ARGS as FAST
+
+from crepe.output.card import (
+    base_model_id,
+    card_text,
+    describe_target,
+    read_front_matter,
+)
 
 
 def front_matter(path):

@@ -4,13 +4,14 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from crepe.config import Pattern, PruneConfig
+from crepe.config import PruneConfig
 from crepe.data.prepare import calibration_set, eval_set
-from crepe.masks import is_valid_nm
+from crepe.methods.masks import is_valid_nm
+from crepe.methods.params import Pattern
 from crepe.models.adapters import decoder_linears, weight_view
 from crepe.models.loading import load_model
-from crepe.prune_model import prune_model
-from crepe.save import pruning_record, save_pruned
+from crepe.output.folder import pruning_record, save_pruned
+from crepe.prune.model import prune_model
 from eval.perplexity import perplexity
 
 pytestmark = pytest.mark.slow
@@ -63,7 +64,8 @@ def test_real_model_zeros_stay_zero_after_save_and_reload(data, tmp_path):
                          ids=["crepe-50", "sparsegpt-2:4"])
 def test_real_model_streamed_prune_is_bit_identical_to_in_memory(tmp_path, cfg):
     from crepe.models.loading import local_folder
-    from crepe.pipeline import RunOptions, run
+    from crepe.run.job import run
+    from crepe.run.options import RunOptions
 
     common = dict(model=local_folder("smollm2-135m"), prune=cfg, nsamples=4, seqlen=128, eval_seqlen=128,
                   max_eval_windows=4, skip_dense_eval=True)

@@ -5,13 +5,21 @@ import torch
 from tiny_models import FAST_PRUNE_ARGS as FAST
 from tiny_models import tiny_model, tiny_windows
 
-from crepe.config import CrepeParams, Pattern, PruneConfig, RepruneConfig
-from crepe.masks import is_valid_nm, nm_mask, unstructured_mask
+from crepe.config import PruneConfig, RepruneConfig
+from crepe.methods.masks import is_valid_nm, nm_mask, unstructured_mask
+from crepe.methods.params import CrepeParams, Pattern
+from crepe.methods.registry import score
+from crepe.methods.scorers import InputStats
+from crepe.methods.sparsegpt import sparsegpt_prune
+from crepe.methods.updates import (
+    SweepForm,
+    admm_prune,
+    admm_update,
+    obs_update,
+    sweep_prune,
+)
 from crepe.models.adapters import decoder_linears, weight_view
-from crepe.prune_model import prune_model
-from crepe.reconstruct import SweepForm, admm_prune, admm_update, obs_update, sweep_prune
-from crepe.scorers import InputStats, score
-from crepe.sparsegpt import sparsegpt_prune
+from crepe.prune.model import prune_model
 
 PATTERNS = [(Pattern(), 0.5), (Pattern(), 0.7), (Pattern(2, 4), 0.5), (Pattern(4, 8), 0.5)]
 
@@ -93,7 +101,7 @@ def test_sweep_hits_the_sparsity_and_pattern_and_beats_masking_alone(pattern, sp
 def test_sweep_admm_keeps_the_sweeps_mask_and_lowers_its_output_error(pattern, sparsity):
     """The default pipeline's second step (sweep_linear with sweep-admm): ADMM re-solves the kept
     weights of the sweep's mask, never changes that mask, and ends below the sweep's error."""
-    from crepe.reconstruct import sweep_linear
+    from crepe.methods.updates import sweep_linear
 
     w, x = _problem()
     stats = InputStats(sq_sum=x.pow(2).sum(0), hessian=x.t() @ x, tokens=x.shape[0])
@@ -210,7 +218,7 @@ def test_cli_update_flag_is_in_the_report(tiny_folder, tiny_corpus, tmp_path, cl
 def test_bench_quality_tables_and_doc_block(tmp_path):
     import bench_quality
 
-    from crepe.files import write_json_atomic
+    from crepe.io.files import write_json_atomic
 
     def report(cell, setting, ppl, seconds, cpu=None, tag=""):
         config = {"cell": cell, "setting": setting, "tag": tag, "calibration": "calib", "sweep_form": None}
@@ -264,7 +272,8 @@ def test_bench_quality_runs_a_composed_cell_through_the_library_pipeline(tiny_fo
 def test_read_params_equal_means_the_sweep_prunes_identically(update):
     """Configs that differ only in fields the sweep never reads share read_params and prune bit for bit alike;
     a field it reads (alpha) changes both."""
-    from crepe.reconstruct import read_params, sweep_linear
+    from crepe.methods.updates import sweep_linear
+    from pho.space import read_params
 
     w, x = _problem(inp=64)
     stats = InputStats(sq_sum=x.pow(2).sum(0), hessian=x.t() @ x, tokens=x.shape[0])
@@ -280,7 +289,7 @@ def test_read_params_equal_means_the_sweep_prunes_identically(update):
 
 def test_read_params_keeps_what_the_mask_permutation_and_neighbourhood_read():
     from crepe.config import PermuteConfig
-    from crepe.reconstruct import read_params
+    from pho.space import read_params
 
     low, high = CrepeParams(act_power=0.5), CrepeParams(act_power=1.0)
     for kwargs in ({"update": "none"}, {"update": "sweep-admm", "pattern": Pattern(2, 4), "permute": PermuteConfig()}):

@@ -5,13 +5,14 @@ import pytest
 import torch
 from tiny_models import tiny_model, tiny_windows
 
-from crepe import registry
 from crepe.compose.steps import linear_steps
-from crepe.config import Pattern, PermuteConfig, PruneConfig, RepruneConfig
+from crepe.config import PermuteConfig, PruneConfig, RepruneConfig
+from crepe.methods import declare, registry
+from crepe.methods.params import Pattern
+from crepe.methods.scorers import InputStats
 from crepe.models.adapters import decoder_linears, weight_view
-from crepe.prune_linear import apply_plan, needed_stats, plan_linear, prune_linear
-from crepe.prune_model import prune_model
-from crepe.scorers import InputStats
+from crepe.prune.linear import apply_plan, needed_stats, plan_linear, prune_linear
+from crepe.prune.model import prune_model
 
 
 def test_builtin_entries_declare_statistics_groups_and_weight_updates():
@@ -32,12 +33,12 @@ def test_builtin_entries_declare_statistics_groups_and_weight_updates():
 @pytest.fixture
 def column_norm_method():
     """A method declared once, by decorating its score, and removed again after the test."""
-    @registry.scoring_method(needs=("sq_sum",), group="row", name="colnorm")
+    @declare.scoring_method(needs=("sq_sum",), group="row", name="colnorm")
     def colnorm(w, stats, params):
         return w.abs() * stats.col_norm.pow(2).unsqueeze(0)
 
     yield colnorm
-    registry._METHODS.pop("colnorm")
+    declare._METHODS.pop("colnorm")
 
 
 def test_one_registered_score_is_a_method_for_the_config_the_engine_and_the_model_loop(column_norm_method):
@@ -51,9 +52,9 @@ def test_one_registered_score_is_a_method_for_the_config_the_engine_and_the_mode
 
 def test_entries_are_validated():
     with pytest.raises(ValueError, match="exactly one of a score function and a prune hook"):
-        registry.Method("empty")
+        declare.Method("empty")
     with pytest.raises(ValueError, match="unknown statistics"):
-        registry.Method("bad", score=lambda w, s, p: w, needs=frozenset({"grad"}))
+        declare.Method("bad", score=lambda w, s, p: w, needs=frozenset({"grad"}))
     with pytest.raises(ValueError, match="unknown method 'obc'; choose from magnitude"):
         registry.get_method("obc")
 
@@ -85,7 +86,7 @@ def test_a_composed_config_without_its_steps_is_refused():
 
 
 def test_kept_score_fraction_is_the_kept_scores_over_all_scores():
-    from crepe.prune_linear import kept_sum
+    from crepe.prune.linear import kept_sum
 
     gen = torch.Generator().manual_seed(3)
     w, x = torch.randn(2100, 40, generator=gen), torch.randn(64, 40, generator=gen)  # > 2 blocks of 1024 rows

@@ -18,7 +18,13 @@ import bench_methods
 import pytest
 import results_provenance as rp
 import update_readme
-from resolve_config import command_from_args, differences, prune_report, resolve, split_program
+from resolve_config import (
+    command_from_args,
+    differences,
+    prune_report,
+    resolve,
+    split_program,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLES = rp.tables()
@@ -98,16 +104,16 @@ def test_a_report_made_under_another_default_differs_and_a_baseline_ignores_crep
 
 
 def test_a_changed_default_makes_the_committed_methods_table_stale(monkeypatch):
-    import crepe.prune
+    import crepe.cli.prune
 
     table = next(t for t in TABLES if t.path == "results/methods.md")
-    original = crepe.prune.config_from_args
+    original = crepe.cli.prune.config_from_args
 
     def gamma_default_moved(args):
         cfg = original(args)
         return dataclasses.replace(cfg, crepe=dataclasses.replace(cfg.crepe, gamma=0.05))
 
-    monkeypatch.setattr(crepe.prune, "config_from_args", gamma_default_moved)
+    monkeypatch.setattr(crepe.cli.prune, "config_from_args", gamma_default_moved)
     c = rp.check(table)
     assert c.stale and all(Path(k).name.startswith("crepe__") for k in c.differences)  # baselines unaffected
     assert "config.crepe.gamma: 0.0 -> 0.05" in c.differences["results/bench_methods/crepe__0.5.json"]

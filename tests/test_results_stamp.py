@@ -1,4 +1,4 @@
-"""crepe.provenance: commit (also outside git), stable config hash, the record and its markdown line."""
+"""crepe.io.provenance: commit (also outside git), stable config hash, the record and its markdown line."""
 
 import hashlib
 import json
@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from crepe.provenance import (
+from crepe.io.provenance import (
     UNKNOWN,
     canonical_json,
     config_hash,
@@ -80,6 +80,6 @@ def test_provenance_records_commit_command_config_and_hash(command):
 
 
 def test_provenance_reuses_the_report_versions():
-    from crepe.report import versions
+    from crepe.io.environment import versions
 
     assert provenance(["x"], {})["versions"] == versions()

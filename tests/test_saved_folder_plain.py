@@ -5,13 +5,14 @@ import json
 
 import pytest
 import torch
+from tiny_models import tiny_model, tiny_tokenizer, tiny_windows
 from transformers import AutoModelForCausalLM
 
-from crepe.config import Pattern, PruneConfig
+from crepe.config import PruneConfig
+from crepe.methods.params import Pattern
 from crepe.models.adapters import decoder_linears, weight_view
-from crepe.prune_model import prune_model
-from crepe.save import pruning_record, save_pruned
-from tiny_models import tiny_model, tiny_tokenizer, tiny_windows
+from crepe.output.folder import pruning_record, save_pruned
+from crepe.prune.model import prune_model
 
 COMPRESSED_TENSORS_FIELDS = ("format", "global_sparsity", "sparsity_structure", "targets", "ignore")
 

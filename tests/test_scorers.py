@@ -2,9 +2,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from crepe.config import CrepeParams
-from crepe.neighbourhood import box_count, box_mean, box_sum
-from crepe.scorers import InputStats, crepe, neighbourhood_term, ria, score, wanda
+from crepe.methods.neighbourhood import box_count, box_mean, box_sum
+from crepe.methods.params import CrepeParams
+from crepe.methods.registry import score
+from crepe.methods.scorers import InputStats, crepe, neighbourhood_term, ria, wanda
 
 
 def _random(out=24, inp=40, seed=0):

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from crepe.config import Pattern
-from crepe.masks import is_valid_nm, unstructured_mask
-from crepe.sparsegpt import sparsegpt_prune
+from crepe.methods.masks import is_valid_nm, unstructured_mask
+from crepe.methods.params import Pattern
+from crepe.methods.sparsegpt import sparsegpt_prune
 
 
 def _problem(out=32, inp=64, tokens=512, seed=0):
@@ -49,8 +49,8 @@ def test_linears_that_read_one_input_share_its_hessian_computed_once(monkeypatch
     and every linear still gets its full statistics, equal to a per-linear X^T X of its own input."""
     from tiny_models import tiny_model, tiny_windows
 
-    from crepe import engine
-    from crepe.engine import run_layerwise
+    from crepe.engine import layerwise as engine
+    from crepe.engine.layerwise import run_layerwise
 
     calls = []
     key, fn = engine._PARTS["hessian"]

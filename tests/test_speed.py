@@ -4,11 +4,11 @@ import json
 
 import pytest
 import torch
+from tiny_models import tiny_model, tiny_windows
 
-from crepe.masks import is_valid_nm
+from crepe.methods.masks import is_valid_nm
 from crepe.models.adapters import decoder_linears
 from eval.speed import pruned_random, sparse_copy, verdict
-from tiny_models import tiny_model, tiny_windows
 
 
 def test_csr_twin_of_a_pruned_model_gives_the_same_logits():

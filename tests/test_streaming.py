@@ -8,10 +8,12 @@ import torch
 from tiny_models import TINY_CONFIGS, tiny_model, tiny_tokenizer, tiny_windows
 from transformers import AutoModelForCausalLM
 
-from crepe.config import AllocationConfig, Pattern, PermuteConfig, PruneConfig, RepruneConfig
-from crepe.engine import run_layerwise
-from crepe.perplexity import layerwise_perplexity, perplexity
-from crepe.pipeline import RunOptions, run
+from crepe.config import AllocationConfig, PermuteConfig, PruneConfig, RepruneConfig
+from crepe.engine.layerwise import run_layerwise
+from crepe.evaluation.perplexity import layerwise_perplexity, perplexity
+from crepe.methods.params import Pattern
+from crepe.run.job import run
+from crepe.run.options import RunOptions
 from crepe.streaming.open import open_streamed
 
 FAMILIES = sorted(TINY_CONFIGS)

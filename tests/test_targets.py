@@ -6,10 +6,11 @@ import torch
 from tiny_models import TINY_CONFIGS, tiny_model, tiny_windows
 from transformers import AutoConfig, AutoModelForCausalLM
 
-from crepe.config import CrepeParams, Pattern, PermuteConfig, PruneConfig
+from crepe.config import PermuteConfig, PruneConfig
+from crepe.methods.params import CrepeParams, Pattern
 from crepe.models.adapters import model_target, weight_view
-from crepe.oneshot_stats import collect_input_stats, prune_oneshot
-from crepe.prune_model import check_prunable, prune_model
+from crepe.prune.cached import collect_input_stats, prune_from_stats
+from crepe.prune.model import check_prunable, prune_model
 
 # every linear of one decoder layer -> its role, per family (the names each family really uses)
 ROLES = {
@@ -62,7 +63,7 @@ def test_an_override_changes_the_mask_of_the_attention_output_projection_and_onl
 
     def masks(crepe: CrepeParams) -> dict[str, torch.Tensor]:
         target.restore(saved)
-        prune_oneshot(model, stats, PruneConfig(method="crepe", sparsity=0.5, pattern=pattern, crepe=crepe, update="none"))
+        prune_from_stats(model, stats, PruneConfig(method="crepe", sparsity=0.5, pattern=pattern, crepe=crepe, update="none"))
         return {key: weight_view(t.module) == 0 for key, t in target.linears.items()}
 
     base = masks(CrepeParams())

@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from crepe.zeroshot import SHIPPED_TASKS_DIR, ZeroShotConfig, evaluate_zeroshot, format_table, render_shipped_tasks
+from crepe.evaluation.zeroshot import (
+    SHIPPED_TASKS_DIR,
+    ZeroShotConfig,
+    evaluate_zeroshot,
+    format_table,
+    render_shipped_tasks,
+)
 
 pytest.importorskip("lm_eval")
 TASK = "wikivital_describe"

@@ -23,11 +23,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from crepe.config import AllocationConfig, Pattern
-from crepe.engine import iterate_layers, run_layerwise
-from crepe.files import read_json
+from crepe.config import AllocationConfig
+from crepe.engine.layerwise import iterate_layers, run_layerwise
+from crepe.io.files import read_json
+from crepe.methods.params import Pattern
+from crepe.methods.scorers import InputStats
 from crepe.models.adapters import block_key, model_target, weight_view
-from crepe.scorers import InputStats
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from crepe.config import PermuteConfig
-from crepe.masks import nm_mask
+from crepe.methods.masks import nm_mask
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from crepe.report import read_json
+from crepe.io.files import read_json
 
 
 def block_means(per_layer: dict[str, float]) -> list[float]:
@@ -62,7 +62,7 @@ def plot_reports(paths: list[Path], out: Path) -> Path:
 
 
 def main() -> None:
-    from crepe.cli import run_cli
+    from crepe.io.console import run_cli
 
     def _main() -> int:
         ap = argparse.ArgumentParser(prog="python -m crepe.compose.plot", description=__doc__,

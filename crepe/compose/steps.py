@@ -1,4 +1,4 @@
-"""The composition steps that plug into the per-linear path (:mod:`crepe.prune_linear`), built
+"""The composition steps that plug into the per-linear path (:mod:`crepe.prune.linear`), built
 from a :class:`~crepe.config.PruneConfig`: channel permutation gives the column order N:M groups
 are selected in, DSnoT refines the mask. Pure functions of tensors and configs."""
 
@@ -10,10 +10,11 @@ import torch
 
 from crepe.compose.dsnot import applies_to, dsnot_refine
 from crepe.compose.permutation import find_permutation
-from crepe.config import Pattern, PermuteConfig, PruneConfig, RepruneConfig
-from crepe.prune_linear import LinearSteps
-from crepe.reconstruct import fixed_mask_update, sweep_linear
-from crepe.scorers import InputStats
+from crepe.config import PermuteConfig, PruneConfig, RepruneConfig
+from crepe.methods.params import Pattern
+from crepe.methods.scorers import InputStats
+from crepe.methods.updates import fixed_mask_update, sweep_linear
+from crepe.prune.linear import LinearSteps
 
 
 def input_moments(stats: InputStats) -> tuple[torch.Tensor, torch.Tensor]:

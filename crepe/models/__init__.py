@@ -1,0 +1,1 @@
+"""Where architectures differ: the per-family adapters and model loading."""

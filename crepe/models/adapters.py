@@ -19,7 +19,9 @@ import torch
 from torch import nn
 from transformers.pytorch_utils import Conv1D
 
-from crepe.config import ROLES  # every role an adapter may assign (override keys)
+from crepe.methods.params import (
+    ROLES,  # every role an adapter may assign (override keys)
+)
 
 _LLAMA_ROLES = (("q_proj", "q"), ("k_proj", "k"), ("v_proj", "v"), ("o_proj", "o"),
                 ("gate_proj", "gate"), ("up_proj", "up"), ("down_proj", "down"))
@@ -192,3 +194,10 @@ def model_target(model: nn.Module) -> ModelTarget:
 def decoder_linears(model: nn.Module) -> dict[str, nn.Module]:
     """All prunable linears of all decoder layers, by ``layers.<i>.<name>`` (lm_head, embeddings excluded)."""
     return {key: t.module for key, t in model_target(model).linears.items()}
+
+
+def bos_per_window(choice: str, model: nn.Module) -> bool:
+    """Prepend BOS to every window? ``choice``: auto (the architecture's default, e.g. Gemma: yes) | yes | no."""
+    if choice == "auto":
+        return get_adapter(model).bos_per_window
+    return choice == "yes"

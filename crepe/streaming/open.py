@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from crepe.layer_store import default_compute_dtype
+from crepe.engine.layer_store import default_compute_dtype
 from crepe.models.adapters import get_adapter
 from crepe.streaming.checkpoint import Checkpoint
 from crepe.streaming.store import StreamedLayers, key_map

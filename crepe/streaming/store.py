@@ -14,9 +14,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from crepe.layer_store import named_parameter_slots, round_to
-from crepe.masks import all_finite
-from crepe.memory import release_freed_memory
+from crepe.engine.layer_store import named_parameter_slots, round_to
+from crepe.io.memory import release_freed_memory
+from crepe.methods.masks import all_finite
 from crepe.models.adapters import get_adapter
 from crepe.streaming.checkpoint import Checkpoint
 from crepe.streaming.writer import ShardWriter

@@ -18,7 +18,7 @@ from typing import Any, Callable
 import torch
 from safetensors.torch import save_file
 
-from crepe.save import install_folder
+from crepe.io.files import install_folder
 from crepe.streaming.checkpoint import INDEX_NAME
 
 

@@ -15,8 +15,16 @@ from pathlib import Path
 
 import torch
 
-from crepe.files import write_json_atomic
-from crepe.vit.config import HEAD_MODES, HEAD_SCORES, SCALES, SELECTIONS, HeadPruneConfig, TCSConfig, ViTPruneConfig
+from crepe.io.files import write_json_atomic
+from crepe.vit.config import (
+    HEAD_MODES,
+    HEAD_SCORES,
+    SCALES,
+    SELECTIONS,
+    HeadPruneConfig,
+    TCSConfig,
+    ViTPruneConfig,
+)
 
 log = logging.getLogger("crepe.vit")
 

@@ -5,14 +5,24 @@ import json
 
 import pytest
 import torch
-
-from crepe.compose.allocation import (allocate, alpha_plan, block_sizes, hill_alpha, owl_plan, quantise, read_plan,
-                                      rebalance, weighted_mean)
-from crepe.config import AllocationConfig, Pattern, PruneConfig
-from crepe.masks import is_valid_nm
-from crepe.models.adapters import decoder_linears, weight_view
-from crepe.prune_model import prune_model
 from tiny_models import tiny_model, tiny_windows
+
+from crepe.compose.allocation import (
+    allocate,
+    alpha_plan,
+    block_sizes,
+    hill_alpha,
+    owl_plan,
+    quantise,
+    read_plan,
+    rebalance,
+    weighted_mean,
+)
+from crepe.config import AllocationConfig, PruneConfig
+from crepe.methods.masks import is_valid_nm
+from crepe.methods.params import Pattern
+from crepe.models.adapters import decoder_linears, weight_view
+from crepe.prune.model import prune_model
 
 
 @pytest.mark.parametrize("target", [0.3, 0.6, 0.8])

@@ -7,7 +7,11 @@ import pytest
 import torch
 from tiny_models import FAST_PRUNE_ARGS as FAST
 
-from crepe.compose.permuted_linears import PERMUTATIONS_FILE, PermutedLinear, load_permuted
+from crepe.compose.permuted_linears import (
+    PERMUTATIONS_FILE,
+    PermutedLinear,
+    load_permuted,
+)
 
 
 def test_all_three_flags_are_recorded_and_the_saved_model_reproduces_the_ppl(tiny_folder, tiny_corpus, tmp_path, cli):

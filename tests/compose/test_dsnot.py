@@ -6,11 +6,17 @@ import torch
 from tiny_models import TINY_CONFIGS, tiny_model, tiny_windows
 
 from crepe.compose.dsnot import dsnot_refine, error_estimate
-from crepe.config import Pattern, PermuteConfig, PruneConfig, RepruneConfig
-from crepe.masks import is_valid_nm, nm_mask, unstructured_mask
-from crepe.models.adapters import decoder_linears, get_adapter, model_target, weight_view
-from crepe.oneshot_stats import collect_input_stats, prune_oneshot
-from crepe.prune_model import prune_model
+from crepe.config import PermuteConfig, PruneConfig, RepruneConfig
+from crepe.methods.masks import is_valid_nm, nm_mask, unstructured_mask
+from crepe.methods.params import Pattern
+from crepe.models.adapters import (
+    decoder_linears,
+    get_adapter,
+    model_target,
+    weight_view,
+)
+from crepe.prune.cached import collect_input_stats, prune_from_stats
+from crepe.prune.model import prune_model
 
 
 def _problem(seed: int, rows: int = 32, cols: int = 64):
@@ -68,12 +74,12 @@ def test_repruning_changes_only_the_scoped_linears_and_keeps_every_count(method,
     stats = collect_input_stats(model, tiny_windows(), frozenset({"sq_sum", "sum"}), progress=False)
     target = model_target(model)
     snapshot = target.snapshot()
-    base = prune_oneshot(model, stats, PruneConfig(method=method, sparsity=0.6, update="none"))
+    base = prune_from_stats(model, stats, PruneConfig(method=method, sparsity=0.6, update="none"))
     base_masks = {k: weight_view(mod) == 0 for k, mod in decoder_linears(model).items()}
     target.restore(snapshot)
     cfg = PruneConfig(method=method, sparsity=0.6, repruning=RepruneConfig(scope=scope, update_threshold=0.0),
                       update="none")  # the mask-only pipeline: these statistics hold no Hessian
-    refined = prune_oneshot(model, stats, cfg)
+    refined = prune_from_stats(model, stats, cfg)
     assert all(refined[k].zeros_after == base[k].zeros_after for k in base)
     changed = {k for k, mod in decoder_linears(model).items() if not torch.equal(weight_view(mod) == 0, base_masks[k])}
     assert changed  # the refinement did something

@@ -5,17 +5,23 @@ import dataclasses
 
 import pytest
 import torch
+from tiny_models import tiny_model, tiny_tokenizer, tiny_windows
 from transformers import AutoModelForCausalLM
 
-from crepe.compose.permutation import (find_permutation, inverse_permutation, kept_score, permuted_nm_mask,
-                                       snake_reallocation)
+from crepe.compose.permutation import (
+    find_permutation,
+    inverse_permutation,
+    kept_score,
+    permuted_nm_mask,
+    snake_reallocation,
+)
 from crepe.compose.permuted_linears import PermutedLinear, load_permuted
-from crepe.config import Pattern, PermuteConfig, PruneConfig
-from crepe.masks import is_valid_nm, nm_mask
+from crepe.config import PermuteConfig, PruneConfig
+from crepe.methods.masks import is_valid_nm, nm_mask
+from crepe.methods.params import Pattern
 from crepe.models.adapters import decoder_linears, weight_view
-from crepe.prune_model import prune_model
-from crepe.save import pruning_record, save_pruned
-from tiny_models import tiny_model, tiny_tokenizer, tiny_windows
+from crepe.output.folder import pruning_record, save_pruned
+from crepe.prune.model import prune_model
 
 
 def _scores(rows: int, cols: int, seed: int) -> torch.Tensor:

@@ -5,7 +5,7 @@ import torch
 from tiny_models import tiny_model, tiny_windows
 
 from crepe.models.adapters import decoder_linears
-from crepe.oneshot_stats import collect_input_stats
+from crepe.prune.cached import collect_input_stats
 from pho.cache import (
     CacheKey,
     cache_path,

@@ -5,12 +5,13 @@ import math
 import pytest
 import torch
 
-from crepe.config import CrepeParams, Pattern, PruneConfig
+from crepe.config import PruneConfig
+from crepe.evaluation.perplexity import window_nll
+from crepe.methods.params import CrepeParams, Pattern
+from crepe.methods.scorers import InputStats
 from crepe.models.adapters import decoder_linears, model_target, weight_view
-from crepe.oneshot_stats import collect_input_stats, prune_oneshot
-from crepe.perplexity import window_nll
-from crepe.prune_model import prune_model
-from crepe.scorers import InputStats
+from crepe.prune.cached import collect_input_stats, prune_from_stats
+from crepe.prune.model import prune_model
 from pho.objective import EndToEndProxy
 from pho.proxies import LayerData
 from tests.tiny_models import tiny_model, tiny_windows
@@ -38,7 +39,7 @@ def test_e2e_is_the_mean_calibration_nll_of_the_one_shot_pruned_model_and_restor
     # independent computation: prune with the same statistics, then the NLL of the same windows
     target = model_target(model)
     snapshot = target.snapshot()
-    prune_oneshot(model, {k: InputStats(sq_sum=d.sq_sum, tokens=1) for k, d in data.items()}, cfg)
+    prune_from_stats(model, {k: InputStats(sq_sum=d.sq_sum, tokens=1) for k, d in data.items()}, cfg)
     expected = window_nll(model, windows[:2]).mean().item()
     target.restore(snapshot)
     assert result.values["e2e"] == pytest.approx(expected, rel=1e-5)

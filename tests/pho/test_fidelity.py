@@ -6,7 +6,8 @@ import optuna
 import pytest
 import torch
 
-from crepe.config import CrepeParams, Pattern, PruneConfig
+from crepe.config import PruneConfig
+from crepe.methods.params import CrepeParams, Pattern
 from crepe.models.adapters import decoder_linears, weight_view
 from pho.fidelity import FidelityProxy, make_pruner, rungs
 from pho.objective import EndToEndProxy

@@ -99,7 +99,7 @@ def test_hillclimb_refuses_a_study_of_another_space(cli, common_args, tmp_path, 
 
 def test_the_climb_answers_a_point_that_prunes_like_an_evaluated_one_without_a_trial():
     """With gamma off (not searched), k is never read: the climb's r moves cost no prune and no trial."""
-    from crepe.config import Pattern
+    from crepe.methods.params import Pattern
     from pho.hillclimb import StudyEvaluator
     from pho.objective import base_config, config_key, with_params
 

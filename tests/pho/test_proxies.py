@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from crepe.config import Pattern, PruneConfig
-from crepe.masks import select_mask
+from crepe.config import PruneConfig
+from crepe.methods.masks import select_mask
+from crepe.methods.params import Pattern
 from crepe.models.adapters import LinearTarget
 from pho.objective import proxy_values
 from pho.proxies import (
@@ -101,7 +102,8 @@ def test_proxy_values_average_over_linears_and_report_the_realised_sparsity():
     assert res.realised_sparsity == pytest.approx(0.5)
     per_layer = []
     for name, linear in weights.items():
-        from crepe.scorers import InputStats, score
+        from crepe.methods.registry import score
+        from crepe.methods.scorers import InputStats
         w = linear.weight
         s = score("crepe", w, InputStats(sq_sum=data[name].sq_sum), cfg.crepe)
         per_layer.append(reconstruction_error(w, s, select_mask(s, 0.5, Pattern()), data[name]))

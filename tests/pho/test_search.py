@@ -44,7 +44,7 @@ def test_search_runs_n_trials_with_ria_first_and_writes_a_loadable_best_config(c
 
 def test_the_space_searches_what_the_pipeline_reads_and_drops_a_parameter_it_never_reads(
         cli, common_args, tmp_path, caplog):
-    from crepe.config import Pattern
+    from crepe.methods.params import Pattern
     from pho.objective import base_config
     from pho.study_cli import read_space_params
 

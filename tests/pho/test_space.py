@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from crepe.scorers import InputStats, score
+from crepe.methods.registry import score
+from crepe.methods.scorers import InputStats
 from pho.space import PARAMS, SearchSpace
 
 

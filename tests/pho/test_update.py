@@ -6,12 +6,13 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from crepe.config import DEFAULT_UPDATE, Pattern, PruneConfig
+from crepe.config import DEFAULT_UPDATE, PruneConfig
+from crepe.evaluation.perplexity import window_nll
+from crepe.methods.params import Pattern
+from crepe.methods.scorers import InputStats
 from crepe.models.adapters import model_target
-from crepe.oneshot_stats import collect_input_stats, prune_oneshot
-from crepe.perplexity import window_nll
-from crepe.prune_model import prune_model
-from crepe.scorers import InputStats
+from crepe.prune.cached import collect_input_stats, prune_from_stats
+from crepe.prune.model import prune_model
 from pho.objective import EndToEndProxy
 from pho.proxies import LayerData
 from tests.pho.test_hillclimb import hc_args
@@ -34,7 +35,7 @@ def test_e2e_runs_the_update_on_the_cached_hessians_as_one_shot_pruning_does(upd
         plain = EndToEndProxy(model, data, windows[:2])(PruneConfig(method="crepe", sparsity=0.5, update="none"))
         target = model_target(model)
         snapshot = target.snapshot()
-        prune_oneshot(model, {k: InputStats(sq_sum=d.sq_sum, hessian=d.hessian, tokens=1) for k, d in data.items()}, cfg)
+        prune_from_stats(model, {k: InputStats(sq_sum=d.sq_sum, hessian=d.hessian, tokens=1) for k, d in data.items()}, cfg)
         expected = window_nll(model, windows[:2]).mean().item()
         target.restore(snapshot)
     assert value == pytest.approx(expected, rel=1e-5) and value != pytest.approx(plain.values["e2e"], rel=1e-6)
@@ -90,7 +91,7 @@ def test_e2e_with_a_layer_stride_prunes_only_those_decoder_layers_and_restores_t
         value = strided(cfg).values["e2e"]
         assert all(torch.equal(t.weight, before[k]) for k, t in target.linears.items())  # restored
         stats = {k: InputStats(sq_sum=d.sq_sum, hessian=d.hessian, tokens=1) for k, d in data.items()}
-        pruned = prune_oneshot(model, stats, cfg, target, layers=set(range(1, layers, 2)))
+        pruned = prune_from_stats(model, stats, cfg, target, layers=set(range(1, layers, 2)))
         assert {int(k.split(".")[1]) for k in pruned} == set(range(1, layers, 2))
         assert all(torch.equal(t.weight, before[k]) for k, t in target.linears.items() if t.layer % 2 == 0)
         assert value == pytest.approx(window_nll(model, windows[:2]).mean().item(), rel=1e-5)

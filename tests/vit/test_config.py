@@ -1,6 +1,12 @@
 import pytest
 
-from crepe.vit.config import HeadPruneConfig, TCSConfig, ViTPruneConfig, keep_count, per_block
+from crepe.vit.config import (
+    HeadPruneConfig,
+    TCSConfig,
+    ViTPruneConfig,
+    keep_count,
+    per_block,
+)
 
 
 @pytest.mark.parametrize("bad", [-0.1, 1.0, 1.5])

@@ -4,7 +4,13 @@ import pytest
 import torch
 
 from crepe.vit.config import HeadPruneConfig
-from crepe.vit.heads import coupled_scores, head_dim_masks, median_score, top_indices, whole_head_masks
+from crepe.vit.heads import (
+    coupled_scores,
+    head_dim_masks,
+    median_score,
+    top_indices,
+    whole_head_masks,
+)
 from crepe.vit.surgery import compute_head_masks, load_pruned, prune_heads, save_pruned
 
 from .tiny import logits, tiny_deit, tiny_vit

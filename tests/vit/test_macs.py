@@ -1,7 +1,13 @@
 import pytest
 
 from crepe.vit.config import HeadPruneConfig
-from crepe.vit.macs import deit_spec, model_macs, spec_from_model, toast_head_keep, vit_macs
+from crepe.vit.macs import (
+    deit_spec,
+    model_macs,
+    spec_from_model,
+    toast_head_keep,
+    vit_macs,
+)
 from crepe.vit.surgery import prune_heads
 
 from .tiny import tiny_vit

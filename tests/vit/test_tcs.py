@@ -3,7 +3,14 @@ import torch
 
 from crepe.vit.config import HeadPruneConfig, TCSConfig
 from crepe.vit.surgery import prune_heads
-from crepe.vit.tcs import class_attention, gathered_linear, install_tcs, masked_linear, sample_patches, tcs_scores
+from crepe.vit.tcs import (
+    class_attention,
+    gathered_linear,
+    install_tcs,
+    masked_linear,
+    sample_patches,
+    tcs_scores,
+)
 
 from .tiny import logits, tiny_deit, tiny_vit
 

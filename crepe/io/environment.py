@@ -1,4 +1,4 @@
-"""Run reports: environment versions, peak memory (and the atomic JSON helpers, from crepe.files)."""
+"""What a run records about its environment: the library versions and the peak memory."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import platform
 import resource
 import sys
 
-from crepe.files import read_json, write_json_atomic  # noqa: F401  (re-exported: callers import them from here)
+VERSION = "0.1.0"  # crepe's version (crepe.__version__)
 
 
 def peak_rss_mb() -> float:
@@ -18,8 +18,6 @@ def versions() -> dict[str, str]:
     import torch
     import transformers
 
-    import crepe
-
-    return {"crepe": crepe.__version__, "python": sys.version.split()[0], "torch": torch.__version__,
+    return {"crepe": VERSION, "python": sys.version.split()[0], "torch": torch.__version__,
             "transformers": transformers.__version__, "platform": platform.platform(),
-            "threads": str(__import__("torch").get_num_threads())}
+            "threads": str(torch.get_num_threads())}

@@ -8,13 +8,16 @@ not-yet-processed columns through the upper Cholesky factor of H^-1, and lazily 
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 
-from crepe.config import Pattern, PruneConfig
-from crepe.masks import nm_mask, unstructured_mask
-from crepe.registry import Method, register
+from crepe.methods.declare import Method, register
+from crepe.methods.masks import nm_mask, unstructured_mask
+from crepe.methods.params import Pattern
+
+if TYPE_CHECKING:
+    from crepe.config import PruneConfig
 
 
 def _inverse_hessian_factor(h: torch.Tensor, damp: float) -> torch.Tensor:

@@ -2,9 +2,9 @@
 
     score -> select (in a column order, if a permutation step gives one) -> refine -> update
 
-1. score: the method's score function (:mod:`crepe.registry`), with the CRePE parameters of the
+1. score: the method's score function (:mod:`crepe.methods.registry`), with the CRePE parameters of the
    linear's projection role; a method with a ``prune`` hook (SparseGPT) selects and updates itself.
-2. select: the N:M or unstructured mask of the lowest scores (:mod:`crepe.masks`), chosen in the
+2. select: the N:M or unstructured mask of the lowest scores (:mod:`crepe.methods.masks`), chosen in the
    column order of ``steps.order`` when there is one.
 3. refine: ``steps.refine`` may swap pruned and kept weights (DSnoT), same counts.
 4. update: ``steps.update`` may change the kept weights for the final mask.
@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-from crepe.config import Pattern, PruneConfig
-from crepe.masks import all_finite, count_zeros, select_mask
-from crepe.scorers import InputStats
+from crepe.config import PruneConfig
+from crepe.methods.masks import all_finite, count_zeros, select_mask
+from crepe.methods.params import Pattern
+from crepe.methods.scorers import InputStats
 
 OrderFn = Callable[[torch.Tensor, Pattern], torch.Tensor]
 """(scores [out, in], N:M pattern) -> column order perm [in] to select the N:M groups in."""

@@ -18,7 +18,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from crepe.memory import release_freed_memory
+from crepe.io.memory import release_freed_memory
 
 
 class LayerStore(Protocol):

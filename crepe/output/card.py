@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from crepe.files import write_atomic
+from crepe.io.files import write_atomic
 
 CARD_NAME = "README.md"
 # the offline alias is the GGUF export of this hub model (4-bit, dequantised by transformers)
@@ -142,7 +142,7 @@ def write_model_card(folder: str | Path, report: dict[str, Any], name: str | Non
 def write_card_and_recipe(folder: str | Path, report: dict[str, Any], name: str | None = None) -> None:
     """The files of a saved folder made from its report: README.md and, when the report holds one,
     the run's ``recipe.yaml`` (``crepe.prune --recipe FOLDER`` repeats the run)."""
-    from crepe.recipe import RECIPE_NAME, write_recipe
+    from crepe.output.recipe import RECIPE_NAME, write_recipe
 
     write_model_card(folder, report, name)
     if report.get("recipe"):

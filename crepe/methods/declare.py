@@ -1,15 +1,14 @@
-"""The method registry: one :class:`Method` entry per pruning method, the single source that the
-config, the per-linear path, the model loop, the CLIs and the scripts read.
+"""How a pruning method is declared: the :class:`Method` record and :func:`register` /
+:func:`scoring_method`, which add one to the table that :mod:`crepe.methods.registry` reads.
 
-A scoring method registers itself where its score is written, with :func:`scoring_method` on the
-score function in :mod:`crepe.scorers` (adding one is that function plus its test). A method that
-chooses its own mask and updates the weights (SparseGPT) registers a :class:`Method` with a
-``prune`` hook from its own module, listed in ``_BUILTIN`` below.
+A scoring method declares itself where its score is written, with :func:`scoring_method` on the
+score function in :mod:`crepe.methods.scorers`. A method that chooses its own mask and updates the
+weights (SparseGPT) registers a :class:`Method` with a ``prune`` hook from its own module, which
+:mod:`crepe.methods.registry` imports.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,10 +20,9 @@ Scorer = Callable[..., torch.Tensor]
 PruneHook = Callable[..., tuple[torch.Tensor, torch.Tensor, Any]]
 """(W [out, in], InputStats, sparsity, Pattern, PruneConfig, order) -> (new W [out, in] with the
 pruned entries 0, prune mask [out, in], column permutation [in] or None); ``order`` is the
-permutation step (:data:`crepe.prune_linear.OrderFn`) or None."""
+permutation step (:data:`crepe.prune.linear.OrderFn`) or None."""
 
 STATISTICS = ("sq_sum", "hessian", "sum")
-_BUILTIN = ("crepe.scorers", "crepe.sparsegpt")  # modules whose import registers the built-in methods
 _METHODS: dict[str, Method] = {}
 
 
@@ -66,26 +64,3 @@ def scoring_method(needs: tuple[str, ...] = (), group: str = "layer", name: str 
         register(Method(name or fn.__name__, score=fn, needs=frozenset(needs), default_group=group))
         return fn
     return wrap
-
-
-def _load_builtin() -> None:
-    for module in _BUILTIN:
-        importlib.import_module(module)
-
-
-def methods() -> dict[str, Method]:
-    """Every registered method by name, in registration order."""
-    _load_builtin()
-    return dict(_METHODS)
-
-
-def method_names() -> tuple[str, ...]:
-    return tuple(methods())
-
-
-def get_method(name: str) -> Method:
-    """The entry of ``name``; an unknown name raises ValueError listing the choices."""
-    known = methods()
-    if name not in known:
-        raise ValueError(f"unknown method {name!r}; choose from {', '.join(known)}")
-    return known[name]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from crepe.config import Pattern
+from crepe.methods.params import Pattern
 
 
 def all_finite(x: torch.Tensor) -> bool:

@@ -10,7 +10,6 @@ in the original order, so plain ``from_pretrained`` gives the masked model.
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -20,8 +19,8 @@ import torch
 from torch import nn
 
 from crepe.compose.permuted_linears import PERMUTATIONS_FILE, save_permutations
-from crepe.model_card import write_card_and_recipe
-from crepe.report import write_json_atomic
+from crepe.io.files import install_folder, write_json_atomic
+from crepe.output.card import write_card_and_recipe
 
 REPORT_NAME = "pruning_report.json"
 
@@ -63,17 +62,6 @@ def write_extras(folder: Path, model: nn.Module, tokenizer, record: dict[str, An
         tokenizer.save_pretrained(folder)
     if report is not None:
         write_json_atomic(folder / REPORT_NAME, report)
-
-
-def install_folder(tmp: Path, path: Path) -> None:
-    """Rename the finished ``tmp`` folder to ``path``, replacing an existing one only at the last step."""
-    if path.exists():
-        old = path.with_name(f".{path.name}.old-{os.getpid()}")
-        os.replace(path, old)
-        os.replace(tmp, path)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, path)
 
 
 def save_pruned(model: nn.Module, tokenizer, path: str | Path, record: dict[str, Any],

@@ -11,10 +11,10 @@ from torch import nn
 
 from crepe.compose.steps import linear_steps
 from crepe.config import PruneConfig
-from crepe.engine import run_layerwise
+from crepe.engine.layerwise import run_layerwise
+from crepe.methods.scorers import InputStats
 from crepe.models.adapters import ModelTarget, model_target
-from crepe.prune_linear import LinearResult, prune_linear
-from crepe.scorers import InputStats
+from crepe.prune.linear import LinearResult, prune_linear
 
 
 def collect_input_stats(model: nn.Module, windows: torch.Tensor, needs: frozenset[str] = frozenset({"sq_sum"}),
@@ -32,7 +32,7 @@ def collect_input_stats(model: nn.Module, windows: torch.Tensor, needs: frozense
 
 
 @torch.no_grad()
-def prune_oneshot(model: nn.Module, stats: dict[str, InputStats], cfg: PruneConfig,
+def prune_from_stats(model: nn.Module, stats: dict[str, InputStats], cfg: PruneConfig,
                   target: ModelTarget | None = None, layers: Collection[int] | None = None) -> dict[str, LinearResult]:
     """Prune every decoder linear in place with precomputed ``stats`` by key (no forward pass);
     ``layers``: only the linears of these decoder layers (the others stay dense)."""

@@ -1,4 +1,4 @@
-"""Atomic file writes and JSON reads: the one copy every module uses.
+"""Atomic file and folder writes and JSON reads: the one copy every module uses.
 
 A write goes to a temporary file in the target's folder and is renamed into place with
 ``os.replace``, so a reader never sees a half-written file and a failed write loses nothing.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -49,3 +50,14 @@ def read_json(path: str | Path, what: str = "JSON") -> Any:
         return json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise ValueError(f"cannot read {what} {path}: {exc}") from exc
+
+
+def install_folder(tmp: Path, path: Path) -> None:
+    """Rename the finished ``tmp`` folder to ``path``, replacing an existing one only at the last step."""
+    if path.exists():
+        old = path.with_name(f".{path.name}.old-{os.getpid()}")
+        os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, path)

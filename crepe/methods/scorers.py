@@ -3,7 +3,7 @@
 Notation: A = |W|, ``stats.col_norm[j] = ||X_j||_2`` over all calibration tokens. Higher score =
 more important; selection prunes the lowest scores. None of these touch a model. Each score is a
 method: ``@scoring_method`` registers it (name, statistics it needs, default comparison group) in
-:mod:`crepe.registry`, so adding a method is one decorated function here plus its test.
+:mod:`crepe.methods.registry`, so adding a method is one decorated function here plus its test.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import Callable
 
 import torch
 
-from crepe.config import CrepeParams
-from crepe.neighbourhood import box_mean, box_sum
-from crepe.registry import get_method, scoring_method
+from crepe.methods.declare import scoring_method
+from crepe.methods.neighbourhood import box_mean, box_sum
+from crepe.methods.params import CrepeParams
 
 _EPS = 1e-12
 
@@ -131,11 +131,3 @@ def crepe(w: torch.Tensor, stats: InputStats, params: CrepeParams) -> torch.Tens
                 part.mul_(coefficient)
             total = part if total is None else total.add_(part)
     return total.mul_(activation_factor(stats, params.act_power))
-
-
-def score(method: str, w: torch.Tensor, stats: InputStats, params: CrepeParams | None = None) -> torch.Tensor:
-    """Score ``w`` [out, in] with the named method's score function, in float32."""
-    entry = get_method(method)
-    if entry.score is None:
-        raise ValueError(f"method {method!r} has no score function (it selects its own mask)")
-    return entry.score(w.float(), stats, params or CrepeParams())

@@ -21,9 +21,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from crepe.layer_store import InMemoryLayers, LayerStore, default_compute_dtype
+from crepe.engine.layer_store import InMemoryLayers, LayerStore, default_compute_dtype
+from crepe.methods.scorers import InputStats
 from crepe.models.adapters import Adapter, get_adapter
-from crepe.scorers import InputStats
 
 log = logging.getLogger(__name__)
 

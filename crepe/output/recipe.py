@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from crepe.config import PruneConfig
-from crepe.files import write_atomic
+from crepe.io.files import write_atomic
 
 RECIPE_NAME = "recipe.yaml"
 RECIPE_VERSION = 1
@@ -26,7 +26,7 @@ RUN_KEYS = ("calib_dataset", "nsamples", "seqlen", "seed", "batch_size", "eval_d
 
 
 def recipe_from_options(opts: Any) -> dict[str, Any]:
-    """The recipe of a :class:`crepe.pipeline.RunOptions`."""
+    """The recipe of a :class:`crepe.run.job.RunOptions`."""
     return {"crepe_recipe": RECIPE_VERSION, "prune": opts.prune.to_dict(),
             "run": {key: getattr(opts, key) for key in RUN_KEYS}}
 
@@ -48,7 +48,7 @@ def read_recipe(recipe: str | Path | dict[str, Any]) -> dict[str, Any]:
         except yaml.YAMLError as exc:
             raise ValueError(f"recipe is not valid YAML/JSON: {str(exc).splitlines()[0]}") from exc
     if not isinstance(data, dict) or not isinstance(data.get("prune"), dict):
-        raise ValueError("a recipe needs a 'prune' mapping (and optionally 'run'); see crepe/recipe.py")
+        raise ValueError("a recipe needs a 'prune' mapping (and optionally 'run'); see crepe/output/recipe.py")
     unknown = set(data) - {"crepe_recipe", "prune", "run"}
     unknown_run = set(data.get("run") or {}) - set(RUN_KEYS)
     if unknown or unknown_run:

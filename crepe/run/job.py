@@ -12,64 +12,41 @@ import logging
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 from torch import nn
 
-from crepe.cli import bos_per_window, check_device
 from crepe.compose.allocation import allocate, read_plan
 from crepe.config import PruneConfig
 from crepe.data.prepare import calibration_set, eval_set
-from crepe.model_card import write_card_and_recipe
-from crepe.models.adapters import get_adapter
-from crepe.memory import reuse_freed_memory
-from crepe.models.loading import cache_root, open_model
-from crepe.perplexity import describe_eval, evaluate_ppl
-from crepe.provenance import provenance
-from crepe.prune_model import check_prunable, prune_model, time_dense_pass
-from crepe.recipe import recipe_from_options
-from crepe.report import peak_rss_mb, versions, write_json_atomic
-from crepe.save import REPORT_NAME, check_save_target, pruning_record, save_pruned, write_extras
+from crepe.engine.device import check_device
+from crepe.evaluation.perplexity import describe_eval, evaluate_ppl
+from crepe.evaluation.zeroshot import ZeroShotRun
+from crepe.io.environment import peak_rss_mb, versions
+from crepe.io.files import write_json_atomic
+from crepe.io.memory import reuse_freed_memory
+from crepe.io.provenance import provenance
+from crepe.models.adapters import bos_per_window, get_adapter
+from crepe.models.loading import cache_root
+from crepe.output.card import write_card_and_recipe
+from crepe.output.folder import (
+    REPORT_NAME,
+    check_save_target,
+    pruning_record,
+    save_pruned,
+    write_extras,
+)
+from crepe.output.recipe import recipe_from_options
+from crepe.prune.model import check_prunable, prune_model, time_dense_pass
+from crepe.run.open import open_model
+from crepe.run.options import RunOptions
 from crepe.streaming.open import open_streamed
 from crepe.streaming.writer import check_free_space
-from crepe.zeroshot import ZeroShotConfig, ZeroShotRun
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """Everything one run needs besides the pruning config. ``dtype``: auto (the checkpoint's own) |
-    bfloat16 | float16 | float32; ``offload``: auto | none | disk (see crepe.models.loading.should_stream);
-    ``device``: where layers compute (cuda moves one layer at a time, never the whole model)."""
-
-    model: str = "smollm2-135m"
-    prune: PruneConfig = field(default_factory=PruneConfig)
-    calib_dataset: str = "wikivital"
-    nsamples: int = 16
-    seqlen: int = 512
-    seed: int = 0
-    batch_size: int = 8
-    eval_dataset: str = "wikivital"
-    eval_split: str = "test"
-    eval_seqlen: int = 512
-    max_eval_windows: int | None = 40
-    eval_dtype: str = "float32"
-    eval_batch_size: int = 4
-    bos_per_window: str = "auto"
-    skip_dense_eval: bool = False
-    dtype: str = "auto"
-    offload: str = "auto"
-    device: str | None = None
-    save: str | None = None
-    overwrite: bool = False
-    report: str | None = None
-    time_dense_pass: bool = False
-    zeroshot: ZeroShotConfig | None = None  # lm-eval tasks run on the dense and on the pruned model
-    command: tuple[str, ...] = ()
 
 
 @dataclass

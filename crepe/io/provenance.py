@@ -83,7 +83,7 @@ def provenance(command: list[str] | str, config: Any, with_versions: bool = True
               "config": config, "config_sha256": config_hash(config),
               "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
     if with_versions:
-        from crepe.report import versions
+        from crepe.io.environment import versions
 
         record["versions"] = versions()
     return record

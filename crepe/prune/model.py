@@ -1,4 +1,4 @@
-"""Prune a whole model layer by layer: the engine, the model's target and :func:`crepe.prune_linear.prune_linear`
+"""Prune a whole model layer by layer: the engine, the model's target and :func:`crepe.prune.linear.prune_linear`
 with the composition steps of the config (permutation, allocation, DSnoT)."""
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from crepe.compose.allocation import allocate
 from crepe.compose.permuted_linears import apply_layer_permutations
 from crepe.compose.steps import linear_steps
 from crepe.config import PruneConfig
-from crepe.engine import iterate_layers, run_layerwise
-from crepe.masks import all_finite
+from crepe.engine.layerwise import iterate_layers, run_layerwise
+from crepe.methods.masks import all_finite
+from crepe.methods.scorers import InputStats
 from crepe.models.adapters import ModelTarget, model_target, weight_view
-from crepe.prune_linear import LinearResult, needed_stats, prune_linear
-from crepe.scorers import InputStats
+from crepe.prune.linear import LinearResult, needed_stats, prune_linear
 
 log = logging.getLogger(__name__)
 

@@ -12,26 +12,30 @@ CRePE hyperparameters come from defaults < --config FILE.json < explicit flags.
 
 from __future__ import annotations
 
-if __name__ == "__main__":  # first, before the heavy imports: the command may restart itself once
-    from crepe.memory import reexec_with_hugepage_malloc
+import argparse
+import dataclasses
+import logging
 
-    reexec_with_hugepage_malloc()
+import torch
 
-import argparse  # noqa: E402
-import dataclasses  # noqa: E402
-import logging  # noqa: E402
-
-import torch  # noqa: E402
-
-from crepe.cli import add_eval_args, run_cli, setup_logging  # noqa: E402
-from crepe.config import (NBR_FORMS, PADDINGS, TERM_SCALES, UPDATES, AllocationConfig, CrepeParams, Pattern,  # noqa: E402
-                          PermuteConfig, PruneConfig, RepruneConfig, load_crepe_params)
-from crepe.models.loading import OFFLOADS  # noqa: E402
-from crepe.pipeline import RunOptions, run  # noqa: E402
-from crepe.provenance import current_command  # noqa: E402
-from crepe.recipe import with_recipe  # noqa: E402
-from crepe.registry import method_names  # noqa: E402
-from crepe.zeroshot import ZeroShotConfig  # noqa: E402
+from crepe.cli.common import add_eval_args
+from crepe.config import (
+    UPDATES,
+    AllocationConfig,
+    PermuteConfig,
+    PruneConfig,
+    RepruneConfig,
+    load_crepe_params,
+)
+from crepe.evaluation.zeroshot import ZeroShotConfig
+from crepe.io.console import run_cli, setup_logging
+from crepe.io.provenance import current_command
+from crepe.methods.params import NBR_FORMS, PADDINGS, TERM_SCALES, CrepeParams, Pattern
+from crepe.methods.registry import method_names
+from crepe.models.loading import OFFLOADS
+from crepe.output.recipe import with_recipe
+from crepe.run.job import run
+from crepe.run.options import RunOptions
 
 log = logging.getLogger("crepe.prune")
 CREPE_FLAGS = {"alpha": float, "beta": float, "gamma": float, "kernel": int, "act_power": float}
@@ -143,6 +147,8 @@ def main() -> int:
     return 0
 
 
-if __name__ == "__main__":
+
+def cli() -> None:
+    """``python -m crepe.prune``: :func:`main` with one-line errors, autograd off."""
     torch.set_grad_enabled(False)
     run_cli("crepe.prune", main)

@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from crepe.engine import LayerInputs, run_layerwise, tail_inputs
-from crepe.layer_store import LayerStore
+from crepe.engine.layer_store import LayerStore
+from crepe.engine.layerwise import LayerInputs, run_layerwise, tail_inputs
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 

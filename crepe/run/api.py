@@ -1,7 +1,7 @@
 """The Python entry point: :func:`oneshot`, shaped like llm-compressor's ``oneshot``.
 
-It builds the same :class:`crepe.pipeline.RunOptions` that ``python -m crepe.prune`` builds from its
-flags and calls the same :func:`crepe.pipeline.run`, so the CLI and the API share one code path.
+It builds the same :class:`crepe.run.job.RunOptions` that ``python -m crepe.prune`` builds from its
+flags and calls the same :func:`crepe.run.job.run`, so the CLI and the API share one code path.
 Argument names follow llm-compressor where they mean the same thing (``model``, ``tokenizer``,
 ``recipe``, ``dataset``, ``num_calibration_samples``, ``max_seq_length``, ``output_dir``,
 ``batch_size``, ``precision``); everything else is a RunOptions, PruneConfig or CRePE-parameter
@@ -16,8 +16,9 @@ from typing import Any
 
 from torch import nn
 
-from crepe.config import AllocationConfig, CrepeParams, Pattern, PruneConfig
-from crepe.recipe import with_recipe
+from crepe.config import AllocationConfig, PruneConfig
+from crepe.methods.params import CrepeParams, Pattern
+from crepe.output.recipe import with_recipe
 
 # llm-compressor's names -> RunOptions fields
 _ALIASES = {"dataset": "calib_dataset", "num_calibration_samples": "nsamples", "max_seq_length": "seqlen",
@@ -35,21 +36,22 @@ def oneshot(model: nn.Module | str, tokenizer: Any = None, *, method: str = "cre
     None for unstructured. ``dataset``: calibration corpus (wikivital, c4, wikitext2, text:PATH,
     jsonl:PATH). ``output_dir``: save the pruned folder there (weights, model card, recipe.yaml,
     report). ``recipe``: a recipe dict, YAML/JSON file or text, or a saved folder (see
-    :mod:`crepe.recipe`); it sets the pruning config and run options, and changing those here too
+    :mod:`crepe.output.recipe`); it sets the pruning config and run options, and changing those here too
     is an error. ``options``: RunOptions fields (``eval_dataset``, ``max_eval_windows``, ``device``,
     ``seed``, ``zeroshot``, ...; llm-compressor's ``batch_size`` and ``precision`` too), PruneConfig
     fields (``group``, ``allocation``, ...) or CRePE parameters (``alpha``, ``act_power``, ...).
     Unlike the CLI, perplexity is evaluated only when ``eval_dataset`` is given. ``summary`` is the
     run report (the dict ``--report`` writes).
     """
-    from crepe.pipeline import RunOptions, run
+    from crepe.run.job import run
+    from crepe.run.options import RunOptions
 
     options = {_ALIASES.get(k, k): v for k, v in options.items()}
     run_fields = {f.name for f in dataclasses.fields(RunOptions)} - {"prune", "model", "command"}
     prune_fields = {f.name for f in dataclasses.fields(PruneConfig)} | {f.name for f in dataclasses.fields(CrepeParams)}
     unknown = set(options) - run_fields - prune_fields
     if unknown:
-        raise ValueError(f"unknown oneshot options {sorted(unknown)}; see crepe.pipeline.RunOptions, "
+        raise ValueError(f"unknown oneshot options {sorted(unknown)}; see crepe.run.job.RunOptions, "
                          "crepe.config.PruneConfig and CrepeParams")
     name = model if isinstance(model, str) else _module_name(model)
     module = None if isinstance(model, str) else model

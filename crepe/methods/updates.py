@@ -12,16 +12,15 @@ entries at exactly 0. Masks are bool [out, in], True = prune.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
-from crepe.config import CrepeParams, Pattern
-from crepe.masks import nm_mask, unstructured_mask
-from crepe.scorers import col_term, neighbourhood_term
-from crepe.sparsegpt import _inverse_hessian_factor
+from crepe.methods.masks import nm_mask, unstructured_mask
+from crepe.methods.params import CrepeParams, Pattern
+from crepe.methods.scorers import col_term, neighbourhood_term
+from crepe.methods.sparsegpt import _inverse_hessian_factor
 
 _EPS = 1e-12
 
@@ -309,7 +308,7 @@ def sweep_linear(weight: torch.Tensor, stats, sparsity: float, pattern: Pattern,
     params = cfg.crepe.for_projection(role)
     hessian, perm = stats.hessian, None
     if order is not None and pattern.structured:
-        from crepe.scorers import InputStats, crepe
+        from crepe.methods.scorers import InputStats, crepe
 
         perm = order(crepe(weight.float(), InputStats(sq_sum=hessian.diagonal().float().clamp_min(0)), params), pattern)
         weight, hessian = weight[:, perm], hessian[perm][:, perm]
@@ -326,22 +325,3 @@ def sweep_linear(weight: torch.Tensor, stats, sparsity: float, pattern: Pattern,
 SWEEP_UNREAD = ("act_power", "term_scale")
 """CrepeParams fields the sweep's saliency never reads (:class:`SweepForm`: the OBS diagonal stands for
 the inputs); only N:M channel permutation, which orders the columns by the mask score, reads them."""
-NEIGHBOURHOOD_FIELDS = ("kernel", "nbr_form", "padding")  # read only when gamma > 0
-
-
-def read_params(cfg) -> CrepeParams:
-    """``cfg.crepe`` with every field ``cfg``'s prune never reads reset to CrepeParams()'s, so that two
-    configs with equal ``read_params`` prune identically (a search answers the second from the first).
-
-    Unread: the neighbourhood's :data:`NEIGHBOURHOOD_FIELDS` when gamma = 0, and :data:`SWEEP_UNREAD`
-    under a sweep update without channel permutation. Another method, or per-projection overrides
-    (a role may turn the neighbourhood on): returned unchanged.
-    """
-    params = cfg.crepe
-    if cfg.method != "crepe" or params.overrides:
-        return params
-    unread = NEIGHBOURHOOD_FIELDS if params.gamma == 0 else ()
-    if cfg.resolved_update.startswith("sweep") and cfg.permute is None:
-        unread += SWEEP_UNREAD
-    default = CrepeParams()
-    return dataclasses.replace(params, **{name: getattr(default, name) for name in unread})

@@ -1,0 +1,1 @@
+"""Command-line parsers: ``python -m crepe.prune`` (:mod:`.prune`) and flags other commands share."""

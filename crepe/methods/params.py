@@ -1,0 +1,110 @@
+"""The parameters a pruning method reads: the sparsity :class:`Pattern` and CRePE's score
+hyperparameters :class:`CrepeParams`, with the choices their fields take. Frozen and validated at
+construction (one clear ``ValueError`` line for a bad value)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+GROUPS = ("layer", "row")
+NBR_FORMS = ("relative", "smoothed", "product")
+PADDINGS = ("zero", "count")
+TERM_SCALES = ("none", "mean")
+ROLES = ("q", "k", "v", "o", "gate", "up", "down", "qkv", "gate_up")  # the adapters' projection roles
+NEIGHBOURHOOD_FIELDS = ("kernel", "nbr_form", "padding")  # read only when gamma > 0
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """Sparsity pattern. ``n == m == 0`` means unstructured; otherwise prune ``n`` of every ``m``
+    consecutive input weights of each row (so the sparsity is ``n/m``; 2:4 and 4:8 are 50%)."""
+
+    n: int = 0
+    m: int = 0
+
+    def __post_init__(self) -> None:
+        if (self.n, self.m) != (0, 0) and not (0 < self.n < self.m):
+            raise ValueError(f"invalid N:M pattern {self.n}:{self.m}: need 0 < N < M")
+
+    @property
+    def structured(self) -> bool:
+        return self.m > 0
+
+    def sparsity_or(self, default: float) -> float:
+        """The sparsity this pattern fixes, N/M, or ``default`` when unstructured."""
+        return self.n / self.m if self.structured else default
+
+    @classmethod
+    def parse(cls, text: str) -> "Pattern":
+        """Parse ``"unstructured"`` or ``"N:M"`` (e.g. ``"2:4"``)."""
+        if text in ("unstructured", "", None):
+            return cls()
+        try:
+            n, m = (int(v) for v in text.split(":"))
+        except ValueError as exc:
+            raise ValueError(f"invalid pattern {text!r}: use 'unstructured' or 'N:M' such as 2:4") from exc
+        return cls(n, m)
+
+    def __str__(self) -> str:
+        return f"{self.n}:{self.m}" if self.structured else "unstructured"
+
+
+@dataclass(frozen=True)
+class CrepeParams:
+    """CRePE hyperparameters: ``S = (alpha*row + beta*col + gamma*nbr) * ||X_j||^act_power``.
+
+    ``kernel`` is the odd side k of the k x k neighbourhood. ``overrides`` maps a projection role
+    (q, k, v, o, gate, up, down, qkv, gate_up: the model's adapter assigns them) to a dict of
+    alpha/beta/gamma/kernel for that role only; a role the model lacks is refused when pruning.
+    With alpha = beta = 1, gamma = 0 and act_power = 0.5 the score is exactly RIA's. The defaults
+    were chosen on the validation split by scripts/sweep_crepe.py (results/sweep_crepe.md): on
+    SmolLM2 the gain over RIA comes from act_power = 1; no neighbourhood weight helped once pruned
+    with the sequential engine, so gamma defaults to 0 (kernel 7 is the best k when it is enabled).
+    """
+
+    alpha: float = 1.0
+    beta: float = 1.0
+    gamma: float = 0.0
+    kernel: int = 7
+    act_power: float = 1.0
+    nbr_form: str = "relative"
+    padding: str = "zero"
+    term_scale: str = "none"
+    overrides: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("alpha", "beta", "gamma", "act_power"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or (name != "act_power" and value < 0):
+                raise ValueError(f"crepe {name} must be a finite number >= 0, got {value}")
+        if self.alpha == self.beta == self.gamma == 0:
+            raise ValueError("crepe alpha, beta and gamma cannot all be 0")
+        if self.kernel < 1 or self.kernel % 2 == 0:
+            raise ValueError(f"crepe kernel must be an odd integer >= 1, got {self.kernel}")
+        check_choice("crepe nbr_form", self.nbr_form, NBR_FORMS)
+        check_choice("crepe padding", self.padding, PADDINGS)
+        check_choice("crepe term_scale", self.term_scale, TERM_SCALES)
+        for proj, values in self.overrides.items():
+            check_choice("crepe override projection role", proj, ROLES)
+            dataclasses.replace(self, overrides={}, **values)  # validates the overridden values
+
+    def for_projection(self, role: str | None) -> "CrepeParams":
+        """The parameters that apply to one projection role (overrides resolved; None: no role)."""
+        values = self.overrides.get(role) if role else None
+        return dataclasses.replace(self, overrides={}, **values) if values else self
+
+
+def crepe_params_from_dict(d: dict[str, Any]) -> CrepeParams:
+    """Build CrepeParams from a dict, rejecting unknown keys with a clear message."""
+    unknown = set(d) - {f.name for f in dataclasses.fields(CrepeParams)}
+    if unknown:
+        raise ValueError(f"unknown crepe parameters: {sorted(unknown)}")
+    return CrepeParams(**d)
+
+
+def check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"unknown {what} {value!r}; choose from {', '.join(choices)}")
