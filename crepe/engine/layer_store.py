@@ -102,3 +102,23 @@ class InMemoryLayers:
         self._rounded = {}
         cast_parameters(layer, self.home, None, self._dtypes.pop(index))
         release_freed_memory()
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """Where the model's resident (non-streamed) weights are: its first non-meta parameter."""
+    for param in model.parameters():
+        if param.device.type != "meta":
+            return param.device
+    return torch.device("cpu")
+
+
+def store_for(model: nn.Module, device: torch.device | str | None = None) -> LayerStore:
+    """The model's own store if it was opened streamed (``crepe_layer_store``), else in memory.
+
+    In memory, half-precision layers compute in float32 on CPU and as stored elsewhere."""
+    attached = getattr(model, "crepe_layer_store", None)
+    if attached is not None:
+        return attached
+    home = model_device(model)
+    device = torch.device(device) if device is not None else home
+    return InMemoryLayers(home, device, default_compute_dtype(device, next(model.parameters()).dtype))

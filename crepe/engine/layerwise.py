@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from crepe.engine.layer_store import InMemoryLayers, LayerStore, default_compute_dtype
+from crepe.engine.layer_store import LayerStore, model_device, store_for
 from crepe.methods.scorers import InputStats
 from crepe.models.adapters import Adapter, get_adapter
 
@@ -57,26 +57,6 @@ def _to(obj: Any, device: torch.device, dtype: torch.dtype | None = None) -> Any
     if isinstance(obj, dict):
         return {k: _to(v, device, dtype) for k, v in obj.items()}
     return obj
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """Where the model's resident (non-streamed) weights are: its first non-meta parameter."""
-    for param in model.parameters():
-        if param.device.type != "meta":
-            return param.device
-    return torch.device("cpu")
-
-
-def layer_store(model: nn.Module, device: torch.device | str | None = None) -> LayerStore:
-    """The model's own store if it was opened streamed (``crepe_layer_store``), else in memory.
-
-    In memory, half-precision layers compute in float32 on CPU and as stored elsewhere."""
-    attached = getattr(model, "crepe_layer_store", None)
-    if attached is not None:
-        return attached
-    home = model_device(model)
-    device = torch.device(device) if device is not None else home
-    return InMemoryLayers(home, device, default_compute_dtype(device, next(model.parameters()).dtype))
 
 
 @torch.no_grad()
@@ -151,13 +131,13 @@ def run_layerwise(model: nn.Module, windows: torch.Tensor, needs: Iterable[str],
     """Walk the decoder layers in order on calibration ``windows`` [n, seq] (see module doc).
 
     ``needs`` names the statistics to collect ({"sq_sum", "hessian", "sum"}); with none, the collect pass
-    is skipped. ``store`` (default :func:`layer_store`) loads each layer onto its device before use and
+    is skipped. ``store`` (default :func:`crepe.engine.layer_store.store_for`) loads each layer onto its device before use and
     releases it after (back to memory, or written out and dropped when streamed). With
     ``keep_outputs`` the last layer's outputs are returned (the inputs of the model's final norm).
     """
     adapter = get_adapter(model)
     needs = frozenset(needs)
-    store = store or layer_store(model, device)
+    store = store or store_for(model, device)
     was_training = model.training
     model.eval()
     inputs = capture_layer_inputs(model, adapter, windows, batch_size, store.device, store.compute_dtype)
@@ -201,7 +181,7 @@ def iterate_layers(model: nn.Module, store: LayerStore | None = None, progress: 
                    desc: str = "layers", device: torch.device | str | None = None) -> Iterator[tuple[int, nn.Module]]:
     """Yield (index, decoder layer) with the layer loaded, for work that needs weights but no inputs
     (magnitude scores, spectra); changes made to a yielded layer are settled and kept (or written out)."""
-    store = store or layer_store(model, device)
+    store = store or store_for(model, device)
     for index, layer in enumerate(tqdm(get_adapter(model).layers(model), desc=desc, disable=not progress, leave=False)):
         store.load(index, layer)
         try:
