@@ -1,6 +1,7 @@
 """The CLIs end to end on tiny model folders, in-process; bad input gives one line and exit 2."""
 
 import json
+import shutil
 
 import pytest
 from tiny_models import FAST_PRUNE_ARGS as FAST
@@ -82,11 +83,41 @@ def test_bad_input_gives_one_line_exit_2_and_no_output_folder(extra, message, ti
 
 
 def test_existing_save_folder_needs_overwrite_and_is_left_intact(tiny_folder, tiny_corpus, tmp_path, cli, capsys):
+    """--overwrite replaces a folder crepe saved, never one with the user's own files."""
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "mine.txt").write_text("precious")
     argv = ["--model", str(tiny_folder), "--calib-dataset", tiny_corpus, "--eval-dataset", "none", *FAST, "--save", str(tmp_path / "out")]
     assert cli("crepe.prune", argv) == 2
     assert "--overwrite" in capsys.readouterr().err
+    assert cli("crepe.prune", [*argv, "--overwrite"]) == 2
+    assert "crepe did not write" in capsys.readouterr().err
     assert (tmp_path / "out" / "mine.txt").read_text() == "precious"
-    assert cli("crepe.prune", [*argv, "--overwrite"]) == 0
-    assert not (tmp_path / "out" / "mine.txt").exists() and (tmp_path / "out" / "config.json").is_file()
+    saved = ["--model", str(tiny_folder), "--calib-dataset", tiny_corpus, "--eval-dataset", "none", *FAST,
+             "--save", str(tmp_path / "saved")]
+    assert cli("crepe.prune", saved) == 0
+    (tmp_path / "saved" / "stale.txt").write_text("from the first run")
+    assert cli("crepe.prune", [*saved, "--method", "ria", "--overwrite"]) == 0
+    assert not (tmp_path / "saved" / "stale.txt").exists()
+    assert json.loads((tmp_path / "saved" / "config.json").read_text())["pruning_config"]["config"]["method"] == "ria"
+
+
+@pytest.mark.parametrize("offload", ["none", "disk"])
+@pytest.mark.parametrize("where", ["source", "parent"])
+def test_overwrite_never_deletes_the_model_being_read(where, offload, tiny_folder, tiny_corpus, tmp_path, cli, capsys):
+    """A --save target that is the source model, or contains it, is refused before any work; the source stays."""
+    parent = tmp_path / "models"
+    shutil.copytree(tiny_folder, parent / "llama")
+    (parent / "notes.txt").write_text("mine")
+    before = sorted(p.name for p in (parent / "llama").iterdir())
+    target = parent / "llama" if where == "source" else parent
+    argv = ["--model", str(parent / "llama"), "--calib-dataset", tiny_corpus, "--eval-dataset", "none", *FAST,
+            "--offload", offload, "--save", str(target), "--overwrite"]
+    assert cli("crepe.prune", argv) == 2
+    assert "is or contains the model being pruned" in capsys.readouterr().err
+    assert sorted(p.name for p in (parent / "llama").iterdir()) == before and (parent / "notes.txt").is_file()
+
+
+def test_an_empty_save_path_is_refused(tiny_folder, tiny_corpus, cli, capsys):
+    argv = ["--model", str(tiny_folder), "--calib-dataset", tiny_corpus, "--eval-dataset", "none", *FAST, "--save", ""]
+    assert cli("crepe.prune", argv) == 2
+    assert "empty" in capsys.readouterr().err

@@ -78,6 +78,16 @@ def resolve(spec: str) -> ModelSource:
     return ModelSource("hub", spec)
 
 
+def local_sources(spec: str) -> list[Path]:
+    """The local files and folders ``spec`` is read from (a GGUF file and its converted cache folder);
+    none for a hub id. An output must never be, or contain, one of them."""
+    source = resolve(spec)
+    if source.kind == "hub":
+        return []
+    path = Path(source.location)
+    return [path, _gguf_cache_dir(path)] if source.kind == "gguf" else [path]
+
+
 def _gguf_cache_dir(gguf: Path) -> Path:
     stat = gguf.stat()
     key = hashlib.sha256(f"{gguf.resolve()}|{stat.st_size}|{int(stat.st_mtime)}".encode()).hexdigest()[:12]

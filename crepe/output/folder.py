@@ -10,8 +10,11 @@ in the original order, so plain ``from_pretrained`` gives the masked model.
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +28,53 @@ from crepe.output.card import write_card_and_recipe
 REPORT_NAME = "pruning_report.json"
 
 
-def check_save_target(path: str | Path, overwrite: bool) -> None:
-    """Fail before any work if ``path`` exists and overwriting was not asked for."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise ValueError(f"--save folder {path} already exists; pass --overwrite to replace it")
+def written_by_crepe(folder: Path) -> bool:
+    """Whether ``folder`` is a pruned folder this toolkit saved: its config.json has crepe's ``pruning_config``."""
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    record = config.get("pruning_config") if isinstance(config, dict) else None
+    return isinstance(record, dict) and record.get("tool") == "crepe"
+
+
+def _writable_parent(path: Path) -> Path:
+    """The nearest existing ancestor of ``path``; ValueError if it is not a writable folder."""
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"cannot save to {path}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot save to {path}: {parent} is not writable")
+    return parent
+
+
+def check_save_target(path: str | Path, overwrite: bool, sources: Iterable[str | Path] = ()) -> None:
+    """Fail before any work unless ``path`` can take the saved folder without losing anything.
+
+    Refused: an empty path; a target that is, or contains, one of ``sources`` (the model being read:
+    replacing it would delete it); an existing target without ``overwrite``; with ``overwrite``, an
+    existing target that is not an empty folder or a folder this toolkit saved (:func:`written_by_crepe`),
+    since only what crepe wrote is ever replaced; a parent that is not a writable folder.
+    """
+    if not str(path).strip():
+        raise ValueError("--save needs a folder path, got an empty one")
+    path = Path(path).expanduser()
+    target = path.resolve()
+    for source in sources:
+        src = Path(source).expanduser().resolve()
+        if src == target or target in src.parents:
+            raise ValueError(f"--save folder {path} is or contains the model being pruned ({source}); "
+                             f"choose another folder")
     if path.exists() and not path.is_dir():
         raise ValueError(f"--save target {path} exists and is not a folder")
+    if path.exists() and not overwrite:
+        raise ValueError(f"--save folder {path} already exists; pass --overwrite to replace it")
+    if path.exists() and any(path.iterdir()) and not written_by_crepe(path):
+        raise ValueError(f"--save folder {path} holds files crepe did not write (no crepe pruning_config in its "
+                         f"config.json); --overwrite only replaces a folder crepe saved: choose another folder")
+    _writable_parent(path)
 
 
 def pruning_record(config: dict[str, Any], realised_sparsity: float, pattern: str) -> dict[str, Any]:

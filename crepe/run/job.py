@@ -30,7 +30,7 @@ from crepe.io.files import write_json_atomic
 from crepe.io.memory import reuse_freed_memory
 from crepe.io.provenance import provenance
 from crepe.models.adapters import bos_per_window, get_adapter
-from crepe.models.loading import cache_root
+from crepe.models.loading import cache_root, local_sources
 from crepe.output.card import write_card_and_recipe
 from crepe.output.folder import (
     REPORT_NAME,
@@ -70,8 +70,8 @@ def run(opts: RunOptions, model: nn.Module | None = None, tokenizer: Any = None,
     cfg = opts.prune
     check_device(opts.device)
     reuse_freed_memory()
-    if opts.save:
-        check_save_target(opts.save, opts.overwrite)
+    if opts.save is not None:
+        check_save_target(opts.save, opts.overwrite, _sources(opts.model, model))
     timings: dict[str, float] = {}
     start = time.perf_counter()
     if model is None:
@@ -165,6 +165,14 @@ def run(opts: RunOptions, model: nn.Module | None = None, tokenizer: Any = None,
         write_json_atomic(opts.report, report)
         echo(f"report written to {opts.report}")
     return RunResult(model, tokenizer, summary, report)
+
+
+def _sources(spec: str, model: nn.Module | None) -> list[Path]:
+    """Where the model is read from: the local paths of ``spec``, or of a passed model's own folder."""
+    if model is None:
+        return local_sources(spec)
+    folder = Path(str(getattr(getattr(model, "config", None), "_name_or_path", "") or ""))
+    return [folder] if str(folder) and folder.is_dir() else []
 
 
 def _protocol(eval_spec, opts: RunOptions, how: str) -> str:
