@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from crepe.io.files import read_json
-from crepe.methods.declare import Method
+from crepe.methods.declare import Method, Update
 from crepe.methods.params import (
     GROUPS,
     CrepeParams,
@@ -22,15 +22,19 @@ from crepe.methods.params import (
     check_choice,
     crepe_params_from_dict,
 )
-from crepe.methods.registry import get_method
+from crepe.methods.registry import (
+    get_method,
+    get_update,
+    method_names,
+    update_names,
+    updates,
+)
 
 ALLOCATIONS = ("uniform", "owl", "alpha", "file")
 REPRUNINGS = ("dsnot",)
 REPRUNE_SCOPES = ("attention", "all")
-UPDATES = ("none", "obs", "admm", "sweep", "sweep-admm")  # weight reconstruction (crepe.methods.updates, docs/quality.md)
-DEFAULT_UPDATE: dict[str, str] = {"crepe": "sweep-admm"}  # method -> its update when --update is not given
-# (else "none"); crepe's default is the best pipeline measured (docs/quality.md), "none" is the paper's mask-only
-REPRUNE_UPDATE = "admm"  # the default's stand-in when dsnot re-prunes: the sweep chooses its own mask
+UPDATES = update_names()  # compat alias of the registry's rows (crepe.methods.updates) for crepe.cli.prune
+DEFAULT_UPDATE = {m: get_method(m).default_update for m in method_names()}  # compat alias for scripts/
 
 
 @dataclass(frozen=True)
@@ -150,27 +154,32 @@ class PruneConfig:
         """The method's registry entry (:class:`crepe.methods.registry.Method`); unknown names raise ValueError."""
         return get_method(self.method)
 
-    def _check_update(self, method) -> None:
-        if self.update is None:
-            return
-        check_choice("update", self.update, UPDATES)
-        if method.updates_weights and self.update != "none":
+    def _check_update(self, method: Method) -> None:
+        update = self.update_entry
+        if method.updates_weights and update.kind != "none":
             raise ValueError(f"{self.method} already updates the kept weights (SparseGPT is the obs sweep with "
                              f"its own mask); --update applies to scoring methods")
-        if self.update.startswith("sweep") and self.method != "crepe":
-            raise ValueError("the sweep chooses the mask with CRePE's score inside the update: use --method crepe, "
-                             "or --update obs/admm to reconstruct another scorer's mask")
-        if self.update.startswith("sweep") and self.repruning is not None:
-            raise ValueError("dsnot refines a fixed mask; the sweep chooses its mask while it updates")
+        if update.methods is not None and self.method not in update.methods:
+            how = "reads" if update.keeps_mask else "chooses the mask inside the update with"
+            fixed = "/".join(n for n, u in updates().items() if u.kind == "fixed-mask" and u.methods is None)
+            raise ValueError(f"the {update.name} update {how} {'/'.join(update.methods)}'s score: use --method "
+                             f"{update.methods[0]}, or --update {fixed} to reconstruct another scorer's mask")
+        if not update.keeps_mask and self.repruning is not None:
+            raise ValueError(f"dsnot refines a fixed mask; the {update.name} update chooses its mask while it updates")
 
     @property
     def resolved_update(self) -> str:
-        """The weight update that runs: ``update``, else the method's default (``DEFAULT_UPDATE``; with
-        dsnot re-pruning a default sweep becomes ``REPRUNE_UPDATE``, which keeps dsnot's fixed mask)."""
+        """The weight update that runs: ``update``, else the method's ``default_update`` (with dsnot
+        re-pruning, a default that chooses its own mask gives way to its fixed-mask ``reprune_stand_in``)."""
         if self.update is not None:
-            return self.update
-        default = DEFAULT_UPDATE.get(self.method, "none")
-        return REPRUNE_UPDATE if default.startswith("sweep") and self.repruning is not None else default
+            return get_update(self.update).name
+        default = get_update(self.method_entry.default_update)
+        return default.reprune_stand_in if self.repruning is not None and default.reprune_stand_in else default.name
+
+    @property
+    def update_entry(self) -> Update:
+        """The registry entry of :attr:`resolved_update` (:class:`crepe.methods.declare.Update`)."""
+        return get_update(self.resolved_update)
 
     @property
     def resolved_group(self) -> str:

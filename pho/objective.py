@@ -43,8 +43,8 @@ class ProxyResult:
 
 
 def base_config(sparsity: float, pattern, update: str | None = None) -> PruneConfig:
-    """The crepe PruneConfig at a sparsity/pattern with weight ``update`` (None: crepe's default,
-    ``crepe.config.DEFAULT_UPDATE``), validated; its crepe params are replaced per trial."""
+    """The crepe PruneConfig at a sparsity/pattern with weight ``update`` (None: crepe's default, its
+    method entry's ``default_update``), validated; its crepe params are replaced per trial."""
     if sparsity <= 0:
         raise ValueError(f"a search needs sparsity > 0, got {sparsity}")
     return PruneConfig(method="crepe", sparsity=sparsity, pattern=pattern, update=update)

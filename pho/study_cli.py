@@ -11,9 +11,10 @@ from typing import Any
 
 import optuna
 
-from crepe.config import DEFAULT_UPDATE, UPDATES, PruneConfig
+from crepe.config import PruneConfig
 from crepe.io.files import write_json_atomic
 from crepe.methods.params import NBR_FORMS, TERM_SCALES, Pattern
+from crepe.methods.registry import get_method, update_names
 from pho.objective import base_config
 from pho.space import PARAMS, RIA_BASE, SearchSpace, read_params
 from pho.study import completed, trial_log, write_plots
@@ -93,9 +94,9 @@ def study_parser(prog: str, doc: str | None, n_trials: int) -> argparse.Argument
     ap = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sparsity", type=float, default=None, help="unstructured sparsity (default 0.5)")
     ap.add_argument("--pattern", default=None, help="N:M pattern instead (2:4, 4:8)")
-    ap.add_argument("--update", choices=UPDATES, default=None,
+    ap.add_argument("--update", choices=update_names(), default=None,
                     help="weight update every trial's prune runs, as crepe.prune --update (default: crepe's own, "
-                         f"now {DEFAULT_UPDATE.get('crepe', 'none')})")
+                         f"now {get_method('crepe').default_update})")
     ap.add_argument("--storage", required=True, help="Optuna storage URL, e.g. sqlite:///pho.db")
     ap.add_argument("--study-name", required=True)
     ap.add_argument("--n-trials", type=int, default=n_trials, help="complete trials the study should hold (resume target)")

@@ -99,15 +99,15 @@ def test_sweep_hits_the_sparsity_and_pattern_and_beats_masking_alone(pattern, sp
 
 @pytest.mark.parametrize("pattern,sparsity", PATTERNS)
 def test_sweep_admm_keeps_the_sweeps_mask_and_lowers_its_output_error(pattern, sparsity):
-    """The default pipeline's second step (sweep_linear with sweep-admm): ADMM re-solves the kept
+    """The default pipeline's second step (sweep_admm_linear): ADMM re-solves the kept
     weights of the sweep's mask, never changes that mask, and ends below the sweep's error."""
-    from crepe.methods.updates import sweep_linear
+    from crepe.methods.updates import sweep_admm_linear
 
     w, x = _problem()
     stats = InputStats(sq_sum=x.pow(2).sum(0), hessian=x.t() @ x, tokens=x.shape[0])
     swept, sweep_mask = sweep_prune(w, x.t() @ x, sparsity, pattern)
     cfg = PruneConfig(method="crepe", sparsity=sparsity, pattern=pattern, update="sweep-admm")
-    new, mask, perm = sweep_linear(w, stats, sparsity, pattern, cfg)
+    new, mask, perm = sweep_admm_linear(w, stats, sparsity, pattern, cfg)
     assert perm is None and torch.equal(mask, sweep_mask) and torch.equal(new == 0, mask)
     if pattern.structured:
         assert is_valid_nm(new, pattern.n, pattern.m)
@@ -272,7 +272,7 @@ def test_bench_quality_runs_a_composed_cell_through_the_library_pipeline(tiny_fo
 def test_read_params_equal_means_the_sweep_prunes_identically(update):
     """Configs that differ only in fields the sweep never reads share read_params and prune bit for bit alike;
     a field it reads (alpha) changes both."""
-    from crepe.methods.updates import sweep_linear
+    from crepe.methods.registry import get_update
     from pho.space import read_params
 
     w, x = _problem(inp=64)
@@ -281,7 +281,7 @@ def test_read_params_equal_means_the_sweep_prunes_identically(update):
     twin = PruneConfig(pattern=Pattern(2, 4), update=update, crepe=CrepeParams(act_power=1.3, kernel=9,
                                                                                  term_scale="mean"))
     other = PruneConfig(pattern=Pattern(2, 4), update=update, crepe=CrepeParams(alpha=0.4))
-    runs = [sweep_linear(w, stats, 0.5, Pattern(2, 4), cfg)[:2] for cfg in (ria, twin, other)]
+    runs = [get_update(update).select(w, stats, 0.5, Pattern(2, 4), cfg)[:2] for cfg in (ria, twin, other)]
     assert read_params(ria) == read_params(twin) != read_params(other)
     assert torch.equal(runs[0][0], runs[1][0]) and torch.equal(runs[0][1], runs[1][1])
     assert not torch.equal(runs[0][1], runs[2][1])

@@ -13,7 +13,6 @@ from crepe.compose.permutation import find_permutation
 from crepe.config import PermuteConfig, PruneConfig, RepruneConfig
 from crepe.methods.params import Pattern
 from crepe.methods.scorers import InputStats
-from crepe.methods.updates import fixed_mask_update, sweep_linear
 from crepe.prune.linear import LinearSteps
 
 
@@ -46,13 +45,14 @@ def dsnot_step(cfg: RepruneConfig, weight: torch.Tensor, scores: torch.Tensor, m
 
 def linear_steps(cfg: PruneConfig) -> LinearSteps:
     """The steps ``cfg`` asks for: permutation (``cfg.permute``), DSnoT (``cfg.repruning``) and the
-    weight update (``cfg.resolved_update``: obs/admm after the mask, or the CRePE sweep in its place)."""
-    update = cfg.resolved_update
+    weight update, from its registry row (``cfg.update_entry``): a fixed-mask update runs after the
+    mask, one that chooses its mask (the CRePE sweep) runs in place of score -> select."""
+    update = cfg.update_entry
     needs = frozenset({"sum", "sq_sum"}) if cfg.repruning is not None else frozenset()
     return LinearSteps(
         order=partial(permutation_order, cfg.permute) if cfg.permute is not None else None,
         refine=partial(dsnot_step, cfg.repruning) if cfg.repruning is not None else None,
-        update=fixed_mask_update(update, cfg.sparsegpt_blocksize, cfg.sparsegpt_damp),
-        prune=sweep_linear if update.startswith("sweep") else None,
-        needs=needs | ({"hessian"} if update != "none" else frozenset()),
+        update=partial(update.apply, cfg=cfg) if update.apply is not None else None,
+        prune=update.select,
+        needs=needs | update.needs,
     )

@@ -1,6 +1,7 @@
-"""The method registry: every pruning method by name, the single source that the config, the
-per-linear path, the model loop, the CLIs and the benchmarks read. Importing this module imports the
-modules that declare the built-in methods (:mod:`crepe.methods.declare`), so the table is complete.
+"""The registry: every pruning method and every weight update by name, the single source that the
+config, the per-linear path, the model loop, the CLIs and the benchmarks read. Importing this module
+imports the modules that declare the built-in methods and updates (:mod:`crepe.methods.declare`), so
+the tables are complete.
 """
 
 from __future__ import annotations
@@ -8,9 +9,17 @@ from __future__ import annotations
 import torch
 
 from crepe.methods import scorers, sparsegpt  # noqa: F401  (their import declares the built-in methods)
-from crepe.methods.declare import _METHODS, Method
+from crepe.methods import updates as _updates  # noqa: F401  (its import declares the built-in updates)
+from crepe.methods.declare import _METHODS, _UPDATES, Method, Update
 from crepe.methods.params import CrepeParams
 from crepe.methods.scorers import InputStats
+
+
+def _entry(table: dict, what: str, name: str):
+    """``table[name]``; an unknown name raises ValueError listing the choices."""
+    if name not in table:
+        raise ValueError(f"unknown {what} {name!r}; choose from {', '.join(table)}")
+    return table[name]
 
 
 def methods() -> dict[str, Method]:
@@ -18,16 +27,27 @@ def methods() -> dict[str, Method]:
     return dict(_METHODS)
 
 
+def updates() -> dict[str, Update]:
+    """Every registered weight update by name, in registration order (:mod:`crepe.methods.updates`)."""
+    return dict(_UPDATES)
+
+
 def method_names() -> tuple[str, ...]:
-    return tuple(methods())
+    return tuple(_METHODS)
+
+
+def update_names() -> tuple[str, ...]:
+    return tuple(_UPDATES)
 
 
 def get_method(name: str) -> Method:
-    """The entry of ``name``; an unknown name raises ValueError listing the choices."""
-    known = methods()
-    if name not in known:
-        raise ValueError(f"unknown method {name!r}; choose from {', '.join(known)}")
-    return known[name]
+    """The entry of the method ``name``; an unknown name raises ValueError listing the choices."""
+    return _entry(_METHODS, "method", name)
+
+
+def get_update(name: str) -> Update:
+    """The entry of the update ``name``; an unknown name raises ValueError listing the choices."""
+    return _entry(_UPDATES, "update", name)
 
 
 def score(method: str, w: torch.Tensor, stats: InputStats, params: CrepeParams | None = None) -> torch.Tensor:

@@ -8,6 +8,11 @@ entries at exactly 0. Masks are bool [out, in], True = prune.
 - :func:`admm_update`: the masked least squares by ADMM (Boza 2024), batched over rows.
 - :func:`sweep_prune`: the OBS sweep choosing its mask on the way with CRePE's relative importance
   of the current, already updated weights over the OBS diagonal (:class:`SweepForm`).
+
+Each ``--update`` is a registry row (:class:`crepe.methods.declare.Update`) declared here with
+:func:`~crepe.methods.declare.weight_update` on its per-linear function: none, obs, admm (fixed
+mask: :func:`obs_linear`, :func:`admm_linear`), sweep and sweep-admm (they choose the mask:
+:func:`sweep_linear`, :func:`sweep_admm_linear`).
 """
 
 from __future__ import annotations
@@ -17,9 +22,10 @@ from typing import Callable
 
 import torch
 
+from crepe.methods.declare import Update, register_update, weight_update
 from crepe.methods.masks import nm_mask, unstructured_mask
 from crepe.methods.params import CrepeParams, Pattern
-from crepe.methods.scorers import col_term, neighbourhood_term
+from crepe.methods.scorers import InputStats, col_term, neighbourhood_term
 from crepe.methods.sparsegpt import _inverse_hessian_factor
 
 _EPS = 1e-12
@@ -110,6 +116,23 @@ def obs_update(weight: torch.Tensor, hessian: torch.Tensor, mask: torch.Tensor, 
     return new
 
 
+def input_hessian(stats: InputStats, update: str) -> torch.Tensor:
+    """The input Hessian [in, in] of ``stats``; a clear ValueError when none was collected."""
+    if stats.hessian is None:
+        raise ValueError(f"the {update} update needs the input Hessian; none was collected")
+    return stats.hessian
+
+
+register_update(Update("none"))  # the kept weights stay as they are
+
+
+@weight_update("obs", needs=("hessian",))
+def obs_linear(weight: torch.Tensor, mask: torch.Tensor, stats: InputStats, cfg) -> torch.Tensor:
+    """The obs update of one linear: :func:`obs_update` of the unpruned weight [out, in] on the final
+    mask [out, in], with the config's blocksize and damping; new weight [out, in] float32."""
+    return obs_update(weight, input_hessian(stats, "obs"), mask, cfg.sparsegpt_blocksize, cfg.sparsegpt_damp)
+
+
 ADMM_ITERATIONS = 10
 """ADMM iterations after the sweep (``sweep-admm``) and in ``admm``: chosen on SmolLM2 2:4 PPL by
 scripts/bench_quality.py (docs/quality.md, "ADMM iterations")."""
@@ -165,6 +188,13 @@ def admm_update(weight: torch.Tensor, hessian: torch.Tensor, mask: torch.Tensor,
         raise ValueError(f"mask shape {tuple(mask.shape)} does not match weight {tuple(weight.shape)}")
     keep = (~mask.to(torch.bool)).float()
     return _admm(weight, hessian, lambda t, v: keep, iterations, rho, damp, init * keep if init is not None else None)
+
+
+@weight_update("admm", needs=("hessian",))
+def admm_linear(weight: torch.Tensor, mask: torch.Tensor, stats: InputStats, cfg) -> torch.Tensor:
+    """The admm update of one linear: :func:`admm_update` of the unpruned weight [out, in] on the
+    final mask [out, in] with the config's damping; new weight [out, in] float32."""
+    return admm_update(weight, input_hessian(stats, "admm"), mask, damp=cfg.sparsegpt_damp)
 
 
 def admm_prune(weight: torch.Tensor, hessian: torch.Tensor, sparsity: float, pattern: Pattern = Pattern(),
@@ -275,46 +305,27 @@ def sweep_prune(weight: torch.Tensor, hessian: torch.Tensor, sparsity: float, pa
     return obs_sweep(weight, hessian, pick, pattern.m if pattern.structured else blocksize, blocksize, damp)
 
 
-def fixed_mask_update(update: str, blocksize: int = 128, damp: float = 0.01
-                      ) -> Callable[[torch.Tensor, torch.Tensor, object], torch.Tensor] | None:
-    """The per-linear update step for ``update`` ("obs" or "admm"; None for "none"/"sweep"):
-    (unpruned weight [out, in], final mask [out, in], InputStats with the Hessian) -> new weight."""
-    if update not in ("obs", "admm"):
-        return None
-
-    def step(weight: torch.Tensor, mask: torch.Tensor, stats) -> torch.Tensor:
-        if stats.hessian is None:
-            raise ValueError(f"the {update} update needs the input Hessian; none was collected")
-        if update == "obs":
-            return obs_update(weight, stats.hessian, mask, blocksize, damp)
-        return admm_update(weight, stats.hessian, mask, damp=damp)
-
-    return step
+SWEEP_UNREAD = ("act_power", "term_scale")
+"""CrepeParams fields the sweep's saliency never reads (:class:`SweepForm`: the OBS diagonal stands for
+the inputs); only N:M channel permutation, which orders the columns by the mask score, reads them."""
 
 
-def sweep_linear(weight: torch.Tensor, stats, sparsity: float, pattern: Pattern, cfg,
-                 order: Callable[[torch.Tensor, Pattern], torch.Tensor] | None = None, role: str | None = None
-                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """The CRePE sweep on one linear: (new weight [out, in], mask [out, in], column permutation or None).
-
-    cfg: the PruneConfig (CRePE parameters of ``role``, comparison group, blocksize, damping; with
-    ``resolved_update == "sweep-admm"`` the kept weights of the sweep's mask are then re-solved by
-    :func:`admm_update`, started from the sweep's result). With
-    ``order`` (channel permutation) and N:M, the columns are reordered first by CRePE's mask score
-    of the dense weight (||X_j|| from the Hessian's diagonal), swept, and mapped back.
-    """
-    if stats.hessian is None:
-        raise ValueError("the sweep update needs the input Hessian; none was collected")
+def _sweep(weight: torch.Tensor, stats: InputStats, sparsity: float, pattern: Pattern, cfg,
+           order: Callable[[torch.Tensor, Pattern], torch.Tensor] | None, role: str | None, update: str,
+           then_admm: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """The CRePE sweep on one linear (see :func:`sweep_linear`); ``then_admm``: re-solve the kept
+    weights of its mask by :func:`admm_update`, started from the sweep's result, before mapping back."""
+    hessian = input_hessian(stats, update)
     params = cfg.crepe.for_projection(role)
-    hessian, perm = stats.hessian, None
+    perm = None
     if order is not None and pattern.structured:
-        from crepe.methods.scorers import InputStats, crepe
+        from crepe.methods.scorers import crepe
 
         perm = order(crepe(weight.float(), InputStats(sq_sum=hessian.diagonal().float().clamp_min(0)), params), pattern)
         weight, hessian = weight[:, perm], hessian[perm][:, perm]
     new, mask = sweep_prune(weight, hessian, sparsity, pattern, params, SweepForm(), cfg.resolved_group,
                             cfg.sparsegpt_blocksize, cfg.sparsegpt_damp)
-    if cfg.resolved_update == "sweep-admm":
+    if then_admm:
         new = admm_update(weight, hessian, mask, damp=cfg.sparsegpt_damp, init=new)
     if perm is not None:
         inverse = torch.argsort(perm)
@@ -322,6 +333,25 @@ def sweep_linear(weight: torch.Tensor, stats, sparsity: float, pattern: Pattern,
     return new, mask, perm
 
 
-SWEEP_UNREAD = ("act_power", "term_scale")
-"""CrepeParams fields the sweep's saliency never reads (:class:`SweepForm`: the OBS diagonal stands for
-the inputs); only N:M channel permutation, which orders the columns by the mask score, reads them."""
+@weight_update("sweep", selects_mask=True, needs=("hessian",), methods=("crepe",), reprune_stand_in="admm",
+               unread=SWEEP_UNREAD)
+def sweep_linear(weight: torch.Tensor, stats: InputStats, sparsity: float, pattern: Pattern, cfg,
+                 order: Callable[[torch.Tensor, Pattern], torch.Tensor] | None = None, role: str | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """The CRePE sweep on one linear: (new weight [out, in], mask [out, in], column permutation or None).
+
+    cfg: the PruneConfig (CRePE parameters of ``role``, comparison group, blocksize, damping). With
+    ``order`` (channel permutation) and N:M, the columns are reordered first by CRePE's mask score
+    of the dense weight (||X_j|| from the Hessian's diagonal), swept, and mapped back.
+    """
+    return _sweep(weight, stats, sparsity, pattern, cfg, order, role, "sweep", then_admm=False)
+
+
+@weight_update("sweep-admm", selects_mask=True, needs=("hessian",), methods=("crepe",), reprune_stand_in="admm",
+               unread=SWEEP_UNREAD)
+def sweep_admm_linear(weight: torch.Tensor, stats: InputStats, sparsity: float, pattern: Pattern, cfg,
+                      order: Callable[[torch.Tensor, Pattern], torch.Tensor] | None = None, role: str | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """:func:`sweep_linear`, then ADMM re-solves the kept weights of the sweep's mask (started from
+    the sweep's result; crepe's default update): (new weight [out, in], mask [out, in], permutation or None)."""
+    return _sweep(weight, stats, sparsity, pattern, cfg, order, role, "sweep-admm", then_admm=True)
