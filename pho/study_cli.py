@@ -11,7 +11,8 @@ from typing import Any
 
 import optuna
 
-from crepe.config import DEFAULT_UPDATE, UPDATES, PruneConfig
+from crepe.cli.fields import choices_of
+from crepe.config import DEFAULT_UPDATE, PruneConfig
 from crepe.io.files import write_json_atomic
 from crepe.methods.params import NBR_FORMS, TERM_SCALES, Pattern
 from pho.objective import base_config
@@ -93,7 +94,7 @@ def study_parser(prog: str, doc: str | None, n_trials: int) -> argparse.Argument
     ap = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sparsity", type=float, default=None, help="unstructured sparsity (default 0.5)")
     ap.add_argument("--pattern", default=None, help="N:M pattern instead (2:4, 4:8)")
-    ap.add_argument("--update", choices=UPDATES, default=None,
+    ap.add_argument("--update", choices=choices_of(PruneConfig, "update"), default=None,
                     help="weight update every trial's prune runs, as crepe.prune --update (default: crepe's own, "
                          f"now {DEFAULT_UPDATE.get('crepe', 'none')})")
     ap.add_argument("--storage", required=True, help="Optuna storage URL, e.g. sqlite:///pho.db")
