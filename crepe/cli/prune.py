@@ -61,7 +61,7 @@ def options_from_args(args: argparse.Namespace, cfg: PruneConfig) -> RunOptions:
     opts = from_args(RunOptions, args, prune=cfg, command=tuple(current_command()))
     if opts.zeroshot is None:
         return opts
-    return dataclasses.replace(opts, zeroshot=dataclasses.replace(opts.zeroshot, device=opts.device or "cpu"))
+    return dataclasses.replace(opts, zeroshot=dataclasses.replace(opts.zeroshot, device=opts.device or opts.zeroshot.device))
 
 
 def main() -> int:

@@ -111,6 +111,22 @@ def test_todays_command_lines_give_the_config_they_gave(argv, expected):
     assert parse(argv).prune.to_dict() == expected
 
 
+NEW = [  # fields that had no flag before the flags were generated
+    (["--method", "sparsegpt", "--sparsegpt-blocksize", "64", "--sparsegpt-damp", "0.02"],
+     _config(method="sparsegpt", sparsegpt_blocksize=64, sparsegpt_damp=0.02)),
+    (["--pattern", "2:4", "--permute", "--permute-iterations", "2", "--no-permute-physical"],
+     _config(pattern=Pattern(2, 4), permute=PermuteConfig(iterations=2, physical=False))),
+    (["--allocation", "owl", "--allocation-max-sparsity", "0.9"], _config(allocation=AllocationConfig("owl", max_sparsity=0.9))),
+    (["--method", "wanda", "--repruning", "dsnot", "--repruning-max-cycles", "5", "--repruning-var-power", "0.5"],
+     _config(method="wanda", repruning=RepruneConfig(max_cycles=5, var_power=0.5))),
+]
+
+
+@pytest.mark.parametrize("argv, expected", NEW, ids=[" ".join(a) for a, _ in NEW])
+def test_fields_without_a_flag_before_have_one_now(argv, expected):
+    assert parse(argv).prune.to_dict() == expected
+
+
 def test_config_file_is_the_base_and_explicit_flags_override_it(tmp_path):
     (tmp_path / "best.json").write_text(json.dumps({"crepe": {"gamma": 2.0, "kernel": 7, "alpha": 0.5}}))
     cfg = parse(["--config", str(tmp_path / "best.json"), "--kernel", "3"]).prune
