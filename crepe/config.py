@@ -2,7 +2,8 @@
 
 Every config validates itself at construction and raises ``ValueError`` with one clear line, so a
 bad value never reaches the engine. ``to_dict``/``from_dict`` round-trip through JSON: the same
-objects are saved next to every result and read back by ``--config``.
+objects are saved next to every result and read back by ``--config``. A field's ``help`` metadata makes
+it a ``python -m crepe.prune`` flag (the other keys: :mod:`crepe.cli.fields`); its default is the only one.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from crepe.methods.registry import (
 ALLOCATIONS = ("uniform", "owl", "alpha", "file")
 REPRUNINGS = ("dsnot",)
 REPRUNE_SCOPES = ("attention", "all")
-UPDATES = update_names()  # compat alias of the registry's rows (crepe.methods.updates) for crepe.cli.prune
 DEFAULT_UPDATE = {m: get_method(m).default_update for m in method_names()}  # compat alias for scripts/
 
 
@@ -47,9 +47,11 @@ class PermuteConfig:
     the stored consumer weight is N:M valid, instead of only recording the permutation.
     """
 
-    block_groups: int = 256
-    iterations: int = 1
-    physical: bool = True
+    block_groups: int = field(default=256, metadata={
+        "help": "fast mode: assignment over blocks of this many M-groups (0 = exact)"})
+    iterations: int = field(default=1, metadata={"help": "assignment sweeps over the M positions"})
+    physical: bool = field(default=True, metadata={
+        "help": "permute coupled producers (MLP gate/up rows) in place so the stored weight is N:M valid"})
 
     def __post_init__(self) -> None:
         if self.block_groups < 0 or self.iterations < 1:
@@ -65,11 +67,11 @@ class AllocationConfig:
 
     method: str = "uniform"
     path: str | None = None
-    owl_m: float = 5.0
-    owl_lambda: float = 0.08
-    alpha_epsilon: float = 0.3
-    min_sparsity: float = 0.0
-    max_sparsity: float = 0.99
+    owl_m: float = field(default=5.0, metadata={"flag": "--owl-m", "help": "OWL outlier threshold (x mean)"})
+    owl_lambda: float = field(default=0.08, metadata={"flag": "--owl-lambda", "help": "OWL sparsity spread"})
+    alpha_epsilon: float = field(default=0.3, metadata={"flag": "--alpha-epsilon", "help": "AlphaPruning spread"})
+    min_sparsity: float = field(default=0.0, metadata={"help": "lowest sparsity of any layer"})
+    max_sparsity: float = field(default=0.99, metadata={"help": "highest sparsity of any layer"})
 
     def __post_init__(self) -> None:
         check_choice("allocation", self.method, ALLOCATIONS)
@@ -99,11 +101,12 @@ class RepruneConfig:
     the input variance to the power ``var_power``.
     """
 
-    method: str = "dsnot"
-    scope: str = "attention"
-    max_cycles: int = 50
-    update_threshold: float = 0.1
-    var_power: float = 1.0
+    method: str = field(default="dsnot", metadata={
+        "flag": "--repruning", "names": REPRUNINGS, "help": "training-free mask refinement after the initial mask"})
+    scope: str = field(default="attention", metadata={"names": REPRUNE_SCOPES, "help": "the linears DSnoT refines"})
+    max_cycles: int = field(default=50, metadata={"help": "swaps per row at most"})
+    update_threshold: float = field(default=0.1, metadata={"help": "swap while |estimated error| exceeds this"})
+    var_power: float = field(default=1.0, metadata={"help": "regrowth divides by the input variance to this power"})
 
     def __post_init__(self) -> None:
         check_choice("repruning", self.method, REPRUNINGS)
@@ -116,17 +119,30 @@ class RepruneConfig:
 class PruneConfig:
     """What to prune and how. ``group`` None picks the method's default comparison group."""
 
-    method: str = "crepe"
-    sparsity: float = 0.5
-    pattern: Pattern = field(default_factory=Pattern)
-    group: str | None = None
-    crepe: CrepeParams = field(default_factory=CrepeParams)
-    sparsegpt_blocksize: int = 128
-    sparsegpt_damp: float = 0.01
-    permute: PermuteConfig | None = None
-    allocation: AllocationConfig = field(default_factory=AllocationConfig)
-    repruning: RepruneConfig | None = None
-    update: str | None = None
+    method: str = field(default="crepe", metadata={"names": method_names, "help": "pruning method"})
+    sparsity: float = field(default=0.5, metadata={
+        "unset": True, "help": "fraction to prune, in [0, 1); with an N:M pattern, N/M"})
+    pattern: Pattern = field(default_factory=Pattern, metadata={
+        "parse": Pattern.parse, "help": "unstructured or N:M = prune N of every M (2:4, 4:8)"})
+    group: str | None = field(default=None, metadata={
+        "choices": GROUPS, "help": "comparison group for unstructured selection (default: the method's own)"})
+    crepe: CrepeParams = field(default_factory=CrepeParams, metadata={
+        "flag": "--config", "parse": lambda path: load_crepe_params(path), "prefix": "", "group": "crepe",
+        "help": "JSON with CRePE hyperparameters (e.g. a PHO best config); the flags below override it"})
+    sparsegpt_blocksize: int = field(default=128, metadata={"help": "SparseGPT: columns pruned per block"})
+    sparsegpt_damp: float = field(default=0.01, metadata={
+        "help": "SparseGPT: Hessian dampening, a fraction of its mean diagonal"})
+    permute: PermuteConfig | None = field(default=None, metadata={
+        "switch": True, "group": "composition", "help": "N:M channel permutation before selection (needs --pattern)"})
+    allocation: AllocationConfig = field(default_factory=AllocationConfig, metadata={
+        "parse": AllocationConfig.parse, "group": "composition",
+        "help": "uniform (the default), owl, alpha or PATH.json (per-layer plan)"})
+    repruning: RepruneConfig | None = field(default=None, metadata={"switch": "method", "group": "composition"})
+    update: str | None = field(default=None, metadata={
+        "choices": update_names, "group": "composition",
+        "help": "weight reconstruction (docs/quality.md): obs/admm after the mask, sweep = CRePE's score inside the "
+                "OBS update (crepe only), sweep-admm = the sweep then ADMM; default: the method's own (crepe: "
+                "sweep-admm, admm with --repruning dsnot; none = mask-only; others: none)"})
 
     def __post_init__(self) -> None:
         method = self.method_entry

@@ -11,10 +11,11 @@ from typing import Any
 
 import optuna
 
+from crepe.cli.fields import choices_of
 from crepe.config import PruneConfig
 from crepe.io.files import write_json_atomic
 from crepe.methods.params import NBR_FORMS, TERM_SCALES, Pattern
-from crepe.methods.registry import get_method, update_names
+from crepe.methods.registry import get_method
 from pho.objective import base_config
 from pho.space import PARAMS, RIA_BASE, SearchSpace, read_params
 from pho.study import completed, trial_log, write_plots
@@ -94,7 +95,7 @@ def study_parser(prog: str, doc: str | None, n_trials: int) -> argparse.Argument
     ap = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sparsity", type=float, default=None, help="unstructured sparsity (default 0.5)")
     ap.add_argument("--pattern", default=None, help="N:M pattern instead (2:4, 4:8)")
-    ap.add_argument("--update", choices=update_names(), default=None,
+    ap.add_argument("--update", choices=choices_of(PruneConfig, "update"), default=None,
                     help="weight update every trial's prune runs, as crepe.prune --update (default: crepe's own, "
                          f"now {get_method('crepe').default_update})")
     ap.add_argument("--storage", required=True, help="Optuna storage URL, e.g. sqlite:///pho.db")

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import argparse
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from crepe.cli.fields import add_flags, from_args
 from crepe.data.prepare import calibration_set
 from crepe.models.adapters import LinearTarget, model_target
 from crepe.models.loading import OFFLOADS, cache_root
 from crepe.run.open import open_model
+from crepe.run.options import RunOptions, default_of
 from pho.cache import CacheKey, load_or_collect, weights_fingerprint
 from pho.proxies import LayerData
 
@@ -27,16 +29,20 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SetupConfig:
-    """Model, calibration data and statistics-cache settings shared by the PHO commands."""
+    """Model, calibration data and statistics-cache settings shared by the PHO commands (the flags of
+:func:`add_setup_args`; the defaults crepe.prune shares are RunOptions')."""
 
-    model: str = "smollm2-135m"
-    dataset: str = "wikivital"
-    nsamples: int = 16
-    seqlen: int = 512
-    seed: int = 0
-    x_tokens: int = 128
-    cache_dir: str = ""
-    batch_size: int = 8
+    model: str = field(default=default_of(RunOptions, "model"), metadata={"help": "alias, hub id, HF folder or .gguf"})
+    dataset: str = field(default=default_of(RunOptions, "calib_dataset"), metadata={
+        "help": "calibration/validation corpus (wikivital, text:PATH, ...)"})
+    nsamples: int = field(default=default_of(RunOptions, "nsamples"), metadata={"help": "calibration windows"})
+    seqlen: int = field(default=default_of(RunOptions, "seqlen"), metadata={"help": "tokens per calibration window"})
+    seed: int = field(default=default_of(RunOptions, "seed"), metadata={
+        "help": "calibration draw, token subsample and sampler seed"})
+    x_tokens: int = field(default=128, metadata={"help": "cached input rows per linear (reconstruction proxy)"})
+    cache_dir: str = field(default="", metadata={"help": "statistics cache folder (default $CREPE_CACHE/pho)"})
+    batch_size: int = field(default=default_of(RunOptions, "batch_size"), metadata={
+        "help": "calibration windows per forward batch"})
 
     def __post_init__(self) -> None:
         if self.nsamples < 1 or self.seqlen < 2 or self.batch_size < 1:
@@ -65,23 +71,16 @@ class Workspace:
 
 
 def add_setup_args(ap: argparse.ArgumentParser) -> None:
+    """The :class:`SetupConfig` flags (--model, --dataset, --nsamples, ...) and --offload."""
     g = ap.add_argument_group("model, calibration and statistics cache")
-    g.add_argument("--model", default="smollm2-135m", help="alias, hub id, HF folder or .gguf")
-    g.add_argument("--dataset", default="wikivital", help="calibration/validation corpus (wikivital, text:PATH, ...)")
-    g.add_argument("--nsamples", type=int, default=16, help="calibration windows")
-    g.add_argument("--seqlen", type=int, default=512, help="tokens per calibration window")
-    g.add_argument("--seed", type=int, default=0, help="calibration draw, token subsample and sampler seed")
-    g.add_argument("--x-tokens", type=int, default=128, help="cached input rows per linear (reconstruction proxy)")
-    g.add_argument("--cache-dir", default="", help="statistics cache folder (default $CREPE_CACHE/pho)")
-    g.add_argument("--batch-size", type=int, default=8, help="calibration windows per forward batch")
+    add_flags(g, SetupConfig)
     g.add_argument("--offload", choices=OFFLOADS, default="none", help="disk: stream the decoder layers from the "
                    "checkpoint's shards, one at a time (the statistics pass and the e2e/e2e_seq trials); auto: "
                    "when the model would not fit in memory (as crepe.prune)")
 
 
 def setup_from_args(args: argparse.Namespace) -> SetupConfig:
-    return SetupConfig(args.model, args.dataset, args.nsamples, args.seqlen, args.seed, args.x_tokens,
-                       args.cache_dir, args.batch_size)
+    return from_args(SetupConfig, args)
 
 
 def open_workspace(cfg: SetupConfig, progress: bool = True, hessian: bool = False, offload: str = "none") -> Workspace:

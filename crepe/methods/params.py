@@ -1,6 +1,7 @@
 """The parameters a pruning method reads: the sparsity :class:`Pattern` and CRePE's score
 hyperparameters :class:`CrepeParams`, with the choices their fields take. Frozen and validated at
-construction (one clear ``ValueError`` line for a bad value)."""
+construction (one clear ``ValueError`` line for a bad value). A field's ``help`` metadata makes it a
+``python -m crepe.prune`` flag (:mod:`crepe.cli.fields`)."""
 
 from __future__ import annotations
 
@@ -65,14 +66,14 @@ class CrepeParams:
     with the sequential engine, so gamma defaults to 0 (kernel 7 is the best k when it is enabled).
     """
 
-    alpha: float = 1.0
-    beta: float = 1.0
-    gamma: float = 0.0
-    kernel: int = 7
-    act_power: float = 1.0
-    nbr_form: str = "relative"
-    padding: str = "zero"
-    term_scale: str = "none"
+    alpha: float = field(default=1.0, metadata={"help": "weight of the row-relative term"})
+    beta: float = field(default=1.0, metadata={"help": "weight of the column-relative term"})
+    gamma: float = field(default=0.0, metadata={"help": "weight of the neighbourhood term (0: off)"})
+    kernel: int = field(default=7, metadata={"help": "odd side k of the k x k neighbourhood"})
+    act_power: float = field(default=1.0, metadata={"help": "exponent of the input activation norm ||X_j||"})
+    nbr_form: str = field(default="relative", metadata={"choices": NBR_FORMS, "help": "neighbourhood term form"})
+    padding: str = field(default="zero", metadata={"choices": PADDINGS, "help": "neighbourhood padding at the edges"})
+    term_scale: str = field(default="none", metadata={"choices": TERM_SCALES, "help": "scale of each term"})
     overrides: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

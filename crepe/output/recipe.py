@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import yaml
 
@@ -20,19 +20,22 @@ from crepe.io.files import write_atomic
 
 RECIPE_NAME = "recipe.yaml"
 RECIPE_VERSION = 1
-# RunOptions fields a result depends on (output paths, the device, logging and the model are not recipe)
-RUN_KEYS = ("calib_dataset", "nsamples", "seqlen", "seed", "batch_size", "eval_dataset", "eval_split", "eval_seqlen",
-            "max_eval_windows", "eval_dtype", "eval_batch_size", "bos_per_window", "dtype")
+def run_keys(options: Any) -> tuple[str, ...]:
+    """The run options a result depends on: the fields of ``options`` (a :class:`crepe.run.options.RunOptions`
+    or its class) whose metadata says ``recipe``; output paths, the device, logging and the model are not
+    recipe. ``crepe.run.options.RUN_KEYS`` holds them."""
+    return tuple(f.name for f in dataclasses.fields(options) if f.metadata.get("recipe"))
 
 
 def recipe_from_options(opts: Any) -> dict[str, Any]:
-    """The recipe of a :class:`crepe.run.job.RunOptions`."""
+    """The recipe of a :class:`crepe.run.options.RunOptions`."""
     return {"crepe_recipe": RECIPE_VERSION, "prune": opts.prune.to_dict(),
-            "run": {key: getattr(opts, key) for key in RUN_KEYS}}
+            "run": {key: getattr(opts, key) for key in run_keys(opts)}}
 
 
-def read_recipe(recipe: str | Path | dict[str, Any]) -> dict[str, Any]:
-    """A recipe from a dict, a YAML/JSON file, or YAML/JSON text; malformed input raises ValueError."""
+def read_recipe(recipe: str | Path | dict[str, Any], keys: Iterable[str] | None = None) -> dict[str, Any]:
+    """A recipe from a dict, a YAML/JSON file, or YAML/JSON text; malformed input raises ValueError.
+    ``keys``: the run keys it may hold (:func:`run_keys`; None: not checked)."""
     if isinstance(recipe, dict):
         data = recipe
     else:
@@ -50,7 +53,7 @@ def read_recipe(recipe: str | Path | dict[str, Any]) -> dict[str, Any]:
     if not isinstance(data, dict) or not isinstance(data.get("prune"), dict):
         raise ValueError("a recipe needs a 'prune' mapping (and optionally 'run'); see crepe/output/recipe.py")
     unknown = set(data) - {"crepe_recipe", "prune", "run"}
-    unknown_run = set(data.get("run") or {}) - set(RUN_KEYS)
+    unknown_run = set(data.get("run") or {}) - set(keys) if keys is not None else set()
     if unknown or unknown_run:
         raise ValueError(f"unknown recipe keys: {sorted(unknown | {f'run.{k}' for k in unknown_run})}")
     return data
@@ -58,7 +61,7 @@ def read_recipe(recipe: str | Path | dict[str, Any]) -> dict[str, Any]:
 
 def apply_recipe(opts: Any, recipe: str | Path | dict[str, Any]) -> Any:
     """``opts`` with the recipe's pruning config and run options (the recipe wins for what it holds)."""
-    data = read_recipe(recipe)
+    data = read_recipe(recipe, run_keys(opts))
     return dataclasses.replace(opts, prune=PruneConfig.from_dict(data["prune"]), **(data.get("run") or {}))
 
 

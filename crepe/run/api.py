@@ -11,6 +11,7 @@ field passed by name in ``**options``.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 from typing import Any
 
@@ -19,15 +20,18 @@ from torch import nn
 from crepe.config import AllocationConfig, PruneConfig
 from crepe.methods.params import CrepeParams, Pattern
 from crepe.output.recipe import with_recipe
+from crepe.run.options import RunOptions, default_of
 
 # llm-compressor's names -> RunOptions fields
 _ALIASES = {"dataset": "calib_dataset", "num_calibration_samples": "nsamples", "max_seq_length": "seqlen",
             "output_dir": "save", "precision": "dtype"}
 
 
-def oneshot(model: nn.Module | str, tokenizer: Any = None, *, method: str = "crepe", sparsity: float = 0.5,
-            pattern: str | None = None, dataset: str = "wikivital", num_calibration_samples: int = 16,
-            max_seq_length: int = 512, output_dir: str | None = None, recipe: Any = None,
+def oneshot(model: nn.Module | str, tokenizer: Any = None, *, method: str = default_of(PruneConfig, "method"),
+            sparsity: float = default_of(PruneConfig, "sparsity"), pattern: str | None = None,
+            dataset: str = default_of(RunOptions, "calib_dataset"),
+            num_calibration_samples: int = default_of(RunOptions, "nsamples"),
+            max_seq_length: int = default_of(RunOptions, "seqlen"), output_dir: str | None = None, recipe: Any = None,
             **options: Any) -> tuple[nn.Module, dict[str, Any]]:
     """Prune ``model`` layer by layer on calibration text; returns ``(pruned model, summary)``.
 
@@ -44,7 +48,6 @@ def oneshot(model: nn.Module | str, tokenizer: Any = None, *, method: str = "cre
     run report (the dict ``--report`` writes).
     """
     from crepe.run.job import run
-    from crepe.run.options import RunOptions
 
     options = {_ALIASES.get(k, k): v for k, v in options.items()}
     run_fields = {f.name for f in dataclasses.fields(RunOptions)} - {"prune", "model", "command"}
@@ -73,7 +76,7 @@ def oneshot(model: nn.Module | str, tokenizer: Any = None, *, method: str = "cre
 def _prune_config(method: str, sparsity: float, pattern: str | None, options: dict[str, Any]) -> PruneConfig:
     """PruneConfig from the arguments: with an N:M pattern the default sparsity becomes N/M."""
     nm = Pattern.parse(pattern) if pattern else Pattern()
-    if nm.structured and sparsity == 0.5:
+    if nm.structured and sparsity == default_of(PruneConfig, "sparsity"):
         sparsity = nm.sparsity_or(sparsity)
     crepe = {k: v for k, v in options.items() if k in {f.name for f in dataclasses.fields(CrepeParams)}}
     extra = {k: v for k, v in options.items() if k in {f.name for f in dataclasses.fields(PruneConfig)}}
@@ -84,8 +87,7 @@ def _prune_config(method: str, sparsity: float, pattern: str | None, options: di
 
 def _call_args(call: dict[str, Any]) -> str:
     """``key=repr(value)`` for the arguments that differ from oneshot's defaults (the recorded command)."""
-    defaults = {"method": "crepe", "sparsity": 0.5, "pattern": None, "dataset": "wikivital",
-                "num_calibration_samples": 16, "max_seq_length": 512, "output_dir": None, "recipe": None}
+    defaults = {k: p.default for k, p in inspect.signature(oneshot).parameters.items() if p.default is not p.empty}
     shown = {k: v for k, v in call.items() if k == "model" or k not in defaults or v != defaults[k]}
     return ", ".join(f"{k}={json.dumps(v) if isinstance(v, str) else repr(v)}" for k, v in shown.items())
 
