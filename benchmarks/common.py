@@ -14,10 +14,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import shlex
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -154,7 +156,18 @@ def prune_and_evaluate(bench: Bench, opts: RunOptions, **extra: Any) -> dict[str
              ", ".join(f"{k} {v:.2f}" for k, v in ppl.items()), report["prune_cpu_seconds"])
     return record(cell_config(opts, **extra), ppl=ppl, prune_seconds=report["prune_seconds"],
                   prune_cpu_seconds=report["prune_cpu_seconds"], realised_sparsity=report["realised_sparsity"],
-                  calibration=report["calibration"], eval={k: p for k, (_, p) in bench.evals.items()})
+                  calibration=report["calibration"], eval=protocols(bench))
+
+
+def run_dense(bench: Bench, opts: RunOptions, out: Path) -> None:
+    """The dense model's record ``out/dense.json``: its PPL on every text (skipped if it exists)."""
+    config = {k: v for k, v in cell_config(opts, cell="dense").items() if k != "prune_config"}
+    run_cells(["dense"], out, lambda _: record(config, ppl=perplexities(bench, opts), eval=protocols(bench)))
+
+
+def protocols(bench: Bench) -> dict[str, str]:
+    """Each evaluation text's protocol."""
+    return {name: protocol for name, (_, protocol) in bench.evals.items()}
 
 
 def read_records(out: Path, pattern: str = "*.json") -> dict[str, dict[str, Any]]:
@@ -172,7 +185,8 @@ def stamp(records: Iterable[dict[str, Any]], out: Path) -> str:
     records = list(records)
     first = min(records, key=lambda r: r["provenance"]["date"])
     commits = sorted({r["provenance"]["commit"] for r in records})
-    return (markdown_stamp(first["provenance"]) + f" {len(records)} records in `{out.relative_to(RESULTS.parent)}`"
+    shown = out.resolve().relative_to(RESULTS.parent) if out.resolve().is_relative_to(RESULTS.parent) else out
+    return (markdown_stamp(first["provenance"]) + f" {len(records)} records in `{shown}`"
             f" (commits {', '.join(commits)}), each with its own command and config.")
 
 
@@ -191,3 +205,43 @@ def prune_options(base: RunOptions, method: str, setting: str, **prune: Any) -> 
     sparsity, pattern = parse_setting(setting)
     cfg = PruneConfig(method=method, sparsity=sparsity, pattern=pattern, **prune)
     return dataclasses.replace(base, prune=cfg)
+
+
+@dataclass(frozen=True)
+class Table:
+    """A committed table (or record) under ``results/``, the commands that make it, and the other
+    committed files it accounts for (glob patterns). A benchmark module lists its own in ``TABLES``."""
+
+    path: str
+    commands: tuple[str, ...]
+    covers: tuple[str, ...] = ()
+
+    def accounts_for(self, rel: str) -> bool:
+        """Whether the committed file ``rel`` belongs to this table (itself, a same-stem file, ``covers``)."""
+        stem = self.path.rsplit(".", 1)[0]
+        return rel == self.path or rel.startswith(stem + ".") or any(fnmatch(rel, p) for p in self.covers)
+
+
+def stale(module: Any, table: Table) -> dict[str, list[str]]:
+    """Record -> how its stored config differs from what its command resolves to now, for every
+    command of ``table`` (run from the repository root, as the commands are). A planned record that
+    is missing counts as a difference; a module without ``planned`` is checked for stamps only."""
+    from benchmarks.resolve import differences, split_program
+
+    if not hasattr(module, "planned"):
+        return {}
+    out: dict[str, list[str]] = {}
+    cwd = Path.cwd()
+    os.chdir(RESULTS.parent)
+    try:
+        for command in table.commands:
+            flags = split_program(shlex.split(command))[1]
+            plan, rec = module.planned(flags), module.recorded(flags)
+            for key, planned_record in plan.items():
+                found = rec.get(key)
+                diff = ["missing"] if found is None else differences(found["config"], planned_record["config"])
+                if diff:
+                    out[key] = diff
+    finally:
+        os.chdir(cwd)
+    return out

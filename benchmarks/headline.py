@@ -19,21 +19,9 @@ from typing import Any
 
 import torch
 
-from benchmarks.common import (
-    RESULTS,
-    cell_config,
-    markdown_table,
-    open_bench,
-    perplexities,
-    prune_and_evaluate,
-    prune_options,
-    read_records,
-    record,
-    run_cells,
-    setting_name,
-    stamp,
-    write_block,
-)
+from benchmarks import common
+from benchmarks.common import Table
+from crepe.io.files import read_json
 from crepe.run.options import RunOptions
 
 SETTINGS = ("0.5", "2:4", "0.7")
@@ -44,37 +32,48 @@ CELLS: dict[str, tuple[str, dict[str, Any]]] = {  # row label -> (method, other 
     "crepe mask-only (--update none)": ("crepe", {"update": "none"}),
     "crepe default (sweep + ADMM)": ("crepe", {}),
 }
-OUT = RESULTS / "headline"
-TABLE = RESULTS / "headline.md"
+OUT = common.RESULTS / "headline"
+TABLE = common.RESULTS / "headline.md"
 EVAL_WINDOWS = 24  # per text: the protocol of docs/quality.md
+TABLES = [Table("results/headline.md", ("python -m benchmarks.headline",), covers=("results/headline/*",))]
 
 
 def cell_name(label: str, setting: str) -> str:
     method, prune = CELLS[label]
-    return f"{method}{'_' + prune['update'] if 'update' in prune else ''}__{setting_name(setting)}"
+    return f"{method}{'_' + prune['update'] if 'update' in prune else ''}__{common.setting_name(setting)}"
 
 
 def base_options(model: str) -> RunOptions:
     return RunOptions(model=model, max_eval_windows=EVAL_WINDOWS)
 
 
-def planned(model: str) -> dict[str, RunOptions]:
+def cells(model: str) -> dict[str, RunOptions]:
     """Cell name -> its options, SparseGPT first in every setting (the ratio's reference)."""
     base = base_options(model)
-    return {cell_name(label, s): prune_options(base, method, s, **prune)
+    return {cell_name(label, s): common.prune_options(base, method, s, **prune)
             for s in SETTINGS for label, (method, prune) in CELLS.items()}
 
 
+def planned(argv: list[str]) -> dict[str, dict]:
+    """Record path -> {command, the explicit config it would store now}; no model is loaded."""
+    args = build_parser().parse_args(argv)
+    return {str(args.out_dir / f"{name}.json"): {"command": None, "config": common.cell_config(opts, cell=name)}
+            for name, opts in cells(args.model).items()}
+
+
+def recorded(argv: list[str]) -> dict[str, dict]:
+    """Record path -> {command, config} as stored, for the cells that exist."""
+    found = {path: read_json(Path(path)) for path in planned(argv) if Path(path).is_file()}
+    return {path: {"command": rec["provenance"]["argv"], "config": rec["provenance"]["config"]}
+            for path, rec in found.items()}
+
+
 def run(model: str, out: Path) -> None:
-    plan = planned(model)
+    plan = cells(model)
     base = base_options(model)
-    bench = open_bench(base)
-    if not (out / "dense.json").exists():
-        out.mkdir(parents=True, exist_ok=True)
-        config = {k: v for k, v in cell_config(base, cell="dense").items() if k != "prune_config"}
-        dense = record(config, ppl=perplexities(bench, base), eval={k: p for k, (_, p) in bench.evals.items()})
-        run_cells(["dense"], out, lambda _: dense)
-    run_cells(plan, out, lambda name: prune_and_evaluate(bench, plan[name], cell=name))
+    bench = common.open_bench(base)
+    common.run_dense(bench, base, out)
+    common.run_cells(plan, out, lambda name: common.prune_and_evaluate(bench, plan[name], cell=name))
 
 
 def _ratio(rep: dict, ref: dict | None) -> str:
@@ -83,10 +82,10 @@ def _ratio(rep: dict, ref: dict | None) -> str:
 
 def table(out: Path) -> str:
     """The headline table: PPL per text and setting, and the CPU-time ratio to SparseGPT's."""
-    records = read_records(out, "*__*.json")
+    records = common.read_records(out, "*__*.json")
     if not records:
         return "no results yet"
-    dense = read_records(out, "dense.json").get("dense", {"ppl": {}})
+    dense = common.read_records(out, "dense.json").get("dense", {"ppl": {}})
     texts = list(next(iter(records.values()))["ppl"])
     header = ["method"] + [f"{s} {t}" for s in SETTINGS for t in texts] + [f"CPU x SparseGPT {s}" for s in SETTINGS]
     rows = []
@@ -101,21 +100,25 @@ def table(out: Path) -> str:
         rows.append(row)
     first = next(iter(records.values()))
     protocol = "; ".join(f"{t}: {p}" for t, p in first["eval"].items())
-    lines = [stamp(records.values(), out), "",
+    lines = [common.stamp(records.values(), out), "",
              f"SmolLM2-135M; calibration {first['calibration']}; PPL on {protocol}; "
              "dense " + ", ".join(f"{t} {v:.2f}" for t, v in dense["ppl"].items()) + ". "
              "CPU x SparseGPT: process CPU time of the prune over SparseGPT's at the same setting, same process.",
-             "", *markdown_table(header, rows)]
+             "", *common.markdown_table(header, rows)]
     return "\n".join(lines)
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=RunOptions.model)
     ap.add_argument("--out-dir", type=Path, default=OUT)
     ap.add_argument("--table", action="store_true", help="only rebuild the table from the records")
     ap.add_argument("--readme", type=Path, help="also write the table between README's headline markers")
-    args = ap.parse_args()
+    return ap
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_grad_enabled(False)
     if not args.table:
@@ -125,7 +128,7 @@ def main() -> None:
         TABLE.write_text(body + "\n")
     print(body)
     if args.readme:
-        write_block(args.readme, "headline", body)
+        common.write_block(args.readme, "headline", body)
 
 
 if __name__ == "__main__":
