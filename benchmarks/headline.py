@@ -25,6 +25,7 @@ from crepe.io.files import read_json
 from crepe.run.options import RunOptions
 
 SETTINGS = ("0.5", "2:4", "0.7")
+LABELS = {"0.5": "50%", "2:4": "2:4", "0.7": "70%"}
 CELLS: dict[str, tuple[str, dict[str, Any]]] = {  # row label -> (method, other PruneConfig fields)
     "SparseGPT": ("sparsegpt", {}),
     "Wanda": ("wanda", {}),
@@ -87,7 +88,8 @@ def table(out: Path) -> str:
         return "no results yet"
     dense = common.read_records(out, "dense.json").get("dense", {"ppl": {}})
     texts = list(next(iter(records.values()))["ppl"])
-    header = ["method"] + [f"{s} {t}" for s in SETTINGS for t in texts] + [f"CPU x SparseGPT {s}" for s in SETTINGS]
+    header = (["method"] + [f"{LABELS[s]} {t}" for s in SETTINGS for t in texts]
+              + [f"CPU ×SparseGPT {LABELS[s]}" for s in SETTINGS])
     rows = []
     for label in CELLS:
         row = [label]
@@ -103,7 +105,7 @@ def table(out: Path) -> str:
     lines = [common.stamp(records.values(), out), "",
              f"SmolLM2-135M; calibration {first['calibration']}; PPL on {protocol}; "
              "dense " + ", ".join(f"{t} {v:.2f}" for t, v in dense["ppl"].items()) + ". "
-             "CPU x SparseGPT: process CPU time of the prune over SparseGPT's at the same setting, same process.",
+             "CPU ×SparseGPT: process CPU time of the prune over SparseGPT's at the same setting, same process.",
              "", *common.markdown_table(header, rows)]
     return "\n".join(lines)
 
