@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # tiny_models helpers
-sys.path.append(str(Path(__file__).parents[1] / "scripts"))  # tests import scripts/*.py by name: the one place
 
 from tiny_models import SAMPLE_TEXT, save_tiny_folder  # noqa: E402
 

@@ -215,59 +215,6 @@ def test_cli_update_flag_is_in_the_report(tiny_folder, tiny_corpus, tmp_path, cl
     assert config["update"] == config["resolved_update"] == "sweep"
 
 
-def test_bench_quality_tables_and_doc_block(tmp_path):
-    import bench_quality
-
-    from crepe.io.files import write_json_atomic
-
-    def report(cell, setting, ppl, seconds, cpu=None, tag=""):
-        config = {"cell": cell, "setting": setting, "tag": tag, "calibration": "calib", "sweep_form": None}
-        prov = {"command": "python scripts/bench_quality.py", "commit": "abc", "config_sha256": "0" * 64,
-                "date": "2026-12-01T00:00:00", "config": config}
-        times = {"prune_seconds": seconds} | ({"prune_cpu_seconds": cpu} if cpu else {})
-        write_json_atomic(tmp_path / "runs" / f"{bench_quality.cell_name(cell, setting, tag)}.json",
-                          {"ppl": {"wikivital": ppl}, **times, "eval": {"wikivital": "test"}, "provenance": prov})
-
-    report("sparsegpt", "2:4", 50.0, 10.0, cpu=16.0)
-    report("crepe+sweep-admm", "2:4", 40.0, 20.0, cpu=24.0)
-    report("crepe+sweep-admm", "0.7", 40.0, 20.0)  # no SparseGPT cell at 0.7: no ratio
-    report("crepe+sweep-admm", "2:4", 45.0, 12.0, cpu=20.0, tag="it5")  # a variant: ratios to the untagged SparseGPT
-    text = bench_quality.table(tmp_path / "runs")
-    assert "| crepe+sweep-admm | – | – | 40.00 | 40.00 (0.800x) | – |" in text
-    assert "| crepe+sweep-admm | – | – | – | 1.50 (2.00) | – |" in text  # CPU ratio, wall ratio in brackets
-    assert "| – | – | – | 45.00 (0.900x) | – |" in bench_quality.table(tmp_path / "runs", "it5")
-    assert "1.25 (1.20)" in bench_quality.table(tmp_path / "runs", "it5")
-    every = bench_quality.table(tmp_path / "runs", None)  # one row per cell and tag
-    assert "| crepe+sweep-admm `it5` | – | – | – | 45.00 (0.900x) | – |" in every and "| sparsegpt | " in every
-    doc = tmp_path / "doc.md"
-    doc.write_text("intro\n<!-- quality:runs:start -->\nold\n<!-- quality:runs:end -->\ntail\n")
-    bench_quality.write_doc(doc, tmp_path / "runs")
-    written = doc.read_text()
-    assert "old" not in written and "40.00 (0.800x)" in written and written.endswith("tail\n")
-
-
-def test_bench_quality_runs_a_composed_cell_through_the_library_pipeline(tiny_folder, tiny_corpus, tmp_path,
-                                                                        monkeypatch):
-    """``--compose permute`` prunes with prune_model (the library's steps): the cell's report records
-    the composition and the pruned tiny model's linears are 2:4 valid."""
-    import sys
-
-    import bench_quality
-
-    out = tmp_path / "q"
-    argv = ["bench_quality.py", "--model", str(tiny_folder), "--settings", "2:4", "--cells", "crepe+sweep-admm",
-            "--dataset", tiny_corpus, "--nsamples", "2", "--seqlen", "32", "--eval-seqlen", "32",
-            "--max-eval-windows", "2", "--no-second-text", "--compose", "permute",
-            "--tag", "permute", "--out-dir", str(out)]
-    monkeypatch.setattr(sys, "argv", argv)
-    bench_quality.main()
-    report = json.loads((out / "crepe_sweep-admm__2-4__permute.json").read_text())
-    config = report["provenance"]["config"]
-    assert config["compose"] == "permute" and config["prune_config"]["permute"] is not None
-    assert config["prune_config"]["resolved_update"] == "sweep-admm" and report["prune_cpu_seconds"] > 0
-    assert "crepe+sweep-admm" in bench_quality.table(out, "permute")
-
-
 @pytest.mark.parametrize("update", ["sweep", "sweep-admm"])
 def test_read_params_equal_means_the_sweep_prunes_identically(update):
     """Configs that differ only in fields the sweep never reads share read_params and prune bit for bit alike;

@@ -2,8 +2,9 @@
 
 import json
 
-import bench_composition as bench  # scripts/ is on the path (tests/conftest.py)
 import pytest
+
+import benchmarks.composition as bench
 
 
 def test_all_means_permutation_owl_and_dsnot_and_every_grid_cell_has_its_baseline():

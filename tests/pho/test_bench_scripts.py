@@ -3,10 +3,11 @@
 import json
 from pathlib import Path
 
-import bench_pho as bench  # scripts/ is on the path (tests/conftest.py)
-import pho_variants_table as variants
 import pytest
-import validate_pho_proxies as validate
+
+import benchmarks.pho_proxies as validate
+import benchmarks.pho_search as bench
+import benchmarks.pho_variants as variants
 
 
 def _trials(path: Path, seconds: list[float]) -> str:
@@ -105,7 +106,7 @@ def _speed_row(tmp_path, name, best, n, cpu_to_best, wall_to_best, cpu_per_trial
 
 
 def test_speed_table_gives_measured_ratios_and_labels_the_extrapolation_apart(tmp_path):
-    import bench_pho_speed as speed
+    import benchmarks.pho_speed as speed
 
     rows = {"mf": _speed_row(tmp_path, "mf", 20, 40, 150, 300, 7.0, 35.0),
             "paper": _speed_row(tmp_path, "paper", 2, 4, 1350, 3000, 450.0, 35.7),
@@ -125,8 +126,8 @@ def test_speed_table_gives_measured_ratios_and_labels_the_extrapolation_apart(tm
 
 
 def test_speed_commands_parse_with_the_commands_they_run(tmp_path):
-    import bench_pho_speed as speed
-    from resolve_config import resolve
+    import benchmarks.pho_speed as speed
+    from benchmarks.resolve import resolve
 
     args = speed.build_parser().parse_args(["--work-dir", str(tmp_path), "--warm-start", "default"])
     for kind in ("mf", "mf-warm", "paper", "cheap"):

@@ -1,0 +1,247 @@
+"""What every benchmark shares: the cell loop, the runner, the evaluation texts, the table writer and the stamp.
+
+A *cell* is one pruning run of one benchmark, recorded as one JSON file named after the cell. The
+cell loop skips a cell whose record exists, so re-running a command resumes it. The runner prunes
+through the library's own path, :func:`crepe.run.job.run` (what ``python -m crepe.prune`` calls), on a
+model loaded once and restored to its dense weights before every cell. A record stores the explicit
+resolved config (``PruneConfig.to_dict()`` with ``resolved_update``/``resolved_group``, every
+``RunOptions`` value) and the provenance stamp; :func:`require_clean` refuses to write records under
+``results/`` from a tree with uncommitted changes, so no ``-dirty`` stamp reaches the repository.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import shlex
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from fnmatch import fnmatch
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle OpenMP threads sleep: CPU time counts work, not spinning
+import torch  # noqa: E402  (after the OpenMP setting, which is read when torch loads)
+from torch import nn  # noqa: E402
+
+from crepe.config import PruneConfig  # noqa: E402
+from crepe.data.prepare import eval_set  # noqa: E402
+from crepe.io.files import read_json, write_json_atomic  # noqa: E402
+from crepe.io.provenance import current_command, git_commit, markdown_stamp, provenance  # noqa: E402
+from crepe.methods.params import Pattern  # noqa: E402
+from crepe.models.adapters import bos_per_window  # noqa: E402
+from crepe.run.job import evaluate, run  # noqa: E402
+from crepe.run.open import open_model  # noqa: E402
+from crepe.run.options import RunOptions  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+SECOND_TEXT = "python-reference"  # the second evaluation text: far from Wikipedia, shipped with every Python
+
+
+def second_text_path() -> Path:
+    """The CPython language reference (``pydoc_data.topics``, sorted topics joined by blank lines) as a
+    text file: real English technical prose shipped with every Python."""
+    import pydoc_data.topics as topics
+
+    name = f"crepe_python_reference_{sys.version_info.major}{sys.version_info.minor}.txt"
+    path = Path(tempfile.gettempdir()) / name
+    if not path.exists():
+        path.write_text("\n\n".join(topics.topics[k] for k in sorted(topics.topics)))
+    return path
+
+
+def parse_setting(setting: str) -> tuple[float, Pattern]:
+    """``"0.5"`` -> (0.5, unstructured); ``"2:4"`` -> (0.5, 2:4)."""
+    pattern = Pattern.parse(setting) if ":" in setting else Pattern()
+    return pattern.sparsity_or(0.0 if pattern.structured else float(setting)), pattern
+
+
+def setting_name(setting: str) -> str:
+    """A setting as a file-name part: ``2:4`` -> ``2-4``."""
+    return setting.replace(":", "-")
+
+
+def require_clean(out: Path) -> None:
+    """Refuse to write records under ``results/`` when tracked code differs from HEAD: their stamp
+    would name a commit that did not make them."""
+    inside = out.resolve().is_relative_to(RESULTS)
+    if inside and git_commit().endswith("-dirty"):
+        raise SystemExit(f"{out} is under results/ and the tree has uncommitted changes: commit first "
+                         "(or run from a clean worktree of the commit)")
+
+
+def run_cells(cells: Iterable[str], out: Path, run_cell: Callable[[str], dict[str, Any]]) -> list[Path]:
+    """The cell loop: for each cell name without a record ``out/<name>.json``, run it and write its
+    record atomically (an interrupted run leaves no partial file). Returns the records written."""
+    out.mkdir(parents=True, exist_ok=True)
+    require_clean(out)
+    written = []
+    for name in cells:
+        path = out / f"{name}.json"
+        if path.exists():
+            log.info("%s exists: skipped", path)
+            continue
+        write_json_atomic(path, run_cell(name))
+        written.append(path)
+    return written
+
+
+def record(config: dict[str, Any], **results: Any) -> dict[str, Any]:
+    """A cell's record: its results and the provenance of the explicit ``config`` that made them."""
+    return {**results, "provenance": provenance(current_command(), config)}
+
+
+def options_dict(opts: RunOptions) -> dict[str, Any]:
+    """Every ``RunOptions`` value besides the pruning config and the command, as plain JSON values."""
+    values = {f.name: getattr(opts, f.name) for f in dataclasses.fields(opts) if f.name not in ("prune", "command")}
+    return {k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for k, v in values.items()}
+
+
+def cell_config(opts: RunOptions, **extra: Any) -> dict[str, Any]:
+    """The explicit config of a pruning cell: the resolved pruning config and every run option."""
+    return {**extra, "prune_config": opts.prune.to_dict(), "options": options_dict(opts)}
+
+
+@dataclass
+class Bench:
+    """A model loaded once with its dense weights kept, and the evaluation windows of each text."""
+
+    model: nn.Module
+    tokenizer: Any
+    dense: dict[str, torch.Tensor]
+    evals: dict[str, tuple[torch.Tensor, str]]  # text -> (windows [w, seq], protocol)
+
+
+def open_bench(opts: RunOptions, second_text: bool = True) -> Bench:
+    """Load ``opts.model``; evaluation windows of ``opts.eval_dataset`` (and of the second text)."""
+    opened = open_model(opts.model, opts.dtype, opts.offload, opts.device)
+    model, tok = opened.model, opened.tokenizer
+    bos = bos_per_window(opts.bos_per_window, model)
+    texts = {opts.eval_dataset: opts.eval_dataset}
+    if second_text:
+        texts[SECOND_TEXT] = f"text:{second_text_path()}"
+    evals = {}
+    for name, dataset in texts.items():
+        windows, spec = eval_set(tok, dataset, opts.eval_split, opts.eval_seqlen, opts.max_eval_windows, bos)
+        evals[name] = (windows, spec.describe())
+    dense = {k: v.clone() for k, v in model.state_dict().items()}
+    return Bench(model, tok, dense, evals)
+
+
+def perplexities(bench: Bench, opts: RunOptions) -> dict[str, float]:
+    """PPL of the model as it stands on every evaluation text, the way ``crepe.prune`` evaluates."""
+    return {name: evaluate(bench.model, windows, opts)[0] for name, (windows, _) in bench.evals.items()}
+
+
+def prune(bench: Bench, opts: RunOptions) -> dict[str, Any]:
+    """Restore the dense weights, then prune through :func:`crepe.run.job.run` (no evaluation, no
+    files): the job's report plus ``prune_cpu_seconds``, the process CPU time of the whole call."""
+    bench.model.load_state_dict(bench.dense)
+    quiet = dataclasses.replace(opts, eval_dataset="none", skip_dense_eval=True, save=None, report=None)
+    cpu = time.process_time()
+    result = run(quiet, bench.model, bench.tokenizer, echo=log.info)
+    return {**result.report, "prune_cpu_seconds": time.process_time() - cpu}
+
+
+def prune_and_evaluate(bench: Bench, opts: RunOptions, **extra: Any) -> dict[str, Any]:
+    """One pruning cell: prune, evaluate every text, and the record with its explicit config."""
+    report = prune(bench, opts)
+    ppl = perplexities(bench, opts)
+    log.info("%s: %s (%.0f s CPU)", extra.get("cell", opts.prune.method),
+             ", ".join(f"{k} {v:.2f}" for k, v in ppl.items()), report["prune_cpu_seconds"])
+    return record(cell_config(opts, **extra), ppl=ppl, prune_seconds=report["prune_seconds"],
+                  prune_cpu_seconds=report["prune_cpu_seconds"], realised_sparsity=report["realised_sparsity"],
+                  calibration=report["calibration"], eval=protocols(bench))
+
+
+def run_dense(bench: Bench, opts: RunOptions, out: Path) -> None:
+    """The dense model's record ``out/dense.json``: its PPL on every text (skipped if it exists)."""
+    config = {k: v for k, v in cell_config(opts, cell="dense").items() if k != "prune_config"}
+    run_cells(["dense"], out, lambda _: record(config, ppl=perplexities(bench, opts), eval=protocols(bench)))
+
+
+def protocols(bench: Bench) -> dict[str, str]:
+    """Each evaluation text's protocol."""
+    return {name: protocol for name, (_, protocol) in bench.evals.items()}
+
+
+def read_records(out: Path, pattern: str = "*.json") -> dict[str, dict[str, Any]]:
+    """Every record in ``out`` by file stem."""
+    return {p.stem: read_json(p) for p in sorted(out.glob(pattern))}
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """Lines of a markdown table."""
+    return ["| " + " | ".join(header) + " |", "|---" * len(header) + "|", *("| " + " | ".join(r) + " |" for r in rows)]
+
+
+def stamp(records: Iterable[dict[str, Any]], out: Path) -> str:
+    """The first line of a table: the stamp of its earliest record, and where the others' are."""
+    records = list(records)
+    first = min(records, key=lambda r: r["provenance"]["date"])
+    commits = sorted({r["provenance"]["commit"] for r in records})
+    shown = out.resolve().relative_to(RESULTS.parent) if out.resolve().is_relative_to(RESULTS.parent) else out
+    return (markdown_stamp(first["provenance"]) + f" {len(records)} records in `{shown}`"
+            f" (commits {', '.join(commits)}), each with its own command and config.")
+
+
+def write_block(doc: Path, name: str, body: str) -> None:
+    """Replace the generated block between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` in ``doc``."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    text = doc.read_text()
+    if start not in text or end not in text:
+        raise SystemExit(f"{doc} has no {start} ... {end} block")
+    head, rest = text.split(start, 1)
+    doc.write_text(head + start + "\n" + body + "\n" + end + rest.split(end, 1)[1])
+
+
+def prune_options(base: RunOptions, method: str, setting: str, **prune: Any) -> RunOptions:
+    """``base`` with the pruning config of ``method`` at ``setting`` (and any other config fields)."""
+    sparsity, pattern = parse_setting(setting)
+    cfg = PruneConfig(method=method, sparsity=sparsity, pattern=pattern, **prune)
+    return dataclasses.replace(base, prune=cfg)
+
+
+@dataclass(frozen=True)
+class Table:
+    """A committed table (or record) under ``results/``, the commands that make it, and the other
+    committed files it accounts for (glob patterns). A benchmark module lists its own in ``TABLES``."""
+
+    path: str
+    commands: tuple[str, ...]
+    covers: tuple[str, ...] = ()
+
+    def accounts_for(self, rel: str) -> bool:
+        """Whether the committed file ``rel`` belongs to this table (itself, a same-stem file, ``covers``)."""
+        stem = self.path.rsplit(".", 1)[0]
+        return rel == self.path or rel.startswith(stem + ".") or any(fnmatch(rel, p) for p in self.covers)
+
+
+def stale(module: Any, table: Table) -> dict[str, list[str]]:
+    """Record -> how its stored config differs from what its command resolves to now, for every
+    command of ``table`` (run from the repository root, as the commands are). A planned record that
+    is missing counts as a difference; a module without ``planned`` is checked for stamps only."""
+    from benchmarks.resolve import differences, split_program
+
+    if not hasattr(module, "planned"):
+        return {}
+    out: dict[str, list[str]] = {}
+    cwd = Path.cwd()
+    os.chdir(RESULTS.parent)
+    try:
+        for command in table.commands:
+            flags = split_program(shlex.split(command))[1]
+            plan, rec = module.planned(flags), module.recorded(flags)
+            for key, planned_record in plan.items():
+                found = rec.get(key)
+                diff = ["missing"] if found is None else differences(found["config"], planned_record["config"])
+                if diff:
+                    out[key] = diff
+    finally:
+        os.chdir(cwd)
+    return out

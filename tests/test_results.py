@@ -1,0 +1,60 @@
+"""The committed data under results/: clean stamps, every file declared by a benchmark, every stored
+config what its command gives today. Marked ``results``: not the unit suite (a changed default fails
+here, telling you to re-run or delete the table, not in the unit tests)."""
+
+import importlib
+import pkgutil
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import benchmarks
+from benchmarks.common import stale
+
+pytestmark = pytest.mark.results
+ROOT = Path(__file__).resolve().parents[1]
+DIRTY = re.compile(r'"commit": "[0-9a-f]+-dirty"|at commit [0-9a-f]+-dirty')
+
+
+def _modules():
+    names = [m.name for m in pkgutil.walk_packages(benchmarks.__path__, "benchmarks.")]
+    return [importlib.import_module(name) for name in sorted(names)]
+
+
+TABLES = [(module, table) for module in _modules() for table in getattr(module, "TABLES", [])]
+
+
+def _committed() -> list[str]:
+    listed = subprocess.run(["git", "ls-files", "results"], cwd=ROOT, capture_output=True, text=True)
+    if listed.returncode:
+        pytest.skip("not a git checkout")
+    return listed.stdout.split()
+
+
+def test_no_committed_result_carries_a_dirty_stamp():
+    dirty = [f for f in _committed() if f.endswith((".json", ".md")) and DIRTY.search((ROOT / f).read_text())]
+    assert not dirty, f"made from uncommitted code: re-run from a clean commit or delete: {dirty[:10]}"
+
+
+def test_every_committed_result_belongs_to_a_table_a_benchmark_declares():
+    orphans = [f for f in _committed() if not any(t.accounts_for(f) for _, t in TABLES)]
+    assert not orphans, f"declare these in a benchmark module's TABLES, or delete them: {orphans[:10]}"
+
+
+def test_no_run_log_is_committed():
+    assert not [f for f in _committed() if f.endswith(".log")], "logs stay out of git (.gitignore)"
+
+
+@pytest.mark.parametrize(("module", "table"), TABLES, ids=[t.path for _, t in TABLES])
+def test_every_table_is_what_its_command_gives_today(module, table):
+    assert (ROOT / table.path).is_file(), f"{table.path} is declared but not committed"
+    diff = stale(module, table)
+    assert not diff, f"{table.path} is stale: re-run {table.commands} or delete it: {dict(list(diff.items())[:3])}"
+
+
+def test_the_headline_table_is_rendered_from_its_records():
+    from benchmarks import headline
+
+    assert headline.TABLE.read_text() == headline.table(headline.OUT) + "\n", "run python -m benchmarks.headline --table"
