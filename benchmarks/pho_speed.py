@@ -29,10 +29,10 @@ from pathlib import Path
 
 from benchmarks.pho_search import DEFAULT, run, slug, target_flags, test_command
 from benchmarks.resolve import resolve
-from crepe.config import DEFAULT_UPDATE
 from crepe.io.environment import versions
 from crepe.io.files import read_json, write_json_atomic
 from crepe.io.provenance import current_command, markdown_stamp, provenance
+from crepe.methods.registry import get_method
 
 CLIMBS = {"paper": "hill climb, paper protocol (whole validation split)", "cheap": "hill climb, 8 validation windows"}
 STEPS = ("pho", "paper", "cheap", "test")
@@ -236,7 +236,7 @@ def main() -> None:
     protocol = (f"model={args.model} calibration={args.dataset} {args.nsamples}x{args.seqlen}; PHO: {args.sampler}, "
                 f"proxy {args.proxy}, pruner {args.pruner}, budget 1..{args.pho_windows} calibration windows; climbs: "
                 "faithful prune + validation PPL (paper protocol: the whole split; cheap: 8 windows); quality: faithful "
-                f"prune, test split, {args.test_windows} windows; update {args.update or DEFAULT_UPDATE.get('crepe', 'none') + ' (crepe default)'}; each row's "
+                f"prune, test split, {args.test_windows} windows; update {args.update or get_method('crepe').default_update + ' (crepe default)'}; each row's "
                 "budget (trials, timeout) is its record's command")
     out = Path(args.out)
     summary = read_json(out) if out.exists() else {"results": {}}

@@ -35,12 +35,13 @@ from benchmarks.common import (
     stamp,
     write_block,
 )
-from crepe.config import UPDATES, AllocationConfig, PermuteConfig, RepruneConfig
+from crepe.config import AllocationConfig, PermuteConfig, RepruneConfig
+from crepe.methods.registry import update_names
 from crepe.run.options import RunOptions
 
 SETTINGS = ("0.5", "0.6", "0.7", "2:4", "4:8")
 SCORERS = ("crepe", "wanda", "ria")
-CELLS = ("sparsegpt", *(f"{s}+{u}" for s in SCORERS for u in UPDATES))  # scorer+update, or SparseGPT itself
+CELLS = ("sparsegpt", *(f"{s}+{u}" for s in SCORERS for u in update_names()))  # scorer+update, or SparseGPT itself
 COMPOSITIONS = ("permute", "owl", "dsnot")
 
 
@@ -134,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=RunOptions.model)
     ap.add_argument("--settings", default=",".join(SETTINGS))
-    ap.add_argument("--cells", default=",".join(CELLS), help=f"scorer+update ({', '.join(UPDATES)}) or sparsegpt")
+    ap.add_argument("--cells", default=",".join(CELLS), help=f"scorer+update ({', '.join(update_names())}) or sparsegpt")
     ap.add_argument("--dataset", default=RunOptions.calib_dataset, help="calibration split and first eval text")
     ap.add_argument("--nsamples", type=int, default=RunOptions.nsamples)
     ap.add_argument("--seqlen", type=int, default=RunOptions.seqlen)

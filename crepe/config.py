@@ -34,7 +34,6 @@ from crepe.methods.registry import (
 ALLOCATIONS = ("uniform", "owl", "alpha", "file")
 REPRUNINGS = ("dsnot",)
 REPRUNE_SCOPES = ("attention", "all")
-DEFAULT_UPDATE = {m: get_method(m).default_update for m in method_names()}  # compat alias for scripts/
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 Used by ``python -m eval.zeroshot`` and by ``crepe.prune --zeroshot`` (dense and pruned in one run).
 The papers' seven tasks (:data:`PAPER_TASKS`) download their data from the Hugging Face hub; offline
 they fail with one line. The shipped local task ``wikivital_describe`` (4-way multiple choice,
-chance 25%, built by scripts/make_local_task.py from the wikivital test split) needs no hub and is
+chance 25%, built by ``python -m benchmarks.tools.make_local_task`` from the wikivital test split) needs no hub and is
 always available: its YAML template in ``crepe/tasks/`` is rendered at run time with the absolute
 path of its data (lm-eval resolves relative ``data_files`` against the working directory).
 """

@@ -10,7 +10,7 @@ Each layer then faults its working set in again, 4 KiB at a time. :func:`reexec_
 restarts a command line once with glibc's ``glibc.malloc.hugetlb=1`` tunable, so the heap is backed by
 transparent huge pages (2 MiB) and a layer's large tensors fault in far fewer pages; partly used
 huge pages stay resident, so the peak RSS is somewhat higher. Tunables are read at process start only, hence the re-exec; set ``CREPE_HUGEPAGES=0`` to
-turn it off (``CREPE_HUGEPAGES=0 python scripts/bench_scale.py ...`` measures the difference).
+turn it off (``CREPE_HUGEPAGES=0 python -m benchmarks.scale ...`` measures the difference).
 """
 
 from __future__ import annotations

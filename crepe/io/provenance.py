@@ -62,7 +62,7 @@ def command_line(command: list[str] | str) -> str:
 
 
 def current_command() -> list[str]:
-    """This process's command as a user would type it: ``python scripts/x.py ...`` or ``python -m pkg.mod ...``."""
+    """This process's command as a user would type it: ``python path/to/x.py ...`` or ``python -m pkg.mod ...``."""
     main = sys.modules.get("__main__")
     spec = getattr(main, "__spec__", None)
     if spec is not None and spec.name and spec.name != "__main__":

@@ -61,7 +61,7 @@ class CrepeParams:
     (q, k, v, o, gate, up, down, qkv, gate_up: the model's adapter assigns them) to a dict of
     alpha/beta/gamma/kernel for that role only; a role the model lacks is refused when pruning.
     With alpha = beta = 1, gamma = 0 and act_power = 0.5 the score is exactly RIA's. The defaults
-    were chosen on the validation split by scripts/sweep_crepe.py (results/sweep_crepe.md): on
+    were chosen on the validation split by ``python -m benchmarks.sweep_crepe`` (docs/crepe.md): on
     SmolLM2 the gain over RIA comes from act_power = 1; no neighbourhood weight helped once pruned
     with the sequential engine, so gamma defaults to 0 (kernel 7 is the best k when it is enabled).
     """

@@ -135,7 +135,7 @@ def obs_linear(weight: torch.Tensor, mask: torch.Tensor, stats: InputStats, cfg)
 
 ADMM_ITERATIONS = 10
 """ADMM iterations after the sweep (``sweep-admm``) and in ``admm``: chosen on SmolLM2 2:4 PPL by
-scripts/bench_quality.py (docs/quality.md, "ADMM iterations")."""
+``python -m benchmarks.quality`` (docs/quality.md, "ADMM iterations")."""
 
 
 def admm_system(hessian: torch.Tensor, rho: float, damp: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
