@@ -36,6 +36,7 @@ from crepe.methods.params import Pattern
 from crepe.models.adapters import model_target
 from crepe.models.loading import load_model
 from crepe.prune.model import prune_model
+from crepe.run.options import RunOptions, default_of
 from eval.perplexity import perplexity
 
 GRID = {  # technique group -> (settings, techniques); "plain" is the baseline of every row
@@ -169,9 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--groups", default="perm,alloc,dsnot,all", help=f"technique groups: {', '.join(GRID)}")
     ap.add_argument("--cells", default=None, help="explicit SETTING/TECHNIQUE list, e.g. 2:4/plain,2:4/perm")
     ap.add_argument("--nsamples", type=int, default=8)
-    ap.add_argument("--seqlen", type=int, default=512)
+    ap.add_argument("--seqlen", type=int, default=default_of(RunOptions, "seqlen"))
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--eval-seqlen", type=int, default=512)
+    ap.add_argument("--eval-seqlen", type=int, default=default_of(RunOptions, "eval_seqlen"))
     ap.add_argument("--max-eval-windows", type=int, default=8, help="0: the whole test split")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--eval-batch-size", type=int, default=4)

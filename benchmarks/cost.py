@@ -19,6 +19,7 @@ from pathlib import Path
 from benchmarks.resolve import planned_prune, prune_report
 from crepe.io.provenance import current_command, markdown_stamp, provenance
 from crepe.methods.registry import method_names
+from crepe.run.options import RunOptions, default_of
 
 METHODS = method_names()
 
@@ -27,8 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--setting", default="0.5", help="sparsity, or N:M")
-    ap.add_argument("--nsamples", type=int, default=16)
-    ap.add_argument("--seqlen", type=int, default=512)
+    ap.add_argument("--nsamples", type=int, default=default_of(RunOptions, "nsamples"))
+    ap.add_argument("--seqlen", type=int, default=default_of(RunOptions, "seqlen"))
     ap.add_argument("--out-dir", default="results/cost")
     return ap
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from benchmarks.resolve import planned_prune, prune_report
 from crepe.io.provenance import current_command, markdown_stamp, provenance
 from crepe.methods.registry import method_names
+from crepe.run.options import RunOptions, default_of
 
 METHODS = method_names()
 SETTINGS = ("0.5", "2:4", "4:8", "0.6", "0.7")
@@ -99,8 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--settings", default=",".join(SETTINGS))
-    ap.add_argument("--nsamples", type=int, default=16)
-    ap.add_argument("--seqlen", type=int, default=512)
+    ap.add_argument("--nsamples", type=int, default=default_of(RunOptions, "nsamples"))
+    ap.add_argument("--seqlen", type=int, default=default_of(RunOptions, "seqlen"))
     ap.add_argument("--max-eval-windows", type=int, default=24)
     ap.add_argument("--out-dir", default="results/bench_methods")
     ap.add_argument("--table-out", default="results/methods.md")

@@ -41,6 +41,7 @@ from crepe.io.environment import versions
 from crepe.io.files import read_json, write_json_atomic
 from crepe.io.provenance import current_command, markdown_stamp, provenance
 from crepe.methods.params import Pattern
+from crepe.run.options import RunOptions, default_of
 from pho.objective import (
     EndToEndProxy,
     PplObjective,
@@ -152,8 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--configs", type=int, default=16, help="random configs (RIA's point is added)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--dataset", default="wikivital")
-    ap.add_argument("--nsamples", type=int, default=16)
-    ap.add_argument("--seqlen", type=int, default=512)
+    ap.add_argument("--nsamples", type=int, default=default_of(RunOptions, "nsamples"))
+    ap.add_argument("--seqlen", type=int, default=default_of(RunOptions, "seqlen"))
     ap.add_argument("--cache-dir", default="", help="statistics cache (default $CREPE_CACHE/pho)")
     ap.add_argument("--val-windows", type=int, default=8)
     ap.add_argument("--update", default="none", help="weight update of the PPL side and of e2e (none: mask-only)")

@@ -28,6 +28,7 @@ from benchmarks.resolve import planned_prune, prune_report, resolve
 from crepe.io.environment import versions
 from crepe.io.files import read_json, write_json_atomic
 from crepe.io.provenance import current_command, markdown_stamp, provenance
+from crepe.run.options import RunOptions, default_of
 
 
 def target_flags(target: str) -> list[str]:
@@ -240,8 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--e2e-windows", type=int, default=None, help="pho.search --e2e-windows (e2e proxies only)")
     ap.add_argument("--hc-faithful", action="store_true", help="hill climb prunes with the sequential engine")
     ap.add_argument("--transfer-from", default=None, help="config JSON to transfer (default: PHO-best of the first target)")
-    ap.add_argument("--nsamples", type=int, default=16)
-    ap.add_argument("--seqlen", type=int, default=512)
+    ap.add_argument("--nsamples", type=int, default=default_of(RunOptions, "nsamples"))
+    ap.add_argument("--seqlen", type=int, default=default_of(RunOptions, "seqlen"))
     ap.add_argument("--val-windows", type=int, default=8)
     ap.add_argument("--test-windows", type=int, default=100000, help="test windows (default: the whole split)")
     ap.add_argument("--work-dir", default="results/pho/bench")

@@ -33,6 +33,7 @@ from crepe.io.environment import versions
 from crepe.io.files import read_json, write_json_atomic
 from crepe.io.provenance import current_command, markdown_stamp, provenance
 from crepe.methods.registry import get_method
+from crepe.run.options import RunOptions, default_of
 
 CLIMBS = {"paper": "hill climb, paper protocol (whole validation split)", "cheap": "hill climb, 8 validation windows"}
 STEPS = ("pho", "paper", "cheap", "test")
@@ -206,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--targets", default="0.5,2:4")
     ap.add_argument("--steps", default=",".join(STEPS), help=f"subset of {','.join(STEPS)} to run now")
     ap.add_argument("--nsamples", type=int, default=8)
-    ap.add_argument("--seqlen", type=int, default=512)
+    ap.add_argument("--seqlen", type=int, default=default_of(RunOptions, "seqlen"))
     ap.add_argument("--update", default=None, help="weight update of every prune (default: crepe's own)")
     ap.add_argument("--pho-variants", default="mf,mf-warm")
     ap.add_argument("--pho-trials", type=int, default=60, help="finished trials (complete + pruned) per PHO search")

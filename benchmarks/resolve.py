@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from crepe.run.options import RUN_KEYS as RECIPE_KEYS
+
 # record keys that only say where a cache lives: never part of a result
 IGNORED_KEYS = frozenset({"cache_dir"})
-# crepe.prune options besides the PruneConfig that a result depends on (output paths, logging,
-# the device and whether the dense model is also evaluated do not change a pruned figure)
-RUN_KEYS = ("model", "calib_dataset", "nsamples", "seqlen", "seed", "batch_size", "eval_dataset", "eval_split",
-            "eval_seqlen", "max_eval_windows", "eval_dtype", "bos_per_window", "dtype")
+# crepe.prune options besides the PruneConfig that a result depends on: the model and the recipe's run options
+RUN_KEYS = ("model", *RECIPE_KEYS)
 
 
 def split_program(argv: list[str]) -> tuple[str, list[str]]:

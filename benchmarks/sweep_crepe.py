@@ -30,6 +30,7 @@ from crepe.models.adapters import model_target
 from crepe.models.loading import load_model
 from crepe.prune.cached import collect_input_stats, prune_from_stats
 from crepe.prune.model import prune_model
+from crepe.run.options import RunOptions, default_of
 from eval.perplexity import perplexity
 
 log = logging.getLogger("sweep_crepe")
@@ -83,8 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--patterns", default="unstructured,2:4")
-    ap.add_argument("--nsamples", type=int, default=16)
-    ap.add_argument("--seqlen", type=int, default=512)
+    ap.add_argument("--nsamples", type=int, default=default_of(RunOptions, "nsamples"))
+    ap.add_argument("--seqlen", type=int, default=default_of(RunOptions, "seqlen"))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--stage1-windows", type=int, default=8)
     ap.add_argument("--stage2-windows", type=int, default=24)
