@@ -13,11 +13,12 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+from crepe.io.files import temp_folder
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +109,7 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
     model.is_quantized = False
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
+    tmp = temp_folder(target)
     try:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)

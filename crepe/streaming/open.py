@@ -29,6 +29,18 @@ def build_skeleton(folder: str | Path, dtype: torch.dtype) -> nn.Module:
     return model.eval()
 
 
+def check_shapes(model: nn.Module, checkpoint: Checkpoint, names: dict[str, str]) -> None:
+    """Refuse a checkpoint whose tensor shapes (from the shard headers) disagree with its config's model:
+    a streamed layer is filled tensor by tensor, so nothing else would notice before a method that reads
+    no statistics prunes the wrong-shaped weight."""
+    expected = {**dict(model.named_parameters()), **dict(model.named_buffers())}
+    for key, ckpt_name in names.items():
+        want, got = tuple(expected[key].shape) if key in expected else None, checkpoint.shapes.get(ckpt_name)
+        if want is not None and got is not None and want != got:
+            raise ValueError(f"checkpoint tensor {ckpt_name} has shape {list(got)} but {checkpoint.folder}/config.json "
+                             f"gives {list(want)}: the weights and the config disagree")
+
+
 def open_streamed(folder: str | Path, dtype: torch.dtype | None = None,
                   device: torch.device | str | None = None) -> nn.Module:
     """A model whose decoder layers stay on disk: ``model.crepe_layer_store`` streams them through
@@ -38,6 +50,7 @@ def open_streamed(folder: str | Path, dtype: torch.dtype | None = None,
     device = torch.device(device or "cpu")
     model = build_skeleton(folder, storage)
     names = key_map(model, checkpoint)
+    check_shapes(model, checkpoint, names)
     layers_path = get_adapter(model).layers_path + "."
     resident = {k: v for k, v in names.items() if not k.startswith(layers_path)}
     tensors = checkpoint.read(list(resident.values()))
