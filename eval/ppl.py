@@ -18,7 +18,7 @@ import logging  # noqa: E402
 import time  # noqa: E402
 
 from crepe.cli.common import add_eval_args  # noqa: E402
-from crepe.data.prepare import eval_set  # noqa: E402
+from crepe.data.prepare import check_data, eval_set  # noqa: E402
 from crepe.engine.device import check_device  # noqa: E402
 from crepe.evaluation.perplexity import describe_eval, evaluate_ppl  # noqa: E402
 from crepe.io.console import run_cli, setup_logging  # noqa: E402
@@ -53,6 +53,7 @@ def main() -> int:
     check_at_least(1, "--", batch_size=args.batch_size, max_windows=args.max_windows)
     check_at_least(2, "--", seqlen=args.seqlen)
     check_output_file(args.json, "--json")
+    check_data(args.dataset, args.split)
     check_device(args.device)
     if args.device_map:
         model, tokenizer = load_dispatched(args.model, args.device_map, args.model_dtype)

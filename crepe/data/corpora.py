@@ -75,11 +75,13 @@ def _hub_dataset(*args, **kwargs):
                          f"be loaded: {detail}; offline, use wikivital, text:PATH or jsonl:PATH") from exc
 
 
+@lru_cache(maxsize=4)  # read once per process: runs load the text before any work, then use it
 def wikitext2_text(split: str) -> str:
     hub_split = {"calibration": "train", "validation": "validation", "test": "test"}[canonical_split(split)]
     return "\n\n".join(_hub_dataset("wikitext", "wikitext-2-raw-v1", split=hub_split)["text"])
 
 
+@lru_cache(maxsize=4)  # read once per process: runs load the text before any work, then use it
 def c4_text(split: str) -> str:
     split = canonical_split(split)
     if split == "calibration":

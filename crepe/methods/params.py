@@ -47,6 +47,8 @@ class Pattern:
         """Parse ``"unstructured"`` or ``"N:M"`` (e.g. ``"2:4"``)."""
         if text in ("unstructured", "", None):
             return cls()
+        if not isinstance(text, str):
+            raise ValueError(f"pattern must be 'unstructured' or 'N:M' text such as '2:4', got {text!r}")
         try:
             n, m = (int(v) for v in text.split(":"))
         except ValueError as exc:

@@ -20,7 +20,7 @@ from torch import nn
 
 from crepe.compose.allocation import allocate, read_plan
 from crepe.config import PruneConfig
-from crepe.data.prepare import calibration_set, eval_set
+from crepe.data.prepare import calibration_set, check_data, eval_set
 from crepe.engine.device import check_device
 from crepe.evaluation.perplexity import describe_eval, evaluate_ppl
 from crepe.evaluation.zeroshot import ZeroShotRun
@@ -72,6 +72,9 @@ def run(opts: RunOptions, model: nn.Module | None = None, tokenizer: Any = None,
     if opts.save is not None:
         check_save_target(opts.save, opts.overwrite, _sources(opts.model, model))
     check_output_file(opts.report, "--report")
+    check_data(opts.calib_dataset, "calibration")
+    if opts.eval_dataset != "none":
+        check_data(opts.eval_dataset, opts.eval_split)
     timings: dict[str, float] = {}
     start = time.perf_counter()
     if model is None:

@@ -22,7 +22,10 @@ def build_skeleton(folder: str | Path, dtype: torch.dtype) -> nn.Module:
     from accelerate import init_empty_weights
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    config = AutoConfig.from_pretrained(folder)
+    try:
+        config = AutoConfig.from_pretrained(folder, trust_remote_code=False)  # never run a folder's own code
+    except Exception as exc:  # transformers raises many types for a bad config
+        raise ValueError(f"cannot read the config of {folder}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
     get_adapter(config.model_type)  # unknown architecture: fail before anything is built
     with init_empty_weights():
         model = AutoModelForCausalLM.from_config(config, dtype=dtype)
@@ -39,6 +42,18 @@ def check_shapes(model: nn.Module, checkpoint: Checkpoint, names: dict[str, str]
         if want is not None and got is not None and want != got:
             raise ValueError(f"checkpoint tensor {ckpt_name} has shape {list(got)} but {checkpoint.folder}/config.json "
                              f"gives {list(want)}: the weights and the config disagree")
+
+
+def check_folder(folder: str | Path) -> None:
+    """:func:`check_shapes` for a safetensors folder about to be loaded in memory (transformers would print
+    its load report before failing); architectures whose checkpoints are converted on load are left to it."""
+    checkpoint = Checkpoint.open(folder)
+    model = build_skeleton(folder, checkpoint.dtype)
+    try:
+        names = key_map(model, checkpoint)
+    except ValueError:
+        return
+    check_shapes(model, checkpoint, names)
 
 
 def open_streamed(folder: str | Path, dtype: torch.dtype | None = None,
