@@ -239,3 +239,28 @@ def test_the_catalogue_covers_every_entry_point_with_at_least_40_cases():
     assert entries == {"crepe.prune", "crepe.oneshot", "eval.ppl", "eval.zeroshot", "eval.speed", "pho.search",
                        "pho.hillclimb", "crepe.vit"}
     assert len(CASES) >= 40 and any("--recipe" in given for _, given, _ in CASES if isinstance(given, list))
+
+
+@pytest.mark.parametrize("entry, argv", [
+    ("crepe.prune", [*PRUNE, "--save", "{tmp}/ro/out"]),
+    ("crepe.prune", [*PRUNE, "--report", "{tmp}/ro/r.json"]),
+    ("crepe.prune", [*PRUNE, "--report", "{tmp}/ro/old.json"]),
+    ("eval.ppl", [*PPL, "--json", "{tmp}/ro/ppl.json"]),
+    ("pho.search", [*PHO, "--storage", "sqlite:///{tmp}/ro/pho.db", *BEST]),
+    ("pho.search", [*SEARCH, "--best-config", "{tmp}/ro/best.json"]),
+])
+def test_read_only_output_locations_are_refused_before_any_work(entry, argv, tiny_folder, tiny_corpus, tmp_path, cli,
+                                                                 capsys, monkeypatch):
+    """Root writes through file modes, so a read-only folder (as on a read-only mount) is os.access's answer."""
+    import os
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    (ro / "old.json").write_text("{}")
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if ro in (Path(p), Path(p).parent) else real(p, mode, **kw))
+    argv = _fill(argv, {"tmp": str(tmp_path), "model": str(tiny_folder), "corpus": tiny_corpus})
+    assert cli(entry, argv) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"{entry}: error: ") and ("not writable" in line or "read-only" in line), line
+    assert sorted(p.name for p in ro.iterdir()) == ["old.json"] and not (tmp_path / "pho.db").exists()

@@ -22,6 +22,7 @@ from torch import nn
 from crepe.compose.permuted_linears import PERMUTATIONS_FILE, save_permutations
 from crepe.io.files import (
     install_folder,
+    sweep_stale,
     temp_folder,
     writable_parent,
     write_json_atomic,
@@ -52,6 +53,7 @@ def check_save_target(path: str | Path, overwrite: bool, sources: Iterable[str |
     if not str(path).strip():
         raise ValueError("--save needs a folder path, got an empty one")
     path = Path(path).expanduser()
+    sweep_stale(path.parent)  # what a killed run left (a replaced folder caught mid-install is put back)
     target = path.resolve()
     for source in sources:
         src = Path(source).expanduser().resolve()
