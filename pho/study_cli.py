@@ -13,6 +13,7 @@ import optuna
 
 from crepe.cli.fields import choices_of
 from crepe.config import PruneConfig
+from crepe.data.prepare import check_data
 from crepe.io.files import check_output_file, write_json_atomic
 from crepe.methods.params import NBR_FORMS, TERM_SCALES, Pattern
 from crepe.methods.registry import get_method
@@ -126,11 +127,14 @@ def trial_log_path(args: argparse.Namespace) -> Path:
     return Path(args.trial_log) if args.trial_log else best.with_name(best.stem + "_trials.json")
 
 
-def check_outputs(args: argparse.Namespace) -> None:
-    """Fail before any work unless the study storage, the best config and the trial log can be written."""
+def check_outputs(args: argparse.Namespace, splits: tuple[str, ...] = ("calibration",)) -> None:
+    """Fail before any work (no study is created) unless the study storage, the best config and the trial
+    log can be written and the dataset's ``splits`` can be read."""
     check_storage(args.storage)
     check_output_file(args.best_config, "--best-config")
     check_output_file(trial_log_path(args), "--trial-log")
+    for split in splits:
+        check_data(args.dataset, split)
 
 
 def write_outputs(study: optuna.Study, args: argparse.Namespace, record: dict[str, Any]) -> None:

@@ -144,6 +144,8 @@ CASES = [
     ("pho.hillclimb", [*SEARCH, "--best-config", "{tmp}/adir"], "is a folder"),
     ("pho.hillclimb", [*PHO, *BEST, "--storage", "sqlite:///{tmp}/afile/hc.db"], "not writable"),
     ("pho.hillclimb", [*SEARCH, *BEST, "--step", "0.9"], "--step"),
+    ("pho.search", [*SEARCH, *BEST, "--dataset", "c4"], "needs the Hugging Face hub"),
+    ("pho.hillclimb", [*SEARCH, *BEST, "--dataset", "wikitext2"], "needs the Hugging Face hub"),
     # crepe.vit
     ("crepe.vit", [*VIT, "--report", "{tmp}/adir"], "is a folder"),
     ("crepe.vit", [*VIT, "--save", "{tmp}/afile/out"], "is not a folder"),
