@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 TEMP_MARK = ".crepe-"
-_TEMP = re.compile(r"^\.(?P<name>.+)\.crepe-(?P<kind>tmp|old)-(?P<pid>\d+)(-.*)?$")
+_TEMP = re.compile(rf"^\.(?P<name>.+){re.escape(TEMP_MARK)}(?P<kind>tmp|old)-(?P<pid>\d+)(-.*)?$")
 
 
 def temp_prefix(path: Path) -> str:
@@ -29,13 +29,12 @@ def temp_prefix(path: Path) -> str:
 
 
 def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
+    """Whether process ``pid`` exists on this machine (signal 0 probes without sending anything)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
+    except PermissionError:  # another user's process
         return True
     return True
 
@@ -44,18 +43,23 @@ def sweep_stale(folder: str | Path) -> list[Path]:
     """Remove the temporary files and folders crepe left in ``folder`` from a process that is gone (a
     killed run); a replaced folder whose new copy was never installed is renamed back. Returns what it removed."""
     folder = Path(folder)
-    if not folder.is_dir():
+    try:
+        entries = sorted(folder.iterdir()) if folder.is_dir() else []
+    except OSError:  # unreadable: the output checks say so in their own words
         return []
     removed = []
-    for entry in sorted(folder.iterdir()):
+    for entry in entries:
         match = _TEMP.match(entry.name)
         if match is None or _alive(int(match["pid"])):
             continue
         original = folder / match["name"]
-        if match["kind"] == "old" and not original.exists():
-            os.replace(entry, original)
+        try:
+            if match["kind"] == "old" and not original.exists():
+                os.replace(entry, original)
+                continue
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink(missing_ok=True)
+        except OSError:  # best effort: a read-only folder keeps its leftovers
             continue
-        shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink(missing_ok=True)
         removed.append(entry)
     return removed
 
