@@ -21,6 +21,7 @@ from crepe.methods.params import (
     CrepeParams,
     Pattern,
     check_choice,
+    check_types,
     crepe_params_from_dict,
 )
 from crepe.methods.registry import (
@@ -53,6 +54,7 @@ class PermuteConfig:
         "help": "permute coupled producers (MLP gate/up rows) in place so the stored weight is N:M valid"})
 
     def __post_init__(self) -> None:
+        check_types(self, "permute")
         if self.block_groups < 0 or self.iterations < 1:
             raise ValueError(f"permute block_groups must be >= 0 and iterations >= 1, got "
                              f"{self.block_groups} and {self.iterations}")
@@ -73,6 +75,7 @@ class AllocationConfig:
     max_sparsity: float = field(default=0.99, metadata={"help": "highest sparsity of any layer"})
 
     def __post_init__(self) -> None:
+        check_types(self, "allocation")
         check_choice("allocation", self.method, ALLOCATIONS)
         if (self.method == "file") != bool(self.path):
             raise ValueError("allocation 'file' needs a path (and only it takes one)")
@@ -108,6 +111,7 @@ class RepruneConfig:
     var_power: float = field(default=1.0, metadata={"help": "regrowth divides by the input variance to this power"})
 
     def __post_init__(self) -> None:
+        check_types(self, "repruning")
         check_choice("repruning", self.method, REPRUNINGS)
         check_choice("repruning scope", self.scope, REPRUNE_SCOPES)
         if self.max_cycles < 1 or not (self.update_threshold >= 0) or not math.isfinite(self.var_power):
@@ -144,6 +148,11 @@ class PruneConfig:
                 "sweep-admm, admm with --repruning dsnot; none = mask-only; others: none)"})
 
     def __post_init__(self) -> None:
+        check_types(self, "prune config")
+        for name, kind in (("pattern", Pattern), ("crepe", CrepeParams), ("allocation", AllocationConfig),
+                           ("permute", PermuteConfig | None), ("repruning", RepruneConfig | None)):
+            if not isinstance(getattr(self, name), kind):
+                raise ValueError(f"prune config key '{name}' must be a {name} mapping, got {getattr(self, name)!r}")
         method = self.method_entry
         self._check_update(method)
         if self.permute is not None and not self.pattern.structured:
@@ -218,8 +227,8 @@ class PruneConfig:
         if unknown:
             raise ValueError(f"unknown prune config keys: {sorted(unknown)}")
         if "pattern" in d:
-            d["pattern"] = Pattern.parse(d["pattern"]) if isinstance(d["pattern"], str) else Pattern(**d["pattern"])
-        if "crepe" in d:
+            d["pattern"] = _pattern_from(d["pattern"])
+        if isinstance(d.get("crepe"), dict):
             d["crepe"] = crepe_params_from_dict(d["crepe"])
         for key, kind in (("permute", PermuteConfig), ("allocation", AllocationConfig), ("repruning", RepruneConfig)):
             if isinstance(d.get(key), dict):
@@ -238,6 +247,17 @@ def load_crepe_params(path: str | Path) -> CrepeParams:
     if not isinstance(data, dict):
         raise ValueError(f"config {path} holds no CRePE parameters")
     return crepe_params_from_dict(data)
+
+
+def _pattern_from(value: Any) -> Pattern:
+    """The ``pattern`` entry of a config file: 'unstructured', 'N:M' text or an {n, m} mapping. YAML reads
+    an unquoted 2:4 as the base-60 integer 124, so a number is refused with the fix."""
+    if isinstance(value, str):
+        return Pattern.parse(value)
+    if isinstance(value, dict) and set(value) <= {"n", "m"}:
+        return Pattern(**value)
+    raise ValueError(f"prune config key 'pattern' must be 'unstructured' or 'N:M' text (quote it in YAML: '2:4'), "
+                     f"got {value!r}")
 
 
 def _from_fields(kind: type, d: dict[str, Any], what: str) -> Any:

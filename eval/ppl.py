@@ -18,12 +18,13 @@ import logging  # noqa: E402
 import time  # noqa: E402
 
 from crepe.cli.common import add_eval_args  # noqa: E402
-from crepe.data.prepare import eval_set  # noqa: E402
+from crepe.data.prepare import check_data, eval_set  # noqa: E402
 from crepe.engine.device import check_device  # noqa: E402
 from crepe.evaluation.perplexity import describe_eval, evaluate_ppl  # noqa: E402
 from crepe.io.console import run_cli, setup_logging  # noqa: E402
 from crepe.io.environment import peak_rss_mb, versions  # noqa: E402
-from crepe.io.files import write_json_atomic  # noqa: E402
+from crepe.io.files import check_output_file, write_json_atomic  # noqa: E402
+from crepe.methods.params import check_at_least  # noqa: E402
 from crepe.models.adapters import bos_per_window  # noqa: E402
 from crepe.models.loading import OFFLOADS, load_dispatched  # noqa: E402
 from crepe.run.open import open_model  # noqa: E402
@@ -49,6 +50,10 @@ def main() -> int:
     setup_logging(args.log_level)
     if args.dataset == "none":
         raise ValueError("--dataset none leaves nothing to evaluate")
+    check_at_least(1, "--", batch_size=args.batch_size, max_windows=args.max_windows)
+    check_at_least(2, "--", seqlen=args.seqlen)
+    check_output_file(args.json, "--json")
+    check_data(args.dataset, args.split)
     check_device(args.device)
     if args.device_map:
         model, tokenizer = load_dispatched(args.model, args.device_map, args.model_dtype)

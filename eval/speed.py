@@ -179,6 +179,18 @@ def _ints(text: str) -> list[int]:
     return [int(t) for t in text.split(",") if t.strip()]
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """One ValueError line for a value argparse's types let through (sizes, sparsities, the shape)."""
+    if args.repeats < 1 or not args.batch or min(args.batch) < 1 or args.prompt_len < 1 or args.decode_tokens < 1:
+        raise ValueError("--repeats, --batch, --prompt-len and --decode-tokens must be >= 1")
+    if (args.tokens is not None and args.tokens < 1) or (args.threads is not None and args.threads < 1):
+        raise ValueError("--tokens and --threads must be >= 1")
+    if not args.sparsity or not all(0 <= s < 1 for s in args.sparsity):
+        raise ValueError(f"--sparsity takes fractions in [0, 1), comma-separated, got {args.sparsity}")
+    if args.shape is not None and (len(args.shape) != 2 or min(args.shape) < 1):
+        raise ValueError(f"--shape must be OUTxIN with two positive sizes (e.g. 4096x4096), got {args.shape}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m eval.speed", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -201,13 +213,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main() -> int:
-    from crepe.io.files import write_json_atomic
+    from crepe.io.files import check_output_file, write_json_atomic
     from crepe.io.provenance import current_command, provenance
     from crepe.models.loading import load_model
 
     args = build_parser().parse_args()
-    if args.repeats < 1 or min(args.batch) < 1 or args.prompt_len < 1:
-        raise ValueError("--repeats, --batch and --prompt-len must be >= 1")
+    check_args(args)
+    check_output_file(args.json, "--json")
     if args.threads:
         torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")

@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main() -> int:
     from crepe.io.console import setup_logging
-    from crepe.io.files import write_json_atomic
+    from crepe.io.files import check_output_file, write_json_atomic
     from crepe.io.provenance import current_command, provenance
     from crepe.models.loading import load_model
 
@@ -63,6 +63,7 @@ def main() -> int:
     hf_logging.disable_progress_bar()
     cfg = ZeroShotConfig(tasks=ZeroShotConfig.parse_tasks(args.tasks), include_path=args.include_path, limit=args.limit,
                          num_fewshot=args.num_fewshot, batch_size=args.batch_size, device=args.device)
+    check_output_file(args.json, "--json")
     with prepared_tasks(cfg) as manager:
         model, tokenizer = load_model(args.model, dtype=getattr(torch, args.dtype))
         result = evaluate_zeroshot(model, tokenizer, cfg, manager)

@@ -38,6 +38,7 @@ from pho.space import SearchSpace
 from pho.study import completed, open_study, trial_cost
 from pho.study_cli import (
     best_config_record,
+    check_outputs,
     space_from_args,
     study_parser,
     target_from_args,
@@ -184,6 +185,7 @@ def main() -> int:
         raise ValueError("need --n-trials >= 1, 0 < --step <= 0.5, --refinements >= 0, --val-windows >= 0")
     if args.offload != "none":
         raise ValueError("pho.hillclimb prunes and evaluates the model in memory: use --offload none")
+    check_outputs(args, ("calibration", "validation"))
     attrs = study_attrs(args, space, target, setup)
     study, created = open_study(args.storage, args.study_name, "minimize", attrs,
                                 optuna.samplers.RandomSampler(seed=setup.seed), heartbeat=False)

@@ -46,7 +46,6 @@ from pho.space import SearchSpace
 from pho.streamed import StreamedProxy
 from pho.study import (
     SAMPLERS,
-    check_storage,
     completed,
     finished,
     make_sampler,
@@ -55,6 +54,7 @@ from pho.study import (
 )
 from pho.study_cli import (  # noqa: F401  (space_from_args, target_from_args: also read from here by scripts)
     best_config_record,
+    check_outputs,
     space_from_args,
     study_parser,
     target_from_args,
@@ -209,8 +209,7 @@ def main() -> int:
     if target.resolved_update != "none" and get_proxy(args.proxy).scope == "linear" and get_proxy(args.proxy).after is None:
         raise ValueError(f"{args.proxy} scores masks, not --update {target.resolved_update}: use out_error, e2e or "
                          "e2e_seq, or --update none for the mask-only pipeline")
-    check_storage(args.storage)
-    Path(args.best_config).parent.mkdir(parents=True, exist_ok=True)
+    check_outputs(args)
     sampler = make_sampler(args.sampler, setup.seed, len(space.params))
     study, created = open_study(args.storage, args.study_name, get_proxy(args.proxy).direction,
                                 study_attrs(args, space, target, setup), sampler,

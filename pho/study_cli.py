@@ -13,12 +13,13 @@ import optuna
 
 from crepe.cli.fields import choices_of
 from crepe.config import PruneConfig
-from crepe.io.files import write_json_atomic
+from crepe.data.prepare import check_data
+from crepe.io.files import check_output_file, write_json_atomic
 from crepe.methods.params import NBR_FORMS, TERM_SCALES, Pattern
 from crepe.methods.registry import get_method
 from pho.objective import base_config
 from pho.space import PARAMS, RIA_BASE, SearchSpace, read_params
-from pho.study import completed, trial_log, write_plots
+from pho.study import check_storage, completed, trial_log, write_plots
 from pho.workspace import add_setup_args
 
 log = logging.getLogger("pho.study_cli")
@@ -120,9 +121,25 @@ def best_config_record(study: optuna.Study, target: PruneConfig, source: str, ex
             "complete_trials": len(completed(study)), **extra}
 
 
-def write_outputs(study: optuna.Study, args: argparse.Namespace, record: dict[str, Any]) -> None:
+def trial_log_path(args: argparse.Namespace) -> Path:
+    """--trial-log, or ``<best-config stem>_trials.json`` next to the best config."""
     best = Path(args.best_config)
-    log_path = Path(args.trial_log) if args.trial_log else best.with_name(best.stem + "_trials.json")
+    return Path(args.trial_log) if args.trial_log else best.with_name(best.stem + "_trials.json")
+
+
+def check_outputs(args: argparse.Namespace, splits: tuple[str, ...] = ("calibration",)) -> None:
+    """Fail before any work (no study is created) unless the study storage, the best config and the trial
+    log can be written and the dataset's ``splits`` can be read."""
+    check_storage(args.storage)
+    check_output_file(args.best_config, "--best-config")
+    check_output_file(trial_log_path(args), "--trial-log")
+    for split in splits:
+        check_data(args.dataset, split)
+
+
+def write_outputs(study: optuna.Study, args: argparse.Namespace, record: dict[str, Any]) -> None:
+    best, log_path = Path(args.best_config), trial_log_path(args)
+    best.parent.mkdir(parents=True, exist_ok=True)
     if not args.no_plots:
         record["plots"] = write_plots(study, best.with_name(best.stem))
     write_json_atomic(best, record)

@@ -27,7 +27,7 @@ def tiny_corpus(tmp_path_factory):
     return f"text:{path}"
 
 
-COMMAND_MODULES = {"crepe.prune": "crepe.cli.prune"}  # a `python -m` command whose main() lives elsewhere
+COMMAND_MODULES = {"crepe.prune": "crepe.cli.prune", "crepe.vit": "crepe.vit.__main__"}  # a `python -m` command whose main() lives elsewhere
 
 
 @pytest.fixture

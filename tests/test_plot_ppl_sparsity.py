@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tiny_models import HANG_GUARD_S
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -21,7 +23,7 @@ def test_plot_is_written_from_reports_of_every_setting(tmp_path):
     (tmp_path / "skip.json").write_text(json.dumps({"ppl_pruned": None}))
     out = tmp_path / "plots" / "p.png"
     proc = subprocess.run([sys.executable, "-m", "benchmarks.tools.plot_ppl_sparsity", "--reports", str(tmp_path), "--out", str(out)],
-                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+                          capture_output=True, text=True, timeout=HANG_GUARD_S, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     assert "5 cells, 2 methods" in proc.stdout
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -29,5 +31,5 @@ def test_plot_is_written_from_reports_of_every_setting(tmp_path):
 
 def test_no_reports_is_one_line_and_exit_2(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "benchmarks.tools.plot_ppl_sparsity", "--reports", str(tmp_path), "--out", str(tmp_path / "p.png")],
-                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+                          capture_output=True, text=True, timeout=HANG_GUARD_S, cwd=ROOT)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "p.png").exists()

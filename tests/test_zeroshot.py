@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tiny_models import HANG_GUARD_S
 
 from crepe.evaluation.zeroshot import (
     SHIPPED_TASKS_DIR,
@@ -84,7 +85,7 @@ def test_bad_limit_is_one_line_before_loading(cli, capsys):
 def test_hub_task_offline_fails_with_one_line(tiny_folder, tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
     proc = subprocess.run([sys.executable, "-m", "eval.zeroshot", "--model", str(tiny_folder), "--tasks", "boolq",
-                           "--limit", "2"], capture_output=True, text=True, env=env, timeout=300,
+                           "--limit", "2"], capture_output=True, text=True, env=env, timeout=HANG_GUARD_S,
                           cwd=Path(__file__).resolve().parents[1])
     assert proc.returncode == 2
     (line,) = proc.stderr.strip().splitlines()

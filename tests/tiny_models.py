@@ -6,6 +6,9 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
 VOCAB = 128
+# a subprocess's hang guard only: tests bound their work (tiny models, few windows), never wall time, so
+# this cannot trip on a busy machine; it only stops a process that hangs forever
+HANG_GUARD_S = 6 * 3600
 FAST_PRUNE_ARGS = ["--nsamples", "4", "--seqlen", "32", "--eval-seqlen", "32", "--max-eval-windows", "4"]
 _COMMON = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)

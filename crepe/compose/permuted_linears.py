@@ -104,7 +104,7 @@ def load_permuted(folder: str | Path, **kwargs) -> nn.Module:
     """Load a saved pruned folder; with ``permutations.safetensors``, swap the gathered linears in."""
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=False, **kwargs)
     path = Path(folder) / PERMUTATIONS_FILE
     if path.is_file():
         gathered_permutations(model, load_file(str(path)))

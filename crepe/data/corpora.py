@@ -67,14 +67,21 @@ def _hub_dataset(*args, **kwargs):
         import datasets
     except ImportError as exc:
         raise ValueError("hub datasets need the 'datasets' package: pip install 'crepe[hub]'") from exc
-    return datasets.load_dataset(*args, **kwargs)
+    try:
+        return datasets.load_dataset(*args, **kwargs)
+    except Exception as exc:  # offline, unreachable or missing: datasets raises many types
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"dataset {args[0]!r} needs the Hugging Face hub (or a local copy in its cache) and could not "
+                         f"be loaded: {detail}; offline, use wikivital, text:PATH or jsonl:PATH") from exc
 
 
+@lru_cache(maxsize=4)  # read once per process: runs load the text before any work, then use it
 def wikitext2_text(split: str) -> str:
     hub_split = {"calibration": "train", "validation": "validation", "test": "test"}[canonical_split(split)]
     return "\n\n".join(_hub_dataset("wikitext", "wikitext-2-raw-v1", split=hub_split)["text"])
 
 
+@lru_cache(maxsize=4)  # read once per process: runs load the text before any work, then use it
 def c4_text(split: str) -> str:
     split = canonical_split(split)
     if split == "calibration":

@@ -20,6 +20,12 @@ def dataset_tokens(tokenizer, dataset: str, split: str) -> torch.Tensor:
     return _tokens(tokenizer, dataset, canonical_split(split) if not dataset.startswith(("text:", "jsonl:")) else split)
 
 
+def check_data(dataset: str, split: str) -> None:
+    """Read ``dataset``/``split`` once, so a missing file or an unreachable hub fails before any work (hub
+    texts are memoised: the run reads them again for free)."""
+    load_text(dataset, canonical_split(split) if not dataset.startswith(("text:", "jsonl:")) else split)
+
+
 def eval_set(tokenizer, dataset: str, split: str, seqlen: int, max_windows: int | None = None,
              bos_per_window: bool = False) -> tuple[torch.Tensor, WindowSpec]:
     """Evaluation windows [w, seqlen] and the protocol that describes them."""

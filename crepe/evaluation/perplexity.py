@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from crepe.engine.layer_store import LayerStore
 from crepe.engine.layerwise import LayerInputs, run_layerwise, tail_inputs
+from crepe.methods.params import check_at_least
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -100,6 +101,7 @@ def evaluate_ppl(model: nn.Module, windows: torch.Tensor, batch_size: int = 4, d
     """PPL and how it was computed ("forward" | "layerwise"): the model's own forward pass for a
     resident float model on CPU (or one dispatched by accelerate's ``device_map``); otherwise layer by
     layer (streamed, on a GPU, or half-precision weights on CPU), never moving the whole model."""
+    check_at_least(1, batch_size=batch_size)
     streamed = getattr(model, "crepe_layer_store", None) is not None
     dispatched = getattr(model, "hf_device_map", None) is not None
     half_on_cpu = next(model.parameters()).dtype in (torch.bfloat16, torch.float16) and device in (None, "cpu")

@@ -14,12 +14,17 @@ def setup_logging(level: str = "INFO") -> None:
     logging.getLogger("transformers").setLevel(logging.ERROR)
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (a library's multi-line message joined with spaces)."""
+    return " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
+
+
 def run_cli(prog: str, main: Callable[[], int | None]) -> None:
     """Run ``main``; bad input (ValueError, FileNotFoundError) becomes one line on stderr and exit 2."""
     try:
         code = main()
     except (ValueError, FileNotFoundError) as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)

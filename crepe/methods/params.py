@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import types
+import typing
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 GROUPS = ("layer", "row")
@@ -27,6 +30,7 @@ class Pattern:
     m: int = 0
 
     def __post_init__(self) -> None:
+        check_types(self, "pattern")
         if (self.n, self.m) != (0, 0) and not (0 < self.n < self.m):
             raise ValueError(f"invalid N:M pattern {self.n}:{self.m}: need 0 < N < M")
 
@@ -43,6 +47,8 @@ class Pattern:
         """Parse ``"unstructured"`` or ``"N:M"`` (e.g. ``"2:4"``)."""
         if text in ("unstructured", "", None):
             return cls()
+        if not isinstance(text, str):
+            raise ValueError(f"pattern must be 'unstructured' or 'N:M' text such as '2:4', got {text!r}")
         try:
             n, m = (int(v) for v in text.split(":"))
         except ValueError as exc:
@@ -77,6 +83,7 @@ class CrepeParams:
     overrides: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        check_types(self, "crepe")
         for name in ("alpha", "beta", "gamma", "act_power"):
             value = getattr(self, name)
             if not math.isfinite(value) or (name != "act_power" and value < 0):
@@ -90,6 +97,8 @@ class CrepeParams:
         check_choice("crepe term_scale", self.term_scale, TERM_SCALES)
         for proj, values in self.overrides.items():
             check_choice("crepe override projection role", proj, ROLES)
+            if not isinstance(values, dict):
+                raise ValueError(f"crepe overrides.{proj} must be a mapping of alpha/beta/gamma/kernel, got {values!r}")
             dataclasses.replace(self, overrides={}, **values)  # validates the overridden values
 
     def for_projection(self, role: str | None) -> "CrepeParams":
@@ -109,3 +118,48 @@ def crepe_params_from_dict(d: dict[str, Any]) -> CrepeParams:
 def check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ValueError(f"unknown {what} {value!r}; choose from {', '.join(choices)}")
+
+
+_KINDS = {int: "an integer", float: "a number", str: "a string", bool: "true or false", dict: "a mapping"}
+
+
+@lru_cache(maxsize=None)
+def _field_kinds(kind: type) -> tuple[tuple[str, tuple[type, ...], bool], ...]:
+    """(name, accepted plain types, None allowed) of each field of dataclass ``kind`` whose hint is a plain
+    int/float/str/bool/dict (or ``X | None``); other fields (nested configs, tuples) are checked by their owners."""
+    out = []
+    for name, hint in typing.get_type_hints(kind).items():
+        optional = typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in typing.get_args(hint)
+        plain = [a for a in typing.get_args(hint) if a is not type(None)] if optional else [hint]
+        plain = [typing.get_origin(a) or a for a in plain]
+        if len(plain) == 1 and plain[0] in _KINDS:
+            out.append((name, plain[0], optional))
+    return tuple(out)
+
+
+def type_error(value: Any, expected: type) -> bool:
+    """Whether ``value`` is not of the plain type ``expected`` (a bool is no number; an int is a float)."""
+    if expected is float:
+        return isinstance(value, bool) or not isinstance(value, (int, float))
+    if expected is int:
+        return isinstance(value, bool) or not isinstance(value, int)
+    return not isinstance(value, expected)
+
+
+def check_types(obj: Any, what: str) -> None:
+    """Raise one ValueError line naming ``what.field`` when a field of dataclass ``obj`` has the wrong type
+    (a string where a number belongs, a float where an integer does): configs read from files and the
+    Python API reach here with whatever the user wrote."""
+    for name, expected, optional in _field_kinds(type(obj)):
+        value = getattr(obj, name)
+        if (value is None and optional) or not type_error(value, expected):
+            continue
+        raise ValueError(f"{what} key '{name}' must be {_KINDS[expected]}{' or null' if optional else ''}, "
+                         f"got {value!r} ({type(value).__name__})")
+
+
+def check_at_least(low: int, what: str = "", **values: int | None) -> None:
+    """One ValueError line for the first of ``values`` (name -> number; None: not given) below ``low``."""
+    for name, value in values.items():
+        if value is not None and value < low:
+            raise ValueError(f"{what}{name} must be >= {low}, got {value}")

@@ -13,11 +13,12 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+from crepe.io.files import temp_folder
 
 log = logging.getLogger(__name__)
 
@@ -100,16 +101,16 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
 
     log.info("dequantising %s once (cached at %s)", gguf.name, target)
     try:
-        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
-        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32,
+                                                     trust_remote_code=False)
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name, trust_remote_code=False)
     except Exception as exc:  # transformers raises many types for a corrupt file
         raise ValueError(f"cannot read GGUF file {gguf}: {exc}") from exc
     model.hf_quantizer = None  # the weights are plain float now; let save_pretrained write them
     model.is_quantized = False
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
+    tmp = temp_folder(target)
     try:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
@@ -184,7 +185,7 @@ def load_model(spec: str, dtype: str | torch.dtype | None = None, device: str | 
 
     where = local_folder(spec)
     try:
-        model = AutoModelForCausalLM.from_pretrained(where, dtype=resolve_dtype(dtype, where))
+        model = AutoModelForCausalLM.from_pretrained(where, dtype=resolve_dtype(dtype, where), trust_remote_code=False)
     except Exception as exc:
         raise load_error(spec, exc) from exc
     if device:
@@ -196,7 +197,7 @@ def load_tokenizer(spec: str, where: str):
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(where)
+        return AutoTokenizer.from_pretrained(where, trust_remote_code=False)
     except Exception as exc:
         raise load_error(spec, exc) from exc
 
@@ -213,7 +214,8 @@ def load_dispatched(spec: str, device_map: str = "auto", dtype: str | None = "au
 
     where = local_folder(spec)
     try:
-        model = AutoModelForCausalLM.from_pretrained(where, dtype=resolve_dtype(dtype, where), device_map=device_map)
+        model = AutoModelForCausalLM.from_pretrained(where, dtype=resolve_dtype(dtype, where), device_map=device_map,
+                                                     trust_remote_code=False)
     except Exception as exc:
         raise load_error(spec, exc) from exc
     return model.eval(), load_tokenizer(spec, where)

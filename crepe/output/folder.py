@@ -11,9 +11,7 @@ in the original order, so plain ``from_pretrained`` gives the masked model.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -22,7 +20,13 @@ import torch
 from torch import nn
 
 from crepe.compose.permuted_linears import PERMUTATIONS_FILE, save_permutations
-from crepe.io.files import install_folder, write_json_atomic
+from crepe.io.files import (
+    install_folder,
+    sweep_stale,
+    temp_folder,
+    writable_parent,
+    write_json_atomic,
+)
 from crepe.output.card import write_card_and_recipe
 
 REPORT_NAME = "pruning_report.json"
@@ -38,18 +42,6 @@ def written_by_crepe(folder: Path) -> bool:
     return isinstance(record, dict) and record.get("tool") == "crepe"
 
 
-def _writable_parent(path: Path) -> Path:
-    """The nearest existing ancestor of ``path``; ValueError if it is not a writable folder."""
-    parent = path.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        raise ValueError(f"cannot save to {path}: {parent} is not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ValueError(f"cannot save to {path}: {parent} is not writable")
-    return parent
-
-
 def check_save_target(path: str | Path, overwrite: bool, sources: Iterable[str | Path] = ()) -> None:
     """Fail before any work unless ``path`` can take the saved folder without losing anything.
 
@@ -61,6 +53,7 @@ def check_save_target(path: str | Path, overwrite: bool, sources: Iterable[str |
     if not str(path).strip():
         raise ValueError("--save needs a folder path, got an empty one")
     path = Path(path).expanduser()
+    sweep_stale(path.parent)  # what a killed run left (a replaced folder caught mid-install is put back)
     target = path.resolve()
     for source in sources:
         src = Path(source).expanduser().resolve()
@@ -74,7 +67,7 @@ def check_save_target(path: str | Path, overwrite: bool, sources: Iterable[str |
     if path.exists() and any(path.iterdir()) and not written_by_crepe(path):
         raise ValueError(f"--save folder {path} holds files crepe did not write (no crepe pruning_config in its "
                          f"config.json); --overwrite only replaces a folder crepe saved: choose another folder")
-    _writable_parent(path)
+    writable_parent(path, "--save folder")
 
 
 def pruning_record(config: dict[str, Any], realised_sparsity: float, pattern: str) -> dict[str, Any]:
@@ -114,8 +107,7 @@ def save_pruned(model: nn.Module, tokenizer, path: str | Path, record: dict[str,
     ``layers.<i>.<name>``) to ``path`` atomically; returns the path."""
     path = Path(path)
     check_save_target(path, overwrite)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    tmp = temp_folder(path)
     try:
         model.save_pretrained(tmp)
         write_extras(tmp, model, tokenizer, record, report, permutations)

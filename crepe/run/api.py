@@ -104,6 +104,6 @@ def _tokenizer_for(model: nn.Module) -> Any:
     if not where:
         raise ValueError("oneshot got a model without a tokenizer and no folder to find one in: pass tokenizer=")
     try:
-        return AutoTokenizer.from_pretrained(where)
+        return AutoTokenizer.from_pretrained(where, trust_remote_code=False)
     except Exception as exc:  # transformers raises many types for a missing tokenizer
         raise ValueError(f"no tokenizer found for {where!r}: pass tokenizer= to oneshot") from exc

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,12 +20,12 @@ from torch import nn
 
 from crepe.compose.allocation import allocate, read_plan
 from crepe.config import PruneConfig
-from crepe.data.prepare import calibration_set, eval_set
+from crepe.data.prepare import calibration_set, check_data, eval_set
 from crepe.engine.device import check_device
 from crepe.evaluation.perplexity import describe_eval, evaluate_ppl
 from crepe.evaluation.zeroshot import ZeroShotRun
 from crepe.io.environment import peak_rss_mb, versions
-from crepe.io.files import write_json_atomic
+from crepe.io.files import check_output_file, temp_folder, write_json_atomic
 from crepe.io.memory import reuse_freed_memory
 from crepe.io.provenance import provenance
 from crepe.models.adapters import bos_per_window, get_adapter
@@ -72,6 +71,10 @@ def run(opts: RunOptions, model: nn.Module | None = None, tokenizer: Any = None,
     reuse_freed_memory()
     if opts.save is not None:
         check_save_target(opts.save, opts.overwrite, _sources(opts.model, model))
+    check_output_file(opts.report, "--report")
+    check_data(opts.calib_dataset, "calibration")
+    if opts.eval_dataset != "none":
+        check_data(opts.eval_dataset, opts.eval_split)
     timings: dict[str, float] = {}
     start = time.perf_counter()
     if model is None:
@@ -181,9 +184,7 @@ def _protocol(eval_spec, opts: RunOptions, how: str) -> str:
 
 def _scratch_folder() -> Path:
     """Where a streamed run without --save writes its pruned shards (removed at the end)."""
-    root = cache_root() / "scratch"
-    root.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix="pruned-", dir=root)) / "model"
+    return temp_folder(cache_root() / "scratch" / "pruned") / "model"
 
 
 def _finish_streamed(model: nn.Module, tokenizer, record: dict, summary, overwrite: bool) -> None:

@@ -17,7 +17,7 @@ from crepe.models.loading import (
     should_stream,
 )
 from crepe.streaming.checkpoint import INDEX_NAME, SINGLE_NAME, Checkpoint
-from crepe.streaming.open import open_streamed
+from crepe.streaming.open import check_folder, open_streamed
 
 
 @dataclass
@@ -38,14 +38,16 @@ def open_model(spec: str, dtype: str | None = "auto", offload: str = "auto",
     where = local_folder(spec)
     if offload == "disk" and not Path(where).is_dir():  # a hub id: stream from a local snapshot
         where = _download(spec, where)
+    has_safetensors = (Path(where) / INDEX_NAME).is_file() or (Path(where) / SINGLE_NAME).is_file()
     if Path(where).is_dir() and offload != "none":
         torch_dtype = resolve_dtype(dtype, where)
-        has_safetensors = (Path(where) / INDEX_NAME).is_file() or (Path(where) / SINGLE_NAME).is_file()
         if offload == "disk" or has_safetensors:  # auto falls back to memory for .bin-only folders
             checkpoint = Checkpoint.open(where)
             if should_stream(offload, checkpoint.nbytes, torch_dtype, checkpoint.dtype):
                 model = open_streamed(where, torch_dtype, device)
                 return OpenedModel(model, load_tokenizer(spec, where), True, torch_dtype, where)
+    if has_safetensors:
+        check_folder(where)  # weights that disagree with the config: one line before any work
     model, tokenizer = load_model(spec, dtype)
     return OpenedModel(model, tokenizer, False, next(model.parameters()).dtype, where)
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from crepe.config import PruneConfig
 from crepe.evaluation.zeroshot import ZeroShotConfig
+from crepe.methods.params import check_at_least, check_types
 from crepe.models.loading import OFFLOADS
 from crepe.output.recipe import run_keys
 
@@ -78,6 +79,15 @@ class RunOptions:
             "limit": {"help": "items per zero-shot task (default: all)"},
             "include_path": {"help": "folder of extra lm-eval task YAMLs"}}})
     command: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        """Types and sizes checked where the options enter (flags, a recipe's ``run`` entry, ``oneshot``)."""
+        check_types(self, "run option")
+        if not isinstance(self.prune, PruneConfig):
+            raise ValueError(f"run option 'prune' must be a PruneConfig, got {self.prune!r}")
+        check_at_least(1, "run option ", nsamples=self.nsamples, batch_size=self.batch_size,
+                       eval_batch_size=self.eval_batch_size, max_eval_windows=self.max_eval_windows)
+        check_at_least(2, "run option ", seqlen=self.seqlen, eval_seqlen=self.eval_seqlen)
 
 
 RUN_KEYS = run_keys(RunOptions)  # the options a result depends on: the recipe's "run" entry

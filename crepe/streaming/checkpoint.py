@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import struct
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -46,6 +46,7 @@ class Checkpoint:
     weight_map: dict[str, str]
     nbytes: int
     dtypes: dict[str, str]
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
     @classmethod
     def open(cls, folder: str | Path) -> "Checkpoint":
@@ -61,7 +62,7 @@ class Checkpoint:
         else:
             raise ValueError(f"{folder} holds no safetensors weights ({INDEX_NAME} or {SINGLE_NAME}); "
                              f"streaming needs a safetensors checkpoint")
-        nbytes, dtypes = 0, {}
+        nbytes, dtypes, shapes = 0, {}, {}
         by_file: dict[str, list[str]] = defaultdict(list)
         for name, shard in weight_map.items():
             by_file[shard].append(name)
@@ -76,7 +77,8 @@ class Checkpoint:
                 info = header[name]
                 nbytes += info["data_offsets"][1] - info["data_offsets"][0]
                 dtypes[name] = info["dtype"]
-        return cls(folder, dict(weight_map), nbytes, dtypes)
+                shapes[name] = tuple(info["shape"])
+        return cls(folder, dict(weight_map), nbytes, dtypes, shapes)
 
     @property
     def dtype(self) -> torch.dtype:

@@ -22,11 +22,38 @@ def build_skeleton(folder: str | Path, dtype: torch.dtype) -> nn.Module:
     from accelerate import init_empty_weights
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    config = AutoConfig.from_pretrained(folder)
+    try:
+        config = AutoConfig.from_pretrained(folder, trust_remote_code=False)  # never run a folder's own code
+    except Exception as exc:  # transformers raises many types for a bad config
+        raise ValueError(f"cannot read the config of {folder}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
     get_adapter(config.model_type)  # unknown architecture: fail before anything is built
     with init_empty_weights():
         model = AutoModelForCausalLM.from_config(config, dtype=dtype)
     return model.eval()
+
+
+def check_shapes(model: nn.Module, checkpoint: Checkpoint, names: dict[str, str]) -> None:
+    """Refuse a checkpoint whose tensor shapes (from the shard headers) disagree with its config's model:
+    a streamed layer is filled tensor by tensor, so nothing else would notice before a method that reads
+    no statistics prunes the wrong-shaped weight."""
+    expected = {**dict(model.named_parameters()), **dict(model.named_buffers())}
+    for key, ckpt_name in names.items():
+        want, got = tuple(expected[key].shape) if key in expected else None, checkpoint.shapes.get(ckpt_name)
+        if want is not None and got is not None and want != got:
+            raise ValueError(f"checkpoint tensor {ckpt_name} has shape {list(got)} but {checkpoint.folder}/config.json "
+                             f"gives {list(want)}: the weights and the config disagree")
+
+
+def check_folder(folder: str | Path) -> None:
+    """:func:`check_shapes` for a safetensors folder about to be loaded in memory (transformers would print
+    its load report before failing); architectures whose checkpoints are converted on load are left to it."""
+    checkpoint = Checkpoint.open(folder)
+    model = build_skeleton(folder, checkpoint.dtype)
+    try:
+        names = key_map(model, checkpoint)
+    except ValueError:
+        return
+    check_shapes(model, checkpoint, names)
 
 
 def open_streamed(folder: str | Path, dtype: torch.dtype | None = None,
@@ -38,6 +65,7 @@ def open_streamed(folder: str | Path, dtype: torch.dtype | None = None,
     device = torch.device(device or "cpu")
     model = build_skeleton(folder, storage)
     names = key_map(model, checkpoint)
+    check_shapes(model, checkpoint, names)
     layers_path = get_adapter(model).layers_path + "."
     resident = {k: v for k, v in names.items() if not k.startswith(layers_path)}
     tensors = checkpoint.read(list(resident.values()))

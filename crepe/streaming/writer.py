@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import json
 import shutil
-import tempfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
@@ -18,7 +17,7 @@ from typing import Any, Callable
 import torch
 from safetensors.torch import save_file
 
-from crepe.io.files import install_folder
+from crepe.io.files import install_folder, temp_folder
 from crepe.streaming.checkpoint import INDEX_NAME
 
 
@@ -43,8 +42,7 @@ class ShardWriter:
     def __init__(self, target: str | Path, total: int):
         self.target = Path(target)
         self.total = total
-        self.target.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.tmp-", dir=self.target.parent))
+        self.tmp = temp_folder(self.target)
         self.weight_map: dict[str, str] = {}
         self.nbytes = 0
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crepe-shard-writer")

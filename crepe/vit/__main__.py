@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from crepe.io.files import write_json_atomic
+from crepe.io.files import check_output_file, writable_parent, write_json_atomic
 from crepe.vit.config import (
     HEAD_MODES,
     HEAD_SCORES,
@@ -63,13 +63,25 @@ def config_from_args(a: argparse.Namespace) -> ViTPruneConfig:
     )
 
 
+def check_paths(args: argparse.Namespace) -> None:
+    """The model folder exists; --save and --report can be written (checked before any work)."""
+    if not args.model.is_dir():
+        raise ValueError(f"--model {args.model} is not a model folder")
+    check_output_file(args.report, "--report")
+    if args.save is not None:
+        if args.save.exists() and not args.save.is_dir():
+            raise ValueError(f"--save target {args.save} exists and is not a folder")
+        writable_parent(args.save, "--save folder")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         cfg = config_from_args(args)
+        check_paths(args)
     except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"crepe.vit: error: {err}", file=sys.stderr)
         return 2
     torch.set_num_threads(args.threads)
     print(f"torch threads: {torch.get_num_threads()}")

@@ -158,10 +158,10 @@ def load_pruned(folder: str | Path) -> nn.Module:
     import transformers
     from safetensors.torch import load_file
 
-    config = transformers.AutoConfig.from_pretrained(folder)
+    config = transformers.AutoConfig.from_pretrained(folder, trust_remote_code=False)
     record = getattr(config, "pruning_config", None) or {}
     if record.get("format") != "repacked":
-        model = transformers.AutoModelForImageClassification.from_pretrained(folder)
+        model = transformers.AutoModelForImageClassification.from_pretrained(folder, trust_remote_code=False)
         model.set_attn_implementation("eager")
         return model.eval()
     cls = getattr(transformers, config.architectures[0])
