@@ -69,7 +69,7 @@ def _model_key(name: str, transforms: list, model_keys: set[str], prefix: str) -
     return (key, part, expert) if key in model_keys else None
 
 
-def _resolve(model: nn.Module, checkpoint: Checkpoint) -> tuple[dict[str, str], dict[str, Fused]]:
+def resolve_keys(model: nn.Module, checkpoint: Checkpoint) -> tuple[dict[str, str], dict[str, Fused]]:
     transforms = _transforms(model)
     model_keys = set(model.state_dict().keys())
     prefix = getattr(model, "base_model_prefix", "")
@@ -97,12 +97,12 @@ def key_map(model: nn.Module, checkpoint: Checkpoint) -> dict[str, str]:
     """Model state-dict name -> checkpoint tensor name, with transformers' own key renamings for the
     model (e.g. GPT-NeoX's ``embed_out`` -> ``lm_head``) and checkpoints saved without the base prefix
     (GPT-2's ``h.0...``). Fused expert parameters are in :func:`fused_keys`."""
-    return _resolve(model, checkpoint)[0]
+    return resolve_keys(model, checkpoint)[0]
 
 
 def fused_keys(model: nn.Module, checkpoint: Checkpoint) -> dict[str, Fused]:
     """Model name of each fused 3D expert parameter -> its per-expert checkpoint tensors."""
-    return _resolve(model, checkpoint)[1]
+    return resolve_keys(model, checkpoint)[1]
 
 
 def stack_fused(parts: Fused, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
