@@ -88,6 +88,14 @@ def count_saved(folder: str | Path, model: nn.Module) -> DecoderWeights:
     return _count(model, read, "saved folder")
 
 
+def targeted_sparsity(sparsity: float, plan: dict[str, float] | None, sizes: dict[str, int]) -> float:
+    """What the run asked for: ``sparsity``, or the size-weighted mean of a per-linear ``plan``
+    (``layers.<i>.<name>`` -> sparsity; ``sizes``: the same keys -> weight count)."""
+    if not plan:
+        return sparsity
+    return sum(plan.get(k, sparsity) * n for k, n in sizes.items()) / max(sum(sizes.values()), 1)
+
+
 def check_reached(weights: DecoderWeights, targeted: float) -> None:
     """Fail with one line when the counted decoder weights fall short of the requested sparsity."""
     if weights.sparsity < targeted - SHORTFALL:
