@@ -193,3 +193,18 @@ def test_the_target_of_a_plan_is_its_weighted_mean_not_the_global_sparsity(tmp_p
     accounting = report["decoder_weights"]
     assert accounting["targeted_sparsity"] == pytest.approx(0.375)  # two equal layers at 0.25 and 0.5
     assert accounting["sparsity"] == pytest.approx(0.375, abs=0.01)
+
+
+def test_one_shot_pruning_from_cached_statistics_uses_the_same_fallback():
+    from crepe.prune.cached import collect_input_stats, prune_from_stats
+
+    model = tiny_model("mixtral")
+    expected = model.model.layers[1].mlp.experts.gate_up_proj.data[3].clone()
+    _never_route_to(model, 3)
+    stats = collect_input_stats(model, tiny_windows(), progress=False)
+    assert stats["layers.1.mlp.experts.3.up_proj"].tokens == 0 < stats["layers.1.mlp.experts.2.up_proj"].tokens
+    prune_from_stats(model, stats, PruneConfig(method="wanda"))
+    rows = expected.shape[0] // 2
+    for part in (expected[:rows], expected[rows:]):  # gate rows, up rows: each its own matrix
+        prune_linear(part, InputStats(), PruneConfig(method="magnitude"))
+    assert torch.equal(model.model.layers[1].mlp.experts.gate_up_proj.data[3], expected)

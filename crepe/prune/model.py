@@ -17,13 +17,24 @@ from crepe.config import PruneConfig
 from crepe.engine.layerwise import iterate_layers, run_layerwise
 from crepe.methods.masks import all_finite
 from crepe.methods.scorers import InputStats
-from crepe.models.adapters import ModelTarget, model_target
-from crepe.prune.linear import LinearResult, needed_stats, prune_linear
+from crepe.models.adapters import LinearTarget, ModelTarget, model_target
+from crepe.prune.linear import LinearResult, LinearSteps, needed_stats, prune_linear
 
 log = logging.getLogger(__name__)
 
 EXPERT_FALLBACK = ("a routed expert that no calibration token reached is pruned by weight magnitude alone "
                    "(method magnitude, no weight update), at its planned sparsity")
+
+
+def expert_fallback(cfg: PruneConfig) -> tuple[PruneConfig, LinearSteps]:
+    """The config and steps of :data:`EXPERT_FALLBACK`: ``cfg`` with magnitude scores and no update."""
+    fallback = replace(cfg, method="magnitude", update=None, repruning=None, group=None)
+    return fallback, linear_steps(fallback)
+
+
+def is_unreached(linear: LinearTarget, stats: InputStats, needs: frozenset[str]) -> bool:
+    """A routed expert's matrix that no calibration token reached, under a method that reads statistics."""
+    return linear.expert and bool(needs) and stats.tokens == 0
 
 
 @dataclass
@@ -100,15 +111,14 @@ def prune_model(model: nn.Module, windows: torch.Tensor, cfg: PruneConfig, *,
     steps = linear_steps(cfg)
     needs = needed_stats(cfg, steps)
     has_experts = any(t.expert for t in target.linears.values())
-    by_magnitude = replace(cfg, method="magnitude", update=None, repruning=None, group=None) if has_experts else cfg
-    magnitude_steps = linear_steps(by_magnitude)
+    by_magnitude, magnitude_steps = expert_fallback(cfg) if has_experts else (cfg, steps)
 
     def callback(index: int, layer: nn.Module, linears: dict[str, nn.Module], stats: dict[str, InputStats]) -> bool:
         perms = {}
         for name in linears:
             linear = target.per_layer[index][name]
             own = stats.get(name, InputStats())
-            unreached = linear.expert and needs and own.tokens == 0
+            unreached = is_unreached(linear, own, needs)
             if unreached:
                 fallback.append(linear.key)
             results[linear.key] = prune_linear(
