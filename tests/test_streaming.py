@@ -54,7 +54,7 @@ def test_streamed_engine_pass_matches_in_memory_for_every_family(tmp_path, model
     assert layerwise_perplexity(streamed, windows, progress=False) == perplexity(model, windows, progress=False)
 
 
-@pytest.mark.parametrize("model_type", ["llama", "opt", "gpt2", "gemma2"])
+@pytest.mark.parametrize("model_type", ["llama", "opt", "gpt2", "gemma2", "mixtral", "qwen2_moe"])
 def test_streamed_prune_saves_the_same_weights_as_in_memory(tmp_path, tiny_corpus, model_type):
     src = _save(tmp_path / "src", model_type)
     a, b, results = _prune_both(tmp_path, src, tiny_corpus, PruneConfig(method="crepe"))

@@ -25,7 +25,13 @@ TINY_CONFIGS: dict[str, dict] = {
     "gpt2": dict(vocab_size=VOCAB, n_embd=64, n_layer=2, n_head=4, n_positions=256),
     "gpt_neox": dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                      num_attention_heads=4, max_position_embeddings=256),
+    # mixture of experts: 4 routed experts, 2 per token (fused 3D expert tensors in transformers 5)
+    "mixtral": dict(_COMMON, intermediate_size=64, num_local_experts=4, num_experts_per_tok=2),
+    "qwen2_moe": dict(_COMMON, moe_intermediate_size=32, shared_expert_intermediate_size=64, num_experts=4,
+                      num_experts_per_tok=2),
+    "qwen3_moe": dict(_COMMON, head_dim=16, moe_intermediate_size=32, num_experts=4, num_experts_per_tok=2),
 }
+MOE_FAMILIES = ("mixtral", "qwen2_moe", "qwen3_moe")
 
 
 def tiny_model(model_type: str = "llama", seed: int = 0) -> torch.nn.Module:

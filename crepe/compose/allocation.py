@@ -96,7 +96,7 @@ def outlier_ratios(model: nn.Module, windows: torch.Tensor, threshold: float, ba
 
     def record(index: int, layer: nn.Module, linears: dict[str, nn.Module], stats: dict[str, InputStats]) -> bool:
         scores = torch.cat([(weight_view(mod).float().abs() * stats[name].col_norm.unsqueeze(0)).reshape(-1)
-                            for name, mod in linears.items()])
+                            for name, mod in linears.items() if stats[name].tokens])  # routed experts: reached ones
         ratios[block_key(index)] = float((scores > threshold * scores.mean()).double().mean())
         return False
 

@@ -7,6 +7,11 @@
    statistics a method asks for, run it, hand layer + statistics to the callback (which prunes,
    or records), then re-run it so the next layer sees the outputs of the *modified* layer.
 
+Routed experts (fused 3D parameters) are hooked on their experts module: the hook reads the
+routing the model's own forward passed in (``top_k_index`` [T, k]) and gives each expert's gate/up
+matrices the statistics of the tokens routed to it, and its down matrix those of its own hidden
+activations act(gate x) * up x on the same tokens. An expert no token reached has ``tokens == 0``.
+
 Every method and every statistics consumer goes through :func:`run_layerwise`.
 """
 
@@ -23,7 +28,7 @@ from tqdm.auto import tqdm
 
 from crepe.engine.layer_store import LayerStore, model_device, store_for
 from crepe.methods.scorers import InputStats
-from crepe.models.adapters import Adapter, get_adapter
+from crepe.models.adapters import Adapter, ExpertMatrix, get_adapter
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +100,19 @@ _PARTS: dict[str, tuple[str, Callable[[torch.Tensor], torch.Tensor]]] = {
 """need -> (InputStats field, its part of one batch X [tokens, in])."""
 
 
+def _input_parts(x: torch.Tensor, needs: frozenset[str]) -> dict[str, torch.Tensor]:
+    """The statistics parts of one batch X [..., in], as float32 over X [tokens, in]."""
+    x = x.detach().reshape(-1, x.shape[-1]).float()
+    return {key: fn(x) for need, (key, fn) in _PARTS.items() if need in needs}
+
+
+def _accumulate(stats: InputStats, parts: dict[str, torch.Tensor], tokens: int) -> None:
+    """Add one batch's parts to ``stats`` (never in place: several targets may hold one tensor)."""
+    for key, part in parts.items():
+        setattr(stats, key, part if getattr(stats, key) is None else getattr(stats, key) + part)
+    stats.tokens += tokens
+
+
 class _StatsHook:
     """Forward hook accumulating InputStats of one linear's input X [..., in]. Hooks that share a
     ``memo`` compute the parts of an input tensor once when several linears read it (q/k/v, gate/up;
@@ -108,14 +126,42 @@ class _StatsHook:
     def __call__(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
         seen = self.memo.get("input")
         if seen is None or seen() is not inputs[0]:
-            x = inputs[0].detach()
-            x = x.reshape(-1, x.shape[-1]).float()
-            parts = {key: fn(x) for need, (key, fn) in _PARTS.items() if need in self.needs}
-            self.memo.update(input=weakref.ref(inputs[0]), tokens=x.shape[0], parts=parts)
-        s = self.stats
-        for key, part in self.memo["parts"].items():  # never in place: several linears may hold one tensor
-            setattr(s, key, part if getattr(s, key) is None else getattr(s, key) + part)
-        s.tokens += self.memo["tokens"]
+            tokens = inputs[0].numel() // inputs[0].shape[-1]
+            self.memo.update(input=weakref.ref(inputs[0]), tokens=tokens, parts=_input_parts(inputs[0], self.needs))
+        _accumulate(self.stats, self.memo["parts"], self.memo["tokens"])
+
+
+class _ExpertStatsHook:
+    """Forward pre-hook on a fused experts module: per-expert InputStats from the routed tokens.
+
+    ``matrices``: name -> ExpertMatrix of this module; stats[name] accumulates, for gate/up, the
+    routed hidden states X_e [t_e, H], and for down the expert's hidden act(X_e G_e^T) * (X_e U_e^T)
+    [t_e, I], the input its down matrix sees in the model's own forward."""
+
+    def __init__(self, needs: frozenset[str], matrices: dict[str, ExpertMatrix], gate_up: str):
+        self.needs = needs
+        self.gate_up = gate_up
+        self.stats = {name: InputStats() for name in matrices}
+        self.by_expert: dict[int, list[tuple[str, ExpertMatrix]]] = {}
+        for name, matrix in matrices.items():
+            self.by_expert.setdefault(matrix.expert, []).append((name, matrix))
+
+    def __call__(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+        hidden = args[0] if args else kwargs["hidden_states"]
+        top_k = args[1] if len(args) > 1 else kwargs["top_k_index"]
+        hidden = hidden.reshape(-1, hidden.shape[-1])
+        for expert, members in self.by_expert.items():
+            routed = (top_k == expert).any(dim=-1)
+            count = int(routed.sum())
+            if not count:
+                continue
+            x = hidden[routed].float()
+            fused = getattr(module, self.gate_up).data[expert].float()  # [2I, H]
+            gate, up = (x @ fused.t()).chunk(2, dim=-1)
+            inputs = {self.gate_up: x, "down": module.act_fn(gate) * up}
+            parts = {key: _input_parts(value, self.needs) for key, value in inputs.items()}
+            for name, matrix in members:
+                _accumulate(self.stats[name], parts[self.gate_up if matrix.param == self.gate_up else "down"], count)
 
 
 def _layer_output(layer: nn.Module, hidden: torch.Tensor, args: tuple, kwargs: dict) -> torch.Tensor:
@@ -159,17 +205,26 @@ def _run_one_layer(index: int, layer: nn.Module, adapter: Adapter, inputs: Layer
     """Collect (if ``needs``), call back, re-run if modified: the layer's outputs, one per batch."""
     linears = adapter.linears(layer)
     memo: dict = {}
-    hooks = {name: _StatsHook(needs, memo) for name in linears}
+    plain = {name: mod for name, mod in linears.items() if not isinstance(mod, ExpertMatrix)}
+    hooks = {name: _StatsHook(needs, memo) for name in plain}
+    experts = adapter.experts_module(layer)
+    routed = _ExpertStatsHook(needs, {n: m for n, m in linears.items() if isinstance(m, ExpertMatrix)},
+                              adapter.experts.gate_up) if experts is not None else None
     outputs: list[torch.Tensor] | None = None
     if needs:
-        handles = [mod.register_forward_hook(hooks[name]) for name, mod in linears.items()]
+        handles = [mod.register_forward_hook(hooks[name]) for name, mod in plain.items()]
+        if routed is not None:
+            handles.append(experts.register_forward_pre_hook(routed, with_kwargs=True))
         try:
             outputs = [_layer_output(layer, h, a, k) for h, a, k in zip(inputs.hidden, inputs.args, inputs.kwargs)]
         finally:
             for handle in handles:
                 handle.remove()
             memo.clear()
-    modified = callback(index, layer, linears, {name: hook.stats for name, hook in hooks.items()})
+    stats = {name: hook.stats for name, hook in hooks.items()}
+    if routed is not None:
+        stats.update(routed.stats)
+    modified = callback(index, layer, linears, stats)
     if modified:
         store.settle(index, layer)
     if modified or outputs is None:

@@ -6,6 +6,11 @@ looks at model names. Linears are discovered inside each layer (``nn.Linear`` an
 role of its linears (q, k, v, o, gate, up, down, or fused qkv / gate_up), which per-projection
 CRePE ``overrides`` are keyed by.
 
+Mixture-of-experts families (transformers 5) keep their routed experts fused in 3D parameters on
+one experts module; the adapter's :class:`ExpertLayout` says where, and each expert's gate, up and
+down matrix becomes its own target (an :class:`ExpertMatrix`, an [out, in] view of the fused
+tensor). Routers and gates (``skip``) are never pruned; shared experts are ordinary linears.
+
 :func:`model_target` builds, once per model, the :class:`ModelTarget` every model-level step
 reads: its layers, their linears (name, key ``layers.<i>.<name>``, role, attention or not), and
 one snapshot/restore of everything a pruning step can change.
@@ -29,6 +34,33 @@ _GATED_MLP = ("mlp.down_proj", ("mlp.gate_proj", "mlp.up_proj"))
 
 
 @dataclass(frozen=True)
+class ExpertLayout:
+    """Routed experts fused as 3D parameters on the module ``module`` inside a layer: ``gate_up``
+    [E, 2*I, H] (gate rows, then up rows) and ``down`` [E, H, I]; the module is called as
+    ``experts(hidden [T, H], top_k_index [T, k], top_k_weights [T, k])`` and applies ``act_fn``.
+    Expert e's matrices are named ``<module>.<e>.gate_proj`` / ``up_proj`` / ``down_proj``."""
+
+    module: str = "mlp.experts"
+    gate_up: str = "gate_up_proj"
+    down: str = "down_proj"
+
+
+@dataclass(frozen=True)
+class ExpertMatrix:
+    """One expert's matrix: rows ``rows`` = (start, stop) of expert ``expert`` in the fused 3D
+    parameter ``param`` of ``experts`` (the experts module); ``view()`` is the [out, in] view."""
+
+    experts: nn.Module = field(compare=False, repr=False)
+    param: str
+    expert: int
+    rows: tuple[int, int]
+
+    def view(self) -> torch.Tensor:
+        """[out, in] view sharing storage with the fused parameter (read when asked: layers move)."""
+        return getattr(self.experts, self.param).data[self.expert, self.rows[0]:self.rows[1]]
+
+
+@dataclass(frozen=True)
 class Adapter:
     """family: display name; model_types: config.model_type values; layers_path: dotted path of the
     decoder-layer ModuleList; roles: (name suffix, role) pairs, a linear whose qualified name inside
@@ -45,6 +77,8 @@ class Adapter:
     attention: str = "self_attn"
     mlp_coupling: tuple[str, tuple[str, ...]] | None = None
     bos_per_window: bool = False
+    experts: ExpertLayout | None = None
+    skip: tuple[str, ...] = ()
 
     def layers(self, model: nn.Module) -> nn.ModuleList:
         module: nn.Module = model
@@ -52,9 +86,40 @@ class Adapter:
             module = getattr(module, part)
         return module  # type: ignore[return-value]
 
-    def linears(self, layer: nn.Module) -> dict[str, nn.Module]:
-        """Prunable linears of one decoder layer, by qualified name inside the layer."""
-        return {name: mod for name, mod in layer.named_modules() if isinstance(mod, (nn.Linear, Conv1D))}
+    def linears(self, layer: nn.Module) -> dict[str, nn.Module | ExpertMatrix]:
+        """Prunable linears of one decoder layer by qualified name inside the layer, then each routed
+        expert's matrices (:meth:`expert_matrices`); routers and gates (``skip``) are left out."""
+        found = {name: mod for name, mod in layer.named_modules()
+                 if isinstance(mod, (nn.Linear, Conv1D)) and name not in self.skip}
+        return {**found, **self.expert_matrices(layer)}
+
+    def experts_module(self, layer: nn.Module) -> nn.Module | None:
+        """The layer's fused experts module, None for a dense layer (or a family without experts)."""
+        if self.experts is None:
+            return None
+        try:
+            return layer.get_submodule(self.experts.module)
+        except AttributeError:
+            return None
+
+    def expert_matrices(self, layer: nn.Module) -> dict[str, ExpertMatrix]:
+        """``<module>.<e>.gate_proj`` / ``up_proj`` / ``down_proj`` -> that expert's [out, in] matrix."""
+        experts = self.experts_module(layer)
+        if experts is None:
+            return {}
+        layout = self.experts
+        n, rows = getattr(experts, layout.gate_up).shape[:2]
+        down_rows = getattr(experts, layout.down).shape[1]
+        out = {}
+        for e in range(n):
+            out[f"{layout.module}.{e}.gate_proj"] = ExpertMatrix(experts, layout.gate_up, e, (0, rows // 2))
+            out[f"{layout.module}.{e}.up_proj"] = ExpertMatrix(experts, layout.gate_up, e, (rows // 2, rows))
+            out[f"{layout.module}.{e}.down_proj"] = ExpertMatrix(experts, layout.down, e, (0, down_rows))
+        return out
+
+    def is_skipped(self, name: str) -> bool:
+        """True for a parameter or module ``name`` (inside a layer) of a router or gate (never pruned)."""
+        return any(name == s or name.startswith(s + ".") for s in self.skip)
 
     def is_attention(self, name: str) -> bool:
         """True for a linear of the attention block (``name``: qualified name inside a layer)."""
@@ -71,8 +136,10 @@ class Adapter:
 ADAPTERS: tuple[Adapter, ...] = (
     Adapter("llama", ("llama",), "model.layers", mlp_coupling=_GATED_MLP),
     Adapter("mistral", ("mistral", "mixtral"), "model.layers", mlp_coupling=_GATED_MLP,
-            roles=(*_LLAMA_ROLES, ("w1", "gate"), ("w3", "up"), ("w2", "down"))),
-    Adapter("qwen", ("qwen2", "qwen3", "qwen2_moe", "qwen3_moe"), "model.layers", mlp_coupling=_GATED_MLP),
+            roles=(*_LLAMA_ROLES, ("w1", "gate"), ("w3", "up"), ("w2", "down")),
+            experts=ExpertLayout(), skip=("mlp.gate",)),
+    Adapter("qwen", ("qwen2", "qwen3", "qwen2_moe", "qwen3_moe"), "model.layers", mlp_coupling=_GATED_MLP,
+            experts=ExpertLayout(), skip=("mlp.gate", "mlp.shared_expert_gate")),
     Adapter("gemma", ("gemma", "gemma2", "gemma3_text"), "model.layers", mlp_coupling=_GATED_MLP, bos_per_window=True),
     Adapter("gemma3", ("gemma3",), "model.language_model.layers", mlp_coupling=_GATED_MLP, bos_per_window=True),
     Adapter("phi3", ("phi3",), "model.layers",  # gate_up_proj is fused: o/down are gathered
@@ -103,8 +170,11 @@ def get_adapter(model_or_type: nn.Module | str) -> Adapter:
     )
 
 
-def weight_view(module: nn.Module) -> torch.Tensor:
-    """The module's weight as an [out, in] view that shares storage (in-place edits stick)."""
+def weight_view(module: nn.Module | ExpertMatrix) -> torch.Tensor:
+    """The module's weight (or the expert's matrix) as an [out, in] view that shares storage
+    (in-place edits stick)."""
+    if isinstance(module, ExpertMatrix):
+        return module.view()
     if isinstance(module, Conv1D):
         return module.weight.data.t()
     return module.weight.data
@@ -118,13 +188,19 @@ def block_key(index: int) -> str:
 @dataclass(frozen=True)
 class LinearTarget:
     """One prunable linear: decoder layer index, qualified ``name`` inside the layer, projection
-    ``role`` (None if the adapter gives it none), whether it is in the attention block, the module."""
+    ``role`` (None if the adapter gives it none), whether it is in the attention block, the module
+    (or, for a routed expert's matrix, its :class:`ExpertMatrix`)."""
 
     layer: int
     name: str
     role: str | None
     in_attention: bool
-    module: nn.Module = field(compare=False, repr=False)
+    module: nn.Module | ExpertMatrix = field(compare=False, repr=False)
+
+    @property
+    def expert(self) -> bool:
+        """True for a routed expert's matrix (its statistics come from the tokens routed to it)."""
+        return isinstance(self.module, ExpertMatrix)
 
     @property
     def key(self) -> str:

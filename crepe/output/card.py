@@ -121,13 +121,19 @@ def card_text(report: dict[str, Any], name: str) -> str:
         f"# {name}", "",
         f"`{base}` pruned to {target} with the **{cfg.get('method')}** method of the crepe toolkit{update} "
         f"(realised sparsity {report.get('realised_sparsity', float('nan')):.4f} over the decoder linears; "
-        "embeddings and lm_head are kept dense).",
+        "embeddings and lm_head are kept dense).", *_skipped(report),
         "The weights are stored dense with the pruned entries set to zero, so the folder loads with "
         "`AutoModelForCausalLM.from_pretrained`; `pruning_config` in config.json records how it was pruned "
         "and `pruning_report.json` holds the full run report.", "",
         "| metric | dense | pruned |", "|---|---|---|", *rows, "",
         "Made by:", "", "```bash", command, "```", "",
     ])
+
+
+def _skipped(report: dict[str, Any]) -> list[str]:
+    """A sentence naming the decoder weights that exist but were never pruned (routers, gates)."""
+    skipped = sorted((report.get("decoder_weights") or {}).get("skipped") or {})
+    return [f"Never pruned (routers and gates, {len(skipped)} tensors): {', '.join(skipped)}."] if skipped else []
 
 
 def write_model_card(folder: str | Path, report: dict[str, Any], name: str | None = None) -> Path:

@@ -14,7 +14,8 @@ from crepe.config import PruneConfig
 from crepe.engine.layerwise import run_layerwise
 from crepe.methods.scorers import InputStats
 from crepe.models.adapters import ModelTarget, model_target
-from crepe.prune.linear import LinearResult, prune_linear
+from crepe.prune.linear import LinearResult, needed_stats, prune_linear
+from crepe.prune.model import expert_fallback, is_unreached
 
 
 def collect_input_stats(model: nn.Module, windows: torch.Tensor, needs: frozenset[str] = frozenset({"sq_sum"}),
@@ -35,9 +36,17 @@ def collect_input_stats(model: nn.Module, windows: torch.Tensor, needs: frozense
 def prune_from_stats(model: nn.Module, stats: dict[str, InputStats], cfg: PruneConfig,
                   target: ModelTarget | None = None, layers: Collection[int] | None = None) -> dict[str, LinearResult]:
     """Prune every decoder linear in place with precomputed ``stats`` by key (no forward pass);
-    ``layers``: only the linears of these decoder layers (the others stay dense)."""
+    ``layers``: only the linears of these decoder layers (the others stay dense). A routed expert
+    that no token reached is pruned by :data:`crepe.prune.model.EXPERT_FALLBACK`."""
     target = target or model_target(model)
     target.check_roles(cfg.crepe.overrides)
     steps = linear_steps(cfg)
-    return {key: prune_linear(t.weight, stats[key], cfg, role=t.role, in_attention=t.in_attention, steps=steps, name=key)
-            for key, t in target.linears.items() if layers is None or t.layer in layers}
+    needs = needed_stats(cfg, steps)
+    fallback = expert_fallback(cfg) if any(t.expert for t in target.linears.values()) else (cfg, steps)
+    out = {}
+    for key, t in target.linears.items():
+        if layers is None or t.layer in layers:
+            use, use_steps = fallback if is_unreached(t, stats[key], needs) else (cfg, steps)
+            out[key] = prune_linear(t.weight, stats[key], use, role=t.role, in_attention=t.in_attention,
+                                    steps=use_steps, name=key)
+    return out

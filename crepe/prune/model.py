@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
@@ -17,19 +17,35 @@ from crepe.config import PruneConfig
 from crepe.engine.layerwise import iterate_layers, run_layerwise
 from crepe.methods.masks import all_finite
 from crepe.methods.scorers import InputStats
-from crepe.models.adapters import ModelTarget, model_target, weight_view
-from crepe.prune.linear import LinearResult, needed_stats, prune_linear
+from crepe.models.adapters import LinearTarget, ModelTarget, model_target
+from crepe.prune.linear import LinearResult, LinearSteps, needed_stats, prune_linear
 
 log = logging.getLogger(__name__)
+
+EXPERT_FALLBACK = ("a routed expert that no calibration token reached is pruned by weight magnitude alone "
+                   "(method magnitude, no weight update), at its planned sparsity")
+
+
+def expert_fallback(cfg: PruneConfig) -> tuple[PruneConfig, LinearSteps]:
+    """The config and steps of :data:`EXPERT_FALLBACK`: ``cfg`` with magnitude scores and no update."""
+    fallback = replace(cfg, method="magnitude", update=None, repruning=None, group=None)
+    return fallback, linear_steps(fallback)
+
+
+def is_unreached(linear: LinearTarget, stats: InputStats, needs: frozenset[str]) -> bool:
+    """A routed expert's matrix that no calibration token reached, under a method that reads statistics."""
+    return linear.expert and bool(needs) and stats.tokens == 0
 
 
 @dataclass
 class PruneSummary:
     """Per-linear results (by ``layers.<i>.<name>``) and the totals over all pruned linears;
-    ``physical``: linears whose column permutation was realised by permuting their producers."""
+    ``physical``: linears whose column permutation was realised by permuting their producers;
+    ``fallback``: routed experts' matrices pruned by :data:`EXPERT_FALLBACK` (no routed token)."""
 
     linears: dict[str, LinearResult]
     physical: set[str] = field(default_factory=set)
+    fallback: list[str] = field(default_factory=list)
 
     @property
     def total_weights(self) -> int:
@@ -64,6 +80,9 @@ def check_prunable(model: nn.Module, cfg: PruneConfig) -> ModelTarget:
     NaN/Inf weights, N:M not dividing a width, an override role the model has no projection for."""
     target = model_target(model)
     target.check_roles(cfg.crepe.overrides)
+    if cfg.permute is not None and any(t.expert for t in target.linears.values()):
+        raise ValueError(f"--permute is not supported on {target.model_type}: routed experts' fused matrices "
+                         f"cannot carry column permutations; prune without --permute")
     for key, linear in target.linears.items():
         weight = linear.weight
         if weight.device.type != "meta" and not all_finite(weight):  # streamed: checked when read
@@ -88,16 +107,24 @@ def prune_model(model: nn.Module, windows: torch.Tensor, cfg: PruneConfig, *,
         layer_sparsity = allocate(model, windows, cfg.sparsity, cfg.allocation, cfg.pattern, batch_size, device)
     results: dict[str, LinearResult] = {}
     physical: set[str] = set()
+    fallback: list[str] = []
     steps = linear_steps(cfg)
+    needs = needed_stats(cfg, steps)
+    has_experts = any(t.expert for t in target.linears.values())
+    by_magnitude, magnitude_steps = expert_fallback(cfg) if has_experts else (cfg, steps)
 
     def callback(index: int, layer: nn.Module, linears: dict[str, nn.Module], stats: dict[str, InputStats]) -> bool:
         perms = {}
-        for name, module in linears.items():
+        for name in linears:
             linear = target.per_layer[index][name]
+            own = stats.get(name, InputStats())
+            unreached = is_unreached(linear, own, needs)
+            if unreached:
+                fallback.append(linear.key)
             results[linear.key] = prune_linear(
-                weight_view(module), stats.get(name, InputStats()), cfg, role=linear.role,
+                linear.weight, own, by_magnitude if unreached else cfg, role=linear.role,
                 sparsity=layer_sparsity.get(linear.key) if layer_sparsity else None,
-                in_attention=linear.in_attention, steps=steps, name=linear.key)
+                in_attention=linear.in_attention, steps=magnitude_steps if unreached else steps, name=linear.key)
             if results[linear.key].permutation is not None:
                 perms[name] = results[linear.key].permutation
         if cfg.permute is not None and cfg.permute.physical:
@@ -105,14 +132,15 @@ def prune_model(model: nn.Module, windows: torch.Tensor, cfg: PruneConfig, *,
         log.debug("layer %d pruned", index)
         return True
 
-    needs = needed_stats(cfg, steps)
     if not needs:  # input-independent scores: no calibration pass is needed
         for index, layer in iterate_layers(model, device=device, progress=progress, desc=f"pruning ({cfg.method})"):
             callback(index, layer, target.adapter.linears(layer), {})
-        return PruneSummary(results, physical)
+        return PruneSummary(results, physical, fallback)
     run_layerwise(model, windows, needs, callback, batch_size=batch_size, device=device,
                   desc=f"pruning ({cfg.method})", progress=progress)
-    return PruneSummary(results, physical)
+    if fallback:
+        log.warning("%d expert matrices received no calibration token: %s", len(fallback), EXPERT_FALLBACK)
+    return PruneSummary(results, physical, fallback)
 
 
 def time_dense_pass(model: nn.Module, windows: torch.Tensor, batch_size: int = 8,

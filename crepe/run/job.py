@@ -30,6 +30,13 @@ from crepe.io.memory import reuse_freed_memory
 from crepe.io.provenance import provenance
 from crepe.models.adapters import bos_per_window, get_adapter
 from crepe.models.loading import cache_root, local_sources
+from crepe.output.accounting import (
+    DecoderWeights,
+    check_reached,
+    count_model,
+    count_saved,
+    targeted_sparsity,
+)
 from crepe.output.card import write_card_and_recipe
 from crepe.output.folder import (
     REPORT_NAME,
@@ -39,7 +46,12 @@ from crepe.output.folder import (
     write_extras,
 )
 from crepe.output.recipe import recipe_from_options
-from crepe.prune.model import check_prunable, prune_model, time_dense_pass
+from crepe.prune.model import (
+    EXPERT_FALLBACK,
+    check_prunable,
+    prune_model,
+    time_dense_pass,
+)
 from crepe.run.open import open_model
 from crepe.run.options import RunOptions
 from crepe.streaming.open import open_streamed
@@ -110,6 +122,7 @@ def run(opts: RunOptions, model: nn.Module | None = None, tokenizer: Any = None,
     scratch = None
     start, cpu_start = time.perf_counter(), time.process_time()
     plan = allocate(model, calib, cfg.sparsity, cfg.allocation, cfg.pattern, opts.batch_size, opts.device)
+    targeted = targeted_sparsity(cfg.sparsity, plan, {k: t.weight.numel() for k, t in prunable.linears.items()})
     if streamed:
         target = Path(opts.save) if opts.save else _scratch_folder()
         scratch = None if opts.save else target
@@ -121,12 +134,14 @@ def run(opts: RunOptions, model: nn.Module | None = None, tokenizer: Any = None,
                               target=prunable)
         timings["prune_seconds"] = time.perf_counter() - start
         if streamed:
-            record = pruning_record(cfg.to_dict(), summary.realised_sparsity, str(cfg.pattern))
-            _finish_streamed(model, tokenizer, record, summary, opts.overwrite or scratch is not None)
+            weights = _finish_streamed(model, tokenizer, cfg, summary, opts.overwrite or scratch is not None, targeted)
             timings["prune_and_write_seconds"] = time.perf_counter() - start
             timings["prune_and_write_cpu_seconds"] = time.process_time() - cpu_start
             model = open_streamed(target, storage, opts.device)
-        _print_summary(echo, cfg, summary, timings)
+        else:
+            weights = count_model(model)
+            check_reached(weights, targeted)
+        _print_summary(echo, cfg, summary, timings, weights, targeted)
         ppl_pruned = None
         if with_ppl:
             ppl_pruned, how = evaluate(model, windows, opts)
@@ -147,7 +162,9 @@ def run(opts: RunOptions, model: nn.Module | None = None, tokenizer: Any = None,
         "calibration": calib_spec.describe(), "eval_protocol": protocol,
         "ppl_dense": ppl_dense, "ppl_pruned": ppl_pruned,
         "zeroshot": zeroshot.results if zeroshot else None,
-        "realised_sparsity": summary.realised_sparsity, "sparsity_before": summary.sparsity_before,
+        "realised_sparsity": weights.sparsity, "sparsity_before": summary.sparsity_before,
+        "decoder_weights": weights.to_dict(targeted),
+        "expert_fallback": {"rule": EXPERT_FALLBACK, "matrices": summary.fallback},
         "per_layer_sparsity": summary.per_layer(), "kept_score_fraction": summary.kept_score_fraction,
         "permutations": {"gathered": sorted(summary.gathered_permutations()), "physical": sorted(summary.physical)},
         **timings, "peak_rss_mb": peak_rss_mb(), "versions": versions(),
@@ -160,9 +177,14 @@ def run(opts: RunOptions, model: nn.Module | None = None, tokenizer: Any = None,
         write_card_and_recipe(opts.save, report)
         echo(f"saved pruned model to {opts.save} (streamed, sharded {report['dtype']})")
     elif opts.save:
-        record = pruning_record(cfg.to_dict(), summary.realised_sparsity, str(cfg.pattern))
-        save_pruned(model, tokenizer, opts.save, record, report, overwrite=opts.overwrite,
+        save_pruned(model, tokenizer, opts.save, _record(cfg, weights), report, overwrite=opts.overwrite,
                     permutations=summary.gathered_permutations())
+        saved = count_saved(opts.save, model)  # read back: the figure is what the folder holds
+        if (saved.counted, saved.zeros) != (weights.counted, weights.zeros):
+            raise ValueError(f"{opts.save} holds {saved.zeros} zeros in {saved.counted} decoder weights, "
+                             f"not the {weights.zeros} in {weights.counted} pruned")
+        report["decoder_weights"] = saved.to_dict(targeted)
+        write_json_atomic(Path(opts.save) / REPORT_NAME, report)
         echo(f"saved pruned model to {opts.save}")
     if opts.report:
         write_json_atomic(opts.report, report)
@@ -187,24 +209,43 @@ def _scratch_folder() -> Path:
     return temp_folder(cache_root() / "scratch" / "pruned") / "model"
 
 
-def _finish_streamed(model: nn.Module, tokenizer, record: dict, summary, overwrite: bool) -> None:
-    """Write the resident tensors as the last shard, then config/tokenizer/permutations; rename."""
+def _record(cfg: PruneConfig, weights: DecoderWeights) -> dict[str, Any]:
+    """The folder's ``pruning_config``, with the router and gate tensors that were never pruned."""
+    return {**pruning_record(cfg.to_dict(), weights.sparsity, str(cfg.pattern)), "skipped": sorted(weights.skipped)}
+
+
+def _finish_streamed(model: nn.Module, tokenizer, cfg: PruneConfig, summary, overwrite: bool,
+                     targeted: float) -> DecoderWeights:
+    """Write the resident tensors as the last shard, count the decoder weights back from the shards
+    (a shortfall aborts: nothing is saved), then config/tokenizer/permutations; rename."""
     store = model.crepe_layer_store
     writer = store.writer
     store.writer = None
     writer.write(writer.total, store.resident_state())
-    writer.finish(lambda tmp: write_extras(tmp, model, tokenizer, record, None, summary.gathered_permutations()),
-                  overwrite=overwrite)
+    counted: list[DecoderWeights] = []
+
+    def write_rest(tmp: Path) -> None:
+        counted.append(count_saved(tmp, model))
+        check_reached(counted[0], targeted)
+        write_extras(tmp, model, tokenizer, _record(cfg, counted[0]), None, summary.gathered_permutations())
+
+    writer.finish(write_rest, overwrite=overwrite)
+    return counted[0]
 
 
-def _print_summary(echo: Callable[[str], None], cfg: PruneConfig, summary, timings: dict[str, float]) -> None:
+def _print_summary(echo: Callable[[str], None], cfg: PruneConfig, summary, timings: dict[str, float],
+                   weights: DecoderWeights, targeted: float) -> None:
     if "dense_pass_seconds" in timings:
         timings["prune_over_dense_pass"] = timings["prune_seconds"] / timings["dense_pass_seconds"]
         echo(f"prune time = {timings['prune_over_dense_pass']:.2f} x one dense pass over the calibration set "
              f"({timings['dense_pass_seconds']:.1f} s); the floor is 2 (collect + propagate)")
     update = "" if cfg.resolved_update == "none" else f" + {cfg.resolved_update} update"
     echo(f"pruned {len(summary.linears)} linears with {cfg.method}{update} in {timings['prune_seconds']:.1f} s: "
-         f"realised sparsity {summary.realised_sparsity:.4f} (zeros before pruning {summary.sparsity_before:.4f})")
+         f"realised sparsity {weights.sparsity:.4f} (zeros before pruning {summary.sparsity_before:.4f})")
+    if weights.skipped or summary.fallback:
+        echo(f"over {weights.counted} decoder weights (target {targeted:.4f}); never pruned: "
+             f"{sum(weights.skipped.values())} router/gate weights in {len(weights.skipped)} tensors; "
+             f"{len(summary.fallback)} expert matrices without routed tokens pruned by magnitude")
     if cfg.permute or cfg.repruning or cfg.allocation.method != "uniform":
         kept = summary.kept_score_fraction
         echo(f"composition: permute={'on' if cfg.permute else 'off'} allocation={cfg.allocation.method} "

@@ -11,7 +11,7 @@ from torch import nn
 from crepe.engine.layer_store import default_compute_dtype
 from crepe.models.adapters import get_adapter
 from crepe.streaming.checkpoint import Checkpoint
-from crepe.streaming.store import StreamedLayers, key_map
+from crepe.streaming.store import StreamedLayers, fused_keys, key_map
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,8 @@ def open_streamed(folder: str | Path, dtype: torch.dtype | None = None,
     left = [k for k, v in model.state_dict().items() if v.device.type == "meta" and not k.startswith(layers_path)]
     if left:
         raise ValueError(f"the checkpoint in {folder} has no tensor for {left[0]} (and {len(left) - 1} more)")
-    model.crepe_layer_store = StreamedLayers(model, checkpoint, device, default_compute_dtype(device, storage), names)
+    model.crepe_layer_store = StreamedLayers(model, checkpoint, device, default_compute_dtype(device, storage), names,
+                                               fused_keys(model, checkpoint))
     log.info("streaming %s: %.2f GiB of weights on disk, %d decoder layers read one at a time",
              folder, checkpoint.nbytes / 2**30, len(get_adapter(model).layers(model)))
     return model

@@ -61,8 +61,8 @@ def test_every_adapter_names_its_attention_and_mlp_coupling(model_type):
     attention = {name for name in linears if adapter.is_attention(name)}
     assert attention and attention != set(linears)  # some, not all, linears are attention
     assert not any(adapter.is_attention(name) for name in ("mlp.down_proj", "fc1", "mlp.c_fc"))
-    if adapter.mlp_coupling is not None:
-        consumer, producers = adapter.mlp_coupling
+    if adapter.mlp_coupling is not None and adapter.experts_module(adapter.layers(model)[0]) is None:
+        consumer, producers = adapter.mlp_coupling  # a MoE layer's experts have no physical coupling
         assert {consumer, *producers} <= set(linears)
         assert all(weight_view(linears[p]).shape[0] == weight_view(linears[consumer]).shape[1] for p in producers)
 
