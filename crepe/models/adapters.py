@@ -24,9 +24,7 @@ import torch
 from torch import nn
 from transformers.pytorch_utils import Conv1D
 
-from crepe.methods.params import (
-    ROLES,  # every role an adapter may assign (override keys)
-)
+from crepe.methods.params import ROLES  # noqa: I001  (every role an adapter may assign: the override keys)
 
 _LLAMA_ROLES = (("q_proj", "q"), ("k_proj", "k"), ("v_proj", "v"), ("o_proj", "o"),
                 ("gate_proj", "gate"), ("up_proj", "up"), ("down_proj", "down"))

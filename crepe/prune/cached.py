@@ -34,7 +34,7 @@ def collect_input_stats(model: nn.Module, windows: torch.Tensor, needs: frozense
 
 @torch.no_grad()
 def prune_from_stats(model: nn.Module, stats: dict[str, InputStats], cfg: PruneConfig,
-                  target: ModelTarget | None = None, layers: Collection[int] | None = None) -> dict[str, LinearResult]:
+                     target: ModelTarget | None = None, layers: Collection[int] | None = None) -> dict[str, LinearResult]:
     """Prune every decoder linear in place with precomputed ``stats`` by key (no forward pass);
     ``layers``: only the linears of these decoder layers (the others stay dense). A routed expert
     that no token reached is pruned by :data:`crepe.prune.model.EXPERT_FALLBACK`."""
