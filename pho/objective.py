@@ -114,7 +114,7 @@ def with_params(cfg: PruneConfig, params: CrepeParams) -> PruneConfig:
 
 
 def config_key(cfg: PruneConfig) -> str:
-    """What decides the prune of a search's trial (:func:`crepe.methods.updates.read_params`) as a key: two
+    """What decides the prune of a search's trial (:func:`pho.space.read_params`) as a key: two
     points with one key prune identically, so a search answers the second from the first."""
     return json.dumps(dataclasses.asdict(read_params(cfg)), sort_keys=True)
 

@@ -52,7 +52,7 @@ _PROBES = {"r": ("kernel", 3, 5), "alpha": ("alpha", 0.5, 2.0), "beta": ("beta",
 
 def unread_params(target: PruneConfig) -> tuple[str, ...]:
     """The searched parameters ``target``'s prune never reads, whatever the others are: two values of
-    one give equal :func:`crepe.methods.updates.read_params` (the neighbourhood on, so only the pipeline
+    one give equal :func:`pho.space.read_params` (the neighbourhood on, so only the pipeline
     decides). A sweep update without permutation never reads act_power."""
     base = dataclasses.replace(RIA_BASE, gamma=0.1)
 

@@ -11,13 +11,10 @@ from crepe.methods.params import CrepeParams, Pattern
 from crepe.methods.registry import score
 from crepe.methods.scorers import InputStats
 from crepe.methods.sparsegpt import sparsegpt_prune
-from crepe.methods.updates import (
-    SweepForm,
-    admm_prune,
-    admm_update,
-    obs_update,
-    sweep_prune,
-)
+from crepe.methods.admm import admm_update
+from crepe.methods.gradual import gradual_admm, magnitude_on_scale
+from crepe.methods.obs import obs_update
+from crepe.methods.sweep import SweepForm, sweep_prune
 from crepe.models.adapters import decoder_linears, weight_view
 from crepe.prune.model import prune_model
 
@@ -101,7 +98,7 @@ def test_sweep_hits_the_sparsity_and_pattern_and_beats_masking_alone(pattern, sp
 def test_sweep_admm_keeps_the_sweeps_mask_and_lowers_its_output_error(pattern, sparsity):
     """The default pipeline's second step (sweep_admm_linear): ADMM re-solves the kept
     weights of the sweep's mask, never changes that mask, and ends below the sweep's error."""
-    from crepe.methods.updates import sweep_admm_linear
+    from crepe.methods.sweep import sweep_admm_linear
 
     w, x = _problem()
     stats = InputStats(sq_sum=x.pow(2).sum(0), hessian=x.t() @ x, tokens=x.shape[0])
@@ -117,7 +114,7 @@ def test_sweep_admm_keeps_the_sweeps_mask_and_lowers_its_output_error(pattern, s
 @pytest.mark.parametrize("pattern,sparsity", PATTERNS)
 def test_gradual_admm_hits_the_sparsity_and_pattern_and_beats_the_mask_alone(pattern, sparsity):
     w, x = _problem()
-    new, mask = admm_prune(w, x.t() @ x, sparsity, pattern)
+    new, mask = gradual_admm(w, x.t() @ x, magnitude_on_scale, sparsity, pattern)
     assert torch.equal(new == 0, mask) and int(mask.sum()) == round(w.numel() * sparsity)
     if pattern.structured:
         assert is_valid_nm(new, pattern.n, pattern.m)

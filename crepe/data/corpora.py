@@ -7,15 +7,23 @@
   Texts are joined in sorted-title order with "\\n\\n".
 - ``wikitext2``: WikiText-2 raw via ``datasets`` (needs the hub); ``c4``: the first C4 shard
   (train = calibration, validation) via ``datasets``.
+- Three offline texts far from Wikipedia, for evaluation only (every split is the whole text):
+  ``python-reference``: the CPython language reference (``pydoc_data.topics``, sorted topics);
+  ``python-docstrings``: the docstrings (over 200 characters) of the standard library's pure-Python
+  modules, read with ``ast`` in sorted path order (no module is imported); ``lm-eval-cards``: the
+  task READMEs of the installed lm-eval (academic prose about benchmarks; needs ``lm-eval``).
 - ``text:PATH``: a plain-text file; ``jsonl:PATH``: one JSON object per line with a ``"text"`` field.
   Local files have no splits: the same text serves every split (keep calibration and eval files apart).
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib.util
 import json
+import re
+import sysconfig
 from functools import lru_cache
 from pathlib import Path
 
@@ -92,6 +100,53 @@ def c4_text(split: str) -> str:
     return "\n\n".join(data["text"][:20000])
 
 
+@lru_cache(maxsize=1)
+def python_reference_text(split: str = "test") -> str:
+    """The CPython language reference shipped with every Python (``pydoc_data.topics``)."""
+    import pydoc_data.topics as topics
+
+    return "\n\n".join(topics.topics[k] for k in sorted(topics.topics))
+
+
+_STDLIB_SKIP = {"test", "tests", "idlelib", "site-packages", "dist-packages", "lib2to3", "turtledemo", "__pycache__"}
+
+
+@lru_cache(maxsize=1)
+def python_docstrings_text(split: str = "test") -> str:
+    """Docstrings longer than 200 characters of the standard library's modules, classes and functions."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    docs = []
+    for file in sorted(root.rglob("*.py")):
+        if _STDLIB_SKIP.intersection(file.relative_to(root).parts):
+            continue
+        try:
+            tree = ast.parse(file.read_text(encoding="utf-8"))
+        except (SyntaxError, UnicodeDecodeError, OSError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                doc = ast.get_docstring(node)
+                if doc and len(doc) > 200:
+                    docs.append(doc)
+    return "\n\n".join(docs)
+
+
+@lru_cache(maxsize=1)
+def lm_eval_cards_text(split: str = "test") -> str:
+    """The task READMEs of the installed lm-eval (the index README left out, runs of spaces collapsed)."""
+    spec = importlib.util.find_spec("lm_eval")
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError("dataset 'lm-eval-cards' needs the optional package lm-eval: pip install 'lm-eval>=0.4,<0.5'")
+    tasks = Path(list(spec.submodule_search_locations)[0]) / "tasks"
+    cards = [f for f in sorted(tasks.rglob("README.md")) if f.parent != tasks]
+    return "\n\n".join(re.sub(r"[ \t]{2,}", " ", f.read_text(encoding="utf-8").strip()) for f in cards)
+
+
+OFFLINE_EVAL_TEXTS = {"python-reference": python_reference_text, "python-docstrings": python_docstrings_text,
+                      "lm-eval-cards": lm_eval_cards_text}
+"""Evaluation-only texts that need no hub and no file: name -> loader (every split is the whole text)."""
+
+
 def _local_text(kind: str, path: str) -> str:
     file = Path(path)
     if not file.is_file():
@@ -114,7 +169,7 @@ def load_text(spec: str, split: str = "test") -> str:
     if spec.startswith(("text:", "jsonl:")):
         kind, path = spec.split(":", 1)
         return _local_text(kind, path)
-    loaders = {"wikivital": wikivital_text, "wikitext2": wikitext2_text, "c4": c4_text}
+    loaders = {"wikivital": wikivital_text, "wikitext2": wikitext2_text, "c4": c4_text, **OFFLINE_EVAL_TEXTS}
     if spec not in loaders:
         raise ValueError(f"unknown dataset {spec!r}; choose from {', '.join(loaders)}, text:PATH, jsonl:PATH")
     return loaders[spec](split)

@@ -5,7 +5,7 @@
 A scoring method declares itself where its score is written, with :func:`scoring_method` on the
 score function in :mod:`crepe.methods.scorers`. A method that chooses its own mask and updates the
 weights (SparseGPT) registers a :class:`Method` with a ``prune`` hook from its own module. A weight
-update declares itself with :func:`weight_update` on its function in :mod:`crepe.methods.updates`.
+update declares itself with :func:`weight_update` on its function (:mod:`crepe.methods.obs`, ``admm``, ``sweep``).
 :mod:`crepe.methods.registry` imports those modules.
 """
 

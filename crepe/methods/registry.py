@@ -8,8 +8,14 @@ from __future__ import annotations
 
 import torch
 
-from crepe.methods import scorers, sparsegpt  # noqa: F401  (their import declares the built-in methods)
-from crepe.methods import updates as _updates  # noqa: F401  (its import declares the built-in updates)
+# importing these declares the built-in methods and updates, in this order
+from crepe.methods import scorers, sparsegpt  # noqa: F401
+
+# isort: split
+from crepe.methods import gradual  # noqa: F401
+
+# isort: split
+from crepe.methods import alps, sweep  # noqa: F401  (sweep imports obs and admm: none, obs, admm, sweep, sweep-admm)
 from crepe.methods.declare import _METHODS, _UPDATES, Method, Update
 from crepe.methods.params import CrepeParams
 from crepe.methods.scorers import InputStats
@@ -28,7 +34,7 @@ def methods() -> dict[str, Method]:
 
 
 def updates() -> dict[str, Update]:
-    """Every registered weight update by name, in registration order (:mod:`crepe.methods.updates`)."""
+    """Every registered weight update by name, in registration order (declared in :mod:`crepe.methods.obs`, ``admm``, ``sweep``)."""
     return dict(_UPDATES)
 
 

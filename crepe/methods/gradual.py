@@ -1,0 +1,88 @@
+"""ADMM with the mask chosen during the first iterations (Boza 2024's "gradual" ADMM pruning).
+
+The iterate V = X + U (the unconstrained ADMM variable on the unit-diagonal scale W_n = W D,
+D = sqrt(diag H)) is re-scored during the first ``select_iterations`` iterations and the mask
+re-chosen from it; then the mask stays and ADMM converges on it. ``score`` decides what "important"
+means: |V| (= |W| ||X_j||, ADMM-Grad itself) or CRePE's relative importance of the current weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from crepe.methods.admm import admm_system
+from crepe.methods.declare import Method, register
+from crepe.methods.masks import nm_mask, unstructured_mask
+from crepe.methods.params import Pattern
+from crepe.methods.scorers import InputStats
+
+Score = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""(current weight [out, in] on the original scale, D [in]) -> importance [out, in]; higher = keep."""
+
+
+def ramped_mask(score: torch.Tensor, sparsity: float, pattern: Pattern, group: str, share: float) -> torch.Tensor:
+    """Prune mask [out, in] at ``share`` (0..1] of the way to the target. Unstructured: the target
+    sparsity's mask (``share`` ignored: Boza re-selects at the final sparsity). N:M: the N:M mask,
+    of which only the lowest-scored share x (its count) of the layer is pruned yet."""
+    if not pattern.structured:
+        return unstructured_mask(score, sparsity, group)
+    full = nm_mask(score, pattern.n, pattern.m)
+    count = int(round(full.sum().item() * share))
+    if count >= int(full.sum()):
+        return full
+    candidates = torch.where(full, score, torch.full_like(score, float("inf")))
+    return unstructured_mask(candidates, count / score.numel(), "layer")
+
+
+def gradual_admm(weight: torch.Tensor, hessian: torch.Tensor, score: Score, sparsity: float,
+                 pattern: Pattern = Pattern(), group: str = "layer", iterations: int = 20,
+                 select_iterations: int = 15, rho: float = 1.0, damp: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
+    """(new weight [out, in] float32 with the pruned entries 0, prune mask [out, in]).
+
+    weight [out, in], hessian [in, in] = sum X^T X. ADMM for min ||(W - W_hat) X||^2 + damp ||(W - W_hat) D||^2
+    (damping on the unit-diagonal scale, :func:`~crepe.methods.admm.unit_hessian` "unit"): X = (W_n H_n + rho (Z - U)) (H_n + rho I)^-1, Z = keep * (X + U), U += X - Z;
+    for t < ``select_iterations`` the keep mask is re-chosen from ``score`` of the current X + U
+    (:func:`ramped_mask`; the N:M share rises as 1 - (1 - (t + 1) / T)^3).
+    """
+    if iterations < 1 or select_iterations < 1 or not rho > 0:
+        raise ValueError(f"gradual admm needs iterations >= 1, select_iterations >= 1 and rho > 0, got "
+                         f"{iterations}, {select_iterations} and {rho}")
+    h, inv, scale = admm_system(hessian, rho, damp, "unit")
+    row_scale = scale.unsqueeze(0)
+    w = weight.detach().float() * row_scale
+    target = w @ h
+    z, u, v = w, torch.zeros_like(w), w
+    keep = torch.ones_like(w)
+    for t in range(iterations):
+        if t < select_iterations:
+            share = 1 - (1 - (t + 1) / select_iterations) ** 3
+            keep = (~ramped_mask(score(v / row_scale, scale), sparsity, pattern, group, share)).float()
+        z = keep * v
+        u = v - z
+        v = torch.addmm(u, torch.add(target, z - u, alpha=rho), inv)
+    z = keep * v
+    return z / row_scale, keep == 0
+
+
+def magnitude_on_scale(weight: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """|W| D = |W_n|: [out, in], ADMM-Grad's saliency (Wanda's |W| ||X_j|| on the Hessian's diagonal)."""
+    return weight.abs() * scale.unsqueeze(0)
+
+
+def admm_grad_linear(weight: torch.Tensor, stats: InputStats, sparsity: float, pattern: Pattern, cfg,
+                     order=None) -> tuple[torch.Tensor, torch.Tensor, None]:
+    """The ``admm-grad`` method on one linear (Boza 2024 with its published settings: 20 iterations,
+    the mask re-chosen by |W_n| per layer in the first 15, rho 1, damping 0.1 on the unit-diagonal
+    scale): (new weight [out, in], prune mask [out, in], None)."""
+    if stats.hessian is None:
+        raise ValueError("admm-grad needs the input Hessian; none was collected")
+    if order is not None and pattern.structured:
+        raise ValueError("admm-grad chooses its N:M mask inside ADMM: channel permutation (--permute) does not apply")
+    new, mask = gradual_admm(weight, stats.hessian, magnitude_on_scale, sparsity, pattern, "layer")
+    return new, mask, None
+
+
+register(Method("admm-grad", needs=frozenset({"hessian"}), default_group="block", updates_weights=True,
+                prune=admm_grad_linear))

@@ -1,0 +1,98 @@
+"""ADMM-Grad and ALPS as methods (crepe/methods/gradual.py, alps.py): exact sparsity, valid N:M,
+pruned entries exactly 0, the output error below masking alone, and the pieces (damping placement,
+masked CG) against exact references. The check against the official code on real SmolLM2 linears is
+``python -m benchmarks.tools.reference_check`` (results/reference_check.json)."""
+
+import pytest
+import torch
+from test_reconstruct import PATTERNS, _error, _exact_masked_least_squares, _mask, _problem
+from tiny_models import tiny_model, tiny_windows
+
+from crepe.config import PruneConfig
+from crepe.methods.admm import unit_hessian
+from crepe.methods.alps import alps_solve, magnitude_projector, masked_cg
+from crepe.methods.gradual import gradual_admm, magnitude_on_scale, ramped_mask
+from crepe.methods.masks import is_valid_nm
+from crepe.methods.params import Pattern
+from crepe.methods.registry import get_method
+from crepe.methods.scorers import InputStats
+from crepe.models.adapters import decoder_linears, weight_view
+from crepe.prune.model import prune_model
+
+
+@pytest.mark.parametrize("method", ["admm-grad", "alps"])
+@pytest.mark.parametrize("pattern,sparsity", PATTERNS)
+def test_method_hits_the_sparsity_and_pattern_and_beats_its_mask_alone(method, pattern, sparsity):
+    w, x = _problem()
+    stats = InputStats(sq_sum=x.pow(2).sum(0), hessian=x.t() @ x, tokens=x.shape[0])
+    cfg = PruneConfig(method=method, sparsity=sparsity, pattern=pattern)
+    new, mask, perm = get_method(method).prune(w, stats, sparsity, pattern, cfg, None)
+    assert perm is None and torch.equal(new == 0, mask)
+    assert int(mask.sum()) == round(w.numel() * (pattern.n / pattern.m if pattern.structured else sparsity))
+    if pattern.structured:
+        assert is_valid_nm(new, pattern.n, pattern.m)
+    assert _error(x, w, new) < _error(x, w, w.masked_fill(mask, 0))  # the solve lowers the error of its own mask
+    assert _error(x, w, new) < _error(x, w, w.masked_fill(_mask("wanda", w, x, sparsity, pattern), 0))
+
+
+def test_alps_beats_admm_grad_and_admm_grad_beats_sparsity_by_magnitude():
+    w, x = _problem(out=48, inp=96, tokens=1024, seed=3)
+    h = x.t() @ x
+    keep, share = magnitude_projector(0.7, Pattern())
+    alps, _ = alps_solve(w, h, keep, round(share * w.numel()))
+    grad, _ = gradual_admm(w, h, magnitude_on_scale, 0.7)
+    assert _error(x, w, alps) < _error(x, w, grad) < _error(x, w, w.masked_fill(_mask("wanda", w, x, 0.7, Pattern()), 0))
+
+
+def test_masked_cg_reaches_the_exact_masked_least_squares():
+    w, x = _problem(out=8, inp=32)
+    mask = _mask("wanda", w, x, 0.5, Pattern())
+    h_n, scale = unit_hessian(x.t() @ x, 0.0)
+    keep = (~mask).float()
+    w_n = w * scale
+    solved = masked_cg(h_n, w_n @ h_n, keep, w_n * keep, iterations=200, rtol=1e-7) / scale
+    torch.testing.assert_close(solved, _exact_masked_least_squares(w, x, mask), rtol=1e-3, atol=1e-4)
+
+
+def test_damping_placements():
+    _, x = _problem(inp=16)
+    h = x.t() @ x
+    mean, d_mean = unit_hessian(h, 0.1, "mean")
+    unit, d_unit = unit_hessian(h, 0.1, "unit")
+    torch.testing.assert_close(mean.diagonal(), torch.ones(16))
+    torch.testing.assert_close(unit.diagonal(), torch.full((16,), 1.1))
+    torch.testing.assert_close(d_unit, h.diagonal().sqrt())
+    assert bool((d_mean > d_unit).all())
+    with pytest.raises(ValueError, match="damping placement"):
+        unit_hessian(h, 0.1, "row")
+
+
+def test_ramped_mask_prunes_a_growing_share_of_the_nm_mask():
+    score = torch.rand(8, 16, generator=torch.Generator().manual_seed(0))
+    counts = [int(ramped_mask(score, 0.5, Pattern(2, 4), "layer", s).sum()) for s in (0.25, 0.5, 1.0)]
+    assert counts == [16, 32, 64]
+    full = ramped_mask(score, 0.5, Pattern(2, 4), "layer", 1.0)
+    assert bool((ramped_mask(score, 0.5, Pattern(2, 4), "layer", 0.5) <= full).all())  # a subset of the N:M mask
+    assert int(ramped_mask(score, 0.7, Pattern(), "layer", 0.1).sum()) == round(0.7 * 128)  # final sparsity at once
+
+
+@pytest.mark.parametrize("method", ["admm-grad", "alps"])
+@pytest.mark.parametrize("pattern", [Pattern(), Pattern(2, 4)])
+def test_method_prunes_a_model_through_the_engine(method, pattern):
+    model = tiny_model()
+    summary = prune_model(model, tiny_windows(), PruneConfig(method=method, sparsity=0.5, pattern=pattern), progress=False)
+    assert summary.realised_sparsity == pytest.approx(0.5, abs=0.01)
+    for module in decoder_linears(model).values():
+        w = weight_view(module)
+        assert torch.isfinite(w).all()
+        if pattern.structured:
+            assert is_valid_nm(w, 2, 4)
+
+
+@pytest.mark.parametrize("method", ["admm-grad", "alps"])
+def test_method_refuses_channel_permutation(method):
+    w, x = _problem()
+    stats = InputStats(sq_sum=x.pow(2).sum(0), hessian=x.t() @ x)
+    cfg = PruneConfig(method=method, sparsity=0.5, pattern=Pattern(2, 4))
+    with pytest.raises(ValueError, match="permutation"):
+        get_method(method).prune(w, stats, 0.5, Pattern(2, 4), cfg, lambda s, p: torch.arange(s.shape[1]))
