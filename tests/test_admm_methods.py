@@ -5,7 +5,13 @@ masked CG) against exact references. The check against the official code on real
 
 import pytest
 import torch
-from test_reconstruct import PATTERNS, _error, _exact_masked_least_squares, _mask, _problem
+from test_reconstruct import (
+    PATTERNS,
+    _error,
+    _exact_masked_least_squares,
+    _mask,
+    _problem,
+)
 from tiny_models import tiny_model, tiny_windows
 
 from crepe.config import PruneConfig

@@ -6,14 +6,14 @@ from tiny_models import FAST_PRUNE_ARGS as FAST
 from tiny_models import tiny_model, tiny_windows
 
 from crepe.config import PruneConfig, RepruneConfig
+from crepe.methods.admm import admm_update
+from crepe.methods.gradual import gradual_admm, magnitude_on_scale
 from crepe.methods.masks import is_valid_nm, nm_mask, unstructured_mask
+from crepe.methods.obs import obs_update
 from crepe.methods.params import CrepeParams, Pattern
 from crepe.methods.registry import score
 from crepe.methods.scorers import InputStats
 from crepe.methods.sparsegpt import sparsegpt_prune
-from crepe.methods.admm import admm_update
-from crepe.methods.gradual import gradual_admm, magnitude_on_scale
-from crepe.methods.obs import obs_update
 from crepe.methods.sweep import SweepForm, sweep_prune
 from crepe.models.adapters import decoder_linears, weight_view
 from crepe.prune.model import prune_model
