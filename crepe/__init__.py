@@ -1,8 +1,8 @@
 """crepe: post-training pruning of LLMs (CRePE, RIA, Wanda, SparseGPT, ...) and ViTs (ToaSt).
 
 Importing this package has no side effects: no global RNG draws, no logging handlers, no
-heavy imports. Entry points: ``python -m crepe.prune``, ``python -m eval.ppl``,
-``python -m pho.search``, ``python -m crepe.vit``; from Python, ``crepe.oneshot(...)``.
+heavy imports. Entry points: ``crepe-prune`` (``python -m crepe.prune``), ``crepe-eval-ppl``,
+``pho-search``, ``crepe-vit`` and the others of :mod:`crepe.cli.scripts`; from Python, ``crepe.oneshot(...)``.
 """
 
 from crepe.io.environment import VERSION as __version__  # noqa: F401  (stdlib imports only)

@@ -25,6 +25,7 @@ from collections.abc import Callable, Hashable
 
 import optuna
 
+from crepe.cli.scripts import prog
 from crepe.data.prepare import eval_set
 from crepe.io.console import run_cli, setup_logging
 from pho.objective import (
@@ -215,5 +216,10 @@ def main() -> int:
     return 0
 
 
+def cli() -> None:
+    """``python -m pho.hillclimb``, and the ``pho-hillclimb`` console script: :func:`main` with one-line errors."""
+    run_cli(prog("pho.hillclimb"), main)
+
+
 if __name__ == "__main__":
-    run_cli("pho.hillclimb", main)
+    cli()

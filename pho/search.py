@@ -27,6 +27,7 @@ from typing import Any
 
 import optuna
 
+from crepe.cli.scripts import prog
 from crepe.config import PruneConfig
 from crepe.io.console import run_cli, setup_logging
 from crepe.io.environment import versions
@@ -240,5 +241,10 @@ def main() -> int:
     return 0
 
 
+def cli() -> None:
+    """``python -m pho.search``, and the ``pho-search`` console script: :func:`main` with one-line errors."""
+    run_cli(prog("pho.search"), main)
+
+
 if __name__ == "__main__":
-    run_cli("pho.search", main)
+    cli()

@@ -27,7 +27,9 @@ def tiny_corpus(tmp_path_factory):
     return f"text:{path}"
 
 
-COMMAND_MODULES = {"crepe.prune": "crepe.cli.prune", "crepe.vit": "crepe.vit.__main__"}  # a `python -m` command whose main() lives elsewhere
+# a `python -m` command whose main() lives elsewhere (eval/ holds shims over crepe.cli.*: crepe.cli.scripts)
+COMMAND_MODULES = {"crepe.prune": "crepe.cli.prune", "crepe.vit": "crepe.vit.__main__", "eval.ppl": "crepe.cli.ppl",
+                   "eval.zeroshot": "crepe.cli.zeroshot", "eval.speed": "crepe.cli.speed"}
 
 
 @pytest.fixture

@@ -133,6 +133,8 @@ CASES = [
     ("eval.speed", [*SPEED, "--batch", ","], "--batch"),
     ("eval.speed", [*SPEED, "--tokens", "0"], "--tokens and --threads must be >= 1"),
     ("eval.speed", [*SPEED, "--json", "{tmp}/adir"], "is a folder"),
+    ("eval.speed", ["--shape", "64x64,8", "--repeats", "1", "--device", "cpu"], "--shape must be OUTxIN"),
+    ("eval.speed", ["--model", "{model}", "--gpu-dtype", "float8_e4m3fn"], "times --shape weights only"),
     # pho.search and pho.hillclimb: study storage, best config and trial log checked before any work
     ("pho.search", [*SEARCH, "--best-config", "{tmp}/adir"], "--best-config {tmp}/adir is a folder"),
     ("pho.search", [*SEARCH, "--best-config", "{tmp}/afile/best.json"], "is not a folder"),

@@ -26,7 +26,7 @@ LAYERS = {
     "crepe.cli": 11,
     "crepe": 12,  # the package itself: crepe.oneshot
     "crepe.vit": 3,  # the ViT path stands apart: it reads only crepe.io
-    "pho": 13, "eval": 13, "benchmarks": 13,
+    "pho": 13, "eval": 13, "benchmarks": 13,  # eval: the repo's `python -m eval.*` shims over crepe.cli (not installed)
 }
 
 

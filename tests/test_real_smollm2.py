@@ -6,13 +6,13 @@ from transformers import AutoModelForCausalLM
 
 from crepe.config import PruneConfig
 from crepe.data.prepare import calibration_set, eval_set
+from crepe.evaluation.perplexity import perplexity
 from crepe.methods.masks import is_valid_nm
 from crepe.methods.params import Pattern
 from crepe.models.adapters import decoder_linears, weight_view
 from crepe.models.loading import load_model
 from crepe.output.folder import pruning_record, save_pruned
 from crepe.prune.model import prune_model
-from eval.perplexity import perplexity
 
 pytestmark = pytest.mark.slow
 

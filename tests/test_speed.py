@@ -6,9 +6,9 @@ import pytest
 import torch
 from tiny_models import tiny_model, tiny_windows
 
+from crepe.evaluation.speed import pruned_random, sparse_copy, verdict
 from crepe.methods.masks import is_valid_nm
 from crepe.models.adapters import decoder_linears
-from eval.speed import pruned_random, sparse_copy, verdict
 
 
 def test_csr_twin_of_a_pruned_model_gives_the_same_logits():
@@ -45,3 +45,13 @@ def test_cli_times_a_model_and_skips_gpu_rows_with_one_line(tiny_folder, tmp_pat
 def test_cli_leaves_autograd_on(cli):
     assert cli("eval.speed", ["--shape", "32x32", "--sparsity", "0.5", "--repeats", "1", "--device", "cpu"]) == 0
     assert torch.is_grad_enabled()
+
+
+def test_cli_times_every_shape_at_every_token_count(cli, tmp_path):
+    out = tmp_path / "speed.json"
+    argv = ["--shape", "32x64,64x32", "--tokens", "16,1", "--sparsity", "0.5", "--repeats", "1", "--device", "cpu"]
+    assert cli("eval.speed", [*argv, "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["what"], r["tokens"]) for r in rows] == [("random 32x64", 16), ("random 32x64", 1),
+                                                       ("random 64x32", 16), ("random 64x32", 1)]
+    assert {r["dtype"] for r in rows} == {"float32"}

@@ -16,11 +16,9 @@ import argparse
 import dataclasses
 import logging
 
-import torch
-
 from crepe.cli.fields import add_flags, from_args
 from crepe.config import PruneConfig
-from crepe.io.console import run_cli, setup_logging
+from crepe.io.console import setup_logging
 from crepe.io.provenance import current_command
 from crepe.methods.params import Pattern
 from crepe.output.recipe import with_recipe
@@ -74,9 +72,3 @@ def main() -> int:
         opts = with_recipe(opts, options_from_args(base, config_from_args(base)), args.recipe)
     run(opts, echo=lambda line: print(line, flush=True))
     return 0
-
-
-def cli() -> None:
-    """``python -m crepe.prune``: :func:`main` with one-line errors, autograd off."""
-    torch.set_grad_enabled(False)
-    run_cli("crepe.prune", main)

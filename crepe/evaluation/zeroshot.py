@@ -22,6 +22,8 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import nn
 
+from crepe.io.extras import needs_extra
+
 log = logging.getLogger(__name__)
 
 PAPER_TASKS = ("boolq", "rte", "hellaswag", "winogrande", "arc_easy", "arc_challenge", "openbookqa")
@@ -75,8 +77,9 @@ def render_shipped_tasks(target: Path) -> list[str]:
 
 def task_manager(cfg: ZeroShotConfig, rendered: Path):
     """lm-eval's TaskManager over its own tasks, the shipped local ones and ``cfg.include_path``;
-    unknown task names fail here with one line."""
-    from lm_eval.tasks import TaskManager
+    unknown task names fail here with one line, and so does a missing lm-eval."""
+    with needs_extra("zero-shot evaluation", "lm-eval", "eval", "lm_eval"):
+        from lm_eval.tasks import TaskManager
 
     shipped = render_shipped_tasks(rendered)
     include = [str(rendered)] + ([str(Path(cfg.include_path).resolve())] if cfg.include_path else [])

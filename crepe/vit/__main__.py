@@ -131,4 +131,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from crepe.io.console import run_cli
+
+    run_cli("crepe.vit", main)

