@@ -30,8 +30,8 @@ def check_push_target(repo_id: str | None, save: str | None) -> None:
     try:
         huggingface_hub.HfApi().whoami()
     except Exception as exc:  # no token, a rejected one, no network: huggingface_hub raises many types
-        raise ValueError(f"--push-to-hub {repo_id}: the hub did not accept this machine's token "
-                         f"({_first_line(exc)}); log in with `hf auth login` or set HF_TOKEN") from exc
+        raise ValueError(f"--push-to-hub {repo_id}: cannot sign in to the hub ({_first_line(exc)}); log in with "
+                         "`hf auth login` or set HF_TOKEN, and check the network") from exc
 
 
 def push_folder(folder: str | Path, repo_id: str) -> str:
