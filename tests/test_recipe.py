@@ -67,3 +67,12 @@ def test_an_old_saved_recipe_replays_to_identical_weights(tiny_folder, tiny_corp
     for name, module in decoder_linears(first).items():
         assert torch.equal(weight_view(module), weight_view(decoder_linears(again)[name]))
     assert again.pruning_summary["recipe"]["prune"] == recipe["prune"] | {"update": recipe["prune"]["resolved_update"]}
+
+
+def test_the_cli_refuses_an_llmcompressor_recipe_file_with_one_line(tiny_folder, tmp_path, cli, capsys):
+    recipe = {"sparsity_stage": {"sparsity_modifiers": {"SparseGPTModifier": {"sparsity": 0.5, "targets": ["Linear"]}}}}
+    (tmp_path / "llmc.yaml").write_text(yaml.safe_dump(recipe))
+    assert cli("crepe.prune", ["--model", str(tiny_folder), "--recipe", str(tmp_path / "llmc.yaml")]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("crepe.prune: error: not supported: llm-compressor recipes (stages/modifiers) "
+                           "(SparseGPTModifier -> method: sparsegpt); crepe reads crepe recipes")

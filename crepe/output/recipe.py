@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import re
 from pathlib import Path
 from typing import Any, Iterable
@@ -64,7 +65,7 @@ def read_recipe(recipe: str | Path | dict[str, Any], keys: Iterable[str] | None 
     ``keys``: the run keys it may hold (:func:`run_keys`; None: not checked)."""
     if isinstance(recipe, dict):
         data = recipe
-    elif not isinstance(recipe, (str, Path)):
+    elif not isinstance(recipe, (str, os.PathLike)):
         kind = f"{type(recipe).__module__}.{type(recipe).__qualname__}"
         what = "llm-compressor modifier objects" if kind.startswith("llmcompressor") or isinstance(recipe, list) else kind
         raise ValueError(f"not supported: {what} as a recipe; crepe reads {SUPPORTED}")

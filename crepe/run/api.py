@@ -4,8 +4,10 @@
 as ``model.pruning_summary`` (``return_summary=True`` gives ``(model, report)``, the old return value),
 and its ``config.pruning_config`` holds the pruning record, so ``model.save_pretrained(dir)`` keeps it
 in config.json. ``save(model, dir)`` writes the whole folder ``--save`` writes: weights, record, card,
-recipe, report and column permutations. It builds the same :class:`crepe.run.job.RunOptions` that ``python -m crepe.prune`` builds from its
-flags and calls the same :func:`crepe.run.job.run`, so the CLI and the API share one code path.
+recipe, report and column permutations.
+
+``oneshot`` builds the same :class:`crepe.run.job.RunOptions` that ``python -m crepe.prune`` builds from
+its flags and calls the same :func:`crepe.run.job.run`, so the CLI and the API share one code path.
 Argument names follow llm-compressor where they mean the same thing (``model``, ``tokenizer``,
 ``recipe``, ``dataset``, ``num_calibration_samples``, ``max_seq_length``, ``output_dir``,
 ``batch_size``, ``precision``); everything else is a RunOptions, PruneConfig or CRePE-parameter
@@ -93,7 +95,7 @@ def oneshot(model: nn.Module | str, tokenizer: Any = None, *, method: str = defa
     result = run(opts, model=module, tokenizer=tokenizer, echo=lambda line: None, calib_data=calib_data)
     pruned = result.model
     pruned.pruning_summary = result.report
-    pruned._crepe_saving = (result.tokenizer, result.summary.gathered_permutations())  # what save() needs besides
+    pruned._crepe_saving = (result.tokenizer, result.summary.gathered_permutations())  # for save(), beyond the report
     return (pruned, result.report) if return_summary else pruned
 
 
