@@ -4,7 +4,8 @@ A field is a flag when its metadata has ``help``; the flag's default, type and c
 field, so a new option is its field (with help metadata) plus the code that reads it. Metadata keys:
 
 - ``help``: the help line (the declared default is appended); ``flag``: the spelling when it is not
-  ``--<prefix><name-with-dashes>``; ``group``: the argparse group the flag is listed in;
+  ``--<prefix><name-with-dashes>``; ``group``: the argparse group the flag is listed in; ``metavar``:
+  the value's name in the usage line (``REPO``);
 - ``choices``: a tuple, or a function returning one (argparse checks it); ``names``: the same, only
   listed in the help (the config checks the value with its own message);
 - ``parse``: text -> the field's value (``Pattern.parse``); on a nested config, text -> the base its
@@ -156,6 +157,8 @@ def _value_flag(kind: type, name: str, md: dict, prefix: str, path: tuple[str, .
         kwargs["type"] = hint
     if "choices" in md:
         kwargs["choices"] = _call(md["choices"])
+    if "metavar" in md:
+        kwargs["metavar"] = md["metavar"]
     return Flag(path, option, kwargs, text, shown, group, md.get("parse"), keep)
 
 

@@ -1,10 +1,13 @@
 """Model card (README.md) of a saved pruned folder, from its run report.
 
-YAML front matter in the Hugging Face hub's format (``huggingface_hub.ModelCardData``): ``base_model``,
-``library_name: transformers`` (the folder is a plain transformers checkpoint), ``tags`` (pruned,
-the sparsity, the pattern, the method) and ``model-index`` with the pruned model's measured
-perplexity and, when run, zero-shot accuracy. Below it: a dense-against-pruned table and the command
-that made the model. Every figure comes from the report; nothing is filled in by hand.
+YAML front matter in the Hugging Face hub's format (``huggingface_hub.ModelCardData``): ``base_model``
+with ``base_model_relation: pruned``, the base model's ``license`` where its own card or GGUF header
+names one (omitted otherwise), ``datasets`` (the calibration corpus, only when it is a hub dataset),
+``pipeline_tag: text-generation``, ``library_name: transformers`` (the folder is a plain transformers
+checkpoint), ``tags`` (pruned, the sparsity, the pattern, the method) and ``model-index`` with the
+pruned model's measured perplexity and, when run, zero-shot accuracy. Below it: a dense-against-pruned
+table, the calibration data and the command that made the model. Every figure comes from the report;
+nothing is filled in by hand.
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ from crepe.io.files import write_atomic
 CARD_NAME = "README.md"
 # the offline alias is the GGUF export of this hub model (4-bit, dequantised by transformers)
 ALIAS_BASE_MODELS = {"smollm2-135m": "HuggingFaceTB/SmolLM2-135M-Instruct"}
+# the hub datasets behind the corpus names of crepe.data.corpora (the others are local: never a hub id)
+HUB_DATASETS = {"c4": ("allenai/c4", None), "wikitext2": ("Salesforce/wikitext", "wikitext-2-raw-v1")}
+LICENSE_KEYS = ("license", "license_name", "license_link")
 
 
 def base_model_id(spec: str) -> str | None:
@@ -37,6 +43,39 @@ def base_model_id(spec: str) -> str | None:
     if source.kind == "folder":
         return read_front_matter(Path(source.location) / CARD_NAME).get("base_model")
     return None
+
+
+def base_license(spec: str) -> dict[str, str]:
+    """The base model's ``license`` (and ``license_name``/``license_link``) as its own card says, read
+    offline: a folder's README.md, a hub model's README.md in the local hub cache, a GGUF header's
+    ``general.license``; {} when none is found."""
+    from crepe.models.loading import resolve
+
+    try:
+        source = resolve(spec)
+    except ValueError:
+        return {}
+    if source.kind == "gguf":
+        return _gguf_license(source.location)
+    if source.kind == "folder":
+        meta = read_front_matter(Path(source.location) / CARD_NAME)
+    else:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(source.location, CARD_NAME)
+        meta = read_front_matter(Path(cached)) if isinstance(cached, str) else {}
+    return {k: str(meta[k]) for k in LICENSE_KEYS if meta.get(k)} if meta.get("license") else {}
+
+
+def _gguf_license(path: str) -> dict[str, str]:
+    try:
+        from gguf import GGUFReader
+
+        field = GGUFReader(path).fields.get("general.license")
+        value = field.contents() if field is not None else None
+    except Exception:  # an unreadable header or no gguf package: the license stays unknown
+        return {}
+    return {"license": str(value)} if value else {}
 
 
 def read_front_matter(path: Path) -> dict[str, Any]:
@@ -75,23 +114,40 @@ def zeroshot_pairs(zeroshot: dict[str, Any] | None) -> list[tuple[dict | None, d
     return [(dense.get((r["task"], r["metric"])), r) for r in zeroshot["pruned"]["rows"]]
 
 
+def dataset_entry(spec: str) -> tuple[str, str, str | None]:
+    """(type, name, config) of a corpus spec in model-index: a hub id for hub corpora, ``wikivital``,
+    or ``local`` with the file's name (never its path)."""
+    if spec in HUB_DATASETS:
+        hub_id, config = HUB_DATASETS[spec]
+        return hub_id, spec, config
+    if spec.startswith(("text:", "jsonl:")):
+        return "local", Path(spec.split(":", 1)[1]).name, None
+    return spec, spec, None
+
+
 def card_data(report: dict[str, Any], name: str):
-    """ModelCardData with tags and the pruned model's measured results."""
+    """ModelCardData with the base model, its license, tags and the pruned model's measured results."""
     from huggingface_hub import EvalResult, ModelCardData
 
     target, tags = describe_target(report.get("config", {}))
+    options = report.get("options") or {}
     results = []
     if report.get("ppl_pruned") is not None:
-        protocol = str(report.get("eval_protocol"))
-        results.append(EvalResult(task_type="text-generation", dataset_type="wikivital" if "wikivital" in protocol else "custom",
-                                  dataset_name=protocol, metric_type="perplexity",
-                                  metric_name="perplexity", metric_value=round(float(report["ppl_pruned"]), 4)))
+        kind, dataset, config = dataset_entry(str(options.get("eval_dataset", "local")))
+        results.append(EvalResult(task_type="text-generation", task_name="perplexity", dataset_type=kind,
+                                  dataset_name=dataset, dataset_config=config, dataset_split=options.get("eval_split"),
+                                  metric_type="perplexity", metric_name="perplexity",
+                                  metric_value=round(float(report["ppl_pruned"]), 4)))
     for _, row in zeroshot_pairs(report.get("zeroshot")):
         results.append(EvalResult(task_type="multiple-choice", dataset_type=row["task"], dataset_name=row["task"],
                                   metric_type=row["metric"], metric_name=row["metric"],
                                   metric_value=round(row["value"], 4)))
-    return ModelCardData(base_model=base_model_id(str(report.get("model", ""))), library_name="transformers",
-                         tags=tags, model_name=name, eval_results=results or None), target
+    spec = str(report.get("model", ""))
+    base = base_model_id(spec)
+    calibration = HUB_DATASETS.get(str(options.get("calib_dataset")))
+    return ModelCardData(base_model=base, base_model_relation="pruned" if base else None, **base_license(spec),
+                         datasets=[calibration[0]] if calibration else None, pipeline_tag="text-generation",
+                         library_name="transformers", tags=tags, model_name=name, eval_results=results or None), target
 
 
 def _fmt(value: float | None, stderr: float | None = None, digits: int = 3) -> str:
@@ -125,6 +181,7 @@ def card_text(report: dict[str, Any], name: str) -> str:
         "The weights are stored dense with the pruned entries set to zero, so the folder loads with "
         "`AutoModelForCausalLM.from_pretrained`; `pruning_config` in config.json records how it was pruned "
         "and `pruning_report.json` holds the full run report.", "",
+        f"Calibration data: `{report.get('calibration', '(not recorded)')}`", "",
         "| metric | dense | pruned |", "|---|---|---|", *rows, "",
         "Made by:", "", "```bash", command, "```", "",
     ])

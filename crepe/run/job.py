@@ -20,6 +20,7 @@ from torch import nn
 
 from crepe.compose.allocation import allocate, read_plan
 from crepe.config import PruneConfig
+from crepe.data.memory import MemoryData
 from crepe.data.prepare import calibration_set, check_data, eval_set
 from crepe.engine.device import check_device
 from crepe.evaluation.perplexity import describe_eval, evaluate_ppl
@@ -45,6 +46,7 @@ from crepe.output.folder import (
     save_pruned,
     write_extras,
 )
+from crepe.output.hub import check_push_target, push_folder
 from crepe.output.recipe import recipe_from_options
 from crepe.prune.model import (
     EXPERT_FALLBACK,
@@ -76,15 +78,19 @@ def evaluate(model: nn.Module, windows: torch.Tensor, opts: RunOptions) -> tuple
 
 
 def run(opts: RunOptions, model: nn.Module | None = None, tokenizer: Any = None,
-        echo: Callable[[str], None] = print) -> RunResult:
-    """Run the whole job; bad input raises ValueError before any work and leaves no output behind."""
+        echo: Callable[[str], None] = print, calib_data: MemoryData | None = None) -> RunResult:
+    """Run the whole job; bad input raises ValueError before any work and leaves no output behind.
+    ``calib_data``: calibration data passed in memory (``opts.calib_dataset`` is then its description).
+    A resident model leaves with its ``config.pruning_config``, so ``save_pretrained`` keeps the record."""
     cfg = opts.prune
     check_device(opts.device)
     reuse_freed_memory()
     if opts.save is not None:
         check_save_target(opts.save, opts.overwrite, _sources(opts.model, model))
     check_output_file(opts.report, "--report")
-    check_data(opts.calib_dataset, "calibration")
+    check_push_target(opts.push_to_hub, opts.save)
+    if calib_data is None:
+        check_data(opts.calib_dataset, "calibration")
     if opts.eval_dataset != "none":
         check_data(opts.eval_dataset, opts.eval_split)
     timings: dict[str, float] = {}
@@ -100,7 +106,8 @@ def run(opts: RunOptions, model: nn.Module | None = None, tokenizer: Any = None,
         read_plan(cfg.allocation.path, model)  # fail on a bad plan before any work
     zeroshot = ZeroShotRun(opts.zeroshot, model) if opts.zeroshot else None  # task names checked before any work
     bos = bos_per_window(opts.bos_per_window, model)
-    calib, calib_spec = calibration_set(tokenizer, opts.calib_dataset, opts.nsamples, opts.seqlen, opts.seed, bos)
+    calib, calib_spec = calibration_set(tokenizer, opts.calib_dataset, opts.nsamples, opts.seqlen, opts.seed, bos,
+                                        calib_data)
     with_ppl = opts.eval_dataset != "none"
     protocol = None
     if with_ppl:
@@ -141,6 +148,7 @@ def run(opts: RunOptions, model: nn.Module | None = None, tokenizer: Any = None,
         else:
             weights = count_model(model)
             check_reached(weights, targeted)
+            model.config.pruning_config = _record(cfg, weights)
         _print_summary(echo, cfg, summary, timings, weights, targeted)
         ppl_pruned = None
         if with_ppl:
@@ -177,19 +185,34 @@ def run(opts: RunOptions, model: nn.Module | None = None, tokenizer: Any = None,
         write_card_and_recipe(opts.save, report)
         echo(f"saved pruned model to {opts.save} (streamed, sharded {report['dtype']})")
     elif opts.save:
-        save_pruned(model, tokenizer, opts.save, _record(cfg, weights), report, overwrite=opts.overwrite,
-                    permutations=summary.gathered_permutations())
-        saved = count_saved(opts.save, model)  # read back: the figure is what the folder holds
-        if (saved.counted, saved.zeros) != (weights.counted, weights.zeros):
-            raise ValueError(f"{opts.save} holds {saved.zeros} zeros in {saved.counted} decoder weights, "
-                             f"not the {weights.zeros} in {weights.counted} pruned")
-        report["decoder_weights"] = saved.to_dict(targeted)
-        write_json_atomic(Path(opts.save) / REPORT_NAME, report)
+        report = save_resident(model, tokenizer, opts.save, report, weights, opts.overwrite,
+                               summary.gathered_permutations())
         echo(f"saved pruned model to {opts.save}")
+    if opts.save and opts.push_to_hub:
+        echo(f"pushed {opts.save} to {push_folder(opts.save, opts.push_to_hub)}")
     if opts.report:
         write_json_atomic(opts.report, report)
         echo(f"report written to {opts.report}")
     return RunResult(model, tokenizer, summary, report)
+
+
+def save_resident(model: nn.Module, tokenizer: Any, path: str | Path, report: dict[str, Any],
+                  weights: DecoderWeights | None = None, overwrite: bool = False,
+                  permutations: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
+    """Save a pruned model held in memory: weights, ``config.pruning_config``, tokenizer, permutations,
+    card, recipe and report. The zeros read back from the folder must be the model's (``weights``:
+    its count, else counted here); returns the report with the saved count."""
+    weights = weights or count_model(model)
+    save_pruned(model, tokenizer, path, model.config.pruning_config, report, overwrite=overwrite,
+                permutations=permutations)
+    saved = count_saved(path, model)  # read back: the figure is what the folder holds
+    if (saved.counted, saved.zeros) != (weights.counted, weights.zeros):
+        raise ValueError(f"{path} holds {saved.zeros} zeros in {saved.counted} decoder weights, "
+                         f"not the {weights.zeros} in {weights.counted} pruned")
+    targeted = (report.get("decoder_weights") or {}).get("targeted_sparsity")
+    report = {**report, "decoder_weights": saved.to_dict(targeted)}
+    write_json_atomic(Path(path) / REPORT_NAME, report)
+    return report
 
 
 def _sources(spec: str, model: nn.Module | None) -> list[Path]:

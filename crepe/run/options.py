@@ -68,6 +68,8 @@ class RunOptions:
                               "(default: CPU)", "output")
     save: str | None = _opt(None, "save the pruned model (HF folder, safetensors) here", "output")
     overwrite: bool = _opt(False, "replace an existing --save folder", "output")
+    push_to_hub: str | None = _opt(None, "after saving, upload the --save folder to this hub repo (OWNER/NAME, created if "
+                                   "missing; needs a token: hf auth login)", "output", metavar="REPO")
     report: str | None = _opt(None, "write the run report JSON here", "output")
     time_dense_pass: bool = _opt(False, "also time one dense layer-by-layer pass over the calibration set "
                                  "(cost baseline)", "output")

@@ -14,7 +14,7 @@ from crepe.cli.prune import build_parser, config_from_args, options_from_args
 from crepe.config import AllocationConfig, PermuteConfig, PruneConfig, RepruneConfig
 from crepe.evaluation.zeroshot import ZeroShotConfig
 from crepe.methods.params import CrepeParams, Pattern
-from crepe.output.recipe import recipe_from_options, with_recipe
+from crepe.output.recipe import explicit, recipe_from_options, with_recipe
 from crepe.run.options import RUN_KEYS, RunOptions, default_of
 from pho.workspace import SetupConfig
 
@@ -150,7 +150,7 @@ def test_run_flags_and_zeroshot_give_the_run_options_they_gave():
 
 
 def test_a_recipe_replaces_the_defaults_and_its_run_keys_are_the_marked_fields():
-    recipe = {"prune": _config(method="ria", sparsity=0.6), "run": {"nsamples": 8, "eval_batch_size": 2}}
+    recipe = {"prune": explicit(PruneConfig(method="ria", sparsity=0.6)), "run": {"nsamples": 8, "eval_batch_size": 2}}
     opts = with_recipe(parse(["--save", "out"]), parse([]), recipe)
     assert opts.prune.to_dict() == recipe["prune"] and (opts.nsamples, opts.eval_batch_size, opts.save) == (8, 2, "out")
     assert RUN_KEYS == tuple(recipe_from_options(opts)["run"]) and not {"model", "save", "device"} & set(RUN_KEYS)
