@@ -15,8 +15,6 @@ import dataclasses
 import logging
 import os
 import shlex
-import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from fnmatch import fnmatch
@@ -40,19 +38,8 @@ from crepe.run.options import RunOptions  # noqa: E402
 log = logging.getLogger(__name__)
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
-SECOND_TEXT = "python-reference"  # the second evaluation text: far from Wikipedia, shipped with every Python
-
-
-def second_text_path() -> Path:
-    """The CPython language reference (``pydoc_data.topics``, sorted topics joined by blank lines) as a
-    text file: real English technical prose shipped with every Python."""
-    import pydoc_data.topics as topics
-
-    name = f"crepe_python_reference_{sys.version_info.major}{sys.version_info.minor}.txt"
-    path = Path(tempfile.gettempdir()) / name
-    if not path.exists():
-        path.write_text("\n\n".join(topics.topics[k] for k in sorted(topics.topics)))
-    return path
+UNSEEN_TEXTS = ("python-reference", "python-docstrings")  # evaluation texts far from the calibration's Wikipedia
+SELECTION_TEXT = "lm-eval-cards"  # the held-out text defaults are chosen on (never a reported column)
 
 
 def parse_setting(setting: str) -> tuple[float, Pattern]:
@@ -117,17 +104,16 @@ class Bench:
     evals: dict[str, tuple[torch.Tensor, str]]  # text -> (windows [w, seq], protocol)
 
 
-def open_bench(opts: RunOptions, second_text: bool = True) -> Bench:
-    """Load ``opts.model``; evaluation windows of ``opts.eval_dataset`` (and of the second text)."""
+def open_bench(opts: RunOptions, second_text: bool = True, texts: tuple[str, ...] | None = None) -> Bench:
+    """Load ``opts.model``; evaluation windows of ``opts.eval_dataset`` and of ``texts`` (named
+    datasets; default: the CPython reference, or none without ``second_text``)."""
     opened = open_model(opts.model, opts.dtype, opts.offload, opts.device)
     model, tok = opened.model, opened.tokenizer
     bos = bos_per_window(opts.bos_per_window, model)
-    texts = {opts.eval_dataset: opts.eval_dataset}
-    if second_text:
-        texts[SECOND_TEXT] = f"text:{second_text_path()}"
+    extra = texts if texts is not None else UNSEEN_TEXTS[:1] if second_text else ()
     evals = {}
-    for name, dataset in texts.items():
-        windows, spec = eval_set(tok, dataset, opts.eval_split, opts.eval_seqlen, opts.max_eval_windows, bos)
+    for name in (opts.eval_dataset, *extra):
+        windows, spec = eval_set(tok, name, opts.eval_split, opts.eval_seqlen, opts.max_eval_windows, bos)
         evals[name] = (windows, spec.describe())
     dense = {k: v.clone() for k, v in model.state_dict().items()}
     return Bench(model, tok, dense, evals)
@@ -148,21 +134,34 @@ def prune(bench: Bench, opts: RunOptions) -> dict[str, Any]:
     return {**result.report, "prune_cpu_seconds": time.process_time() - cpu}
 
 
-def prune_and_evaluate(bench: Bench, opts: RunOptions, **extra: Any) -> dict[str, Any]:
-    """One pruning cell: prune, evaluate every text, and the record with its explicit config."""
+def zeroshot_accuracy(bench: Bench, tasks: tuple[str, ...]) -> dict[str, float]:
+    """Zero-shot accuracy (lm-eval, 0-shot, every item) of the model as it stands on each of ``tasks``."""
+    from crepe.evaluation.zeroshot import ZeroShotConfig, evaluate_zeroshot
+
+    rows = evaluate_zeroshot(bench.model, bench.tokenizer, ZeroShotConfig(tasks=tasks, num_fewshot=0))["rows"]
+    return {f"{r['task']}/{r['metric']}": r["value"] for r in rows}
+
+
+def prune_and_evaluate(bench: Bench, opts: RunOptions, zeroshot: tuple[str, ...] = (), **extra: Any) -> dict[str, Any]:
+    """One pruning cell: prune, evaluate every text (and zero-shot ``zeroshot`` tasks), and the record
+    with its explicit config."""
     report = prune(bench, opts)
     ppl = perplexities(bench, opts)
+    accuracy = {"zeroshot": zeroshot_accuracy(bench, zeroshot)} if zeroshot else {}
     log.info("%s: %s (%.0f s CPU)", extra.get("cell", opts.prune.method),
              ", ".join(f"{k} {v:.2f}" for k, v in ppl.items()), report["prune_cpu_seconds"])
     return record(cell_config(opts, **extra), ppl=ppl, prune_seconds=report["prune_seconds"],
                   prune_cpu_seconds=report["prune_cpu_seconds"], realised_sparsity=report["realised_sparsity"],
-                  calibration=report["calibration"], eval=protocols(bench))
+                  calibration=report["calibration"], eval=protocols(bench), **accuracy)
 
 
-def run_dense(bench: Bench, opts: RunOptions, out: Path) -> None:
-    """The dense model's record ``out/dense.json``: its PPL on every text (skipped if it exists)."""
+def run_dense(bench: Bench, opts: RunOptions, out: Path, zeroshot: tuple[str, ...] = ()) -> None:
+    """The dense model's record ``out/dense.json``: its PPL on every text, zero-shot accuracy on
+    ``zeroshot`` tasks (skipped if the record exists)."""
     config = {k: v for k, v in cell_config(opts, cell="dense").items() if k != "prune_config"}
-    run_cells(["dense"], out, lambda _: record(config, ppl=perplexities(bench, opts), eval=protocols(bench)))
+    accuracy = (lambda: {"zeroshot": zeroshot_accuracy(bench, zeroshot)}) if zeroshot else dict
+    run_cells(["dense"], out, lambda _: record(config, ppl=perplexities(bench, opts), eval=protocols(bench),
+                                               **accuracy()))
 
 
 def protocols(bench: Bench) -> dict[str, str]:

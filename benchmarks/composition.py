@@ -29,6 +29,7 @@ import torch
 from benchmarks.resolve import differences, effective
 from crepe.config import AllocationConfig, PermuteConfig, PruneConfig, RepruneConfig
 from crepe.data.prepare import calibration_set, eval_set
+from crepe.evaluation.perplexity import perplexity
 from crepe.io.environment import versions
 from crepe.io.files import write_json_atomic
 from crepe.io.provenance import current_command, markdown_stamp, provenance
@@ -37,7 +38,6 @@ from crepe.models.adapters import model_target
 from crepe.models.loading import load_model
 from crepe.prune.model import prune_model
 from crepe.run.options import RunOptions, default_of
-from eval.perplexity import perplexity
 
 GRID = {  # technique group -> (settings, techniques); "plain" is the baseline of every row
     "perm": (("2:4", "4:8"), ("perm",)),

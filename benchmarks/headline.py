@@ -1,19 +1,22 @@
-"""The README's headline table: crepe's default against the baselines on SmolLM2-135M.
+"""The README's headline table: crepe's default against the strongest one-shot baselines on SmolLM2-135M.
 
-SparseGPT, Wanda, RIA, crepe mask-only (``--update none``) and crepe's default (the sweep + ADMM)
-at 50%, 2:4 and 70%, each pruned through ``crepe.run.job.run`` with the default 16 x 512 wikivital
-calibration; PPL on the wikivital test windows and on the second text (the CPython language
-reference); prune CPU time as a ratio to SparseGPT's, measured in the same process.
+SparseGPT, ADMM-Grad, ALPS, RIA, crepe mask-only (``--update none``) and crepe's default, each pruned
+through ``crepe.run.job.run`` with the same wikivital calibration (16 x 512 by default; ``--nsamples
+128`` writes ``results/headline_c128``); PPL on the wikivital test windows and on two texts the
+calibration never saw (the CPython language reference and the standard library's docstrings);
+zero-shot accuracy on the shipped local task (lm-eval); prune CPU time as a ratio to SparseGPT's,
+measured in the same process. Settings run one process each, so two can run side by side.
 
-    OMP_NUM_THREADS=1 python -m benchmarks.headline              # run the missing cells, write the table
-    python -m benchmarks.headline --table                        # only rebuild results/headline.md
-    python -m benchmarks.headline --table --readme README.md     # also fill README's headline block
+    OMP_NUM_THREADS=1 python -m benchmarks.headline --settings 2:4   # run the missing cells of 2:4
+    python -m benchmarks.headline --table                            # only rebuild results/headline.md
+    python -m benchmarks.headline --table --readme README.md         # also fill README's headline block
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -24,19 +27,22 @@ from benchmarks.common import Table
 from crepe.io.files import read_json
 from crepe.run.options import RunOptions
 
-SETTINGS = ("0.5", "2:4", "0.7")
-LABELS = {"0.5": "50%", "2:4": "2:4", "0.7": "70%"}
+SETTINGS = ("0.5", "0.6", "0.7", "2:4", "4:8")
+LABELS = {"0.5": "50%", "0.6": "60%", "0.7": "70%", "2:4": "2:4", "4:8": "4:8"}
 CELLS: dict[str, tuple[str, dict[str, Any]]] = {  # row label -> (method, other PruneConfig fields)
     "SparseGPT": ("sparsegpt", {}),
-    "Wanda": ("wanda", {}),
-    "RIA": ("ria", {}),
+    "ADMM-Grad": ("admm-grad", {}),
+    "ALPS": ("alps", {}),
+    "RIA (mask only)": ("ria", {}),
     "crepe mask-only (--update none)": ("crepe", {"update": "none"}),
-    "crepe default (sweep + ADMM)": ("crepe", {}),
+    "crepe default (--update alps)": ("crepe", {}),
 }
+ZEROSHOT = ("wikivital_describe",)  # the shipped local lm-eval task (crepe/evaluation/tasks)
 OUT = common.RESULTS / "headline"
 TABLE = common.RESULTS / "headline.md"
-EVAL_WINDOWS = 24  # per text: the protocol of docs/quality.md
-TABLES = [Table("results/headline.md", ("python -m benchmarks.headline",), covers=("results/headline/*",))]
+EVAL_WINDOWS = 16  # per text
+TABLES = [Table("results/headline.md", tuple(f"python -m benchmarks.headline --settings {s}" for s in ("2:4", "0.7", "0.5")),
+                covers=("results/headline/*",))]
 
 
 def cell_name(label: str, setting: str) -> str:
@@ -44,22 +50,22 @@ def cell_name(label: str, setting: str) -> str:
     return f"{method}{'_' + prune['update'] if 'update' in prune else ''}__{common.setting_name(setting)}"
 
 
-def base_options(model: str) -> RunOptions:
-    return RunOptions(model=model, max_eval_windows=EVAL_WINDOWS)
+def base_options(model: str, nsamples: int = 16) -> RunOptions:
+    return RunOptions(model=model, max_eval_windows=EVAL_WINDOWS, nsamples=nsamples)
 
 
-def cells(model: str) -> dict[str, RunOptions]:
+def cells(model: str, settings: tuple[str, ...] = SETTINGS, nsamples: int = 16) -> dict[str, RunOptions]:
     """Cell name -> its options, SparseGPT first in every setting (the ratio's reference)."""
-    base = base_options(model)
+    base = base_options(model, nsamples)
     return {cell_name(label, s): common.prune_options(base, method, s, **prune)
-            for s in SETTINGS for label, (method, prune) in CELLS.items()}
+            for s in settings for label, (method, prune) in CELLS.items()}
 
 
 def planned(argv: list[str]) -> dict[str, dict]:
     """Record path -> {command, the explicit config it would store now}; no model is loaded."""
     args = build_parser().parse_args(argv)
-    return {str(args.out_dir / f"{name}.json"): {"command": None, "config": common.cell_config(opts, cell=name)}
-            for name, opts in cells(args.model).items()}
+    return {str(out_dir(args) / f"{name}.json"): {"command": None, "config": common.cell_config(opts, cell=name)}
+            for name, opts in cells(args.model, settings_of(args), args.nsamples).items()}
 
 
 def recorded(argv: list[str]) -> dict[str, dict]:
@@ -69,12 +75,24 @@ def recorded(argv: list[str]) -> dict[str, dict]:
             for path, rec in found.items()}
 
 
-def run(model: str, out: Path) -> None:
-    plan = cells(model)
-    base = base_options(model)
-    bench = common.open_bench(base)
-    common.run_dense(bench, base, out)
-    common.run_cells(plan, out, lambda name: common.prune_and_evaluate(bench, plan[name], cell=name))
+def settings_of(args: argparse.Namespace) -> tuple[str, ...]:
+    chosen = tuple(args.settings.split(","))
+    unknown = set(chosen) - set(SETTINGS)
+    if unknown:
+        raise SystemExit(f"unknown --settings {sorted(unknown)}; choose from {', '.join(SETTINGS)}")
+    return chosen
+
+
+def out_dir(args: argparse.Namespace) -> Path:
+    return args.out_dir or (OUT if args.nsamples == 16 else common.RESULTS / f"headline_c{args.nsamples}")
+
+
+def run(model: str, out: Path, settings: tuple[str, ...], nsamples: int) -> None:
+    plan = cells(model, settings, nsamples)
+    base = base_options(model, nsamples)
+    bench = common.open_bench(base, texts=common.UNSEEN_TEXTS)
+    common.run_dense(bench, base, out, ZEROSHOT)
+    common.run_cells(plan, out, lambda name: common.prune_and_evaluate(bench, plan[name], ZEROSHOT, cell=name))
 
 
 def _ratio(rep: dict, ref: dict | None) -> str:
@@ -87,33 +105,40 @@ def table(out: Path) -> str:
     if not records:
         return "no results yet"
     dense = common.read_records(out, "dense.json").get("dense", {"ppl": {}})
-    texts = list(next(iter(records.values()))["ppl"])
-    header = (["method"] + [f"{LABELS[s]} {t}" for s in SETTINGS for t in texts]
-              + [f"CPU ×SparseGPT {LABELS[s]}" for s in SETTINGS])
-    rows = []
-    for label in CELLS:
-        row = [label]
-        for s in SETTINGS:
-            rep = records.get(cell_name(label, s))
-            row += [f"{rep['ppl'][t]:.2f}" if rep else "–" for t in texts]
-        for s in SETTINGS:
-            rep, ref = records.get(cell_name(label, s)), records.get(cell_name("SparseGPT", s))
-            row.append(_ratio(rep, ref) if rep else "–")
-        rows.append(row)
     first = next(iter(records.values()))
-    protocol = "; ".join(f"{t}: {p}" for t, p in first["eval"].items())
+    texts = list(first["ppl"])
+    tasks = list(first.get("zeroshot", {}))
+    settings = [s for s in SETTINGS if any(cell_name(label, s) in records for label in CELLS)]
+    header = ["method", *texts, "unseen mean", *(f"0-shot {t.split('/')[0]}" for t in tasks), "CPU ×SparseGPT"]
     lines = [common.stamp(records.values(), out), "",
-             f"SmolLM2-135M; calibration {first['calibration']}; PPL on {protocol}; "
-             "dense " + ", ".join(f"{t} {v:.2f}" for t, v in dense["ppl"].items()) + ". "
-             "CPU ×SparseGPT: process CPU time of the prune over SparseGPT's at the same setting, same process.",
-             "", *common.markdown_table(header, rows)]
+             f"SmolLM2-135M; calibration {first['calibration']}; PPL on "
+             + "; ".join(f"{t}: {p}" for t, p in first["eval"].items()) + "; dense "
+             + ", ".join(f"{t} {v:.2f}" for t, v in dense["ppl"].items())
+             + "".join(f", 0-shot {t} {v:.3f}" for t, v in dense.get("zeroshot", {}).items()) + ". "
+             "unseen mean: the geometric mean of the PPL on the texts other than the calibration's (wikivital). "
+             "0-shot: lm-eval accuracy on the shipped local task, every item. CPU ×SparseGPT: process CPU "
+             "time of the prune over SparseGPT's at the same setting, same process."]
+    for s in settings:
+        rows = []
+        for label in CELLS:
+            rep, ref = records.get(cell_name(label, s)), records.get(cell_name("SparseGPT", s))
+            if rep is None:
+                rows.append([label] + ["–"] * (len(header) - 1))
+                continue
+            unseen = [rep["ppl"][t] for t in texts[1:]]
+            mean = math.prod(unseen) ** (1 / len(unseen)) if unseen else float("nan")
+            rows.append([label, *(f"{rep['ppl'][t]:.2f}" for t in texts), f"{mean:.2f}",
+                         *(f"{rep.get('zeroshot', {}).get(t, float('nan')):.3f}" for t in tasks), _ratio(rep, ref)])
+        lines += ["", f"**{LABELS[s]}**", "", *common.markdown_table(header, rows)]
     return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=RunOptions.model)
-    ap.add_argument("--out-dir", type=Path, default=OUT)
+    ap.add_argument("--settings", default="0.5,2:4,0.7", help=f"comma-separated, from {', '.join(SETTINGS)}")
+    ap.add_argument("--nsamples", type=int, default=16, help="calibration windows of 512 tokens")
+    ap.add_argument("--out-dir", type=Path, default=None, help="default: results/headline (results/headline_cN)")
     ap.add_argument("--table", action="store_true", help="only rebuild the table from the records")
     ap.add_argument("--readme", type=Path, help="also write the table between README's headline markers")
     return ap
@@ -123,11 +148,12 @@ def main() -> None:
     args = build_parser().parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_grad_enabled(False)
+    out = out_dir(args)
     if not args.table:
-        run(args.model, args.out_dir)
-    body = table(args.out_dir)
-    if args.out_dir == OUT:
-        TABLE.write_text(body + "\n")
+        run(args.model, out, settings_of(args), args.nsamples)
+    body = table(out)
+    if out.parent == common.RESULTS:
+        (common.RESULTS / f"{out.name}.md").write_text(body + "\n")
     print(body)
     if args.readme:
         common.write_block(args.readme, "headline", body)

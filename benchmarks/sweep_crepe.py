@@ -23,6 +23,7 @@ from pathlib import Path
 from benchmarks.resolve import effective
 from crepe.config import PruneConfig
 from crepe.data.prepare import calibration_set, eval_set
+from crepe.evaluation.perplexity import perplexity
 from crepe.io.files import read_json, write_json_atomic
 from crepe.io.provenance import current_command, markdown_stamp, provenance
 from crepe.methods.params import CrepeParams, Pattern
@@ -31,7 +32,6 @@ from crepe.models.loading import load_model
 from crepe.prune.cached import collect_input_stats, prune_from_stats
 from crepe.prune.model import prune_model
 from crepe.run.options import RunOptions, default_of
-from eval.perplexity import perplexity
 
 log = logging.getLogger("sweep_crepe")
 

@@ -135,6 +135,10 @@ class PruneConfig:
     sparsegpt_blocksize: int = field(default=128, metadata={"help": "SparseGPT: columns pruned per block"})
     sparsegpt_damp: float = field(default=0.01, metadata={
         "help": "SparseGPT: Hessian dampening, a fraction of its mean diagonal"})
+    # chosen on a text the calibration never saw (lm-eval's task cards) by python -m benchmarks.damping
+    alps_damp: float = field(default=0.2, metadata={
+        "help": "the alps update: Hessian dampening, a fraction of its mean diagonal (chosen on held-out text; "
+                "the published ALPS uses 0.01)"})
     permute: PermuteConfig | None = field(default=None, metadata={
         "switch": True, "group": "composition", "help": "N:M channel permutation before selection (needs --pattern)"})
     allocation: AllocationConfig = field(default_factory=AllocationConfig, metadata={
@@ -144,8 +148,9 @@ class PruneConfig:
     update: str | None = field(default=None, metadata={
         "choices": update_names, "group": "composition",
         "help": "weight reconstruction (docs/quality.md): obs/admm after the mask, sweep = CRePE's score inside the "
-                "OBS update (crepe only), sweep-admm = the sweep then ADMM; default: the method's own (crepe: "
-                "sweep-admm, admm with --repruning dsnot; none = mask-only; others: none)"})
+                "OBS update (crepe only), sweep-admm = the sweep then ADMM, alps = ALPS from the method's mask with "
+                "--alps-damp; default: the method's own (crepe: alps, admm with --repruning dsnot; none = "
+                "mask-only; others: none)"})
 
     def __post_init__(self) -> None:
         check_types(self, "prune config")
@@ -172,6 +177,8 @@ class PruneConfig:
                 raise ValueError(f"{self.method} selects its mask per {method.default_group}; --group does not apply")
         if self.sparsegpt_blocksize < 1 or not (0 <= self.sparsegpt_damp < 1):
             raise ValueError("sparsegpt blocksize must be >= 1 and damp in [0, 1)")
+        if not (isinstance(self.alps_damp, (int, float)) and 0 <= self.alps_damp < 10):
+            raise ValueError(f"alps damp must be in [0, 10), got {self.alps_damp}")
 
     @property
     def method_entry(self) -> Method:

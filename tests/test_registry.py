@@ -17,13 +17,14 @@ from crepe.prune.model import prune_model
 
 def test_builtin_entries_declare_statistics_groups_and_weight_updates():
     entries = registry.methods()
-    assert list(entries) == ["magnitude", "wanda", "ri", "ria", "crepe", "sparsegpt"]
+    assert list(entries) == ["magnitude", "wanda", "ri", "ria", "crepe", "sparsegpt", "admm-grad", "alps"]
     assert {n: e.needs for n, e in entries.items()} == {
         "magnitude": frozenset(), "wanda": {"sq_sum"}, "ri": frozenset(), "ria": {"sq_sum"}, "crepe": {"sq_sum"},
-        "sparsegpt": {"hessian"}}
+        "sparsegpt": {"hessian"}, "admm-grad": {"hessian"}, "alps": {"hessian"}}
     assert {n: PruneConfig(method=n).resolved_group for n in entries} == {
-        "magnitude": "layer", "wanda": "row", "ri": "layer", "ria": "layer", "crepe": "layer", "sparsegpt": "block"}
-    assert [n for n, e in entries.items() if e.updates_weights] == ["sparsegpt"]
+        "magnitude": "layer", "wanda": "row", "ri": "layer", "ria": "layer", "crepe": "layer", "sparsegpt": "block",
+        "admm-grad": "block", "alps": "block"}
+    assert [n for n, e in entries.items() if e.updates_weights] == ["sparsegpt", "admm-grad", "alps"]
     with pytest.raises(ValueError, match="sparsegpt selects its mask per block; --group does not apply"):
         PruneConfig(method="sparsegpt", group="row")
     assert needed_stats(PruneConfig(method="ri", repruning=RepruneConfig()),
@@ -63,7 +64,7 @@ def test_entries_are_validated():
                                  PruneConfig(method="crepe", sparsity=0.5, pattern=Pattern(2, 4), permute=PermuteConfig(),
                                              update="none"),
                                  PruneConfig(method="sparsegpt", sparsity=0.5, pattern=Pattern(2, 4), permute=PermuteConfig()),
-                                 PruneConfig(method="crepe", sparsity=0.5)])  # crepe's default: the sweep + ADMM
+                                 PruneConfig(method="crepe", sparsity=0.5)])  # crepe's default update (alps)
 def test_plan_leaves_the_weight_alone_and_applying_it_is_pruning(cfg):
     gen = torch.Generator().manual_seed(0)
     w = torch.randn(16, 32, generator=gen)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 
 from crepe.methods.admm import unit_hessian
-from crepe.methods.declare import Method, register
+from crepe.methods.declare import Method, register, weight_update
 from crepe.methods.masks import select_mask
 from crepe.methods.params import Pattern
 from crepe.methods.scorers import InputStats
@@ -129,3 +129,28 @@ def alps_linear(weight: torch.Tensor, stats: InputStats, sparsity: float, patter
 
 register(Method("alps", needs=frozenset({"hessian"}), default_group="block", updates_weights=True,
                 prune=alps_linear))
+
+
+@weight_update("alps", selects_mask=True, needs=("hessian",), reprune_stand_in="admm")
+def alps_update_linear(weight: torch.Tensor, stats: InputStats, sparsity: float, pattern: Pattern, cfg,
+                       order=None, role: str | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """The ``alps`` update on one linear: ALPS started from the method's own mask (its score of the
+    dense weight, selected as the engine selects), projecting by |W_n| from there, with the config's
+    ``alps_damp``: (new weight [out, in], prune mask [out, in], column permutation [in] or None).
+    ALPS moves the support: the starting mask changed the layer error by under 0.3% in the screen of
+    docs/quality.md. With ``order`` (channel permutation) and N:M, the columns are reordered first by
+    the method's score, solved, and mapped back."""
+    hessian = stats.hessian
+    if hessian is None:
+        raise ValueError("the alps update needs the input Hessian; none was collected")
+    scores = cfg.method_entry.score(weight.float(), stats, cfg.crepe.for_projection(role))
+    perm = order(scores, pattern) if order is not None and pattern.structured else None
+    if perm is not None:
+        weight, hessian, scores = weight[:, perm], hessian[perm][:, perm], scores[:, perm]
+    start = select_mask(scores, sparsity, pattern, cfg.resolved_group)
+    keep, share = magnitude_projector(sparsity, pattern)
+    new, mask = alps_solve(weight, hessian, keep, round(share * weight.numel()), damp=cfg.alps_damp, start=start)
+    if perm is not None:
+        inverse = torch.argsort(perm)
+        new, mask = new[:, inverse], mask[:, inverse]
+    return new, mask, perm

@@ -6,6 +6,7 @@ from safetensors.torch import load_file
 from tiny_models import FAST_PRUNE_ARGS as FAST
 
 from benchmarks.common import open_bench, prune, prune_options
+from crepe.methods.registry import get_method
 from crepe.models.adapters import decoder_linears, weight_view
 from crepe.run.options import RunOptions
 
@@ -28,7 +29,7 @@ def test_a_benchmark_cell_and_the_cli_give_identical_weights(case, tiny_folder, 
                       seqlen=32, eval_seqlen=32, max_eval_windows=4)
     bench = open_bench(base, second_text=False)
     report = prune(bench, prune_options(base, "crepe", "0.5", **fields))
-    assert report["config"]["resolved_update"] == (fields.get("update") or "sweep-admm")
+    assert report["config"]["resolved_update"] == (fields.get("update") or get_method("crepe").default_update)
     linears = decoder_linears(bench.model)
     assert linears
     for key, module in linears.items():

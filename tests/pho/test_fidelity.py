@@ -56,11 +56,11 @@ def test_a_multi_fidelity_search_prunes_trials_warm_starts_first_and_resumes(cli
     warm = tmp_path / "warm.json"
     warm.write_text(json.dumps({"crepe": {"alpha": 3.0, "beta": 0.5, "gamma": 0.0, "kernel": 5, "act_power": 1.2}}))
     extra = ["--no-plots", "--pruner", "sha", "--reduction-factor", "2", "--e2e-windows", "4", "--sampler", "tpe",
-             "--warm-start", f"{warm},default"]
+             "--warm-start", f"{warm},default", "--update", "sweep-admm"]
     assert cli("pho.search", search_args(common_args, tmp_path, n=8, extra=extra)) == 0
     study = load(tmp_path)
     trials = study.get_trials()
-    # crepe's default update is the sweep, which never reads act_power (not searched) nor k with gamma off:
+    # the sweep never reads act_power (not searched) nor k with gamma off:
     # the shipped config and RIA's point prune alike, so they share one trial
     assert [t.user_attrs.get("label") for t in trials[:3]] == ["warm:warm", "warm:default", None]
     assert trials[0].params == {"r": 2, "alpha": 3.0, "beta": 0.5, "gamma": 1e-4}

@@ -22,12 +22,12 @@ def states(study):
 
 
 def test_search_runs_n_trials_with_ria_first_and_writes_a_loadable_best_config(cli, common_args, tmp_path):
-    assert cli("pho.search", search_args(common_args, tmp_path, n=4)) == 0
+    assert cli("pho.search", search_args(common_args, tmp_path, n=4, extra=["--update", "sweep-admm"])) == 0
     study = load(tmp_path)
     trials = study.get_trials()
     assert len(trials) == 4 and all(t.state.name == "COMPLETE" for t in trials)
     ria = trials[0]
-    assert ria.params == {"r": 1, "alpha": 1.0, "beta": 1.0, "gamma": 1e-4}  # the default sweep never reads act_power
+    assert ria.params == {"r": 1, "alpha": 1.0, "beta": 1.0, "gamma": 1e-4}  # the sweep never reads act_power
     assert ria.user_attrs["crepe"]["gamma"] == 0.0 and ria.user_attrs["label"] == "ria"
     assert all(t.user_attrs["realised_sparsity"] == pytest.approx(0.5, abs=1e-3) for t in trials)
     best = json.loads((tmp_path / "best.json").read_text())
@@ -48,18 +48,20 @@ def test_the_space_searches_what_the_pipeline_reads_and_drops_a_parameter_it_nev
     from pho.objective import base_config
     from pho.study_cli import read_space_params
 
-    assert "act_power" not in read_space_params(base_config(0.5, Pattern()), None)  # crepe's default: the sweep
+    assert "act_power" not in read_space_params(base_config(0.5, Pattern(), "sweep-admm"), None)  # the sweep
+    assert "act_power" in read_space_params(base_config(0.5, Pattern()), None)  # crepe's default (alps) starts from the mask
     assert "act_power" in read_space_params(base_config(0.5, Pattern(), "none"), None)  # the mask score reads it
     assert "act_power" in read_space_params(base_config(0.5, Pattern(), "admm"), None)  # so does a fixed-mask update
     with caplog.at_level("WARNING", logger="pho.study_cli"):
         assert cli("pho.search", search_args(common_args, tmp_path, n=2, extra=["--params", "alpha,act_power",
-                                                                                 "--no-plots"])) == 0
+                                                                                 "--update", "sweep-admm", "--no-plots"])) == 0
     assert "not searching act_power: the sweep-admm update never reads it" in caplog.text
     assert set(load(tmp_path).trials[0].params) == {"alpha"}
     assert cli("pho.search", search_args(common_args, tmp_path, name="m", n=2, extra=[
         "--params", "alpha,act_power", "--update", "none", "--no-plots"])) == 0
     assert set(load(tmp_path, "m").trials[0].params) == {"alpha", "act_power"}
-    assert cli("pho.search", search_args(common_args, tmp_path, name="e", extra=["--params", "act_power"])) == 2
+    assert cli("pho.search", search_args(common_args, tmp_path, name="e", extra=["--params", "act_power",
+                                                                              "--update", "sweep-admm"])) == 2
 
 
 def test_the_best_config_is_consumed_by_crepe_prune(cli, common_args, tmp_path, tiny_folder, tiny_corpus):
