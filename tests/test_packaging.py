@@ -52,7 +52,8 @@ def test_needs_extra_names_the_extra_and_passes_other_failures_through(monkeypat
     ("crepe.prune", ["--model", "{model}", "--calib-dataset", "{corpus}", "--zeroshot", "wikivital_describe",
                      "--save", "{tmp}/out"], "lm_eval",
      f"zero-shot evaluation needs the optional package lm-eval: pip install '{DISTRIBUTION}[eval]'"),
-    ("eval.ppl", ["--model", "{model}", "--dataset", "wikitext2"], "datasets", "'datasets' package: pip install"),
+    ("eval.ppl", ["--model", "{model}", "--dataset", "wikitext2"], "datasets",
+     f"a hub dataset needs the optional package datasets: pip install '{DISTRIBUTION}[hub]'"),
 ])
 def test_a_missing_optional_package_is_one_line_and_exit_2(entry, argv, blocked, expected, tiny_folder, tiny_corpus,
                                                             tmp_path, cli, capsys, monkeypatch):

@@ -27,6 +27,8 @@ import sysconfig
 from functools import lru_cache
 from pathlib import Path
 
+from crepe.io.extras import DISTRIBUTION, MissingExtra, needs_extra
+
 SPLITS = ("calibration", "validation", "test")
 _ALIASES = {"train": "calibration", "calib": "calibration", "valid": "validation", "val": "validation"}
 WIKIVITAL_FILE = "data/summaries_en-us.json"
@@ -71,10 +73,8 @@ def wikivital_text(split: str) -> str:
 
 
 def _hub_dataset(*args, **kwargs):
-    try:
+    with needs_extra("a hub dataset", "datasets", "hub", "datasets"):
         import datasets
-    except ImportError as exc:
-        raise ValueError("hub datasets need the 'datasets' package: pip install 'crepe[hub]'") from exc
     try:
         return datasets.load_dataset(*args, **kwargs)
     except Exception as exc:  # offline, unreachable or missing: datasets raises many types
@@ -136,7 +136,7 @@ def lm_eval_cards_text(split: str = "test") -> str:
     """The task READMEs of the installed lm-eval (the index README left out, runs of spaces collapsed)."""
     spec = importlib.util.find_spec("lm_eval")
     if spec is None or not spec.submodule_search_locations:
-        raise ValueError("dataset 'lm-eval-cards' needs the optional package lm-eval: pip install 'lm-eval>=0.4,<0.5'")
+        raise MissingExtra(f"dataset 'lm-eval-cards' needs the optional package lm-eval: pip install '{DISTRIBUTION}[eval]'")
     tasks = Path(list(spec.submodule_search_locations)[0]) / "tasks"
     cards = [f for f in sorted(tasks.rglob("README.md")) if f.parent != tasks]
     return "\n\n".join(re.sub(r"[ \t]{2,}", " ", f.read_text(encoding="utf-8").strip()) for f in cards)
