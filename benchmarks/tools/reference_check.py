@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from benchmarks.common import parse_setting, record, require_clean
+from benchmarks.common import Table, parse_setting, record, require_clean
 from crepe.config import PruneConfig
 from crepe.data.prepare import calibration_set
 from crepe.io.files import write_json_atomic
@@ -42,6 +42,8 @@ from crepe.run.options import RunOptions
 log = logging.getLogger(__name__)
 LAYERS = (0, 14, 29)
 ROLES = ("self_attn.q_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.down_proj")
+TABLES = [Table("results/reference_check.json", (
+    "python -m benchmarks.tools.reference_check --admm-grad /tmp/ref/admm/admm.py --alps /tmp/ref/alps/alps.py",))]
 
 
 def load_module(path: str, name: str) -> ModuleType:
