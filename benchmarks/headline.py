@@ -35,7 +35,8 @@ CELLS: dict[str, tuple[str, dict[str, Any]]] = {  # row label -> (method, other 
     "ALPS": ("alps", {}),
     "RIA (mask only)": ("ria", {}),
     "crepe mask-only (--update none)": ("crepe", {"update": "none"}),
-    "crepe default (--update alps)": ("crepe", {}),
+    "crepe + alps (--update alps)": ("crepe", {"update": "alps"}),
+    "crepe default (--update admm-grad)": ("crepe", {}),
 }
 ZEROSHOT = ("wikivital_describe",)  # the shipped local lm-eval task (crepe/evaluation/tasks)
 OUT = common.RESULTS / "headline"

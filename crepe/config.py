@@ -148,9 +148,9 @@ class PruneConfig:
     update: str | None = field(default=None, metadata={
         "choices": update_names, "group": "composition",
         "help": "weight reconstruction (docs/quality.md): obs/admm after the mask, sweep = CRePE's score inside the "
-                "OBS update (crepe only), sweep-admm = the sweep then ADMM, alps = ALPS from the method's mask with "
-                "--alps-damp; default: the method's own (crepe: alps, admm with --repruning dsnot; none = "
-                "mask-only; others: none)"})
+                "OBS update (crepe only), sweep-admm = the sweep then ADMM, admm-grad = Boza's gradual ADMM, alps = ALPS "
+                "from the method's mask with --alps-damp; default: the method's own (crepe: admm-grad, admm with "
+                "--repruning dsnot; none = mask-only; others: none)"})
 
     def __post_init__(self) -> None:
         check_types(self, "prune config")

@@ -159,8 +159,8 @@ def test_config_records_the_update_and_round_trips():
     assert PruneConfig(method="sparsegpt").resolved_update == "none"
 
 
-def test_crepe_defaults_to_alps_and_falls_back_to_admm_under_dsnot():
-    assert PruneConfig(method="crepe").resolved_update == "alps"
+def test_crepe_defaults_to_admm_grad_and_falls_back_to_admm_under_dsnot():
+    assert PruneConfig(method="crepe").resolved_update == "admm-grad"
     assert PruneConfig(method="crepe", update="none").resolved_update == "none"  # the paper's mask-only CRePE
     assert PruneConfig(method="ria").resolved_update == "none"
     cfg = PruneConfig(method="crepe", sparsity=0.6, repruning=RepruneConfig(update_threshold=0.0))

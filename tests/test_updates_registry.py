@@ -31,17 +31,17 @@ def _pruned(plan, w):
 
 def test_builtin_rows_and_each_methods_default_update():
     rows = registry.updates()
-    assert registry.update_names() == ("none", "obs", "admm", "alps", "sweep", "sweep-admm")
+    assert registry.update_names() == ("none", "obs", "admm", "admm-grad", "alps", "sweep", "sweep-admm")
     assert {n: u.kind for n, u in rows.items()} == {"none": "none", "obs": "fixed-mask", "admm": "fixed-mask",
-                                                   "alps": "selects-mask", "sweep": "selects-mask",
-                                                   "sweep-admm": "selects-mask"}
+                                                   "admm-grad": "selects-mask", "alps": "selects-mask",
+                                                   "sweep": "selects-mask", "sweep-admm": "selects-mask"}
     assert [n for n, u in rows.items() if u.keeps_mask] == ["none", "obs", "admm"]
     assert {n: u.needs for n, u in rows.items()} == {"none": frozenset(), **{n: {"hessian"} for n in list(rows)[1:]}}
     assert {n: u.methods for n, u in rows.items() if u.methods} == {"sweep": ("crepe",), "sweep-admm": ("crepe",)}
     assert {n: m.default_update for n, m in registry.methods().items() if m.default_update != "none"} == {
-        "crepe": "alps"}
+        "crepe": "admm-grad"}
     assert all(m.default_update in rows for m in registry.methods().values())
-    with pytest.raises(ValueError, match="unknown update 'lstsq'; choose from none, obs, admm, alps, sweep, sweep-admm"):
+    with pytest.raises(ValueError, match="unknown update 'lstsq'; choose from none, obs, admm, admm-grad, alps, sweep, sweep-admm"):
         registry.get_update("lstsq")
 
 

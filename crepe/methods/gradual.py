@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 
 from crepe.methods.admm import admm_system
-from crepe.methods.declare import Method, register
+from crepe.methods.declare import Method, register, weight_update
 from crepe.methods.masks import nm_mask, unstructured_mask
 from crepe.methods.params import Pattern
 from crepe.methods.scorers import InputStats
@@ -86,3 +86,23 @@ def admm_grad_linear(weight: torch.Tensor, stats: InputStats, sparsity: float, p
 
 register(Method("admm-grad", needs=frozenset({"hessian"}), default_group="block", updates_weights=True,
                 prune=admm_grad_linear))
+
+
+@weight_update("admm-grad", selects_mask=True, needs=("hessian",), reprune_stand_in="admm")
+def admm_grad_update_linear(weight: torch.Tensor, stats: InputStats, sparsity: float, pattern: Pattern, cfg,
+                            order=None, role: str | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """The ``admm-grad`` update on one linear (crepe's default): Boza's gradual ADMM with its published
+    settings, as the ``admm-grad`` method runs it. It re-chooses the mask from |W_n| from the first
+    iteration on, so the method's score only orders the columns under N:M channel permutation:
+    (new weight [out, in], prune mask [out, in], column permutation [in] or None)."""
+    if stats.hessian is None:
+        raise ValueError("the admm-grad update needs the input Hessian; none was collected")
+    hessian, perm = stats.hessian, None
+    if order is not None and pattern.structured:
+        perm = order(cfg.method_entry.score(weight.float(), stats, cfg.crepe.for_projection(role)), pattern)
+        weight, hessian = weight[:, perm], hessian[perm][:, perm]
+    new, mask = gradual_admm(weight, hessian, magnitude_on_scale, sparsity, pattern, "layer")
+    if perm is not None:
+        inverse = torch.argsort(perm)
+        new, mask = new[:, inverse], mask[:, inverse]
+    return new, mask, perm

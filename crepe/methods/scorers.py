@@ -112,7 +112,7 @@ def _scaled(term: torch.Tensor, term_scale: str) -> torch.Tensor:
 
 
 # crepe's default update is the best pipeline measured (docs/quality.md); --update none is the paper's mask-only CRePE
-@scoring_method(needs=("sq_sum",), default_update="alps")
+@scoring_method(needs=("sq_sum",), default_update="admm-grad")
 def crepe(w: torch.Tensor, stats: InputStats, params: CrepeParams) -> torch.Tensor:
     """S = (alpha*A/rowsum + beta*A/colsum + gamma*nbr_k(A)) * ||X_j||^a (CRePE).
 
