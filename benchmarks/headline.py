@@ -110,14 +110,15 @@ def table(out: Path) -> str:
     texts = list(first["ppl"])
     tasks = list(first.get("zeroshot", {}))
     settings = [s for s in SETTINGS if any(cell_name(label, s) in records for label in CELLS)]
-    header = ["method", *texts, "unseen mean", *(f"0-shot {t.split('/')[0]}" for t in tasks), "CPU ×SparseGPT"]
+    header = ["method", *texts, "unseen mean", *(f"0-shot {t.split('/')[1]}" for t in tasks), "CPU ×SparseGPT"]
     lines = [common.stamp(records.values(), out), "",
              f"SmolLM2-135M; calibration {first['calibration']}; PPL on "
              + "; ".join(f"{t}: {p}" for t, p in first["eval"].items()) + "; dense "
              + ", ".join(f"{t} {v:.2f}" for t, v in dense["ppl"].items())
              + "".join(f", 0-shot {t} {v:.3f}" for t, v in dense.get("zeroshot", {}).items()) + ". "
              "unseen mean: the geometric mean of the PPL on the texts other than the calibration's (wikivital). "
-             "0-shot: lm-eval accuracy on the shipped local task, every item. CPU ×SparseGPT: process CPU "
+             "0-shot: lm-eval accuracy (acc, acc_norm) on the shipped local task wikivital_describe, every item "
+             "(400). CPU ×SparseGPT: process CPU "
              "time of the prune over SparseGPT's at the same setting, same process."]
     for s in settings:
         rows = []

@@ -131,3 +131,16 @@ def test_more_alps_damping_pulls_the_solution_toward_the_dense_weights():
     errors = [_error(x, w, r) for r in results]
     moves = [float(((r - w) * (r != 0)).norm()) for r in results]
     assert errors[0] < errors[1] < errors[2] and moves[0] > moves[1] > moves[2]
+
+
+def test_crepes_default_update_is_admm_grad_itself():
+    """crepe's default (the admm-grad update) prunes to exactly the weights of --method admm-grad:
+    the update re-chooses its mask from |W_n| from the first iteration, as the method does."""
+    pruned = {}
+    for method in ("crepe", "admm-grad"):
+        model = tiny_model()
+        cfg = PruneConfig(method=method, sparsity=0.5, pattern=Pattern(2, 4))
+        prune_model(model, tiny_windows(), cfg, progress=False)
+        pruned[method] = {k: weight_view(m).clone() for k, m in decoder_linears(model).items()}
+    assert PruneConfig(method="crepe").resolved_update == "admm-grad"
+    assert all(torch.equal(pruned["crepe"][k], w) for k, w in pruned["admm-grad"].items())
