@@ -14,7 +14,8 @@ import torch
 
 from crepe.methods.admm import unit_hessian
 from crepe.methods.declare import Method, register, weight_update
-from crepe.methods.masks import select_mask
+from crepe.methods.masks import in_column_order, select_mask
+from crepe.methods.obs import input_hessian
 from crepe.methods.params import Pattern
 from crepe.methods.scorers import InputStats
 
@@ -77,11 +78,12 @@ def alps_solve(weight: torch.Tensor, hessian: torch.Tensor, keep: Projector, kep
     for it in range(max_iterations):
         b = (target - v + rho * d) @ inv
         cand = b + v / rho
-        d = keep(cand) * cand
+        kept_now = keep(cand)
+        d = kept_now * cand
         v = v + rho * (b - d)
         if (it + 1) % check_every:
             continue
-        now = keep(cand) != 0
+        now = kept_now != 0
         change = int((now != support).sum())
         support = now
         if change > 0.1 * kept:
@@ -118,12 +120,11 @@ def alps_linear(weight: torch.Tensor, stats: InputStats, sparsity: float, patter
                 order=None) -> tuple[torch.Tensor, torch.Tensor, None]:
     """The ``alps`` method on one linear with ALPS's published settings (rho from 0.1, at most 300
     iterations, checks every 3, 10 CG steps, 1% damping): (new weight [out, in], prune mask [out, in], None)."""
-    if stats.hessian is None:
-        raise ValueError("alps needs the input Hessian; none was collected")
+    hessian = input_hessian(stats, "alps")
     if order is not None and pattern.structured:
         raise ValueError("alps chooses its N:M mask inside ADMM: channel permutation (--permute) does not apply")
     keep, share = magnitude_projector(sparsity, pattern)
-    new, mask = alps_solve(weight, stats.hessian, keep, round(share * weight.numel()))
+    new, mask = alps_solve(weight, hessian, keep, round(share * weight.numel()))
     return new, mask, None
 
 
@@ -140,17 +141,11 @@ def alps_update_linear(weight: torch.Tensor, stats: InputStats, sparsity: float,
     ALPS moves the support: the starting mask changed the layer error by under 0.3% in the screen of
     docs/quality.md. With ``order`` (channel permutation) and N:M, the columns are reordered first by
     the method's score, solved, and mapped back."""
-    hessian = stats.hessian
-    if hessian is None:
-        raise ValueError("the alps update needs the input Hessian; none was collected")
+    hessian = input_hessian(stats, "alps")
     scores = cfg.method_entry.score(weight.float(), stats, cfg.crepe.for_projection(role))
     perm = order(scores, pattern) if order is not None and pattern.structured else None
-    if perm is not None:
-        weight, hessian, scores = weight[:, perm], hessian[perm][:, perm], scores[:, perm]
-    start = select_mask(scores, sparsity, pattern, cfg.resolved_group)
+    start = select_mask(scores if perm is None else scores[:, perm], sparsity, pattern, cfg.resolved_group)
     keep, share = magnitude_projector(sparsity, pattern)
-    new, mask = alps_solve(weight, hessian, keep, round(share * weight.numel()), damp=cfg.alps_damp, start=start)
-    if perm is not None:
-        inverse = torch.argsort(perm)
-        new, mask = new[:, inverse], mask[:, inverse]
+    new, mask = in_column_order(perm, weight, hessian, lambda w, h: alps_solve(
+        w, h, keep, round(share * w.numel()), damp=cfg.alps_damp, start=start))
     return new, mask, perm

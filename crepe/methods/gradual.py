@@ -14,7 +14,8 @@ import torch
 
 from crepe.methods.admm import admm_system
 from crepe.methods.declare import Method, register, weight_update
-from crepe.methods.masks import nm_mask, unstructured_mask
+from crepe.methods.masks import in_column_order, nm_mask, unstructured_mask
+from crepe.methods.obs import input_hessian
 from crepe.methods.params import Pattern
 from crepe.methods.scorers import InputStats
 
@@ -76,11 +77,10 @@ def admm_grad_linear(weight: torch.Tensor, stats: InputStats, sparsity: float, p
     """The ``admm-grad`` method on one linear (Boza 2024 with its published settings: 20 iterations,
     the mask re-chosen by |W_n| per layer in the first 15, rho 1, damping 0.1 on the unit-diagonal
     scale): (new weight [out, in], prune mask [out, in], None)."""
-    if stats.hessian is None:
-        raise ValueError("admm-grad needs the input Hessian; none was collected")
+    hessian = input_hessian(stats, "admm-grad")
     if order is not None and pattern.structured:
         raise ValueError("admm-grad chooses its N:M mask inside ADMM: channel permutation (--permute) does not apply")
-    new, mask = gradual_admm(weight, stats.hessian, magnitude_on_scale, sparsity, pattern, "layer")
+    new, mask = gradual_admm(weight, hessian, magnitude_on_scale, sparsity, pattern, "layer")
     return new, mask, None
 
 
@@ -95,14 +95,10 @@ def admm_grad_update_linear(weight: torch.Tensor, stats: InputStats, sparsity: f
     settings, as the ``admm-grad`` method runs it. It re-chooses the mask from |W_n| from the first
     iteration on, so the method's score only orders the columns under N:M channel permutation:
     (new weight [out, in], prune mask [out, in], column permutation [in] or None)."""
-    if stats.hessian is None:
-        raise ValueError("the admm-grad update needs the input Hessian; none was collected")
-    hessian, perm = stats.hessian, None
+    hessian = input_hessian(stats, "admm-grad")
+    perm = None
     if order is not None and pattern.structured:
         perm = order(cfg.method_entry.score(weight.float(), stats, cfg.crepe.for_projection(role)), pattern)
-        weight, hessian = weight[:, perm], hessian[perm][:, perm]
-    new, mask = gradual_admm(weight, hessian, magnitude_on_scale, sparsity, pattern, "layer")
-    if perm is not None:
-        inverse = torch.argsort(perm)
-        new, mask = new[:, inverse], mask[:, inverse]
+    new, mask = in_column_order(perm, weight, hessian,
+                                lambda w, h: gradual_admm(w, h, magnitude_on_scale, sparsity, pattern, "layer"))
     return new, mask, perm

@@ -110,6 +110,17 @@ def select_mask(scores: torch.Tensor, sparsity: float, pattern: Pattern, group: 
     return unstructured_mask(scores, sparsity, group)
 
 
+def in_column_order(perm: torch.Tensor | None, weight: torch.Tensor, hessian: torch.Tensor,
+                    solve) -> tuple[torch.Tensor, torch.Tensor]:
+    """``solve(W[:, perm], H[perm][:, perm])`` -> (new weight, mask), both mapped back to the original
+    column order; with ``perm`` None, ``solve(W, H)`` as is. weight [out, in], hessian [in, in]."""
+    if perm is None:
+        return solve(weight, hessian)
+    new, mask = solve(weight[:, perm], hessian[perm][:, perm])
+    inverse = torch.argsort(perm)
+    return new[:, inverse], mask[:, inverse]
+
+
 def is_valid_nm(weight: torch.Tensor, n: int, m: int) -> bool:
     """True if every group of m consecutive inputs in every row has at least n zeros."""
     rows, cols = weight.shape

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Callable
 import torch
 
 from crepe.methods.declare import Method, register
-from crepe.methods.masks import nm_mask, unstructured_mask
+from crepe.methods.masks import in_column_order, nm_mask, unstructured_mask
 from crepe.methods.params import Pattern
 
 if TYPE_CHECKING:
@@ -102,11 +102,8 @@ def sparsegpt_linear(weight: torch.Tensor, stats, sparsity: float, pattern: Patt
     if order is not None and pattern.structured:
         proxy = weight.float().abs() * hessian.diagonal().float().clamp_min(0).sqrt().unsqueeze(0)
         perm = order(proxy, pattern)
-        weight, hessian = weight[:, perm], hessian[perm][:, perm]
-    new, mask = sparsegpt_prune(weight, hessian, sparsity, pattern, cfg.sparsegpt_blocksize, cfg.sparsegpt_damp)
-    if perm is not None:
-        inverse = torch.argsort(perm)
-        new, mask = new[:, inverse], mask[:, inverse]
+    new, mask = in_column_order(perm, weight, hessian, lambda w, h: sparsegpt_prune(
+        w, h, sparsity, pattern, cfg.sparsegpt_blocksize, cfg.sparsegpt_damp))
     return new, mask, perm
 
 

@@ -12,7 +12,7 @@ import torch
 
 from crepe.methods.admm import admm_update
 from crepe.methods.declare import weight_update
-from crepe.methods.masks import nm_mask, unstructured_mask
+from crepe.methods.masks import in_column_order, nm_mask, unstructured_mask
 from crepe.methods.obs import input_hessian, obs_sweep
 from crepe.methods.params import CrepeParams, Pattern
 from crepe.methods.scorers import InputStats, col_term, neighbourhood_term
@@ -113,14 +113,13 @@ def _sweep(weight: torch.Tensor, stats: InputStats, sparsity: float, pattern: Pa
         from crepe.methods.scorers import crepe
 
         perm = order(crepe(weight.float(), InputStats(sq_sum=hessian.diagonal().float().clamp_min(0)), params), pattern)
-        weight, hessian = weight[:, perm], hessian[perm][:, perm]
-    new, mask = sweep_prune(weight, hessian, sparsity, pattern, params, SweepForm(), cfg.resolved_group,
-                            cfg.sparsegpt_blocksize, cfg.sparsegpt_damp)
-    if then_admm:
-        new = admm_update(weight, hessian, mask, damp=cfg.sparsegpt_damp, init=new)
-    if perm is not None:
-        inverse = torch.argsort(perm)
-        new, mask = new[:, inverse], mask[:, inverse]
+
+    def solve(w: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        new, mask = sweep_prune(w, h, sparsity, pattern, params, SweepForm(), cfg.resolved_group,
+                                cfg.sparsegpt_blocksize, cfg.sparsegpt_damp)
+        return (admm_update(w, h, mask, damp=cfg.sparsegpt_damp, init=new) if then_admm else new), mask
+
+    new, mask = in_column_order(perm, weight, hessian, solve)
     return new, mask, perm
 
 
