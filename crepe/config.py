@@ -139,6 +139,14 @@ class PruneConfig:
     alps_damp: float = field(default=0.2, metadata={
         "help": "the alps update: Hessian dampening, a fraction of its mean diagonal (chosen on held-out text; "
                 "the published ALPS uses 0.01)"})
+    # chosen on a text the calibration never saw (lm-eval's task cards): docs/quality.md, "The default's target"
+    admm_grad_damp: float = field(default=0.3, metadata={
+        "help": "the admm-grad update: Hessian dampening on its unit-diagonal scale, a pull toward the dense weights "
+                "(chosen on held-out text; the published ADMM-Grad, --method admm-grad, uses 0.1)"})
+    dense_target: float = field(default=0.3, metadata={
+        "help": "the admm-grad update: how far its target moves from the dense weights on the pruned model's inputs "
+                "(0, the usual layer-wise target) toward the dense model's own outputs (1); above 0 the engine "
+                "carries the dense model's hidden states too (one more layer forward, twice the activations)"})
     permute: PermuteConfig | None = field(default=None, metadata={
         "switch": True, "group": "composition", "help": "N:M channel permutation before selection (needs --pattern)"})
     allocation: AllocationConfig = field(default_factory=AllocationConfig, metadata={
@@ -179,6 +187,10 @@ class PruneConfig:
             raise ValueError("sparsegpt blocksize must be >= 1 and damp in [0, 1)")
         if not (isinstance(self.alps_damp, (int, float)) and 0 <= self.alps_damp < 10):
             raise ValueError(f"alps damp must be in [0, 10), got {self.alps_damp}")
+        if not (isinstance(self.admm_grad_damp, (int, float)) and 0 <= self.admm_grad_damp < 10):
+            raise ValueError(f"admm-grad damp must be in [0, 10), got {self.admm_grad_damp}")
+        if not (isinstance(self.dense_target, (int, float)) and 0 <= self.dense_target <= 1):
+            raise ValueError(f"dense target must be in [0, 1], got {self.dense_target}")
 
     @property
     def method_entry(self) -> Method:

@@ -133,14 +133,60 @@ def test_more_alps_damping_pulls_the_solution_toward_the_dense_weights():
     assert errors[0] < errors[1] < errors[2] and moves[0] > moves[1] > moves[2]
 
 
-def test_crepes_default_update_is_admm_grad_itself():
-    """crepe's default (the admm-grad update) prunes to exactly the weights of --method admm-grad:
-    the update re-chooses its mask from |W_n| from the first iteration, as the method does."""
-    pruned = {}
-    for method in ("crepe", "admm-grad"):
-        model = tiny_model()
-        cfg = PruneConfig(method=method, sparsity=0.5, pattern=Pattern(2, 4))
-        prune_model(model, tiny_windows(), cfg, progress=False)
-        pruned[method] = {k: weight_view(m).clone() for k, m in decoder_linears(model).items()}
+def _pruned_weights(**fields) -> dict[str, torch.Tensor]:
+    model = tiny_model()
+    prune_model(model, tiny_windows(), PruneConfig(sparsity=0.5, pattern=Pattern(2, 4), **fields), progress=False)
+    return {k: weight_view(m).clone() for k, m in decoder_linears(model).items()}
+
+
+def test_the_admm_grad_update_at_published_settings_is_the_admm_grad_method():
+    """crepe's default update with ADMM-Grad's damping (0.1) and the usual target prunes to exactly the
+    weights of --method admm-grad: it re-chooses its mask from |W_n| from the first iteration, as the
+    method does. crepe's own defaults (more damping, the target moved toward the dense model) differ."""
+    published = _pruned_weights(method="crepe", admm_grad_damp=0.1, dense_target=0.0)
+    method = _pruned_weights(method="admm-grad")
     assert PruneConfig(method="crepe").resolved_update == "admm-grad"
-    assert all(torch.equal(pruned["crepe"][k], w) for k, w in pruned["admm-grad"].items())
+    assert all(torch.equal(published[k], w) for k, w in method.items())
+    default = _pruned_weights(method="crepe")
+    assert any(not torch.equal(default[k], w) for k, w in method.items())
+
+
+def test_a_dense_target_of_an_unpruned_stream_changes_nothing():
+    """With the input Hessian as the cross term (dense and pruned inputs equal), any dense_target
+    gives the weights of the usual target."""
+    w, x = _problem(seed=2)
+    h = x.t() @ x
+    usual = gradual_admm(w, h, magnitude_on_scale, 0.5, Pattern(2, 4))[0]
+    assert torch.allclose(gradual_admm(w, h, magnitude_on_scale, 0.5, Pattern(2, 4), cross=h, toward_dense=0.7)[0],
+                          usual, atol=1e-5)
+
+
+@pytest.mark.parametrize("pattern,sparsity", PATTERNS)
+def test_the_dense_target_fits_the_dense_outputs_better_keeping_mask_and_pattern(pattern, sparsity):
+    """Inputs X drifted from the dense model's X_dense: moving the target toward W X_dense lowers
+    ||X W_hat^T - X_dense W^T||, the more the further, and the mask stays valid."""
+    w, x = _problem(seed=4)
+    x_dense = x + 0.3 * torch.randn_like(x)
+    h, cross = x.t() @ x, x.t() @ x_dense
+    errors = []
+    for share in (0.0, 0.5, 1.0):
+        new, mask = gradual_admm(w, h, magnitude_on_scale, sparsity, pattern, cross=cross, toward_dense=share)
+        assert torch.equal(new == 0, mask)
+        if pattern.structured:
+            assert is_valid_nm(new, pattern.n, pattern.m)
+        errors.append(float((x @ new.t() - x_dense @ w.t()).pow(2).sum()))
+    assert errors[0] > errors[1] > errors[2]
+
+
+def test_the_dense_stream_is_collected_only_for_a_dense_target():
+    from crepe.compose.steps import linear_steps
+    from crepe.prune.linear import needed_stats
+
+    for fields, cross in (({}, True), ({"dense_target": 0.0}, False), ({"update": "admm"}, False),
+                          ({"method": "admm-grad"}, False)):
+        cfg = PruneConfig(**fields)
+        assert ("cross" in needed_stats(cfg, linear_steps(cfg))) == cross, fields
+    with pytest.raises(ValueError, match="dense target"):
+        PruneConfig(dense_target=1.5)
+    with pytest.raises(ValueError, match="admm-grad damp"):
+        PruneConfig(admm_grad_damp=-1)

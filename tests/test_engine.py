@@ -74,6 +74,47 @@ def test_each_layer_sees_the_outputs_of_the_already_pruned_layers(model_type):
         torch.testing.assert_close(seen[1][name], expected[name], rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("model_type", ["llama", "opt"])
+def test_the_dense_stream_pairs_each_linears_inputs_with_the_dense_models(model_type):
+    """With the "cross" need, layer 1 gets sum X^T X_dense: X from the model whose layer 0 is pruned,
+    X_dense from the dense model, token by token; layer 0 (nothing pruned yet) gets its Hessian."""
+    windows = tiny_windows()
+    model, dense = tiny_model(model_type), tiny_model(model_type)
+    seen = {}
+
+    def prune_and_record(index, layer, linears, stats):
+        seen[index] = {n: (s.hessian.clone(), s.cross.clone()) for n, s in stats.items()}
+        if index == 0:
+            for m in linears.values():
+                weight_view(m).masked_fill_(weight_view(m).abs() < weight_view(m).abs().median(), 0)
+        return index == 0
+
+    run_layerwise(model, windows, {"hessian", "cross"}, prune_and_record, batch_size=2, progress=False)
+    for name, (hessian, cross) in seen[0].items():
+        torch.testing.assert_close(cross, hessian)
+
+    def inputs_of_layer1(m):
+        got = {}
+
+        def keep(name):
+            def hook(module, inputs, output):
+                got[name] = inputs[0].reshape(-1, inputs[0].shape[-1])
+            return hook
+
+        layer1 = get_adapter(m).layers(m)[1]
+        hooks = [lin.register_forward_hook(keep(n)) for n, lin in get_adapter(m).linears(layer1).items()]
+        with torch.no_grad():
+            m(windows)
+        for h in hooks:
+            h.remove()
+        return got
+
+    pruned_x, dense_x = inputs_of_layer1(model), inputs_of_layer1(dense)
+    for name, (hessian, cross) in seen[1].items():
+        torch.testing.assert_close(cross, pruned_x[name].t() @ dense_x[name], rtol=1e-4, atol=1e-4)
+        assert not torch.allclose(cross, hessian, rtol=1e-3, atol=1e-3)
+
+
 def test_unknown_architecture_lists_the_supported_ones():
     with pytest.raises(ValueError, match="unsupported architecture 'bloom'.*llama"):
         get_adapter("bloom")

@@ -6,6 +6,10 @@
 2. For each decoder layer: move it to ``device``, hook its linears to accumulate the input
    statistics a method asks for, run it, hand layer + statistics to the callback (which prunes,
    or records), then re-run it so the next layer sees the outputs of the *modified* layer.
+3. With the "cross" need the engine also carries the *dense* model's hidden states: each layer runs
+   first, unmodified, on them (its outputs are the next layer's dense inputs), and every linear gets
+   X^T X_dense over the same tokens, for reconstruction toward the dense model's outputs. This
+   costs one more layer forward and a second copy of the hidden states.
 
 Routed experts (fused 3D parameters) are hooked on their experts module: the hook reads the
 routing the model's own forward passed in (``top_k_index`` [T, k]) and gives each expert's gate/up
@@ -50,6 +54,7 @@ class LayerInputs:
     hidden: list[torch.Tensor] = field(default_factory=list)
     args: list[tuple[Any, ...]] = field(default_factory=list)
     kwargs: list[dict[str, Any]] = field(default_factory=list)
+    dense: list[torch.Tensor] | None = None  # the same batches' inputs in the dense model (the "cross" need)
 
 
 def _to(obj: Any, device: torch.device, dtype: torch.dtype | None = None) -> Any:
@@ -100,10 +105,14 @@ _PARTS: dict[str, tuple[str, Callable[[torch.Tensor], torch.Tensor]]] = {
 """need -> (InputStats field, its part of one batch X [tokens, in])."""
 
 
-def _input_parts(x: torch.Tensor, needs: frozenset[str]) -> dict[str, torch.Tensor]:
-    """The statistics parts of one batch X [..., in], as float32 over X [tokens, in]."""
+def _input_parts(x: torch.Tensor, needs: frozenset[str], dense: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """The statistics parts of one batch X [..., in], as float32 over X [tokens, in]; with ``dense``
+    (the same tokens' inputs in the dense model, [tokens, in]) and the "cross" need, also X^T X_dense."""
     x = x.detach().reshape(-1, x.shape[-1]).float()
-    return {key: fn(x) for need, (key, fn) in _PARTS.items() if need in needs}
+    parts = {key: fn(x) for need, (key, fn) in _PARTS.items() if need in needs}
+    if "cross" in needs and dense is not None:
+        parts["cross"] = x.t() @ dense
+    return parts
 
 
 def _accumulate(stats: InputStats, parts: dict[str, torch.Tensor], tokens: int) -> None:
@@ -116,18 +125,29 @@ def _accumulate(stats: InputStats, parts: dict[str, torch.Tensor], tokens: int) 
 class _StatsHook:
     """Forward hook accumulating InputStats of one linear's input X [..., in]. Hooks that share a
     ``memo`` compute the parts of an input tensor once when several linears read it (q/k/v, gate/up;
-    the memo keeps a weak reference to the last input, so a freed tensor never matches)."""
+    the memo keeps a weak reference to the last input, so a freed tensor never matches).
+
+    With the "cross" need the hook works in two phases per batch: ``dense`` set, it only keeps the
+    input the dense layer saw (X_dense); then, on the same batch's pruned-stream input X, it adds
+    X^T X_dense to ``cross`` with the rest."""
 
     def __init__(self, needs: frozenset[str], memo: dict | None = None):
         self.needs = needs
         self.stats = InputStats()
         self.memo = {} if memo is None else memo
+        self.dense = False
+        self.dense_input: torch.Tensor | None = None
 
     def __call__(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        if self.dense:
+            self.dense_input = inputs[0].detach().reshape(-1, inputs[0].shape[-1]).float()
+            return
         seen = self.memo.get("input")
-        if seen is None or seen() is not inputs[0]:
+        if seen is None or seen() is not inputs[0]:  # linears reading one input read one dense input too
             tokens = inputs[0].numel() // inputs[0].shape[-1]
-            self.memo.update(input=weakref.ref(inputs[0]), tokens=tokens, parts=_input_parts(inputs[0], self.needs))
+            self.memo.update(input=weakref.ref(inputs[0]), tokens=tokens,
+                             parts=_input_parts(inputs[0], self.needs, self.dense_input))
+        self.dense_input = None
         _accumulate(self.stats, self.memo["parts"], self.memo["tokens"])
 
 
@@ -141,12 +161,15 @@ class _ExpertStatsHook:
     def __init__(self, needs: frozenset[str], matrices: dict[str, ExpertMatrix], gate_up: str):
         self.needs = needs
         self.gate_up = gate_up
+        self.skip = False  # the dense stream's pass: routed experts get no "cross" statistic
         self.stats = {name: InputStats() for name in matrices}
         self.by_expert: dict[int, list[tuple[str, ExpertMatrix]]] = {}
         for name, matrix in matrices.items():
             self.by_expert.setdefault(matrix.expert, []).append((name, matrix))
 
     def __call__(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+        if self.skip:
+            return
         hidden = args[0] if args else kwargs["hidden_states"]
         top_k = args[1] if len(args) > 1 else kwargs["top_k_index"]
         hidden = hidden.reshape(-1, hidden.shape[-1])
@@ -187,6 +210,8 @@ def run_layerwise(model: nn.Module, windows: torch.Tensor, needs: Iterable[str],
     was_training = model.training
     model.eval()
     inputs = capture_layer_inputs(model, adapter, windows, batch_size, store.device, store.compute_dtype)
+    if "cross" in needs:
+        inputs.dense = list(inputs.hidden)
     layers = adapter.layers(model)
     try:
         for index, layer in enumerate(tqdm(layers, desc=desc, disable=not progress, leave=False)):
@@ -211,12 +236,19 @@ def _run_one_layer(index: int, layer: nn.Module, adapter: Adapter, inputs: Layer
     routed = _ExpertStatsHook(needs, {n: m for n, m in linears.items() if isinstance(m, ExpertMatrix)},
                               adapter.experts.gate_up) if experts is not None else None
     outputs: list[torch.Tensor] | None = None
+    dense_outputs: list[torch.Tensor] = []
     if needs:
         handles = [mod.register_forward_hook(hooks[name]) for name, mod in plain.items()]
         if routed is not None:
             handles.append(experts.register_forward_pre_hook(routed, with_kwargs=True))
         try:
-            outputs = [_layer_output(layer, h, a, k) for h, a, k in zip(inputs.hidden, inputs.args, inputs.kwargs)]
+            outputs = []
+            for b, (h, a, k) in enumerate(zip(inputs.hidden, inputs.args, inputs.kwargs)):
+                if inputs.dense is not None:
+                    _set_phase(hooks, routed, dense=True)
+                    dense_outputs.append(_layer_output(layer, inputs.dense[b], a, k))
+                    _set_phase(hooks, routed, dense=False)
+                outputs.append(_layer_output(layer, h, a, k))
         finally:
             for handle in handles:
                 handle.remove()
@@ -229,7 +261,17 @@ def _run_one_layer(index: int, layer: nn.Module, adapter: Adapter, inputs: Layer
         store.settle(index, layer)
     if modified or outputs is None:
         outputs = [_layer_output(layer, h, a, k) for h, a, k in zip(inputs.hidden, inputs.args, inputs.kwargs)]
+    if inputs.dense is not None:
+        inputs.dense = dense_outputs
     return outputs
+
+
+def _set_phase(hooks: dict[str, _StatsHook], routed: _ExpertStatsHook | None, dense: bool) -> None:
+    """Switch the linears' hooks between keeping the dense stream's inputs and accumulating."""
+    for hook in hooks.values():
+        hook.dense = dense
+    if routed is not None:
+        routed.skip = dense
 
 
 def iterate_layers(model: nn.Module, store: LayerStore | None = None, progress: bool = False,

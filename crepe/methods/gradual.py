@@ -30,22 +30,27 @@ def ramped_mask(score: torch.Tensor, sparsity: float, pattern: Pattern, group: s
     if not pattern.structured:
         return unstructured_mask(score, sparsity, group)
     full = nm_mask(score, pattern.n, pattern.m)
-    count = int(round(full.sum().item() * share))
-    if count >= int(full.sum()):
+    total = score.numel() // pattern.m * pattern.n  # nm_mask prunes exactly n of every m
+    count = int(round(total * share))
+    if count >= total:
         return full
-    candidates = torch.where(full, score, torch.full_like(score, float("inf")))
-    return unstructured_mask(candidates, count / score.numel(), "layer")
+    return unstructured_mask(score.masked_fill(~full, float("inf")), count / score.numel(), "layer")
 
 
 def gradual_admm(weight: torch.Tensor, hessian: torch.Tensor, score: Score, sparsity: float,
                  pattern: Pattern = Pattern(), group: str = "layer", iterations: int = 20,
-                 select_iterations: int = 15, rho: float = 1.0, damp: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
+                 select_iterations: int = 15, rho: float = 1.0, damp: float = 0.1, cross: torch.Tensor | None = None,
+                 toward_dense: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """(new weight [out, in] float32 with the pruned entries 0, prune mask [out, in]).
 
     weight [out, in], hessian [in, in] = sum X^T X. ADMM for min ||(W - W_hat) X||^2 + damp ||(W - W_hat) D||^2
     (damping on the unit-diagonal scale, :func:`~crepe.methods.admm.unit_hessian` "unit"): X = (W_n H_n + rho (Z - U)) (H_n + rho I)^-1, Z = keep * (X + U), U += X - Z;
     for t < ``select_iterations`` the keep mask is re-chosen from ``score`` of the current X + U
     (:func:`ramped_mask`; the N:M share rises as 1 - (1 - (t + 1) / T)^3).
+
+    ``cross`` [in, in] = sum X^T X_dense (X_dense: the same tokens' inputs in the dense model) and
+    ``toward_dense`` = b move the target from W X to (1 - b) W X + b W X_dense, the dense model's
+    outputs: W_n H_n becomes W ((1 - b) H + b cross^T) D^-1 (+ the damping's W_n damp).
     """
     if iterations < 1 or select_iterations < 1 or not rho > 0:
         raise ValueError(f"gradual admm needs iterations >= 1, select_iterations >= 1 and rho > 0, got "
@@ -54,13 +59,16 @@ def gradual_admm(weight: torch.Tensor, hessian: torch.Tensor, score: Score, spar
     row_scale = scale.unsqueeze(0)
     w = weight.detach().float() * row_scale
     target = w @ h
+    if cross is not None and toward_dense:
+        shift = cross.t().float() - hessian.float()
+        target += toward_dense * (weight.detach().float() @ shift) / row_scale
     z, u, v = w, torch.zeros_like(w), w
     keep = torch.ones_like(w)
     for t in range(iterations):
         if t < select_iterations:
             share = 1 - (1 - (t + 1) / select_iterations) ** 3
             keep = (~ramped_mask(score(v / row_scale, scale), sparsity, pattern, group, share)).float()
-        z = keep * v
+        z = keep * v  # float products: faster than masked_fill/where on CPU
         u = v - z
         v = torch.addmm(u, torch.add(target, z - u, alpha=rho), inv)
     z = keep * v
@@ -88,17 +96,22 @@ register(Method("admm-grad", needs=frozenset({"hessian"}), default_group="block"
                 prune=admm_grad_linear))
 
 
-@weight_update("admm-grad", selects_mask=True, needs=("hessian",), reprune_stand_in="admm")
+@weight_update("admm-grad", selects_mask=True, needs=("hessian", "cross"), reprune_stand_in="admm")
 def admm_grad_update_linear(weight: torch.Tensor, stats: InputStats, sparsity: float, pattern: Pattern, cfg,
                             order=None, role: str | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """The ``admm-grad`` update on one linear (crepe's default): Boza's gradual ADMM with its published
-    settings, as the ``admm-grad`` method runs it. It re-chooses the mask from |W_n| from the first
-    iteration on, so the method's score only orders the columns under N:M channel permutation:
+    """The ``admm-grad`` update on one linear (crepe's default): Boza's gradual ADMM with the config's
+    ``admm_grad_damp`` and, where the engine carried the dense stream (``stats.cross``), its target
+    moved ``dense_target`` of the way toward the dense model's outputs; with 0.1 and 0 it gives the
+    weights of the ``admm-grad`` method. The mask is re-chosen from |W_n| from the first iteration
+    on, so the method's score only orders the columns under N:M channel permutation:
     (new weight [out, in], prune mask [out, in], column permutation [in] or None)."""
     hessian = input_hessian(stats, "admm-grad")
     perm = None
     if order is not None and pattern.structured:
         perm = order(cfg.method_entry.score(weight.float(), stats, cfg.crepe.for_projection(role)), pattern)
+    cross = stats.cross if perm is None or stats.cross is None else stats.cross[perm][:, perm]
     new, mask = in_column_order(perm, weight, hessian,
-                                lambda w, h: gradual_admm(w, h, magnitude_on_scale, sparsity, pattern, "layer"))
+                                lambda w, h: gradual_admm(w, h, magnitude_on_scale, sparsity, pattern, "layer",
+                                                          damp=cfg.admm_grad_damp, cross=cross,
+                                                          toward_dense=cfg.dense_target))
     return new, mask, perm

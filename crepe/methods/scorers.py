@@ -26,13 +26,15 @@ class InputStats:
 
     sq_sum: [in] sum over tokens of X_j^2; hessian: [in, in] sum of X^T X (only when needed);
     lin_sum: [in] sum over tokens of X_j (only when needed, e.g. DSnoT's mean input);
-    tokens: number of tokens seen.
+    cross: [in, in] sum of X^T X_dense, X_dense the same tokens' inputs in the dense model (only when
+    needed: reconstruction toward the dense model's outputs); tokens: number of tokens seen.
     """
 
     sq_sum: torch.Tensor | None = None
     hessian: torch.Tensor | None = None
     tokens: int = 0
     lin_sum: torch.Tensor | None = None
+    cross: torch.Tensor | None = None
 
     @property
     def col_norm(self) -> torch.Tensor:

@@ -92,8 +92,10 @@ def layer_pattern(pattern: Pattern, sparsity: float) -> Pattern:
 
 
 def needed_stats(cfg: PruneConfig, steps: LinearSteps = NO_STEPS) -> frozenset[str]:
-    """Statistics the engine must collect: the method's and the steps' (subset of {"sq_sum", "hessian", "sum"})."""
-    return cfg.method_entry.needs | steps.needs
+    """Statistics the engine must collect: the method's and the steps' (subset of
+    :data:`~crepe.methods.declare.STATISTICS`); "cross" (the dense stream) only with a ``dense_target``."""
+    needs = cfg.method_entry.needs | steps.needs
+    return needs if cfg.dense_target else needs - {"cross"}
 
 
 def _check_steps(cfg: PruneConfig, steps: LinearSteps | None) -> LinearSteps:
