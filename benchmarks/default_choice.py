@@ -101,8 +101,8 @@ def table(out: Path) -> str:
              f"{SELECTION_TEXT} is the selection text (never reported elsewhere); wikivital is the calibration's "
              "domain, shown, not used. (0.1, 0) is the published ADMM-Grad. CPU: process CPU time of the prune "
              "over (0.1, 0)'s at the same setting, same process.", "",
-             f"Chosen (lowest geometric mean {SELECTION_TEXT} PPL over the settings): **{pick}**; "
-             f"PruneConfig defaults {default}: {'the same' if pick == default else 'DIFFERENT: update crepe/config.py'}."]
+             (f"Chosen (lowest geometric mean {SELECTION_TEXT} PPL over the settings): **{pick}**; "
+              f"PruneConfig defaults {default}: {'the same' if pick == default else 'DIFFERENT: update crepe/config.py'}.")]
     header = ["damp", "dense target", *(f"{SELECTION_TEXT} {s}" for s in SETTINGS),
               *(f"wikivital {s}" for s in SETTINGS), *(f"CPU ×published {s}" for s in SETTINGS)]
     rows = []

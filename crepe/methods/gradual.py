@@ -31,7 +31,7 @@ def ramped_mask(score: torch.Tensor, sparsity: float, pattern: Pattern, group: s
         return unstructured_mask(score, sparsity, group)
     full = nm_mask(score, pattern.n, pattern.m)
     total = score.numel() // pattern.m * pattern.n  # nm_mask prunes exactly n of every m
-    count = int(round(total * share))
+    count = round(total * share)
     if count >= total:
         return full
     return unstructured_mask(score.masked_fill(~full, float("inf")), count / score.numel(), "layer")
