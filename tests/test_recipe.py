@@ -48,6 +48,19 @@ def test_an_old_recipe_with_update_null_replays_its_recorded_update_with_one_war
     assert "update: null" in record.getMessage() and "\n" not in record.getMessage()
 
 
+def test_an_admm_grad_recipe_from_before_its_options_replays_the_published_settings(caplog):
+    """Written when the admm-grad update had no damping/target options (it ran 0.1 and the usual
+    target): it replays those, not today's defaults, and says so in one line."""
+    old = {"method": "crepe", "sparsity": 0.5, "update": "admm-grad", "resolved_update": "admm-grad"}
+    with caplog.at_level(logging.WARNING, logger="crepe.output.recipe"):
+        opts = apply_recipe(RunOptions(), {"prune": old})
+    assert (opts.prune.admm_grad_damp, opts.prune.dense_target) == (0.1, 0.0)
+    (record,) = caplog.records
+    assert "admm-grad" in record.getMessage() and "\n" not in record.getMessage()
+    now = explicit(PruneConfig(method="crepe", admm_grad_damp=0.5))
+    assert pinned_update(now) == now  # today's recipes: as written
+
+
 def test_a_recipe_without_update_or_record_assumes_the_current_default_and_says_so(caplog):
     with caplog.at_level(logging.WARNING, logger="crepe.output.recipe"):
         pinned = pinned_update({"method": "crepe"})
