@@ -119,7 +119,8 @@ def table(out: Path) -> str:
              "unseen mean: the geometric mean of the PPL on the texts other than the calibration's (wikivital). "
              "0-shot: lm-eval accuracy (acc, acc_norm) on the shipped local task wikivital_describe, every item "
              "(400). CPU ×SparseGPT: process CPU "
-             "time of the prune over SparseGPT's at the same setting, same process."]
+             "time of the prune over SparseGPT's at the same setting, on the same machine (each record's commit "
+             "and date are in its provenance; cells of one run share a process)."]
     for s in settings:
         rows = []
         for label in CELLS:
