@@ -42,8 +42,15 @@ ZEROSHOT = ("wikivital_describe",)  # the shipped local lm-eval task (crepe/eval
 OUT = common.RESULTS / "headline"
 TABLE = common.RESULTS / "headline.md"
 EVAL_WINDOWS = 16  # per text
+SEED_ROWS = ("ADMM-Grad", "crepe default (--update admm-grad)")
+SEEDS = (1, 2)
+SEEDS_TABLE = common.RESULTS / "headline_seeds.md"
 TABLES = [Table("results/headline.md", tuple(f"python -m benchmarks.headline --settings {s}" for s in ("2:4", "0.7", "0.5")),
-                covers=("results/headline/*",))]
+                covers=("results/headline/*",)),
+          Table("results/headline_seeds.md",
+                tuple(f"python -m benchmarks.headline --seed {seed} --settings {s} --rows '{','.join(SEED_ROWS)}'"
+                      for seed in SEEDS for s in ("2:4", "0.7")),
+                covers=tuple(f"results/headline_s{seed}*" for seed in SEEDS))]
 
 
 def cell_name(label: str, setting: str) -> str:
@@ -51,22 +58,23 @@ def cell_name(label: str, setting: str) -> str:
     return f"{method}{'_' + prune['update'] if 'update' in prune else ''}__{common.setting_name(setting)}"
 
 
-def base_options(model: str, nsamples: int = 16) -> RunOptions:
-    return RunOptions(model=model, max_eval_windows=EVAL_WINDOWS, nsamples=nsamples)
+def base_options(model: str, nsamples: int = 16, seed: int = 0) -> RunOptions:
+    return RunOptions(model=model, max_eval_windows=EVAL_WINDOWS, nsamples=nsamples, seed=seed)
 
 
-def cells(model: str, settings: tuple[str, ...] = SETTINGS, nsamples: int = 16) -> dict[str, RunOptions]:
+def cells(model: str, settings: tuple[str, ...] = SETTINGS, nsamples: int = 16, seed: int = 0,
+          rows: tuple[str, ...] = tuple(CELLS)) -> dict[str, RunOptions]:
     """Cell name -> its options, SparseGPT first in every setting (the ratio's reference)."""
-    base = base_options(model, nsamples)
+    base = base_options(model, nsamples, seed)
     return {cell_name(label, s): common.prune_options(base, method, s, **prune)
-            for s in settings for label, (method, prune) in CELLS.items()}
+            for s in settings for label, (method, prune) in CELLS.items() if label in rows}
 
 
 def planned(argv: list[str]) -> dict[str, dict]:
     """Record path -> {command, the explicit config it would store now}; no model is loaded."""
     args = build_parser().parse_args(argv)
     return {str(out_dir(args) / f"{name}.json"): {"command": None, "config": common.cell_config(opts, cell=name)}
-            for name, opts in cells(args.model, settings_of(args), args.nsamples).items()}
+            for name, opts in cells(args.model, settings_of(args), args.nsamples, args.seed, rows_of(args)).items()}
 
 
 def recorded(argv: list[str]) -> dict[str, dict]:
@@ -84,13 +92,28 @@ def settings_of(args: argparse.Namespace) -> tuple[str, ...]:
     return chosen
 
 
+def rows_of(args: argparse.Namespace) -> tuple[str, ...]:
+    if args.rows is None:
+        return tuple(CELLS)
+    chosen = tuple(r.strip() for r in args.rows.split(","))
+    unknown = [r for r in chosen if r not in CELLS]
+    if unknown:
+        raise SystemExit(f"unknown --rows {unknown}; choose from {', '.join(CELLS)}")
+    return chosen
+
+
 def out_dir(args: argparse.Namespace) -> Path:
-    return args.out_dir or (OUT if args.nsamples == 16 else common.RESULTS / f"headline_c{args.nsamples}")
+    """results/headline, or headline_c<nsamples> / headline_s<seed> / both for other calibrations."""
+    if args.out_dir:
+        return args.out_dir
+    suffix = (f"_c{args.nsamples}" if args.nsamples != 16 else "") + (f"_s{args.seed}" if args.seed else "")
+    return common.RESULTS / f"headline{suffix}" if suffix else OUT
 
 
-def run(model: str, out: Path, settings: tuple[str, ...], nsamples: int) -> None:
-    plan = cells(model, settings, nsamples)
-    base = base_options(model, nsamples)
+def run(model: str, out: Path, settings: tuple[str, ...], nsamples: int, seed: int = 0,
+        rows: tuple[str, ...] = tuple(CELLS)) -> None:
+    plan = cells(model, settings, nsamples, seed, rows)
+    base = base_options(model, nsamples, seed)
     bench = common.open_bench(base, texts=common.UNSEEN_TEXTS)
     common.run_dense(bench, base, out, ZEROSHOT)
     common.run_cells(plan, out, lambda name: common.prune_and_evaluate(bench, plan[name], ZEROSHOT, cell=name))
@@ -136,12 +159,42 @@ def table(out: Path) -> str:
     return "\n".join(lines)
 
 
+def seeds_table() -> str:
+    """ADMM-Grad against crepe's default over calibration draws (seed 0: results/headline; others:
+    results/headline_sN): the unseen geometric mean and wikivital PPL per seed, and the change."""
+    dirs = {0: OUT, **{seed: common.RESULTS / f"headline_s{seed}" for seed in SEEDS}}
+    found = {seed: common.read_records(d, "*__*.json") for seed, d in dirs.items() if d.is_dir()}
+    if not any(found.values()):
+        return "no results yet"
+    lines = [common.stamp([r for recs in found.values() for r in recs.values()], common.RESULTS),
+             "", "SmolLM2-135M, 16 x 512 wikivital calibration drawn with each seed; PPL as in results/headline.md. "
+             "unseen: geometric mean of python-reference and python-docstrings. change: the default against "
+             "ADMM-Grad, same seed."]
+    header = ["setting", "seed", "ADMM-Grad unseen", "default unseen", "change", "ADMM-Grad wikivital",
+              "default wikivital", "change"]
+    rows = []
+    for s in SETTINGS:
+        for seed, recs in found.items():
+            base, ours = (recs.get(cell_name(label, s)) for label in SEED_ROWS)
+            if base is None or ours is None:
+                continue
+            def unseen(rec):
+                return math.sqrt(rec["ppl"]["python-reference"] * rec["ppl"]["python-docstrings"])
+            rows.append([LABELS[s], str(seed), f"{unseen(base):.2f}", f"{unseen(ours):.2f}",
+                         f"{unseen(ours) / unseen(base) - 1:+.1%}", f"{base['ppl']['wikivital']:.2f}",
+                         f"{ours['ppl']['wikivital']:.2f}", f"{ours['ppl']['wikivital'] / base['ppl']['wikivital'] - 1:+.1%}"])
+    return "\n".join(lines + ["", *common.markdown_table(header, rows)])
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=RunOptions.model)
     ap.add_argument("--settings", default="0.5,2:4,0.7", help=f"comma-separated, from {', '.join(SETTINGS)}")
     ap.add_argument("--nsamples", type=int, default=16, help="calibration windows of 512 tokens")
-    ap.add_argument("--out-dir", type=Path, default=None, help="default: results/headline (results/headline_cN)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the calibration draw (another seed: results/headline_sN)")
+    ap.add_argument("--rows", default=None, help="comma-separated row labels to run (default: every row)")
+    ap.add_argument("--out-dir", type=Path, default=None,
+                    help="default: results/headline (results/headline_cN, _sN for other calibrations)")
     ap.add_argument("--table", action="store_true", help="only rebuild the table from the records")
     ap.add_argument("--readme", type=Path, help="also write the table between README's headline markers")
     return ap
@@ -153,13 +206,15 @@ def main() -> None:
     torch.set_grad_enabled(False)
     out = out_dir(args)
     if not args.table:
-        run(args.model, out, settings_of(args), args.nsamples)
+        run(args.model, out, settings_of(args), args.nsamples, args.seed, rows_of(args))
     body = table(out)
     if out.parent == common.RESULTS:
         (common.RESULTS / f"{out.name}.md").write_text(body + "\n")
     print(body)
     if args.readme:
         common.write_block(args.readme, "headline", body)
+    if out.parent == common.RESULTS and (out == OUT or out.name.startswith("headline_s")):
+        SEEDS_TABLE.write_text(seeds_table() + "\n")
 
 
 if __name__ == "__main__":
