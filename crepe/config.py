@@ -140,7 +140,7 @@ class PruneConfig:
         "help": "the alps update: Hessian dampening, a fraction of its mean diagonal (chosen on held-out text; "
                 "the published ALPS uses 0.01)"})
     # chosen on a text the calibration never saw (lm-eval's task cards): docs/quality.md, "The default's target"
-    admm_grad_damp: float = field(default=0.3, metadata={
+    admm_grad_damp: float = field(default=0.5, metadata={
         "help": "the admm-grad update: Hessian dampening on its unit-diagonal scale, a pull toward the dense weights "
                 "(chosen on held-out text; the published ADMM-Grad, --method admm-grad, uses 0.1)"})
     dense_target: float = field(default=0.3, metadata={
