@@ -45,7 +45,9 @@ EVAL_WINDOWS = 16  # per text
 SEED_ROWS = ("ADMM-Grad", "crepe default (--update admm-grad)")
 SEEDS = (1, 2)
 SEEDS_TABLE = common.RESULTS / "headline_seeds.md"
-TABLES = [Table("results/headline.md", tuple(f"python -m benchmarks.headline --settings {s}" for s in ("2:4", "0.7", "0.5")),
+ISSUE_ROWS = ("SparseGPT", "ADMM-Grad", "ALPS", "crepe mask-only (--update none)", "crepe default (--update admm-grad)")
+TABLES = [Table("results/headline.md", tuple(f"python -m benchmarks.headline --settings {s}" for s in ("2:4", "0.7", "0.5"))
+                + tuple(f"python -m benchmarks.headline --settings {s} --rows '{','.join(ISSUE_ROWS)}'" for s in ("4:8", "0.6")),
                 covers=("results/headline/*",)),
           Table("results/headline_seeds.md",
                 tuple(f"python -m benchmarks.headline --seed {seed} --settings {s} --rows '{','.join(SEED_ROWS)}'"
