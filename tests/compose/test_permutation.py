@@ -71,8 +71,9 @@ def test_width_not_divisible_by_m_is_rejected():
         find_permutation(torch.rand(4, 10), 2, 4)
 
 
-def _pruned(model_type: str, method: str, physical: bool, pattern=Pattern(2, 4), update: str | None = None):
-    model = tiny_model(model_type)
+def _pruned(model_type: str, method: str, physical: bool, pattern=Pattern(2, 4), update: str | None = None,
+            dtype: torch.dtype = torch.float32):
+    model = tiny_model(model_type).to(dtype)
     cfg = PruneConfig(method=method, sparsity=pattern.n / pattern.m, pattern=pattern,
                       permute=PermuteConfig(physical=physical), update=update)
     return model, prune_model(model, tiny_windows(), cfg, progress=False)
@@ -91,11 +92,14 @@ def test_permutation_keeps_at_least_the_score_of_plain_nm_in_every_linear(method
 @pytest.mark.parametrize("model_type", ["llama", "gpt2", "opt", "gemma2"])
 @pytest.mark.parametrize("method", ["crepe", "sparsegpt"])
 def test_physically_permuted_model_computes_what_the_masked_in_place_model_computes(model_type, method):
-    physical, summary = _pruned(model_type, method, physical=True)
-    masked, _ = _pruned(model_type, method, physical=False)
+    """In float64: the permuted MLP sums in another order, and in float32 that rounding (1e-7 in the
+    next layer's inputs) can flip a near-tied choice later (a mask inside ADMM, a permutation)."""
+    physical, summary = _pruned(model_type, method, physical=True, dtype=torch.float64)
+    masked, _ = _pruned(model_type, method, physical=False, dtype=torch.float64)
     assert summary.physical  # the MLP consumer of every layer was realised physically
     with torch.no_grad():
         torch.testing.assert_close(physical(tiny_windows()).logits, masked(tiny_windows()).logits, rtol=1e-4, atol=1e-4)
+    assert next(physical.parameters()).dtype == torch.float64
     for key in summary.physical:
         assert is_valid_nm(weight_view(decoder_linears(physical)[key]), 2, 4)
 
