@@ -165,7 +165,9 @@ def seeds_table() -> str:
     """ADMM-Grad against crepe's default over calibration draws (seed 0: results/headline; others:
     results/headline_sN): the unseen geometric mean and wikivital PPL per seed, and the change."""
     dirs = {0: OUT, **{seed: common.RESULTS / f"headline_s{seed}" for seed in SEEDS}}
-    found = {seed: common.read_records(d, "*__*.json") for seed, d in dirs.items() if d.is_dir()}
+    used = {cell_name(label, s).split("__")[0] for label in SEED_ROWS for s in SETTINGS}
+    found = {seed: {k: r for k, r in common.read_records(d, "*__*.json").items() if k.split("__")[0] in used}
+             for seed, d in dirs.items() if d.is_dir()}
     if not any(found.values()):
         return "no results yet"
     lines = [common.stamp([r for recs in found.values() for r in recs.values()], common.RESULTS),
