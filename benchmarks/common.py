@@ -199,6 +199,23 @@ def write_block(doc: Path, name: str, body: str) -> None:
     doc.write_text(head + start + "\n" + body + "\n" + end + rest.split(end, 1)[1])
 
 
+def chosen_settings(text: str, known: Iterable[str]) -> tuple[str, ...]:
+    """``--settings`` "a,b" as a tuple, each one of ``known``; else exit with one line naming them."""
+    known = tuple(known)
+    chosen = tuple(text.split(","))
+    unknown = set(chosen) - set(known)
+    if unknown:
+        raise SystemExit(f"unknown --settings {sorted(unknown)}; choose from {', '.join(known)}")
+    return chosen
+
+
+def stored_cells(paths: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Record path -> {command, config} as stored in its provenance, for the planned ``paths`` that exist."""
+    found = {path: read_json(Path(path)) for path in paths if Path(path).is_file()}
+    return {path: {"command": rec["provenance"]["argv"], "config": rec["provenance"]["config"]}
+            for path, rec in found.items()}
+
+
 def prune_options(base: RunOptions, method: str, setting: str, **prune: Any) -> RunOptions:
     """``base`` with the pruning config of ``method`` at ``setting`` (and any other config fields)."""
     sparsity, pattern = parse_setting(setting)

@@ -26,7 +26,6 @@ import torch
 from benchmarks import common
 from benchmarks.common import SELECTION_TEXT, Table
 from crepe.config import PruneConfig
-from crepe.io.files import read_json
 from crepe.run.options import RunOptions
 
 SETTINGS = ("0.5", "2:4", "0.7")
@@ -59,16 +58,12 @@ def planned(argv: list[str]) -> dict[str, dict]:
 
 
 def recorded(argv: list[str]) -> dict[str, dict]:
-    found = {path: read_json(Path(path)) for path in planned(argv) if Path(path).is_file()}
-    return {path: {"command": rec["provenance"]["argv"], "config": rec["provenance"]["config"]}
-            for path, rec in found.items()}
+    """Record path -> {command, config} as stored, for the cells that exist."""
+    return common.stored_cells(planned(argv))
 
 
 def settings_of(args: argparse.Namespace) -> tuple[str, ...]:
-    chosen = tuple(args.settings.split(","))
-    if set(chosen) - set(SETTINGS):
-        raise SystemExit(f"unknown --settings {sorted(set(chosen) - set(SETTINGS))}; choose from {', '.join(SETTINGS)}")
-    return chosen
+    return common.chosen_settings(args.settings, SETTINGS)
 
 
 def run(model: str, out: Path, settings: tuple[str, ...]) -> None:

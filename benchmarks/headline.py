@@ -24,7 +24,6 @@ import torch
 
 from benchmarks import common
 from benchmarks.common import Table
-from crepe.io.files import read_json
 from crepe.run.options import RunOptions
 
 SETTINGS = ("0.5", "0.6", "0.7", "2:4", "4:8")
@@ -81,17 +80,11 @@ def planned(argv: list[str]) -> dict[str, dict]:
 
 def recorded(argv: list[str]) -> dict[str, dict]:
     """Record path -> {command, config} as stored, for the cells that exist."""
-    found = {path: read_json(Path(path)) for path in planned(argv) if Path(path).is_file()}
-    return {path: {"command": rec["provenance"]["argv"], "config": rec["provenance"]["config"]}
-            for path, rec in found.items()}
+    return common.stored_cells(planned(argv))
 
 
 def settings_of(args: argparse.Namespace) -> tuple[str, ...]:
-    chosen = tuple(args.settings.split(","))
-    unknown = set(chosen) - set(SETTINGS)
-    if unknown:
-        raise SystemExit(f"unknown --settings {sorted(unknown)}; choose from {', '.join(SETTINGS)}")
-    return chosen
+    return common.chosen_settings(args.settings, SETTINGS)
 
 
 def rows_of(args: argparse.Namespace) -> tuple[str, ...]:

@@ -139,7 +139,8 @@ class PruneConfig:
     alps_damp: float = field(default=0.2, metadata={
         "help": "the alps update: Hessian dampening, a fraction of its mean diagonal (chosen on held-out text; "
                 "the published ALPS uses 0.01)"})
-    # chosen on a text the calibration never saw (lm-eval's task cards): docs/quality.md, "The default's target"
+    # chosen on whole prunes scored on a text the calibration never saw (lm-eval's task cards) by
+    # python -m benchmarks.default_choice: docs/quality.md, "Choosing the default on whole prunes"
     admm_grad_damp: float = field(default=0.5, metadata={
         "help": "the admm-grad update: Hessian dampening on its unit-diagonal scale, a pull toward the dense weights "
                 "(chosen on held-out text; the published ADMM-Grad, --method admm-grad, uses 0.1)"})
