@@ -82,7 +82,7 @@ def candidates() -> dict[str, Solver]:
         "crepe mask + admm (damp 0.01)": lambda w, h, s, p: admm_update(w, h, crepe_mask(w, h, s, p, CrepeParams())),
         "crepe mask + admm (damp 0.1)": lambda w, h, s, p: admm_update(w, h, crepe_mask(w, h, s, p, CrepeParams()), damp=0.1),
         "crepe-scored gradual admm (damp 0.1 unit)": lambda w, h, s, p: gradual_admm(
-            w, h, lambda cur, scale: crepe(cur, InputStats(sq_sum=h.diagonal().clamp_min(0)), CrepeParams()), s, p)[0],
+            w, h, lambda cur, scale: crepe(cur / scale, InputStats(sq_sum=h.diagonal().clamp_min(0)), CrepeParams()), s, p)[0],
     }
     for damp in (0.01, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5):
         out[f"alps damp {damp}"] = alps(damp)

@@ -148,6 +148,9 @@ class PruneConfig:
         "help": "the admm-grad update: how far its target moves from the dense weights on the pruned model's inputs "
                 "(0, the usual layer-wise target) toward the dense model's own outputs (1); above 0 the engine "
                 "carries the dense model's hidden states too (one more layer forward, twice the activations)"})
+    dense_share: float = field(default=1.0, metadata={
+        "help": "the share of the calibration batches (at least one) that carry the dense model's hidden states "
+                "for --dense-target; the shift they measure is scaled up to every token"})
     permute: PermuteConfig | None = field(default=None, metadata={
         "switch": True, "group": "composition", "help": "N:M channel permutation before selection (needs --pattern)"})
     allocation: AllocationConfig = field(default_factory=AllocationConfig, metadata={
@@ -192,6 +195,8 @@ class PruneConfig:
             raise ValueError(f"admm-grad damp must be in [0, 10), got {self.admm_grad_damp}")
         if not (isinstance(self.dense_target, (int, float)) and 0 <= self.dense_target <= 1):
             raise ValueError(f"dense target must be in [0, 1], got {self.dense_target}")
+        if not (isinstance(self.dense_share, (int, float)) and 0 < self.dense_share <= 1):
+            raise ValueError(f"dense share must be in (0, 1], got {self.dense_share}")
 
     @property
     def method_entry(self) -> Method:

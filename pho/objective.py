@@ -58,9 +58,9 @@ def update_attrs(cfg: PruneConfig) -> dict[str, str]:
 
 def update_needs(cfg: PruneConfig) -> frozenset[str]:
     """Input statistics beyond the cached norms that ``cfg``'s weight update reads (e.g. {"hessian"}).
-    Not "cross" (sum X^T X_dense): the cache propagates the dense model, where it is the Hessian, and
-    an update given none uses the Hessian in its place."""
-    return needed_stats(cfg, linear_steps(cfg)) - {"sq_sum", "cross"}
+    Not "dense_shift": the cache propagates the dense model, where it is zero, and an update given
+    none uses the plain target."""
+    return needed_stats(cfg, linear_steps(cfg)) - {"sq_sum", "dense_shift"}
 
 
 def check_oneshot(cfg: PruneConfig, have: frozenset[str] = frozenset({"sq_sum"})) -> None:

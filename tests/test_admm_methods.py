@@ -152,13 +152,14 @@ def test_the_admm_grad_update_at_published_settings_is_the_admm_grad_method():
 
 
 def test_a_dense_target_of_an_unpruned_stream_changes_nothing():
-    """With the input Hessian as the cross term (dense and pruned inputs equal), any dense_target
-    gives the weights of the usual target."""
+    """With a zero shift (dense and pruned inputs equal), any dense_target gives the weights of the
+    usual target."""
     w, x = _problem(seed=2)
     h = x.t() @ x
     usual = gradual_admm(w, h, magnitude_on_scale, 0.5, Pattern(2, 4))[0]
-    assert torch.allclose(gradual_admm(w, h, magnitude_on_scale, 0.5, Pattern(2, 4), cross=h, toward_dense=0.7)[0],
-                          usual, atol=1e-5)
+    shift = w @ (x.t() @ x - h)
+    assert torch.allclose(gradual_admm(w, h, magnitude_on_scale, 0.5, Pattern(2, 4), dense_shift=shift,
+                                       toward_dense=0.7)[0], usual, atol=1e-5)
 
 
 @pytest.mark.parametrize("pattern,sparsity", PATTERNS)
@@ -167,10 +168,11 @@ def test_the_dense_target_fits_the_dense_outputs_better_keeping_mask_and_pattern
     ||X W_hat^T - X_dense W^T||, the more the further, and the mask stays valid."""
     w, x = _problem(seed=4)
     x_dense = x + 0.3 * torch.randn_like(x)
-    h, cross = x.t() @ x, x.t() @ x_dense
+    h = x.t() @ x
+    shift = (x_dense @ w.t() - x @ w.t()).t() @ x  # sum (Y_dense - Y)^T X
     errors = []
     for share in (0.0, 0.5, 1.0):
-        new, mask = gradual_admm(w, h, magnitude_on_scale, sparsity, pattern, cross=cross, toward_dense=share)
+        new, mask = gradual_admm(w, h, magnitude_on_scale, sparsity, pattern, dense_shift=shift, toward_dense=share)
         assert torch.equal(new == 0, mask)
         if pattern.structured:
             assert is_valid_nm(new, pattern.n, pattern.m)
@@ -182,11 +184,14 @@ def test_the_dense_stream_is_collected_only_for_a_dense_target():
     from crepe.compose.steps import linear_steps
     from crepe.prune.linear import needed_stats
 
-    for fields, cross in (({}, True), ({"dense_target": 0.0}, False), ({"update": "admm"}, False),
+    for fields, dense in (({}, True), ({"dense_target": 0.0}, False), ({"update": "admm"}, False),
                           ({"method": "admm-grad"}, False)):
         cfg = PruneConfig(**fields)
-        assert ("cross" in needed_stats(cfg, linear_steps(cfg))) == cross, fields
+        assert ("dense_shift" in needed_stats(cfg, linear_steps(cfg))) == dense, fields
     with pytest.raises(ValueError, match="dense target"):
         PruneConfig(dense_target=1.5)
     with pytest.raises(ValueError, match="admm-grad damp"):
         PruneConfig(admm_grad_damp=-1)
+    for share in (0, 1.5):
+        with pytest.raises(ValueError, match="dense share"):
+            PruneConfig(dense_share=share)

@@ -74,24 +74,26 @@ def test_each_layer_sees_the_outputs_of_the_already_pruned_layers(model_type):
         torch.testing.assert_close(seen[1][name], expected[name], rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("model_type", ["llama", "opt"])
-def test_the_dense_stream_pairs_each_linears_inputs_with_the_dense_models(model_type):
-    """With the "cross" need, layer 1 gets sum X^T X_dense: X from the model whose layer 0 is pruned,
-    X_dense from the dense model, token by token; layer 0 (nothing pruned yet) gets its Hessian."""
+@pytest.mark.parametrize("model_type,dense_share", [("llama", 1.0), ("opt", 1.0), ("llama", 0.5)])
+def test_the_dense_stream_pairs_each_linears_inputs_with_the_dense_models(model_type, dense_share):
+    """With the "dense_shift" need, each linear W of layer 1 gets W (X_dense^T X - X^T X): X from the
+    model whose layer 0 is pruned, X_dense from the dense model, token by token (whether the engine
+    took the shared X^T X_dense or the linear's output difference); layer 0 (nothing pruned yet) none.
+    With a dense share of 1/2 only the first of the two batches counts, scaled to every token."""
     windows = tiny_windows()
     model, dense = tiny_model(model_type), tiny_model(model_type)
     seen = {}
 
     def prune_and_record(index, layer, linears, stats):
-        seen[index] = {n: (s.hessian.clone(), s.cross.clone()) for n, s in stats.items()}
+        seen[index] = {n: (weight_view(linears[n]).clone(), s.dense_shift) for n, s in stats.items()}
         if index == 0:
             for m in linears.values():
                 weight_view(m).masked_fill_(weight_view(m).abs() < weight_view(m).abs().median(), 0)
         return index == 0
 
-    run_layerwise(model, windows, {"hessian", "cross"}, prune_and_record, batch_size=2, progress=False)
-    for name, (hessian, cross) in seen[0].items():
-        torch.testing.assert_close(cross, hessian)
+    run_layerwise(model, windows, {"dense_shift"}, prune_and_record, batch_size=2, progress=False,
+                  dense_share=dense_share)
+    assert all(shift is None for _, shift in seen[0].values())
 
     def inputs_of_layer1(m):
         got = {}
@@ -110,9 +112,26 @@ def test_the_dense_stream_pairs_each_linears_inputs_with_the_dense_models(model_
         return got
 
     pruned_x, dense_x = inputs_of_layer1(model), inputs_of_layer1(dense)
-    for name, (hessian, cross) in seen[1].items():
-        torch.testing.assert_close(cross, pruned_x[name].t() @ dense_x[name], rtol=1e-4, atol=1e-4)
-        assert not torch.allclose(cross, hessian, rtol=1e-3, atol=1e-3)
+    for name, (weight, shift) in seen[1].items():
+        carried = round(len(pruned_x[name]) * dense_share)  # the first batch's tokens at a share of 1/2
+        x, x_dense = pruned_x[name][:carried], dense_x[name][:carried]
+        expected = weight @ (x_dense.t() @ x - x.t() @ x) / dense_share
+        torch.testing.assert_close(shift, expected, rtol=1e-3, atol=1e-3 * float(expected.abs().max()))
+        assert float(expected.abs().max()) > 0
+
+
+def test_a_dense_group_keeps_outputs_while_narrower_than_its_input_then_the_input():
+    """The cheaper product decides: outputs [t, out] while their summed width is below the input's,
+    then the shared input [t, in] (and the outputs are dropped)."""
+    from crepe.engine.layerwise import _DenseGroup
+
+    x = torch.randn(2, 3, 8)
+    group = _DenseGroup(x)
+    group.add(1, x, torch.randn(2, 3, 3))
+    assert not group.shares_cross and set(group.outputs) == {1} and group.dense_input is None
+    group.add(2, x, torch.randn(2, 3, 5))
+    assert group.shares_cross and not group.outputs
+    assert torch.equal(group.dense_input, x.reshape(6, 8))
 
 
 def test_unknown_architecture_lists_the_supported_ones():

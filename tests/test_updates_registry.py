@@ -37,7 +37,7 @@ def test_builtin_rows_and_each_methods_default_update():
                                                    "sweep": "selects-mask", "sweep-admm": "selects-mask"}
     assert [n for n, u in rows.items() if u.keeps_mask] == ["none", "obs", "admm"]
     assert {n: u.needs for n, u in rows.items()} == {"none": frozenset(), **{n: {"hessian"} for n in list(rows)[1:]},
-                                                     "admm-grad": {"hessian", "cross"}}
+                                                     "admm-grad": {"hessian", "dense_shift"}}
     assert {n: u.methods for n, u in rows.items() if u.methods} == {"sweep": ("crepe",), "sweep-admm": ("crepe",)}
     assert {n: m.default_update for n, m in registry.methods().items() if m.default_update != "none"} == {
         "crepe": "admm-grad"}

@@ -6,10 +6,14 @@
 2. For each decoder layer: move it to ``device``, hook its linears to accumulate the input
    statistics a method asks for, run it, hand layer + statistics to the callback (which prunes,
    or records), then re-run it so the next layer sees the outputs of the *modified* layer.
-3. With the "cross" need the engine also carries the *dense* model's hidden states: each layer runs
-   first, unmodified, on them (its outputs are the next layer's dense inputs), and every linear gets
-   X^T X_dense over the same tokens, for reconstruction toward the dense model's outputs. This
-   costs one more layer forward and a second copy of the hidden states.
+3. With the "dense_shift" need the engine also carries the *dense* model's hidden states: each
+   layer runs first, unmodified, on them (its outputs are the next layer's dense inputs), and every
+   linear W gets sum (Y_dense - Y)^T X = W (X_dense^T X - X^T X) over the same tokens (Y = X W^T, its
+   outputs), for reconstruction toward the dense model's outputs. Linears that read one input
+   (q/k/v, gate/up) share X^T X_dense [in, in] when that is the cheaper product (in <= their summed
+   outputs), then each takes W (X_dense^T X - H); a wide linear alone on its input (down_proj) takes
+   its output difference directly, an [out, in] product. This costs one more layer forward (none
+   for the first layer, whose two streams are equal) and a second copy of the hidden states.
 
 Routed experts (fused 3D parameters) are hooked on their experts module: the hook reads the
 routing the model's own forward passed in (``top_k_index`` [T, k]) and gives each expert's gate/up
@@ -32,7 +36,7 @@ from tqdm.auto import tqdm
 
 from crepe.engine.layer_store import LayerStore, model_device, store_for
 from crepe.methods.scorers import InputStats
-from crepe.models.adapters import Adapter, ExpertMatrix, get_adapter
+from crepe.models.adapters import Adapter, ExpertMatrix, get_adapter, weight_view
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +58,7 @@ class LayerInputs:
     hidden: list[torch.Tensor] = field(default_factory=list)
     args: list[tuple[Any, ...]] = field(default_factory=list)
     kwargs: list[dict[str, Any]] = field(default_factory=list)
-    dense: list[torch.Tensor] | None = None  # the same batches' inputs in the dense model (the "cross" need)
+    dense: list[torch.Tensor] | None = None  # the same batches' inputs in the dense model (the "dense_shift" need)
 
 
 def _to(obj: Any, device: torch.device, dtype: torch.dtype | None = None) -> Any:
@@ -105,12 +109,17 @@ _PARTS: dict[str, tuple[str, Callable[[torch.Tensor], torch.Tensor]]] = {
 """need -> (InputStats field, its part of one batch X [tokens, in])."""
 
 
+def _flat(x: torch.Tensor) -> torch.Tensor:
+    """[..., d] -> [tokens, d] float32."""
+    return x.detach().reshape(-1, x.shape[-1]).float()
+
+
 def _input_parts(x: torch.Tensor, needs: frozenset[str], dense: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """The statistics parts of one batch X [..., in], as float32 over X [tokens, in]; with ``dense``
-    (the same tokens' inputs in the dense model, [tokens, in]) and the "cross" need, also X^T X_dense."""
-    x = x.detach().reshape(-1, x.shape[-1]).float()
+    (the same tokens' inputs in the dense model, [tokens, in]) also "cross": X^T X_dense [in, in]."""
+    x = _flat(x)
     parts = {key: fn(x) for need, (key, fn) in _PARTS.items() if need in needs}
-    if "cross" in needs and dense is not None:
+    if dense is not None:
         parts["cross"] = x.t() @ dense
     return parts
 
@@ -122,33 +131,92 @@ def _accumulate(stats: InputStats, parts: dict[str, torch.Tensor], tokens: int) 
     stats.tokens += tokens
 
 
+def _add(total: torch.Tensor | None, part: torch.Tensor) -> torch.Tensor:
+    return part if total is None else total + part
+
+
+class _DenseGroup:
+    """The linears that read one input tensor in the dense stream's pass of one batch (q/k/v, gate/up;
+    a lone linear is a group of one). While the summed outputs are narrower than the input, each
+    member keeps its dense outputs Y_dense [tokens, out]; from then on the group keeps the dense
+    input X_dense [tokens, in] instead (for the shared X^T X_dense)."""
+
+    def __init__(self, x: torch.Tensor):
+        self.input = weakref.ref(x)
+        self.width = x.shape[-1]
+        self.out = 0
+        self.dense_input: torch.Tensor | None = None
+        self.outputs: dict[int, torch.Tensor] = {}
+
+    @property
+    def shares_cross(self) -> bool:
+        return self.width <= self.out
+
+    def add(self, member: int, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.out += y.shape[-1]
+        if self.shares_cross:
+            self.outputs.clear()
+            if self.dense_input is None:
+                self.dense_input = _flat(x)
+        else:
+            self.outputs[member] = _flat(y)
+
+
 class _StatsHook:
     """Forward hook accumulating InputStats of one linear's input X [..., in]. Hooks that share a
     ``memo`` compute the parts of an input tensor once when several linears read it (q/k/v, gate/up;
     the memo keeps a weak reference to the last input, so a freed tensor never matches).
 
-    With the "cross" need the hook works in two phases per batch: ``dense`` set, it only keeps the
-    input the dense layer saw (X_dense); then, on the same batch's pruned-stream input X, it adds
-    X^T X_dense to ``cross`` with the rest."""
+    With the "dense_shift" need the hook works in two phases per batch: ``dense`` set, it joins the
+    :class:`_DenseGroup` of its input (the dense stream's pass); then, on the same batch's pruned-stream
+    input X, it adds X^T X_dense (shared by the group) or (Y_dense - Y)^T X (its own) to the sums
+    that :meth:`finish` turns into ``stats.dense_shift``."""
 
     def __init__(self, needs: frozenset[str], memo: dict | None = None):
         self.needs = needs
         self.stats = InputStats()
         self.memo = {} if memo is None else memo
         self.dense = False
-        self.dense_input: torch.Tensor | None = None
+        self.group: _DenseGroup | None = None
+        self.cross: torch.Tensor | None = None  # sum X^T X_dense - X^T X [in, in]
+        self.shift: torch.Tensor | None = None  # sum (Y_dense - Y)^T X [out, in]
+        self.dense_tokens = 0  # tokens of the batches that carried the dense stream
 
     def __call__(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        x = inputs[0]
         if self.dense:
-            self.dense_input = inputs[0].detach().reshape(-1, inputs[0].shape[-1]).float()
+            group = self.memo.get("dense_group")
+            if group is None or group.input() is not x:
+                group = self.memo["dense_group"] = _DenseGroup(x)
+            group.add(id(self), x, output)
+            self.group = group
             return
+        group, self.group = self.group, None
         seen = self.memo.get("input")
-        if seen is None or seen() is not inputs[0]:  # linears reading one input read one dense input too
-            tokens = inputs[0].numel() // inputs[0].shape[-1]
-            self.memo.update(input=weakref.ref(inputs[0]), tokens=tokens,
-                             parts=_input_parts(inputs[0], self.needs, self.dense_input))
-        self.dense_input = None
-        _accumulate(self.stats, self.memo["parts"], self.memo["tokens"])
+        if seen is None or seen() is not x:  # linears reading one input read one dense input too
+            tokens = x.numel() // x.shape[-1]
+            self.memo.update(input=weakref.ref(x), tokens=tokens,
+                             parts=_input_parts(x, self.needs, group.dense_input if group is not None else None))
+        parts = dict(self.memo["parts"])
+        cross = parts.pop("cross", None)
+        if group is not None:
+            self.dense_tokens += self.memo["tokens"]
+            if cross is not None:
+                self.cross = _add(self.cross, cross - parts["hessian"])
+            else:
+                self.shift = _add(self.shift, (group.outputs.pop(id(self)) - _flat(output)).t() @ _flat(x))
+        _accumulate(self.stats, parts, self.memo["tokens"])
+
+    def finish(self, module: nn.Module) -> InputStats:
+        """The statistics, with ``dense_shift`` [out, in] = W sum (X_dense^T X - X^T X) where collected,
+        scaled up to every token when only some batches carried the dense stream."""
+        if self.cross is not None:
+            self.shift = _add(self.shift, weight_view(module).float() @ self.cross.t())
+            self.cross = None
+        if self.shift is not None and self.dense_tokens < self.stats.tokens:
+            self.shift = self.shift * (self.stats.tokens / self.dense_tokens)
+        self.stats.dense_shift, self.shift = self.shift, None
+        return self.stats
 
 
 class _ExpertStatsHook:
@@ -161,7 +229,7 @@ class _ExpertStatsHook:
     def __init__(self, needs: frozenset[str], matrices: dict[str, ExpertMatrix], gate_up: str):
         self.needs = needs
         self.gate_up = gate_up
-        self.skip = False  # the dense stream's pass: routed experts get no "cross" statistic
+        self.skip = False  # the dense stream's pass: routed experts get no "dense_shift" statistic
         self.stats = {name: InputStats() for name in matrices}
         self.by_expert: dict[int, list[tuple[str, ExpertMatrix]]] = {}
         for name, matrix in matrices.items():
@@ -196,11 +264,12 @@ def _layer_output(layer: nn.Module, hidden: torch.Tensor, args: tuple, kwargs: d
 def run_layerwise(model: nn.Module, windows: torch.Tensor, needs: Iterable[str], callback: LayerCallback,
                   batch_size: int = 8, device: torch.device | str | None = None,
                   desc: str = "layers", progress: bool = True, store: LayerStore | None = None,
-                  keep_outputs: bool = False) -> LayerInputs | None:
+                  keep_outputs: bool = False, dense_share: float = 1.0) -> LayerInputs | None:
     """Walk the decoder layers in order on calibration ``windows`` [n, seq] (see module doc).
 
-    ``needs`` names the statistics to collect ({"sq_sum", "hessian", "sum"}); with none, the collect pass
-    is skipped. ``store`` (default :func:`crepe.engine.layer_store.store_for`) loads each layer onto its device before use and
+    ``needs`` names the statistics to collect ({"sq_sum", "hessian", "sum", "dense_shift"}); with none,
+    the collect pass is skipped. With "dense_shift", the dense stream runs on the first ``dense_share``
+    of the batches (at least one) and the shift is scaled up to every token. ``store`` (default :func:`crepe.engine.layer_store.store_for`) loads each layer onto its device before use and
     releases it after (back to memory, or written out and dropped when streamed). With
     ``keep_outputs`` the last layer's outputs are returned (the inputs of the model's final norm).
     """
@@ -210,8 +279,11 @@ def run_layerwise(model: nn.Module, windows: torch.Tensor, needs: Iterable[str],
     was_training = model.training
     model.eval()
     inputs = capture_layer_inputs(model, adapter, windows, batch_size, store.device, store.compute_dtype)
-    if "cross" in needs:
-        inputs.dense = list(inputs.hidden)
+    if "dense_shift" in needs:
+        if not 0 < dense_share <= 1:
+            raise ValueError(f"dense_share must be in (0, 1], got {dense_share}")
+        needs |= {"hessian"}  # dense_shift = W (X_dense^T X - H)
+        inputs.dense = inputs.hidden[:max(1, round(dense_share * len(inputs.hidden)))]
     layers = adapter.layers(model)
     try:
         for index, layer in enumerate(tqdm(layers, desc=desc, disable=not progress, leave=False)):
@@ -244,16 +316,20 @@ def _run_one_layer(index: int, layer: nn.Module, adapter: Adapter, inputs: Layer
         try:
             outputs = []
             for b, (h, a, k) in enumerate(zip(inputs.hidden, inputs.args, inputs.kwargs)):
-                if inputs.dense is not None:
+                carried = inputs.dense is not None and b < len(inputs.dense)
+                same = carried and inputs.dense[b] is h  # the first layer: no shift yet
+                if carried and not same:
                     _set_phase(hooks, routed, dense=True)
                     dense_outputs.append(_layer_output(layer, inputs.dense[b], a, k))
                     _set_phase(hooks, routed, dense=False)
                 outputs.append(_layer_output(layer, h, a, k))
+                if same:
+                    dense_outputs.append(outputs[-1])
         finally:
             for handle in handles:
                 handle.remove()
             memo.clear()
-    stats = {name: hook.stats for name, hook in hooks.items()}
+    stats = {name: hook.finish(plain[name]) for name, hook in hooks.items()}
     if routed is not None:
         stats.update(routed.stats)
     modified = callback(index, layer, linears, stats)

@@ -33,8 +33,9 @@ SelectingFn = Callable[..., tuple[torch.Tensor, torch.Tensor, Any]]
 """(W [out, in], InputStats, sparsity, Pattern, PruneConfig, order, role) -> (new W [out, in], prune mask
 [out, in], column permutation [in] or None): chooses the mask while it updates, in place of score -> select."""
 
-STATISTICS = ("sq_sum", "hessian", "sum", "cross")
-"""Input statistics the engine can collect (:class:`crepe.methods.scorers.InputStats`); "cross" = sum X^T X_dense."""
+STATISTICS = ("sq_sum", "hessian", "sum", "dense_shift")
+"""Input statistics the engine can collect (:class:`crepe.methods.scorers.InputStats`); "dense_shift" =
+sum (Y_dense - Y)^T X, per linear (the dense stream)."""
 _METHODS: dict[str, Method] = {}
 _UPDATES: dict[str, Update] = {}
 

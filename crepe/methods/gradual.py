@@ -20,7 +20,8 @@ from crepe.methods.params import Pattern
 from crepe.methods.scorers import InputStats
 
 Score = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-"""(current weight [out, in] on the original scale, D [in]) -> importance [out, in]; higher = keep."""
+"""(current iterate V [out, in] on the unit-diagonal scale, i.e. W D; D [in]) -> importance [out, in];
+higher = keep. The weight on the original scale is V / D."""
 
 
 def ramped_mask(score: torch.Tensor, sparsity: float, pattern: Pattern, group: str, share: float) -> torch.Tensor:
@@ -39,8 +40,8 @@ def ramped_mask(score: torch.Tensor, sparsity: float, pattern: Pattern, group: s
 
 def gradual_admm(weight: torch.Tensor, hessian: torch.Tensor, score: Score, sparsity: float,
                  pattern: Pattern = Pattern(), group: str = "layer", iterations: int = 20,
-                 select_iterations: int = 15, rho: float = 1.0, damp: float = 0.1, cross: torch.Tensor | None = None,
-                 toward_dense: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+                 select_iterations: int = 15, rho: float = 1.0, damp: float = 0.1,
+                 dense_shift: torch.Tensor | None = None, toward_dense: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """(new weight [out, in] float32 with the pruned entries 0, prune mask [out, in]).
 
     weight [out, in], hessian [in, in] = sum X^T X. ADMM for min ||(W - W_hat) X||^2 + damp ||(W - W_hat) D||^2
@@ -48,36 +49,35 @@ def gradual_admm(weight: torch.Tensor, hessian: torch.Tensor, score: Score, spar
     for t < ``select_iterations`` the keep mask is re-chosen from ``score`` of the current X + U
     (:func:`ramped_mask`; the N:M share rises as 1 - (1 - (t + 1) / T)^3).
 
-    ``cross`` [in, in] = sum X^T X_dense (X_dense: the same tokens' inputs in the dense model) and
-    ``toward_dense`` = b move the target from W X to (1 - b) W X + b W X_dense, the dense model's
-    outputs: W_n H_n becomes W ((1 - b) H + b cross^T) D^-1 (+ the damping's W_n damp).
+    ``dense_shift`` [out, in] = sum (Y_dense - Y)^T X = W (X_dense^T X - H) (X_dense: the same tokens'
+    inputs in the dense model) and ``toward_dense`` = b move the target from W X to
+    (1 - b) W X + b W X_dense, the dense model's outputs: W_n H_n gains b dense_shift D^-1.
     """
     if iterations < 1 or select_iterations < 1 or not rho > 0:
         raise ValueError(f"gradual admm needs iterations >= 1, select_iterations >= 1 and rho > 0, got "
                          f"{iterations}, {select_iterations} and {rho}")
     h, inv, scale = admm_system(hessian, rho, damp, "unit")
     row_scale = scale.unsqueeze(0)
-    w = weight.detach().float() * row_scale
-    target = w @ h
-    if cross is not None and toward_dense:
-        shift = cross.t().float() - hessian.float()
-        target += toward_dense * (weight.detach().float() @ shift) / row_scale
-    z, u, v = w, torch.zeros_like(w), w
-    keep = torch.ones_like(w)
+    v = weight.detach().float() * row_scale
+    target = v @ h
+    if dense_shift is not None and toward_dense:
+        target += toward_dense * dense_shift.float() / row_scale
+    keep = torch.ones_like(v)
+    sign, drop = keep, torch.zeros_like(v)  # 2 keep - 1 and 1 - keep: Z - U = sign V, U = drop V
     for t in range(iterations):
         if t < select_iterations:
             share = 1 - (1 - (t + 1) / select_iterations) ** 3
-            keep = (~ramped_mask(score(v / row_scale, scale), sparsity, pattern, group, share)).float()
-        z = keep * v  # float products: faster than masked_fill/where on CPU
-        u = v - z
-        v = torch.addmm(u, torch.add(target, z - u, alpha=rho), inv)
-    z = keep * v
-    return z / row_scale, keep == 0
+            keep = (~ramped_mask(score(v, scale), sparsity, pattern, group, share)).float()
+            sign, drop = 2 * keep - 1, 1 - keep
+        # float products: faster than masked_fill/where on CPU
+        v = torch.addmm(drop * v, torch.addcmul(target, sign, v, value=rho), inv)
+    return keep * v / row_scale, keep == 0
 
 
-def magnitude_on_scale(weight: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """|W| D = |W_n|: [out, in], ADMM-Grad's saliency (Wanda's |W| ||X_j|| on the Hessian's diagonal)."""
-    return weight.abs() * scale.unsqueeze(0)
+def magnitude_on_scale(scaled: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """|W_n| = |W| D for the iterate W_n [out, in] on the unit-diagonal scale: ADMM-Grad's saliency
+    (Wanda's |W| ||X_j|| on the Hessian's diagonal)."""
+    return scaled.abs()
 
 
 def admm_grad_linear(weight: torch.Tensor, stats: InputStats, sparsity: float, pattern: Pattern, cfg,
@@ -96,11 +96,11 @@ register(Method("admm-grad", needs=frozenset({"hessian"}), default_group="block"
                 prune=admm_grad_linear))
 
 
-@weight_update("admm-grad", selects_mask=True, needs=("hessian", "cross"), reprune_stand_in="admm")
+@weight_update("admm-grad", selects_mask=True, needs=("hessian", "dense_shift"), reprune_stand_in="admm")
 def admm_grad_update_linear(weight: torch.Tensor, stats: InputStats, sparsity: float, pattern: Pattern, cfg,
                             order=None, role: str | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """The ``admm-grad`` update on one linear (crepe's default): Boza's gradual ADMM with the config's
-    ``admm_grad_damp`` and, where the engine carried the dense stream (``stats.cross``), its target
+    ``admm_grad_damp`` and, where the engine carried the dense stream (``stats.dense_shift``), its target
     moved ``dense_target`` of the way toward the dense model's outputs; with 0.1 and 0 it gives the
     weights of the ``admm-grad`` method. The mask is re-chosen from |W_n| from the first iteration
     on, so the method's score only orders the columns under N:M channel permutation:
@@ -109,9 +109,9 @@ def admm_grad_update_linear(weight: torch.Tensor, stats: InputStats, sparsity: f
     perm = None
     if order is not None and pattern.structured:
         perm = order(cfg.method_entry.score(weight.float(), stats, cfg.crepe.for_projection(role)), pattern)
-    cross = stats.cross if perm is None or stats.cross is None else stats.cross[perm][:, perm]
+    shift = stats.dense_shift if perm is None or stats.dense_shift is None else stats.dense_shift[:, perm]
     new, mask = in_column_order(perm, weight, hessian,
                                 lambda w, h: gradual_admm(w, h, magnitude_on_scale, sparsity, pattern, "layer",
-                                                          damp=cfg.admm_grad_damp, cross=cross,
+                                                          damp=cfg.admm_grad_damp, dense_shift=shift,
                                                           toward_dense=cfg.dense_target))
     return new, mask, perm

@@ -26,15 +26,16 @@ class InputStats:
 
     sq_sum: [in] sum over tokens of X_j^2; hessian: [in, in] sum of X^T X (only when needed);
     lin_sum: [in] sum over tokens of X_j (only when needed, e.g. DSnoT's mean input);
-    cross: [in, in] sum of X^T X_dense, X_dense the same tokens' inputs in the dense model (only when
-    needed: reconstruction toward the dense model's outputs); tokens: number of tokens seen.
+    dense_shift: [out, in] sum of (Y_dense - Y)^T X = W (X_dense^T X - X^T X), X_dense the same tokens'
+    inputs in the dense model and Y = X W^T (per linear, only when needed: reconstruction toward the
+    dense model's outputs; None where the two streams are equal); tokens: number of tokens seen.
     """
 
     sq_sum: torch.Tensor | None = None
     hessian: torch.Tensor | None = None
     tokens: int = 0
     lin_sum: torch.Tensor | None = None
-    cross: torch.Tensor | None = None
+    dense_shift: torch.Tensor | None = None
 
     @property
     def col_norm(self) -> torch.Tensor:

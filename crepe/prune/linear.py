@@ -93,9 +93,9 @@ def layer_pattern(pattern: Pattern, sparsity: float) -> Pattern:
 
 def needed_stats(cfg: PruneConfig, steps: LinearSteps = NO_STEPS) -> frozenset[str]:
     """Statistics the engine must collect: the method's and the steps' (subset of
-    :data:`~crepe.methods.declare.STATISTICS`); "cross" (the dense stream) only with a ``dense_target``."""
+    :data:`~crepe.methods.declare.STATISTICS`); "dense_shift" (the dense stream) only with a ``dense_target``."""
     needs = cfg.method_entry.needs | steps.needs
-    return needs if cfg.dense_target else needs - {"cross"}
+    return needs if cfg.dense_target else needs - {"dense_shift"}
 
 
 def _check_steps(cfg: PruneConfig, steps: LinearSteps | None) -> LinearSteps:
