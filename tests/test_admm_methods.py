@@ -195,3 +195,5 @@ def test_the_dense_stream_is_collected_only_for_a_dense_target():
     for share in (0, 1.5):
         with pytest.raises(ValueError, match="dense share"):
             PruneConfig(dense_share=share)
+    with pytest.raises(ValueError, match="admm-grad iterations"):
+        PruneConfig(admm_grad_iterations=1)

@@ -57,8 +57,14 @@ def test_an_admm_grad_recipe_from_before_its_options_replays_the_published_setti
     assert (opts.prune.admm_grad_damp, opts.prune.dense_target) == (0.1, 0.0)
     (record,) = caplog.records
     assert "admm-grad" in record.getMessage() and "\n" not in record.getMessage()
+    assert opts.prune.dense_share == 1.0
     now = explicit(PruneConfig(method="crepe", admm_grad_damp=0.5))
     assert pinned_update(now) == now  # today's recipes: as written
+    before_share = {k: v for k, v in now.items() if k not in ("dense_share", "admm_grad_iterations")}
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="crepe.output.recipe"):
+        assert pinned_update(before_share) == {**before_share, "dense_share": 1.0, "admm_grad_iterations": 20}
+    assert "--dense-share" in caplog.text and "--dense-target" not in caplog.text
 
 
 def test_a_recipe_without_update_or_record_assumes_the_current_default_and_says_so(caplog):

@@ -74,6 +74,11 @@ def gradual_admm(weight: torch.Tensor, hessian: torch.Tensor, score: Score, spar
     return keep * v / row_scale, keep == 0
 
 
+def selecting_iterations(iterations: int) -> int:
+    """The iterations that re-choose the mask: the first three quarters, as ADMM-Grad's 15 of 20."""
+    return max(1, round(0.75 * iterations))
+
+
 def magnitude_on_scale(scaled: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """|W_n| = |W| D for the iterate W_n [out, in] on the unit-diagonal scale: ADMM-Grad's saliency
     (Wanda's |W| ||X_j|| on the Hessian's diagonal)."""
@@ -100,7 +105,7 @@ register(Method("admm-grad", needs=frozenset({"hessian"}), default_group="block"
 def admm_grad_update_linear(weight: torch.Tensor, stats: InputStats, sparsity: float, pattern: Pattern, cfg,
                             order=None, role: str | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """The ``admm-grad`` update on one linear (crepe's default): Boza's gradual ADMM with the config's
-    ``admm_grad_damp`` and, where the engine carried the dense stream (``stats.dense_shift``), its target
+    ``admm_grad_damp`` and ``admm_grad_iterations`` and, where the engine carried the dense stream (``stats.dense_shift``), its target
     moved ``dense_target`` of the way toward the dense model's outputs; with 0.1 and 0 it gives the
     weights of the ``admm-grad`` method. The mask is re-chosen from |W_n| from the first iteration
     on, so the method's score only orders the columns under N:M channel permutation:
@@ -112,6 +117,8 @@ def admm_grad_update_linear(weight: torch.Tensor, stats: InputStats, sparsity: f
     shift = stats.dense_shift if perm is None or stats.dense_shift is None else stats.dense_shift[:, perm]
     new, mask = in_column_order(perm, weight, hessian,
                                 lambda w, h: gradual_admm(w, h, magnitude_on_scale, sparsity, pattern, "layer",
+                                                          iterations=cfg.admm_grad_iterations,
+                                                          select_iterations=selecting_iterations(cfg.admm_grad_iterations),
                                                           damp=cfg.admm_grad_damp, dense_shift=shift,
                                                           toward_dense=cfg.dense_target))
     return new, mask, perm

@@ -112,15 +112,16 @@ def _keys(data: Any) -> set[str]:
     return set()
 
 
-ADMM_GRAD_BEFORE_OPTIONS = {"admm_grad_damp": 0.1, "dense_target": 0.0}
-"""What the admm-grad update ran before it had these options (ADMM-Grad's published settings)."""
+ADMM_GRAD_BEFORE_OPTIONS = {"admm_grad_damp": 0.1, "dense_target": 0.0, "dense_share": 1.0, "admm_grad_iterations": 20}
+"""What the admm-grad update ran before it had each of these options (ADMM-Grad's published settings;
+the dense stream on every batch)."""
 
 
 def pinned_update(prune: dict[str, Any]) -> dict[str, Any]:
     """A recipe's ``prune`` mapping with its update explicit: an older recipe's ``update: null`` becomes
     the ``resolved_update`` it recorded, else the method's current default, with one warning line.
-    An admm-grad recipe written before ``admm_grad_damp``/``dense_target`` existed gets the settings
-    it ran with (:data:`ADMM_GRAD_BEFORE_OPTIONS`), also with a warning."""
+    An admm-grad recipe written before one of :data:`ADMM_GRAD_BEFORE_OPTIONS` existed gets the
+    value it ran with, also with a warning."""
     if prune.get("update") is None:
         update = prune.get("resolved_update") or PruneConfig.from_dict(prune).resolved_update
         source = ("the update it recorded as resolved_update" if prune.get("resolved_update")
@@ -128,10 +129,11 @@ def pinned_update(prune: dict[str, Any]) -> dict[str, Any]:
         log.warning("recipe without an explicit update (update: null): assuming %s, %s; write update: %s to pin it",
                     source, update, update)
         prune = {**prune, "update": update}
-    if prune["update"] == "admm-grad" and "admm_grad_damp" not in prune and "resolved_update" in prune:
-        log.warning("admm-grad recipe from before --admm-grad-damp/--dense-target: replaying the settings it ran "
-                    "with, %s", ", ".join(f"{k}: {v}" for k, v in ADMM_GRAD_BEFORE_OPTIONS.items()))
-        prune = {**ADMM_GRAD_BEFORE_OPTIONS, **prune}
+    missing = {k: v for k, v in ADMM_GRAD_BEFORE_OPTIONS.items() if k not in prune}
+    if prune["update"] == "admm-grad" and missing and "resolved_update" in prune:
+        log.warning("admm-grad recipe from before %s: replaying the settings it ran with, %s",
+                    "/".join(f"--{k.replace('_', '-')}" for k in missing), ", ".join(f"{k}: {v}" for k, v in missing.items()))
+        prune = {**missing, **prune}
     return prune
 
 
