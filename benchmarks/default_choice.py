@@ -108,8 +108,9 @@ def table(out: Path) -> str:
              + "; ".join(f"{t}: {p}" for t, p in first["eval"].items()) + ". "
              f"{SELECTION_TEXT} is the selection text (never reported elsewhere); wikivital is the calibration's "
              "domain, shown, not used. (0.1, 0, 1, 20) is the published ADMM-Grad. CPU: process CPU time of the prune "
-             "over (0.1, 0, 1, 20)'s at the same setting (cells run at different times; compare within a row "
-             "with care).", "",
+             "over (0.1, 0, 1, 20)'s at the same setting, a rough guide: the cells ran at different commits and "
+             "times (each record's provenance says which); the headline table times the default against "
+             "SparseGPT in one process.", "",
              (f"Chosen (within {TOLERANCE:.0%} of the lowest geometric mean {SELECTION_TEXT} PPL over the settings, "
               f"the cheapest): **{pick}**; "
               f"PruneConfig defaults {default}: {'the same' if pick == default else 'DIFFERENT: update crepe/config.py'}.")]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from crepe.output.recipe import ADMM_GRAD_BEFORE_OPTIONS
 from crepe.run.options import RUN_KEYS as RECIPE_KEYS
 
 # record keys that only say where a cache lives: never part of a result
@@ -102,9 +103,15 @@ def resolve(argv: list[str]) -> dict[str, Any]:
 
 def differences(recorded: Any, resolved: Any, path: str = "") -> list[str]:
     """Where ``resolved`` disagrees with ``recorded``, one ``key: recorded -> now`` line each. Only the
-    keys the record holds are compared: an option added since (at a default) is not a difference."""
+    keys the record holds are compared: an option added since (at a default) is not a difference,
+    unless it is an admm-grad option whose default now differs from what the update ran before it
+    existed (:data:`crepe.output.recipe.ADMM_GRAD_BEFORE_OPTIONS`)."""
     if isinstance(recorded, dict) and isinstance(resolved, dict):
         out = []
+        if recorded.get("resolved_update") == "admm-grad":
+            for key, before in ADMM_GRAD_BEFORE_OPTIONS.items():
+                if key not in recorded and key in resolved and resolved[key] != before:
+                    out.append(f"{path}.{key}: {before!r} (before the option) -> {resolved[key]!r}")
         for key, value in recorded.items():
             if key in IGNORED_KEYS:
                 continue

@@ -143,7 +143,7 @@ def test_the_admm_grad_update_at_published_settings_is_the_admm_grad_method():
     """crepe's default update with ADMM-Grad's damping (0.1) and the usual target prunes to exactly the
     weights of --method admm-grad: it re-chooses its mask from |W_n| from the first iteration, as the
     method does. crepe's own defaults (more damping, the target moved toward the dense model) differ."""
-    published = _pruned_weights(method="crepe", admm_grad_damp=0.1, dense_target=0.0)
+    published = _pruned_weights(method="crepe", admm_grad_damp=0.1, dense_target=0.0, admm_grad_iterations=20)
     method = _pruned_weights(method="admm-grad")
     assert PruneConfig(method="crepe").resolved_update == "admm-grad"
     assert all(torch.equal(published[k], w) for k, w in method.items())

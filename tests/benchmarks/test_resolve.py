@@ -32,6 +32,10 @@ def test_differences_compare_only_recorded_keys_and_treat_tuples_as_lists():
     assert differences({"a": 1, "b": (1, 2)}, {"a": 1, "b": [1, 2], "new": 3}) == []
     assert differences({"a": {"x": 1}}, {"a": {}}) == ["a.x: missing now"]
     assert differences({"cache_dir": "a"}, {"cache_dir": "b"}) == []  # where a cache lives is no result
+    old_admm_grad = {"resolved_update": "admm-grad", "admm_grad_damp": 0.5}  # before --admm-grad-iterations
+    assert differences({"p": old_admm_grad}, {"p": {**old_admm_grad, "admm_grad_iterations": 20}}) == []
+    assert differences({"p": old_admm_grad}, {"p": {**old_admm_grad, "admm_grad_iterations": 15}}) == [
+        "p.admm_grad_iterations: 20 (before the option) -> 15"]
 
 
 def test_commands_split_into_program_and_flags():
