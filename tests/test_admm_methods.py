@@ -180,6 +180,19 @@ def test_the_dense_target_fits_the_dense_outputs_better_keeping_mask_and_pattern
     assert errors[0] > errors[1] > errors[2]
 
 
+def test_the_method_statistics_are_collected_only_where_its_score_is_read():
+    """admm-grad and the sweeps choose their masks without the method's score (but order columns by it
+    under --permute); alps starts from the method's mask, so it reads it."""
+    from crepe.compose.steps import linear_steps
+    from crepe.config import PermuteConfig
+    from crepe.prune.linear import needed_stats
+
+    for fields, read in (({}, False), ({"update": "sweep-admm"}, False), ({"update": "alps"}, True),
+                         ({"update": "none"}, True), ({"pattern": Pattern(2, 4), "permute": PermuteConfig()}, True)):
+        cfg = PruneConfig(**fields)
+        assert ("sq_sum" in needed_stats(cfg, linear_steps(cfg))) == read, fields
+
+
 def test_the_dense_stream_is_collected_only_for_a_dense_target():
     from crepe.compose.steps import linear_steps
     from crepe.prune.linear import needed_stats

@@ -101,6 +101,7 @@ class Update:
     methods: tuple[str, ...] | None = None
     reprune_stand_in: str | None = None
     unread: tuple[str, ...] = ()
+    reads_score: bool = True  # False: a selecting update that reads the method's score only to permute columns
 
     def __post_init__(self) -> None:
         if self.apply is not None and self.select is not None:
@@ -134,12 +135,14 @@ def register_update(update: Update) -> Update:
 
 def weight_update(name: str, *, selects_mask: bool = False, needs: tuple[str, ...] = (),
                   methods: tuple[str, ...] | None = None, reprune_stand_in: str | None = None,
-                  unread: tuple[str, ...] = ()) -> Callable[[Callable], Callable]:
+                  unread: tuple[str, ...] = (), reads_score: bool = True) -> Callable[[Callable], Callable]:
     """Decorator: register the decorated function as the update ``name``: a fixed-mask update
-    (:data:`FixedMaskFn`), or with ``selects_mask`` one that chooses its mask (:data:`SelectingFn`)."""
+    (:data:`FixedMaskFn`), or with ``selects_mask`` one that chooses its mask (:data:`SelectingFn`);
+    ``reads_score=False``: a selecting update that reads the method's score only under ``--permute``
+    (then the method's own statistics are not collected without it)."""
     def wrap(fn: Callable) -> Callable:
         hook = {"select": fn} if selects_mask else {"apply": fn}
         register_update(Update(name, needs=frozenset(needs), methods=methods, reprune_stand_in=reprune_stand_in,
-                               unread=unread, **hook))
+                               unread=unread, reads_score=reads_score, **hook))
         return fn
     return wrap

@@ -101,7 +101,8 @@ register(Method("admm-grad", needs=frozenset({"hessian"}), default_group="block"
                 prune=admm_grad_linear))
 
 
-@weight_update("admm-grad", selects_mask=True, needs=("hessian", "dense_shift"), reprune_stand_in="admm")
+@weight_update("admm-grad", selects_mask=True, needs=("hessian", "dense_shift"), reprune_stand_in="admm",
+               reads_score=False)
 def admm_grad_update_linear(weight: torch.Tensor, stats: InputStats, sparsity: float, pattern: Pattern, cfg,
                             order=None, role: str | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """The ``admm-grad`` update on one linear (crepe's default): Boza's gradual ADMM with the config's

@@ -124,7 +124,7 @@ def _sweep(weight: torch.Tensor, stats: InputStats, sparsity: float, pattern: Pa
 
 
 @weight_update("sweep", selects_mask=True, needs=("hessian",), methods=("crepe",), reprune_stand_in="admm",
-               unread=SWEEP_UNREAD)
+               unread=SWEEP_UNREAD, reads_score=False)
 def sweep_linear(weight: torch.Tensor, stats: InputStats, sparsity: float, pattern: Pattern, cfg,
                  order: Callable[[torch.Tensor, Pattern], torch.Tensor] | None = None, role: str | None = None
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
@@ -138,7 +138,7 @@ def sweep_linear(weight: torch.Tensor, stats: InputStats, sparsity: float, patte
 
 
 @weight_update("sweep-admm", selects_mask=True, needs=("hessian",), methods=("crepe",), reprune_stand_in="admm",
-               unread=SWEEP_UNREAD)
+               unread=SWEEP_UNREAD, reads_score=False)
 def sweep_admm_linear(weight: torch.Tensor, stats: InputStats, sparsity: float, pattern: Pattern, cfg,
                       order: Callable[[torch.Tensor, Pattern], torch.Tensor] | None = None, role: str | None = None
                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:

@@ -93,8 +93,10 @@ def layer_pattern(pattern: Pattern, sparsity: float) -> Pattern:
 
 def needed_stats(cfg: PruneConfig, steps: LinearSteps = NO_STEPS) -> frozenset[str]:
     """Statistics the engine must collect: the method's and the steps' (subset of
-    :data:`~crepe.methods.declare.STATISTICS`); "dense_shift" (the dense stream) only with a ``dense_target``."""
-    needs = cfg.method_entry.needs | steps.needs
+    :data:`~crepe.methods.declare.STATISTICS`); the method's own only where its score is read (not under an
+    update declared ``reads_score=False`` without permutation); "dense_shift" (the dense stream) only with a ``dense_target``."""
+    score_read = cfg.update_entry.reads_score or cfg.permute is not None
+    needs = (cfg.method_entry.needs if score_read else frozenset()) | steps.needs
     return needs if cfg.dense_target else needs - {"dense_shift"}
 
 
