@@ -1,0 +1,23 @@
+"""The rule that picks crepe's admm-grad defaults from the held-out text (benchmarks.default_choice)."""
+
+from benchmarks import default_choice as dc
+from benchmarks.common import SELECTION_TEXT
+
+
+def _records(ppl_of):
+    return {dc.cell_name(s, *c): {"ppl": {SELECTION_TEXT: ppl_of(c)}} for s in dc.SETTINGS for c in dc.CANDIDATES}
+
+
+def test_the_cheapest_candidate_within_the_tolerance_wins():
+    best = (0.5, 0.3, 1.0, 20)
+    cheap = (0.5, 0.3, 1.0, 12)
+    near = _records(lambda c: 100.0 if c == best else 101.5 if c == cheap else 120.0)  # 1.5% behind
+    assert dc.chosen(near) == cheap
+    far = _records(lambda c: 100.0 if c == best else 103.0 if c == cheap else 120.0)  # 3% behind
+    assert dc.chosen(far) == best
+
+
+def test_a_smaller_dense_share_beats_fewer_iterations_and_no_setting_complete_means_no_choice():
+    tied = _records(lambda c: 100.0)
+    assert dc.chosen(tied) == (0.5, 0.3, 0.5, 20)
+    assert dc.chosen({}) is None
