@@ -116,11 +116,12 @@ def _flat(x: torch.Tensor) -> torch.Tensor:
 
 def _input_parts(x: torch.Tensor, needs: frozenset[str], dense: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """The statistics parts of one batch X [..., in], as float32 over X [tokens, in]; with ``dense``
-    (the same tokens' inputs in the dense model, [tokens, in]) also "cross": X^T X_dense [in, in]."""
+    (the same tokens' inputs in the dense model, [tokens, in]; needs "hessian") also "cross":
+    X^T X_dense - X^T X [in, in], once for every linear that reads X."""
     x = _flat(x)
     parts = {key: fn(x) for need, (key, fn) in _PARTS.items() if need in needs}
     if dense is not None:
-        parts["cross"] = x.t() @ dense
+        parts["cross"] = x.t() @ dense - parts["hessian"]
     return parts
 
 
@@ -202,7 +203,7 @@ class _StatsHook:
         if group is not None:
             self.dense_tokens += self.memo["tokens"]
             if cross is not None:
-                self.cross = _add(self.cross, cross - parts["hessian"])
+                self.cross = _add(self.cross, cross)
             else:
                 self.shift = _add(self.shift, (group.outputs.pop(id(self)) - _flat(output)).t() @ _flat(x))
         _accumulate(self.stats, parts, self.memo["tokens"])

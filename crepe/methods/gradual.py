@@ -107,8 +107,8 @@ def admm_grad_update_linear(weight: torch.Tensor, stats: InputStats, sparsity: f
                             order=None, role: str | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """The ``admm-grad`` update on one linear (crepe's default): Boza's gradual ADMM with the config's
     ``admm_grad_damp`` and ``admm_grad_iterations`` and, where the engine carried the dense stream (``stats.dense_shift``), its target
-    moved ``dense_target`` of the way toward the dense model's outputs; with 0.1 and 0 it gives the
-    weights of the ``admm-grad`` method. The mask is re-chosen from |W_n| from the first iteration
+    moved ``dense_target`` of the way toward the dense model's outputs; with 0.1, 20 iterations and
+    a target of 0 it gives the weights of the ``admm-grad`` method. The mask is re-chosen from |W_n| from the first iteration
     on, so the method's score only orders the columns under N:M channel permutation:
     (new weight [out, in], prune mask [out, in], column permutation [in] or None)."""
     hessian = input_hessian(stats, "admm-grad")
