@@ -82,6 +82,21 @@ def test_ramped_mask_prunes_a_growing_share_of_the_nm_mask():
     assert int(ramped_mask(score, 0.7, Pattern(), "layer", 0.1).sum()) == round(0.7 * 128)  # final sparsity at once
 
 
+@pytest.mark.parametrize("n,m", [(2, 4), (4, 8)])
+def test_ramped_mask_prunes_the_lowest_of_the_nm_mask_ties_by_position(n, m):
+    """The ramp is the stable sort's lowest ``count`` among the N:M mask's entries, even on a tied grid."""
+    g = torch.Generator().manual_seed(m)
+    for score in (torch.rand(16, 32, generator=g), torch.randint(0, 4, (16, 32), generator=g).float()):
+        full = ramped_mask(score, 0.5, Pattern(n, m), "layer", 1.0)
+        count = round(int(full.sum()) * 0.3)
+        candidates = score.flatten()[full.flatten()]
+        chosen = torch.sort(candidates, stable=True).indices[:count]
+        expected = torch.zeros(int(full.sum()), dtype=torch.bool)
+        expected[chosen] = True
+        ramp = ramped_mask(score, 0.5, Pattern(n, m), "layer", 0.3)
+        assert torch.equal(ramp.flatten()[full.flatten()], expected) and not bool(ramp[~full].any())
+
+
 @pytest.mark.parametrize("method", ["admm-grad", "alps"])
 @pytest.mark.parametrize("pattern", [Pattern(), Pattern(2, 4)])
 def test_method_prunes_a_model_through_the_engine(method, pattern):

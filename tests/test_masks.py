@@ -52,7 +52,8 @@ def test_select_mask_dispatches_on_pattern():
 
 
 @pytest.mark.parametrize("shape,k", [((1000,), 1), ((1000,), 500), ((1000,), 999), ((8, 64), 17), ((16, 8, 4), 2),
-                                     ((16, 8, 4), 1), ((16, 8, 4), 3), ((16, 8, 8), 4), ((16, 8, 16), 5)])
+                                     ((16, 8, 4), 1), ((16, 8, 4), 3), ((16, 8, 8), 4), ((16, 8, 8), 1), ((16, 8, 2), 1),
+                                     ((16, 8, 16), 5)])
 def test_linear_time_selection_equals_a_stable_sort_even_with_many_ties(shape, k):
     from crepe.methods.masks import _lowest_k_mask, _lowest_k_mask_by_sort
 

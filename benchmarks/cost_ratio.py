@@ -1,0 +1,132 @@
+"""The cost target's measurement: crepe's default against SparseGPT, pruned alternately in one process.
+
+One timing per cell (the headline's CPU column) moves by up to 10% with the machine's load and what
+ran before it in the process. Here each setting prunes SparseGPT and crepe's default ``--repeats``
+times each, in ABBA order (SparseGPT, default, default, SparseGPT, ...: a drift over the run weighs
+both alike), through :func:`benchmarks.common.prune` with the headline's 16 x 512 wikivital
+calibration, no evaluation in between. Each record keeps every process CPU time; the table gives
+the median of each and their ratio, and the range of the pairs' ratios.
+
+    OMP_NUM_THREADS=1 python -m benchmarks.cost_ratio --settings 0.5,4:8   # run the missing settings
+    python -m benchmarks.cost_ratio --table                                # only rebuild results/cost_ratio.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchmarks import common
+from benchmarks.common import Table
+from benchmarks.headline import CELLS, LABELS, SETTINGS, base_options
+from crepe.run.options import RunOptions
+
+ROWS = ("SparseGPT", "crepe default (--update admm-grad)")
+REPEATS = 3
+OUT = common.RESULTS / "cost_ratio"
+TABLES = [Table("results/cost_ratio.md", (f"python -m benchmarks.cost_ratio --settings {','.join(SETTINGS)}",),
+                covers=("results/cost_ratio/*",))]
+
+
+def abba(repeats: int) -> list[str]:
+    """The order of the prunes: SparseGPT, default, default, SparseGPT, ... (``repeats`` of each)."""
+    pairs = [ROWS if i % 2 == 0 else ROWS[::-1] for i in range(repeats)]
+    return [label for pair in pairs for label in pair]
+
+
+def options(model: str, setting: str) -> dict[str, RunOptions]:
+    """Row label -> its options at ``setting``: the headline's cells."""
+    base = base_options(model)
+    return {label: common.prune_options(base, CELLS[label][0], setting, **CELLS[label][1]) for label in ROWS}
+
+
+def config(model: str, setting: str, repeats: int) -> dict[str, Any]:
+    return {"setting": setting, "repeats": repeats, "order": abba(repeats),
+            "rows": {label: common.cell_config(opts) for label, opts in options(model, setting).items()}}
+
+
+def measure(bench: common.Bench, model: str, setting: str, repeats: int) -> dict[str, Any]:
+    """Every prune's process CPU seconds by row, in the order run, and its record."""
+    opts = options(model, setting)
+    seconds: dict[str, list[float]] = {label: [] for label in ROWS}
+    for label in abba(repeats):
+        seconds[label].append(common.prune(bench, opts[label])["prune_cpu_seconds"])
+        logging.info("%s %s: %.1f s CPU", setting, label, seconds[label][-1])
+    return common.record(config(model, setting, repeats), seconds=seconds, threads=torch.get_num_threads())
+
+
+def planned(argv: list[str]) -> dict[str, dict]:
+    """Record path -> {command, the explicit config it would store now}; no model is loaded."""
+    args = build_parser().parse_args(argv)
+    return {str(args.out_dir / f"{common.setting_name(s)}.json"): {"command": None, "config": config(args.model, s, args.repeats)}
+            for s in common.chosen_settings(args.settings, SETTINGS)}
+
+
+def recorded(argv: list[str]) -> dict[str, dict]:
+    return common.stored_cells(planned(argv))
+
+
+def ratios(rec: dict[str, Any]) -> list[float]:
+    """Each repeat's default time over its SparseGPT time."""
+    base, ours = (rec["seconds"][label] for label in ROWS)
+    return [o / b for b, o in zip(base, ours)]
+
+
+def table(out: Path) -> str:
+    records = common.read_records(out)
+    if not records:
+        return "no results yet"
+    header = ["setting", "SparseGPT s (median)", "default s (median)", "ratio of medians", "pair ratios", "≤ 1.5"]
+    rows = []
+    for s in SETTINGS:
+        rec = records.get(common.setting_name(s))
+        if rec is None:
+            continue
+        base, ours = (statistics.median(rec["seconds"][label]) for label in ROWS)
+        pair = ratios(rec)
+        rows.append([LABELS[s], f"{base:.1f}", f"{ours:.1f}", f"{ours / base:.2f}", f"{min(pair):.2f}–{max(pair):.2f}",
+                     "yes" if ours / base <= 1.5 else "no"])
+    first = next(iter(records.values()))
+    return "\n".join([common.stamp(records.values(), out), "",
+                      f"SmolLM2-135M, the headline's calibration (16 x 512 wikivital), {first['threads']} thread(s). "
+                      f"Process CPU time of SparseGPT and crepe's default (`--update admm-grad`) pruning, "
+                      f"{len(first['seconds'][ROWS[0]])} times each in ABBA order in one process, no evaluation "
+                      "in between; ratio of medians: the cost target's figure (≤ 1.5).", "",
+                      *common.markdown_table(header, rows)])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=RunOptions.model)
+    ap.add_argument("--settings", default="0.5,0.7,4:8", help=f"comma-separated, from {', '.join(SETTINGS)}")
+    ap.add_argument("--repeats", type=int, default=REPEATS, help="prunes of each row per setting")
+    ap.add_argument("--out-dir", type=Path, default=OUT)
+    ap.add_argument("--table", action="store_true", help="only rebuild the table from the records")
+    return ap
+
+
+def main() -> None:
+    args = build_parser().parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    torch.set_grad_enabled(False)
+    if args.repeats < 1:
+        raise SystemExit(f"--repeats must be at least 1, got {args.repeats}")
+    settings = common.chosen_settings(args.settings, SETTINGS)
+    if not args.table:
+        bench = common.open_bench(base_options(args.model), second_text=False)
+        common.run_cells([common.setting_name(s) for s in settings], args.out_dir,
+                         lambda name: measure(bench, args.model, next(s for s in settings if common.setting_name(s) == name),
+                                              args.repeats))
+    body = table(args.out_dir)
+    if args.out_dir.resolve().parent == common.RESULTS:
+        (common.RESULTS / f"{args.out_dir.name}.md").write_text(body + "\n")
+    print(body)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""The cost-ratio benchmark's order, plan and table, without a prune."""
+
+from benchmarks import cost_ratio
+from benchmarks.common import record
+
+
+def test_abba_order_weighs_a_drift_alike():
+    s, d = cost_ratio.ROWS
+    assert cost_ratio.abba(3) == [s, d, d, s, s, d]
+
+
+def test_plan_names_one_record_per_setting_with_both_rows_config(tmp_path):
+    plan = cost_ratio.planned(["--settings", "0.5,2:4", "--out-dir", str(tmp_path)])
+    assert sorted(plan) == [str(tmp_path / "0.5.json"), str(tmp_path / "2-4.json")]
+    cfg = plan[str(tmp_path / "2-4.json")]["config"]
+    assert set(cfg["rows"]) == set(cost_ratio.ROWS) and cfg["repeats"] == cost_ratio.REPEATS
+    assert cfg["rows"]["SparseGPT"]["prune_config"]["method"] == "sparsegpt"
+
+
+def test_table_gives_the_ratio_of_medians_and_the_pairs_range(tmp_path):
+    s, d = cost_ratio.ROWS
+    rec = record(cost_ratio.config("smollm2-135m", "0.5", 3), seconds={s: [60.0, 62.0, 70.0], d: [90.0, 93.0, 91.0]},
+                 threads=1)
+    (tmp_path / "0.5.json").write_text(__import__("json").dumps(rec))
+    text = cost_ratio.table(tmp_path)
+    assert "| 50% | 62.0 | 91.0 | 1.47 | 1.30–1.50 | yes |" in text
