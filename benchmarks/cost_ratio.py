@@ -26,6 +26,7 @@ from benchmarks.common import Table
 from benchmarks.headline import CELLS, LABELS, SETTINGS, base_options
 from crepe.run.options import RunOptions
 
+log = logging.getLogger("cost_ratio")
 ROWS = ("SparseGPT", "crepe default (--update admm-grad)")
 REPEATS = 3
 OUT = common.RESULTS / "cost_ratio"
@@ -56,7 +57,7 @@ def measure(bench: common.Bench, model: str, setting: str, repeats: int) -> dict
     seconds: dict[str, list[float]] = {label: [] for label in ROWS}
     for label in abba(repeats):
         seconds[label].append(common.prune(bench, opts[label])["prune_cpu_seconds"])
-        logging.info("%s %s: %.1f s CPU", setting, label, seconds[label][-1])
+        log.info("%s %s: %.1f s CPU", setting, label, seconds[label][-1])
     return common.record(config(model, setting, repeats), seconds=seconds, threads=torch.get_num_threads())
 
 
@@ -93,10 +94,10 @@ def table(out: Path) -> str:
                      "yes" if ours / base <= 1.5 else "no"])
     first = next(iter(records.values()))
     return "\n".join([common.stamp(records.values(), out), "",
-                      f"SmolLM2-135M, the headline's calibration (16 x 512 wikivital), {first['threads']} thread(s). "
-                      f"Process CPU time of SparseGPT and crepe's default (`--update admm-grad`) pruning, "
-                      f"{len(first['seconds'][ROWS[0]])} times each in ABBA order in one process, no evaluation "
-                      "in between; ratio of medians: the cost target's figure (≤ 1.5).", "",
+                      (f"SmolLM2-135M, the headline's calibration (16 x 512 wikivital), {first['threads']} thread(s). "
+                       f"Process CPU time of SparseGPT and crepe's default (`--update admm-grad`) pruning, "
+                       f"{len(first['seconds'][ROWS[0]])} times each in ABBA order in one process, no evaluation "
+                       "in between; ratio of medians: the cost target's figure (≤ 1.5)."), "",
                       *common.markdown_table(header, rows)])
 
 

@@ -82,9 +82,9 @@ def table(out: Path) -> str:
              f"SmolLM2-135M, mask-only CRePE (`--update none`, kernel {KERNEL}); calibration {first['calibration']}; PPL on "
              + "; ".join(f"{t}: {p}" for t, p in first["eval"].items()) + f". {SELECTION_TEXT} is the selection text "
              "(never reported elsewhere); wikivital is the calibration's domain, shown, not used. "
-             f"act_power 0.5, gamma 0 is RIA's score.", "",
-             f"Chosen (lowest geometric mean {SELECTION_TEXT} PPL over the settings): **{pick}**; CrepeParams "
-             f"defaults {default}: {'the same' if pick == default else 'different'}."]
+             "act_power 0.5, gamma 0 is RIA's score.", "",
+             (f"Chosen (lowest geometric mean {SELECTION_TEXT} PPL over the settings): **{pick}**; CrepeParams "
+              f"defaults {default}: {'the same' if pick == default else 'different'}.")]
     header = ["act_power", "gamma", *(f"{SELECTION_TEXT} {s}" for s in SETTINGS), *(f"wikivital {s}" for s in SETTINGS)]
     rows = []
     for c in CANDIDATES:
