@@ -11,6 +11,7 @@ resolved config (``PruneConfig.to_dict()`` with ``resolved_update``/``resolved_g
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import logging
 import os
@@ -207,6 +208,18 @@ def chosen_settings(text: str, known: Iterable[str]) -> tuple[str, ...]:
     if unknown:
         raise SystemExit(f"unknown --settings {sorted(unknown)}; choose from {', '.join(known)}")
     return chosen
+
+
+def settings_parser(doc: str | None, settings: Iterable[str], out: Path, default: str | None = None) -> argparse.ArgumentParser:
+    """The options every per-setting benchmark takes: --model, --settings (from ``settings``;
+    ``default``, else all of them), --out-dir (``out``) and --table (only rebuild the table)."""
+    settings = tuple(settings)
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=RunOptions.model)
+    ap.add_argument("--settings", default=default or ",".join(settings), help=f"comma-separated, from {', '.join(settings)}")
+    ap.add_argument("--out-dir", type=Path, default=out)
+    ap.add_argument("--table", action="store_true", help="only rebuild the table from the records")
+    return ap
 
 
 def stored_cells(paths: Iterable[str]) -> dict[str, dict[str, Any]]:

@@ -102,12 +102,8 @@ def table(out: Path) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default=RunOptions.model)
-    ap.add_argument("--settings", default="0.5,0.7,4:8", help=f"comma-separated, from {', '.join(SETTINGS)}")
+    ap = common.settings_parser(__doc__, SETTINGS, OUT, default="0.5,0.7,4:8")
     ap.add_argument("--repeats", type=int, default=REPEATS, help="prunes of each row per setting")
-    ap.add_argument("--out-dir", type=Path, default=OUT)
-    ap.add_argument("--table", action="store_true", help="only rebuild the table from the records")
     return ap
 
 
@@ -117,12 +113,10 @@ def main() -> None:
     torch.set_grad_enabled(False)
     if args.repeats < 1:
         raise SystemExit(f"--repeats must be at least 1, got {args.repeats}")
-    settings = common.chosen_settings(args.settings, SETTINGS)
+    by_name = {common.setting_name(s): s for s in common.chosen_settings(args.settings, SETTINGS)}
     if not args.table:
         bench = common.open_bench(base_options(args.model), second_text=False)
-        common.run_cells([common.setting_name(s) for s in settings], args.out_dir,
-                         lambda name: measure(bench, args.model, next(s for s in settings if common.setting_name(s) == name),
-                                              args.repeats))
+        common.run_cells(by_name, args.out_dir, lambda name: measure(bench, args.model, by_name[name], args.repeats))
     body = table(args.out_dir)
     if args.out_dir.resolve().parent == common.RESULTS:
         (common.RESULTS / f"{args.out_dir.name}.md").write_text(body + "\n")

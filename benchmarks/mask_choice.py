@@ -96,12 +96,7 @@ def table(out: Path) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default=RunOptions.model)
-    ap.add_argument("--settings", default=",".join(SETTINGS), help=f"comma-separated, from {', '.join(SETTINGS)}")
-    ap.add_argument("--out-dir", type=Path, default=OUT)
-    ap.add_argument("--table", action="store_true", help="only rebuild the table from the records")
-    return ap
+    return common.settings_parser(__doc__, SETTINGS, OUT)
 
 
 def main() -> None:
