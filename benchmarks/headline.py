@@ -147,17 +147,19 @@ def table(out: Path) -> str:
              "to a tenth with the machine's load; the cost target is judged on results/cost_ratio.md (SparseGPT and "
              "the default pruned alternately, three times each)."]
     for s in settings:
-        rows = []
+        rows, absent = [], []
         for label in CELLS:
             rep, ref = records.get(cell_name(label, s)), records.get(cell_name("SparseGPT", s))
             if rep is None:
-                rows.append([label] + ["–"] * (len(header) - 1))
+                absent.append(label)
                 continue
             unseen = [rep["ppl"][t] for t in texts[1:]]
             mean = math.prod(unseen) ** (1 / len(unseen)) if unseen else float("nan")
             rows.append([label, *(f"{rep['ppl'][t]:.2f}" for t in texts), f"{mean:.2f}",
                          *(f"{rep.get('zeroshot', {}).get(t, float('nan')):.3f}" for t in tasks), _ratio(rep, ref)])
         lines += ["", f"**{LABELS[s]}**", "", *common.markdown_table(header, rows)]
+        if absent:
+            lines += ["", f"Not run at {LABELS[s]} with this calibration: {', '.join(absent)}."]
     return "\n".join(lines)
 
 

@@ -1,0 +1,22 @@
+"""The headline table's rendering, without a prune: rows not run at a setting are named, not dashed."""
+
+import json
+
+from benchmarks import headline
+from benchmarks.common import record
+
+
+def _cell(tmp_path, label: str, setting: str, ppl: float, cpu: float) -> None:
+    rec = record({"cell": label}, ppl={"wikivital": ppl, "python-reference": 2 * ppl}, prune_cpu_seconds=cpu,
+                 calibration="c", eval={"wikivital": "w", "python-reference": "p"})
+    (tmp_path / f"{headline.cell_name(label, setting)}.json").write_text(json.dumps(rec))
+
+
+def test_rows_without_a_record_are_named_under_their_block(tmp_path):
+    _cell(tmp_path, "SparseGPT", "2:4", 50.0, 10.0)
+    _cell(tmp_path, "crepe default (--update admm-grad)", "2:4", 40.0, 15.0)
+    text = headline.table(tmp_path)
+    assert "| SparseGPT | 50.00 | 100.00 | 100.00 | 1.00 |" in text
+    assert "| crepe default (--update admm-grad) | 40.00 | 80.00 | 80.00 | 1.50 |" in text
+    assert "| ALPS |" not in text and "–" not in text.split("**2:4**")[1].split("Not run")[0]
+    assert "Not run at 2:4 with this calibration: ADMM-Grad, ALPS," in text
