@@ -8,7 +8,8 @@ quality) with the issue table's rows, through :func:`benchmarks.common.prune` (t
 on the headline's 16 x 512 wikivital calibration (tokenised before any timing), one process per
 setting, SparseGPT first. Each
 row's record keeps its process CPU time and the peak resident memory its prune added above the
-loaded model (the kernel's high-water mark, reset before each prune). Every decoder layer of a
+loaded model (the kernel's high-water mark, reset before each prune, after the memory earlier
+prunes freed went back to the system). Every decoder layer of a
 Llama has this shape, so 32 layers cost about 32 times as much; that is arithmetic, not a run.
 
     python -m benchmarks.tools.make_synthetic_llama --shape llama-2-7b --layers 1 --out /work/scale/llama-2-7b-1layer
@@ -19,6 +20,7 @@ Llama has this shape, so 32 layers cost about 32 times as much; that is arithmet
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 from pathlib import Path
@@ -30,6 +32,7 @@ from benchmarks import common
 from benchmarks.common import Table
 from benchmarks.headline import CELLS, LABELS, base_options
 from crepe.data.prepare import dataset_tokens
+from crepe.io.memory import release_freed_memory
 
 log = logging.getLogger("cost_7b")
 SETTINGS = ("2:4", "0.7")  # the issue's rows for the 7B timing
@@ -85,9 +88,11 @@ def measure(bench: common.Bench, model: str, setting: str) -> dict[str, Any]:
     """Each row's process CPU seconds and the peak memory its prune added (GiB, None where unknown)."""
     seconds: dict[str, float] = {}
     added: dict[str, float | None] = {}
-    opts = base_options(model)
-    dataset_tokens(bench.tokenizer, opts.calib_dataset, "calibration")  # tokenised once, before any timing
+    base = base_options(model)
+    dataset_tokens(bench.tokenizer, base.calib_dataset, "calibration")  # tokenised once, before any timing
     for label, opts in options(model, setting).items():
+        gc.collect()
+        release_freed_memory()  # what earlier prunes freed goes back to the system, so "before" is live memory
         before = _rss_kib("VmRSS")
         reset = _reset_peak()
         seconds[label] = common.prune(bench, opts)["prune_cpu_seconds"]
@@ -96,7 +101,7 @@ def measure(bench: common.Bench, model: str, setting: str) -> dict[str, Any]:
         log.info("%s %s: %.1f s CPU, +%s GiB", setting, label, seconds[label],
                  f"{added[label]:.2f}" if added[label] is not None else "?")
     return common.record(config(model, setting), seconds=seconds, peak_added_gib=added,
-                         threads=torch.get_num_threads(), calibration=f"{opts.nsamples} x {opts.seqlen} {opts.calib_dataset}")
+                         threads=torch.get_num_threads(), calibration=f"{base.nsamples} x {base.seqlen} {base.calib_dataset}")
 
 
 def planned(argv: list[str]) -> dict[str, dict]:
@@ -132,7 +137,8 @@ def table(out: Path) -> str:
                        f"{dims.get('intermediate_size')}, {dims.get('num_attention_heads')} heads; random weights: time "
                        f"only), calibration {first['calibration']}, {first['threads']} thread(s), CPU. Process CPU time "
                        "of one prune per row in one process (SparseGPT first), its ratio to SparseGPT's, and the peak "
-                       "resident memory the prune added above the loaded model. Each Llama decoder layer has this "
+                       "resident memory the prune added above the loaded model (freed memory returned to the system before each "
+                       "prune). Each Llama decoder layer has this "
                        "shape, so a whole 7B costs about 32 times these seconds (arithmetic, not a run)."), "",
                       *common.markdown_table(header, rows)])
 
