@@ -23,6 +23,8 @@ import argparse
 import gc
 import json
 import logging
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,37 +33,46 @@ import torch
 from benchmarks import common
 from benchmarks.common import Table
 from benchmarks.headline import CELLS, LABELS, base_options
+from benchmarks.tools.make_synthetic_llama import SHAPES, llama_config
 from crepe.data.prepare import dataset_tokens
 from crepe.io.memory import release_freed_memory
 
 log = logging.getLogger("cost_7b")
 SETTINGS = ("2:4", "0.7")  # the issue's rows for the 7B timing
 ROWS = ("SparseGPT", "ADMM-Grad", "ALPS", "crepe mask-only (--update none)", "crepe default (--update admm-grad)")
-MODEL = "/work/scale/llama-2-7b-1layer"
+TWO_LAYER_ROWS = ("SparseGPT", "crepe default (--update admm-grad)")
+SHAPE = "llama-2-7b"
+SMOLLM2_VOCAB = 49152  # the tokenizer make_synthetic_llama copies in; the vocabulary grows to it
 OUT = common.RESULTS / "cost_7b"
-TABLES = [Table("results/cost_7b.md", tuple(f"python -m benchmarks.cost_7b --model {MODEL} --settings {s}" for s in SETTINGS),
-                covers=("results/cost_7b/*",))]
+TABLES = [Table("results/cost_7b.md", tuple(f"python -m benchmarks.cost_7b --settings {s}" for s in SETTINGS)
+                + tuple(f"python -m benchmarks.cost_7b --layers 2 --settings {s} --rows '{','.join(TWO_LAYER_ROWS)}'"
+                        for s in SETTINGS), covers=("results/cost_7b/*",))]
 
 
-def options(model: str, setting: str) -> dict[str, Any]:
+def default_model(layers: int) -> str:
+    return f"/work/scale/{SHAPE}-{layers}layer"
+
+
+def options(model: str, setting: str, rows: tuple[str, ...] = ROWS) -> dict[str, Any]:
     """Row label -> its options at ``setting``: the headline's cells on ``model``, no evaluation."""
     base = base_options(model)
-    return {label: common.prune_options(base, CELLS[label][0], setting, **CELLS[label][1]) for label in ROWS}
+    return {label: common.prune_options(base, CELLS[label][0], setting, **CELLS[label][1]) for label in rows}
 
 
-def shape(model: str) -> dict[str, Any]:
-    """The checkpoint's shape from its config.json (the path is this machine's; the shape is what was timed)."""
-    path = Path(model) / "config.json"
-    if not path.is_file():
-        return {"config.json": "missing"}
-    cfg = json.loads(path.read_text())
-    return {k: cfg.get(k) for k in ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-                                    "num_key_value_heads", "vocab_size")}
+def shape(layers: int) -> dict[str, Any]:
+    """The synthetic checkpoint's shape (what was timed; the folder's path is this machine's)."""
+    cfg = llama_config(SHAPE, layers, max(SHAPES[SHAPE][5], SMOLLM2_VOCAB))
+    return {k: cfg[k] for k in ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                                "num_key_value_heads", "vocab_size")}
 
 
-def config(model: str, setting: str) -> dict[str, Any]:
-    return {"setting": setting, "shape": shape(model),
-            "rows": {label: common.cell_config(opts) for label, opts in options(model, setting).items()}}
+def config(model: str, setting: str, layers: int = 1, rows: tuple[str, ...] = ROWS) -> dict[str, Any]:
+    return {"setting": setting, "shape": shape(layers),
+            "rows": {label: common.cell_config(opts) for label, opts in options(model, setting, rows).items()}}
+
+
+def record_name(setting: str, layers: int) -> str:
+    return common.setting_name(setting) + ("" if layers == 1 else f"__{layers}layers")
 
 
 def _rss_kib(field: str) -> int | None:
@@ -84,13 +95,13 @@ def _reset_peak() -> bool:
         return False
 
 
-def measure(bench: common.Bench, model: str, setting: str) -> dict[str, Any]:
+def measure(bench: common.Bench, model: str, setting: str, layers: int, rows: tuple[str, ...]) -> dict[str, Any]:
     """Each row's process CPU seconds and the peak memory its prune added (GiB, None where unknown)."""
     seconds: dict[str, float] = {}
     added: dict[str, float | None] = {}
     base = base_options(model)
     dataset_tokens(bench.tokenizer, base.calib_dataset, "calibration")  # tokenised once, before any timing
-    for label, opts in options(model, setting).items():
+    for label, opts in options(model, setting, rows).items():
         gc.collect()
         release_freed_memory()  # what earlier prunes freed goes back to the system, so "before" is live memory
         before = _rss_kib("VmRSS")
@@ -100,14 +111,16 @@ def measure(bench: common.Bench, model: str, setting: str) -> dict[str, Any]:
         added[label] = (peak - before) / 2**20 if reset and peak is not None and before is not None else None
         log.info("%s %s: %.1f s CPU, +%s GiB", setting, label, seconds[label],
                  f"{added[label]:.2f}" if added[label] is not None else "?")
-    return common.record(config(model, setting), seconds=seconds, peak_added_gib=added,
+    return common.record(config(model, setting, layers, rows), seconds=seconds, peak_added_gib=added,
                          threads=torch.get_num_threads(), calibration=f"{base.nsamples} x {base.seqlen} {base.calib_dataset}")
 
 
 def planned(argv: list[str]) -> dict[str, dict]:
     """Record path -> {command, the explicit config it would store now}; no model is loaded."""
     args = build_parser().parse_args(argv)
-    return {str(args.out_dir / f"{common.setting_name(s)}.json"): {"command": None, "config": config(args.model, s)}
+    model, rows = args.model or default_model(args.layers), chosen_rows(args.rows)
+    return {str(args.out_dir / f"{record_name(s, args.layers)}.json"):
+            {"command": None, "config": config(model, s, args.layers, rows)}
             for s in common.chosen_settings(args.settings, SETTINGS)}
 
 
@@ -115,51 +128,106 @@ def recorded(argv: list[str]) -> dict[str, dict]:
     return common.stored_cells(planned(argv))
 
 
+def chosen_rows(text: str | None) -> tuple[str, ...]:
+    """``--rows`` as a tuple in table order, SparseGPT (the ratio's reference) always first; exit with
+    one line on an unknown label."""
+    if text is None:
+        return ROWS
+    unknown = set(text.split(",")) - set(ROWS)
+    if unknown:
+        raise SystemExit(f"unknown --rows {sorted(unknown)}; choose from {', '.join(ROWS)}")
+    return tuple(label for label in ROWS if label in text.split(",") or label == "SparseGPT")
+
+
+def _cells(rec: dict | None, label: str) -> tuple[float | None, float | None, float | None]:
+    """(seconds, ratio to SparseGPT, peak added GiB) of ``label`` in ``rec``."""
+    if rec is None or label not in rec["seconds"]:
+        return None, None, None
+    secs = rec["seconds"][label]
+    return secs, secs / rec["seconds"]["SparseGPT"], rec["peak_added_gib"][label]
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "–" if value is None else format(value, spec)
+
+
 def table(out: Path) -> str:
     records = common.read_records(out)
     if not records:
         return "no results yet"
+    one = {s: records.get(record_name(s, 1)) for s in SETTINGS}
+    two = {s: records.get(record_name(s, 2)) for s in SETTINGS}
     first = next(iter(records.values()))
     dims = first["provenance"]["config"]["shape"]
     header = ["row", *(f"{LABELS[s]} CPU s" for s in SETTINGS), *(f"{LABELS[s]} ×SparseGPT" for s in SETTINGS),
               *(f"{LABELS[s]} peak added GiB" for s in SETTINGS)]
-    recs = [records.get(common.setting_name(s)) for s in SETTINGS]
     rows = []
     for label in ROWS:
-        secs = [r["seconds"][label] if r else None for r in recs]
-        base = [r["seconds"]["SparseGPT"] if r else None for r in recs]
-        mem = [r["peak_added_gib"][label] if r else None for r in recs]
-        rows.append([label, *(f"{s:.0f}" if s is not None else "–" for s in secs),
-                     *(f"{s / b:.2f}" if s is not None else "–" for s, b in zip(secs, base)),
-                     *(f"{m:.2f}" if m is not None else "–" for m in mem)])
-    return "\n".join([common.stamp(records.values(), out), "",
-                      (f"One decoder layer of the Llama-2-7B shape (hidden {dims.get('hidden_size')}, intermediate "
-                       f"{dims.get('intermediate_size')}, {dims.get('num_attention_heads')} heads; random weights: time "
-                       f"only), calibration {first['calibration']}, {first['threads']} thread(s), CPU. Process CPU time "
-                       "of one prune per row in one process (SparseGPT first), its ratio to SparseGPT's, and the peak "
-                       "resident memory the prune added above the loaded model (freed memory returned to the system before each "
-                       "prune). Each Llama decoder layer has this "
-                       "shape, so a whole 7B costs about 32 times these seconds (arithmetic, not a run)."), "",
-                      *common.markdown_table(header, rows)])
+        cells = [_cells(one[s], label) for s in SETTINGS]
+        rows.append([label, *(_fmt(c[0], ".0f") for c in cells), *(_fmt(c[1], ".2f") for c in cells),
+                     *(_fmt(c[2], ".2f") for c in cells)])
+    lines = [common.stamp(records.values(), out), "",
+             (f"Llama-2-7B's shape (hidden {dims.get('hidden_size')}, intermediate {dims.get('intermediate_size')}, "
+              f"{dims.get('num_attention_heads')} heads; random weights: time only), calibration {first['calibration']}, "
+              f"{first['threads']} thread(s), CPU. Process CPU time of one prune per row in one process (SparseGPT "
+              "first), its ratio to SparseGPT's, and the peak resident memory the prune added above the loaded model "
+              "(freed memory returned to the system before each prune)."), "",
+             ("**One decoder layer.** The first layer's two streams are equal, so the default carries no dense stream "
+             "there: this is its cost without the dense target."), "", *common.markdown_table(header, rows)]
+    if any(two.values()):
+        header2 = ["row", *(f"{LABELS[s]} CPU s" for s in SETTINGS), *(f"{LABELS[s]} ×SparseGPT" for s in SETTINGS),
+                   *(f"{LABELS[s]} second layer ×SparseGPT" for s in SETTINGS)]
+        rows2 = []
+        for label in TWO_LAYER_ROWS:
+            cells = [_cells(two[s], label) for s in SETTINGS]
+            second = []
+            for s, c in zip(SETTINGS, cells):
+                c1, ref1, ref2 = _cells(one[s], label), _cells(one[s], "SparseGPT"), _cells(two[s], "SparseGPT")
+                known = None not in (c[0], c1[0], ref1[0], ref2[0])
+                second.append((c[0] - c1[0]) / (ref2[0] - ref1[0]) if known else None)
+            rows2.append([label, *(_fmt(c[0], ".0f") for c in cells), *(_fmt(c[1], ".2f") for c in cells),
+                          *(_fmt(v, ".2f") for v in second)])
+        lines += ["", ("**Two decoder layers.** The second layer carries the dense stream (one more layer forward and "
+                  "the shift), as every layer after the first of a whole model does. Second layer: (two layers' time "
+                  "minus one layer's) over SparseGPT's same difference, the per-layer ratio of a deep model."), "",
+                  *common.markdown_table(header2, rows2)]
+    lines += ["", "A whole 7B has 32 such layers: about 32 times the second layer's seconds (arithmetic, not a run)."]
+    return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
     ap = common.settings_parser(__doc__, SETTINGS, OUT)
-    ap.set_defaults(model=MODEL)
+    ap.set_defaults(model=None)
+    ap.add_argument("--layers", type=int, default=1, help="decoder layers of the synthetic checkpoint (1 or 2)")
+    ap.add_argument("--rows", default=None, help="comma-separated row labels (default: all; SparseGPT always runs)")
     return ap
+
+
+def ensure_checkpoint(model: str, layers: int) -> None:
+    """Make the synthetic checkpoint when ``model`` holds none; exit with one line when it holds another shape."""
+    folder = Path(model)
+    if not (folder / "config.json").is_file():
+        log.info("making %s (%s shape, %d layer(s))", folder, SHAPE, layers)
+        subprocess.run([sys.executable, "-m", "benchmarks.tools.make_synthetic_llama", "--shape", SHAPE,
+                        "--layers", str(layers), "--out", str(folder)], check=True)
+    found = json.loads((folder / "config.json").read_text())
+    if any(found.get(k) != v for k, v in shape(layers).items()):
+        raise SystemExit(f"{folder} is not the synthetic {SHAPE} shape with {layers} layer(s) this benchmark records; "
+                         "pass another --model folder")
 
 
 def main() -> None:
     args = build_parser().parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_grad_enabled(False)
-    by_name = {common.setting_name(s): s for s in common.chosen_settings(args.settings, SETTINGS)}
+    if args.layers < 1:
+        raise SystemExit(f"--layers must be at least 1, got {args.layers}")
+    model, rows = args.model or default_model(args.layers), chosen_rows(args.rows)
+    by_name = {record_name(s, args.layers): s for s in common.chosen_settings(args.settings, SETTINGS)}
     if not args.table:
-        if not (Path(args.model) / "config.json").is_file():
-            raise SystemExit(f"{args.model} is not a checkpoint folder; make one with "
-                             f"python -m benchmarks.tools.make_synthetic_llama --shape llama-2-7b --layers 1 --out {args.model}")
-        bench = common.open_bench(base_options(args.model), second_text=False)
-        common.run_cells(by_name, args.out_dir, lambda name: measure(bench, args.model, by_name[name]))
+        ensure_checkpoint(model, args.layers)
+        bench = common.open_bench(base_options(model), second_text=False)
+        common.run_cells(by_name, args.out_dir, lambda name: measure(bench, model, by_name[name], args.layers, rows))
     body = table(args.out_dir)
     if args.out_dir.resolve().parent == common.RESULTS:
         (common.RESULTS / f"{args.out_dir.name}.md").write_text(body + "\n")

@@ -1,24 +1,41 @@
-"""The 7B-shape cost benchmark's plan, memory probe and table, without a prune."""
+"""The 7B-shape cost benchmark's plan, rows, memory probe and table, without a prune."""
 
 import json
+
+import pytest
 
 from benchmarks import cost_7b
 from benchmarks.common import record
 
+DEFAULT = "crepe default (--update admm-grad)"
+
 
 def test_plan_names_one_record_per_setting_with_every_row_and_the_shape(tmp_path):
-    model = tmp_path / "ckpt"
-    model.mkdir()
-    (model / "config.json").write_text(json.dumps({"hidden_size": 4096, "intermediate_size": 11008}))
-    plan = cost_7b.planned(["--model", str(model), "--settings", "2:4,0.7", "--out-dir", str(tmp_path)])
+    plan = cost_7b.planned(["--settings", "2:4,0.7", "--out-dir", str(tmp_path)])
     assert sorted(plan) == [str(tmp_path / "0.7.json"), str(tmp_path / "2-4.json")]
     cfg = plan[str(tmp_path / "2-4.json")]["config"]
     assert list(cfg["rows"]) == list(cost_7b.ROWS) and cost_7b.ROWS[0] == "SparseGPT"
-    assert cfg["shape"]["hidden_size"] == 4096 and cfg["rows"]["ALPS"]["prune_config"]["method"] == "alps"
+    assert cfg["shape"] == {"hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 1,
+                            "num_attention_heads": 32, "num_key_value_heads": 32, "vocab_size": 49152}
+    assert cfg["rows"]["ALPS"]["options"]["model"] == "/work/scale/llama-2-7b-1layer"
 
 
-def test_missing_checkpoint_shape_is_recorded_as_missing(tmp_path):
-    assert cost_7b.shape(str(tmp_path)) == {"config.json": "missing"}
+def test_two_layer_plan_has_its_own_records_rows_and_folder(tmp_path):
+    plan = cost_7b.planned(["--layers", "2", "--settings", "2:4", "--rows", DEFAULT, "--out-dir", str(tmp_path)])
+    cfg = plan[str(tmp_path / "2-4__2layers.json")]["config"]
+    assert list(cfg["rows"]) == ["SparseGPT", DEFAULT] and cfg["shape"]["num_hidden_layers"] == 2
+    assert cfg["rows"][DEFAULT]["options"]["model"] == "/work/scale/llama-2-7b-2layer"
+
+
+def test_unknown_row_exits_with_one_line():
+    with pytest.raises(SystemExit, match="unknown --rows"):
+        cost_7b.chosen_rows("SparseGPT,Magic")
+
+
+def test_another_checkpoint_shape_is_refused(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({**cost_7b.shape(1), "hidden_size": 256}))
+    with pytest.raises(SystemExit, match="not the synthetic llama-2-7b shape"):
+        cost_7b.ensure_checkpoint(str(tmp_path), 1)
 
 
 def test_peak_memory_probe_reads_this_process():
@@ -28,11 +45,18 @@ def test_peak_memory_probe_reads_this_process():
         assert cost_7b._rss_kib("VmHWM") >= 0
 
 
-def test_table_gives_each_rows_ratio_to_sparsegpt(tmp_path):
-    seconds = dict(zip(cost_7b.ROWS, (100.0, 150.0, 400.0, 20.0, 260.0)))
-    rec = record(cost_7b.config(str(tmp_path), "2:4"), seconds=seconds, threads=1, calibration="16 x 512 wikivital",
-                 peak_added_gib={label: 1.5 for label in cost_7b.ROWS})
-    (tmp_path / "2-4.json").write_text(json.dumps(rec))
+def _write(tmp_path, setting, layers, seconds):
+    rows = tuple(seconds)
+    rec = record(cost_7b.config(cost_7b.default_model(layers), setting, layers, rows), seconds=seconds, threads=1,
+                 calibration="16 x 512 wikivital", peak_added_gib={label: 1.5 for label in rows})
+    (tmp_path / f"{cost_7b.record_name(setting, layers)}.json").write_text(json.dumps(rec))
+
+
+def test_table_gives_each_rows_ratio_and_the_second_layers(tmp_path):
+    _write(tmp_path, "2:4", 1, dict(zip(cost_7b.ROWS, (100.0, 150.0, 400.0, 20.0, 260.0))))
     text = cost_7b.table(tmp_path)
-    assert "| crepe default (--update admm-grad) | 260 | – | 2.60 | – | 1.50 | – |" in text
-    assert "| SparseGPT | 100 | – | 1.00 | – | 1.50 | – |" in text
+    assert f"| {DEFAULT} | 260 | – | 2.60 | – | 1.50 | – |" in text
+    assert "| SparseGPT | 100 | – | 1.00 | – | 1.50 | – |" in text and "Two decoder layers" not in text
+    _write(tmp_path, "2:4", 2, {"SparseGPT": 210.0, DEFAULT: 590.0})
+    text = cost_7b.table(tmp_path)
+    assert f"| {DEFAULT} | 590 | – | 2.81 | – | 3.00 | – |" in text  # (590 - 260) / (210 - 100)
