@@ -23,6 +23,8 @@ import argparse
 import gc
 import json
 import logging
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -206,10 +208,15 @@ def build_parser() -> argparse.ArgumentParser:
 def ensure_checkpoint(model: str, layers: int) -> None:
     """Make the synthetic checkpoint when ``model`` holds none; exit with one line when it holds another shape."""
     folder = Path(model)
-    if not (folder / "config.json").is_file():
+    if not (folder / "config.json").is_file():  # made beside it, then renamed: two settings started together both see it whole
         log.info("making %s (%s shape, %d layer(s))", folder, SHAPE, layers)
+        scratch = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
         subprocess.run([sys.executable, "-m", "benchmarks.tools.make_synthetic_llama", "--shape", SHAPE,
-                        "--layers", str(layers), "--out", str(folder)], check=True)
+                        "--layers", str(layers), "--out", str(scratch)], check=True)
+        try:
+            scratch.rename(folder)
+        except OSError:  # another process made it first
+            shutil.rmtree(scratch, ignore_errors=True)
     found = json.loads((folder / "config.json").read_text())
     if any(found.get(k) != v for k, v in shape(layers).items()):
         raise SystemExit(f"{folder} is not the synthetic {SHAPE} shape with {layers} layer(s) this benchmark records; "

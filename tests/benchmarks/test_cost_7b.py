@@ -60,3 +60,15 @@ def test_table_gives_each_rows_ratio_and_the_second_layers(tmp_path):
     _write(tmp_path, "2:4", 2, {"SparseGPT": 210.0, DEFAULT: 590.0})
     text = cost_7b.table(tmp_path)
     assert f"| {DEFAULT} | 590 | – | 2.81 | – | 3.00 | – |" in text  # (590 - 260) / (210 - 100)
+
+
+def test_missing_checkpoint_is_made_beside_and_renamed_into_place(tmp_path, monkeypatch):
+    def fake_make(cmd, check):
+        out = __import__("pathlib").Path(cmd[cmd.index("--out") + 1])
+        out.mkdir()
+        (out / "config.json").write_text(json.dumps(cost_7b.shape(1)))
+
+    monkeypatch.setattr(cost_7b.subprocess, "run", fake_make)
+    cost_7b.ensure_checkpoint(str(tmp_path / "ckpt"), 1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+    assert json.loads((tmp_path / "ckpt" / "config.json").read_text())["num_hidden_layers"] == 1
