@@ -200,14 +200,27 @@ def write_block(doc: Path, name: str, body: str) -> None:
     doc.write_text(head + start + "\n" + body + "\n" + end + rest.split(end, 1)[1])
 
 
-def chosen_settings(text: str, known: Iterable[str]) -> tuple[str, ...]:
-    """``--settings`` "a,b" as a tuple, each one of ``known``; else exit with one line naming them."""
+def chosen(text: str, known: Iterable[str], option: str = "--settings") -> tuple[str, ...]:
+    """``option`` "a,b" as a tuple, each one of ``known``; else exit with one line naming them."""
     known = tuple(known)
-    chosen = tuple(text.split(","))
-    unknown = set(chosen) - set(known)
+    picked = tuple(item.strip() for item in text.split(","))
+    unknown = set(picked) - set(known)
     if unknown:
-        raise SystemExit(f"unknown --settings {sorted(unknown)}; choose from {', '.join(known)}")
-    return chosen
+        raise SystemExit(f"unknown {option} {sorted(unknown)}; choose from {', '.join(known)}")
+    return picked
+
+
+def chosen_settings(text: str, known: Iterable[str]) -> tuple[str, ...]:
+    """``--settings`` "a,b" as a tuple, each one of ``known`` (:func:`chosen`)."""
+    return chosen(text, known)
+
+
+def publish(out: Path, body: str) -> None:
+    """Print a table; when its records sit directly under ``results/``, also write it there as
+    ``results/<folder>.md`` (another --out-dir leaves results/ alone)."""
+    if out.resolve().parent == RESULTS:
+        (RESULTS / f"{out.name}.md").write_text(body + "\n")
+    print(body)
 
 
 def settings_parser(doc: str | None, settings: Iterable[str], out: Path, default: str | None = None) -> argparse.ArgumentParser:

@@ -133,12 +133,8 @@ def recorded(argv: list[str]) -> dict[str, dict]:
 def chosen_rows(text: str | None) -> tuple[str, ...]:
     """``--rows`` as a tuple in table order, SparseGPT (the ratio's reference) always first; exit with
     one line on an unknown label."""
-    if text is None:
-        return ROWS
-    unknown = set(text.split(",")) - set(ROWS)
-    if unknown:
-        raise SystemExit(f"unknown --rows {sorted(unknown)}; choose from {', '.join(ROWS)}")
-    return tuple(label for label in ROWS if label in text.split(",") or label == "SparseGPT")
+    picked = ROWS if text is None else common.chosen(text, ROWS, "--rows")
+    return tuple(label for label in ROWS if label in picked or label == "SparseGPT")
 
 
 def _cells(rec: dict | None, label: str) -> tuple[float | None, float | None, float | None]:
@@ -235,10 +231,7 @@ def main() -> None:
         ensure_checkpoint(model, args.layers)
         bench = common.open_bench(base_options(model), second_text=False)
         common.run_cells(by_name, args.out_dir, lambda name: measure(bench, model, by_name[name], args.layers, rows))
-    body = table(args.out_dir)
-    if args.out_dir.resolve().parent == common.RESULTS:
-        (common.RESULTS / f"{args.out_dir.name}.md").write_text(body + "\n")
-    print(body)
+    common.publish(args.out_dir, table(args.out_dir))
 
 
 if __name__ == "__main__":

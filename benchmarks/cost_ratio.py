@@ -117,10 +117,7 @@ def main() -> None:
     if not args.table:
         bench = common.open_bench(base_options(args.model), second_text=False)
         common.run_cells(by_name, args.out_dir, lambda name: measure(bench, args.model, by_name[name], args.repeats))
-    body = table(args.out_dir)
-    if args.out_dir.resolve().parent == common.RESULTS:
-        (common.RESULTS / f"{args.out_dir.name}.md").write_text(body + "\n")
-    print(body)
+    common.publish(args.out_dir, table(args.out_dir))
 
 
 if __name__ == "__main__":

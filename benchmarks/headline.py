@@ -93,13 +93,7 @@ def settings_of(args: argparse.Namespace) -> tuple[str, ...]:
 
 
 def rows_of(args: argparse.Namespace) -> tuple[str, ...]:
-    if args.rows is None:
-        return tuple(CELLS)
-    chosen = tuple(r.strip() for r in args.rows.split(","))
-    unknown = [r for r in chosen if r not in CELLS]
-    if unknown:
-        raise SystemExit(f"unknown --rows {unknown}; choose from {', '.join(CELLS)}")
-    return chosen
+    return tuple(CELLS) if args.rows is None else common.chosen(args.rows, CELLS, "--rows")
 
 
 def out_dir(args: argparse.Namespace) -> Path:
@@ -173,9 +167,9 @@ def seeds_table() -> str:
     if not any(found.values()):
         return "no results yet"
     lines = [common.stamp([r for recs in found.values() for r in recs.values()], common.RESULTS),
-             "", "SmolLM2-135M, 16 x 512 wikivital calibration drawn with each seed; PPL as in results/headline.md. "
+             "", ("SmolLM2-135M, 16 x 512 wikivital calibration drawn with each seed; PPL as in results/headline.md. "
              "unseen: geometric mean of python-reference and python-docstrings. change: the default against "
-             "ADMM-Grad, same seed."]
+             "ADMM-Grad, same seed.")]
     header = ["setting", "seed", "ADMM-Grad unseen", "default unseen", "change", "ADMM-Grad wikivital",
               "default wikivital", "change"]
     rows = []
