@@ -10,6 +10,7 @@ gives today, so a changed default or flag meaning fails that group, never silent
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from crepe.output.recipe import ADMM_GRAD_BEFORE_OPTIONS
@@ -101,12 +102,32 @@ def resolve(argv: list[str]) -> dict[str, Any]:
     return MODULES[program](flags)
 
 
+def read_crepe(config: dict[str, Any]) -> dict[str, Any]:
+    """A PruneConfig dict (``to_dict``) with its ``crepe`` entry as :func:`crepe.config.read_params`
+    gives it (another method: all at today's defaults): the fields its prune never reads at today's defaults, so a record is not stale when only
+    those moved (the default admm-grad update reads none). Any other dict, or one today's config
+    refuses, comes back unchanged."""
+    from crepe.config import PruneConfig, read_params
+    from crepe.methods.params import CrepeParams
+
+    if not ({"method", "crepe", "resolved_update"} <= set(config) and isinstance(config["crepe"], dict)):
+        return config
+    try:
+        cfg = PruneConfig.from_dict(config)
+    except (ValueError, TypeError):
+        return config
+    read = read_params(cfg) if cfg.method == "crepe" else CrepeParams()  # other methods read none (:func:`effective`)
+    return {**config, "crepe": {k: v for k, v in dataclasses.asdict(read).items() if k in config["crepe"]}}
+
+
 def differences(recorded: Any, resolved: Any, path: str = "") -> list[str]:
     """Where ``resolved`` disagrees with ``recorded``, one ``key: recorded -> now`` line each. Only the
     keys the record holds are compared: an option added since (at a default) is not a difference,
     unless it is an admm-grad option whose default now differs from what the update ran before it
-    existed (:data:`crepe.output.recipe.ADMM_GRAD_BEFORE_OPTIONS`)."""
+    existed (:data:`crepe.output.recipe.ADMM_GRAD_BEFORE_OPTIONS`). CRePE parameters a prune config
+    never reads are not compared (:func:`read_crepe`)."""
     if isinstance(recorded, dict) and isinstance(resolved, dict):
+        recorded, resolved = read_crepe(recorded), read_crepe(resolved)
         out = []
         if recorded.get("resolved_update") == "admm-grad":
             for key, before in ADMM_GRAD_BEFORE_OPTIONS.items():

@@ -18,6 +18,7 @@ from crepe.io.files import read_json
 from crepe.methods.declare import Method, Update
 from crepe.methods.params import (
     GROUPS,
+    NEIGHBOURHOOD_FIELDS,
     CrepeParams,
     Pattern,
     check_choice,
@@ -264,6 +265,26 @@ class PruneConfig:
             if isinstance(d.get(key), dict):
                 d[key] = _from_fields(kind, d[key], key)
         return cls(**d)
+
+
+def read_params(cfg: PruneConfig) -> CrepeParams:
+    """``cfg.crepe`` with every field ``cfg``'s prune never reads reset to CrepeParams()'s, so that two
+    configs with equal ``read_params`` prune identically (a search answers the second from the first;
+    a result is not stale when only unread fields moved).
+
+    Unread: the neighbourhood's :data:`~crepe.methods.params.NEIGHBOURHOOD_FIELDS` when gamma = 0, and the
+    weight update's ``unread`` fields (its registry row: the sweep's two, every field for admm-grad,
+    which chooses its mask from the weights) without channel permutation. Another method, or
+    per-projection overrides (a role may turn the neighbourhood on): returned unchanged.
+    """
+    params = cfg.crepe
+    if cfg.method != "crepe" or params.overrides:
+        return params
+    unread = NEIGHBOURHOOD_FIELDS if params.gamma == 0 else ()
+    if cfg.permute is None:
+        unread += cfg.update_entry.unread
+    default = CrepeParams()
+    return dataclasses.replace(params, **{name: getattr(default, name) for name in unread if name != "overrides"})
 
 
 def load_crepe_params(path: str | Path) -> CrepeParams:

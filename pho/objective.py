@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from crepe.compose.steps import linear_steps
-from crepe.config import PruneConfig
+from crepe.config import PruneConfig, read_params
 from crepe.evaluation.perplexity import perplexity
 from crepe.methods.params import CrepeParams
 from crepe.methods.scorers import InputStats
@@ -29,7 +29,6 @@ from crepe.prune.cached import prune_from_stats
 from crepe.prune.linear import needed_stats, plan_linear
 from crepe.prune.model import prune_model
 from pho.proxies import LayerData, get_proxy
-from pho.space import read_params
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from crepe.methods.params import NEIGHBOURHOOD_FIELDS, CrepeParams
+from crepe.methods.params import CrepeParams
 
 PARAMS = ("r", "alpha", "beta", "gamma", "act_power")
 RIA_BASE = CrepeParams(alpha=1.0, beta=1.0, gamma=0.0, kernel=3, act_power=0.5, term_scale="none")
@@ -132,21 +132,3 @@ class SearchSpace:
         kwargs: dict[str, Any] = {"params": tuple(d["params"]), "base": CrepeParams(**d["base"])}
         kwargs.update({f"{p}_range": tuple(d[f"{p}_range"]) for p in d["params"]})
         return cls(**kwargs)
-
-
-def read_params(cfg) -> CrepeParams:
-    """``cfg.crepe`` with every field ``cfg``'s prune never reads reset to CrepeParams()'s, so that two
-    configs with equal ``read_params`` prune identically (a search answers the second from the first).
-
-    Unread: the neighbourhood's :data:`NEIGHBOURHOOD_FIELDS` when gamma = 0, and the weight update's
-    ``unread`` fields (its registry row; the sweep's) without channel permutation. Another method, or
-    per-projection overrides (a role may turn the neighbourhood on): returned unchanged.
-    """
-    params = cfg.crepe
-    if cfg.method != "crepe" or params.overrides:
-        return params
-    unread = NEIGHBOURHOOD_FIELDS if params.gamma == 0 else ()
-    if cfg.permute is None:
-        unread += cfg.update_entry.unread
-    default = CrepeParams()
-    return dataclasses.replace(params, **{name: getattr(default, name) for name in unread})

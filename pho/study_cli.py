@@ -12,13 +12,13 @@ from typing import Any
 import optuna
 
 from crepe.cli.fields import choices_of
-from crepe.config import PruneConfig
+from crepe.config import PruneConfig, read_params
 from crepe.data.prepare import check_data
 from crepe.io.files import check_output_file, write_json_atomic
 from crepe.methods.params import NBR_FORMS, TERM_SCALES, Pattern
 from crepe.methods.registry import get_method
 from pho.objective import base_config
-from pho.space import PARAMS, RIA_BASE, SearchSpace, read_params
+from pho.space import PARAMS, RIA_BASE, SearchSpace
 from pho.study import check_storage, completed, trial_log, write_plots
 from pho.workspace import add_setup_args
 
@@ -50,6 +50,11 @@ _PROBES = {"r": ("kernel", 3, 5), "alpha": ("alpha", 0.5, 2.0), "beta": ("beta",
            "gamma": ("gamma", 0.1, 0.2), "act_power": ("act_power", 0.25, 1.25)}
 
 
+SEARCH_UPDATE = "none"
+"""PHO's default weight update: the mask-only score. crepe's default update (admm-grad) re-chooses the mask
+from the weights inside ADMM and reads no CRePE coefficient, so a search under it would be a no-op."""
+
+
 def unread_params(target: PruneConfig) -> tuple[str, ...]:
     """The searched parameters ``target``'s prune never reads, whatever the others are: two values of
     one give equal :func:`pho.space.read_params` (the neighbourhood on, so only the pipeline
@@ -64,14 +69,20 @@ def unread_params(target: PruneConfig) -> tuple[str, ...]:
 
 def read_space_params(target: PruneConfig | None, asked: str | None) -> tuple[str, ...]:
     """The searched parameters: ``asked`` (comma-separated; default all of PARAMS) less
-    :func:`unread_params`, each dropped with a warning: a trial would spend its prune on a no-op."""
+    :func:`unread_params`, each dropped with a warning: a trial would spend its prune on a no-op.
+    A target that reads none of them (admm-grad chooses its mask from the weights) is refused."""
     unread = unread_params(target) if target is not None else ()
     params = PARAMS if asked is None else tuple(p for p in asked.split(",") if p.strip())
+    kept = tuple(p for p in params if p not in unread)
+    if not kept and unread:
+        raise ValueError(f"the {target.resolved_update} update reads none of the searched CRePE parameters "
+                         f"({','.join(params)}): every trial would prune alike; search with --update none "
+                         "(the mask score), obs, admm, sweep or sweep-admm")
     ignored = [p for p in params if p in unread]
     if ignored and asked is not None:
         log.warning("not searching %s: the %s update never reads it (the sweep weighs columns by the OBS diagonal); "
                     "--update none searches the mask-only score", ",".join(ignored), target.resolved_update)
-    return tuple(p for p in params if p not in unread)
+    return kept
 
 
 def space_from_args(args: argparse.Namespace, target: PruneConfig | None = None) -> SearchSpace:
@@ -96,9 +107,10 @@ def study_parser(prog: str, doc: str | None, n_trials: int) -> argparse.Argument
     ap = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sparsity", type=float, default=None, help="unstructured sparsity (default 0.5)")
     ap.add_argument("--pattern", default=None, help="N:M pattern instead (2:4, 4:8)")
-    ap.add_argument("--update", choices=choices_of(PruneConfig, "update"), default=None,
-                    help="weight update every trial's prune runs, as crepe.prune --update (default: crepe's own, "
-                         f"now {get_method('crepe').default_update})")
+    ap.add_argument("--update", choices=choices_of(PruneConfig, "update"), default=SEARCH_UPDATE,
+                    help="weight update every trial's prune runs, as crepe.prune --update (default none: the mask "
+                         f"score whose coefficients PHO fits; crepe's own, {get_method('crepe').default_update}, "
+                         "chooses its mask from the weights and reads none of them)")
     ap.add_argument("--storage", required=True, help="Optuna storage URL, e.g. sqlite:///pho.db")
     ap.add_argument("--study-name", required=True)
     ap.add_argument("--n-trials", type=int, default=n_trials, help="complete trials the study should hold (resume target)")

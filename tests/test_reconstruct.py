@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import pytest
@@ -216,8 +217,8 @@ def test_cli_update_flag_is_in_the_report(tiny_folder, tiny_corpus, tmp_path, cl
 def test_read_params_equal_means_the_sweep_prunes_identically(update):
     """Configs that differ only in fields the sweep never reads share read_params and prune bit for bit alike;
     a field it reads (alpha) changes both."""
+    from crepe.config import read_params
     from crepe.methods.registry import get_update
-    from pho.space import read_params
 
     w, x = _problem(inp=64)
     stats = InputStats(sq_sum=x.pow(2).sum(0), hessian=x.t() @ x, tokens=x.shape[0])
@@ -232,8 +233,7 @@ def test_read_params_equal_means_the_sweep_prunes_identically(update):
 
 
 def test_read_params_keeps_what_the_mask_permutation_and_neighbourhood_read():
-    from crepe.config import PermuteConfig
-    from pho.space import read_params
+    from crepe.config import PermuteConfig, read_params
 
     low, high = CrepeParams(act_power=0.5), CrepeParams(act_power=1.0)
     for kwargs in ({"update": "none"}, {"update": "sweep-admm", "pattern": Pattern(2, 4), "permute": PermuteConfig()}):
@@ -243,3 +243,23 @@ def test_read_params_keeps_what_the_mask_permutation_and_neighbourhood_read():
     assert read_params(on) != read_params(PruneConfig(update="none", crepe=CrepeParams(gamma=0.1, kernel=5)))
     off = PruneConfig(update="none", crepe=CrepeParams(kernel=3))
     assert read_params(off) == read_params(PruneConfig(update="none", crepe=CrepeParams(kernel=5)))
+
+
+@pytest.mark.parametrize("pattern", [Pattern(), Pattern(2, 4)])
+def test_admm_grad_reads_no_crepe_parameter_without_permutation(pattern):
+    """crepe's default update chooses its mask from the weights: configs that differ in every CRePE field
+    share read_params and prune bit for bit alike; under channel permutation the score orders the
+    columns, so there they differ."""
+    from crepe.config import PermuteConfig, read_params
+    from crepe.methods.registry import get_update
+
+    w, x = _problem(inp=64)
+    stats = InputStats(sq_sum=x.pow(2).sum(0), hessian=x.t() @ x, tokens=x.shape[0])
+    one = PruneConfig(pattern=pattern, crepe=CrepeParams(act_power=0.5, kernel=3))
+    two = PruneConfig(pattern=pattern, crepe=CrepeParams(alpha=0.3, beta=2.0, gamma=0.2, act_power=1.3, kernel=9))
+    assert one.resolved_update == "admm-grad" and read_params(one) == read_params(two)
+    runs = [get_update("admm-grad").select(w, stats, 0.5, pattern, cfg)[:2] for cfg in (one, two)]
+    assert torch.equal(runs[0][0], runs[1][0]) and torch.equal(runs[0][1], runs[1][1])
+    if pattern.structured:
+        permuted = [dataclasses.replace(cfg, permute=PermuteConfig()) for cfg in (one, two)]
+        assert read_params(permuted[0]) != read_params(permuted[1])

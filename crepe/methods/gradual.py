@@ -16,7 +16,7 @@ from crepe.methods.admm import admm_system
 from crepe.methods.declare import Method, register, weight_update
 from crepe.methods.masks import in_column_order, nm_mask, unstructured_mask
 from crepe.methods.obs import input_hessian
-from crepe.methods.params import Pattern
+from crepe.methods.params import SCORE_FIELDS, Pattern
 from crepe.methods.scorers import InputStats
 
 Score = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -106,7 +106,7 @@ register(Method("admm-grad", needs=frozenset({"hessian"}), default_group="block"
 
 
 @weight_update("admm-grad", selects_mask=True, needs=("hessian", "dense_shift"), reprune_stand_in="admm",
-               reads_score=False)
+               unread=SCORE_FIELDS, reads_score=False)
 def admm_grad_update_linear(weight: torch.Tensor, stats: InputStats, sparsity: float, pattern: Pattern, cfg,
                             order=None, role: str | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """The ``admm-grad`` update on one linear (crepe's default): Boza's gradual ADMM with the config's

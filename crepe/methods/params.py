@@ -66,17 +66,18 @@ class CrepeParams:
     ``kernel`` is the odd side k of the k x k neighbourhood. ``overrides`` maps a projection role
     (q, k, v, o, gate, up, down, qkv, gate_up: the model's adapter assigns them) to a dict of
     alpha/beta/gamma/kernel for that role only; a role the model lacks is refused when pruning.
-    With alpha = beta = 1, gamma = 0 and act_power = 0.5 the score is exactly RIA's. The defaults
-    were chosen on the validation split by ``python -m benchmarks.sweep_crepe`` (docs/crepe.md): on
-    SmolLM2 the gain over RIA comes from act_power = 1; no neighbourhood weight helped once pruned
-    with the sequential engine, so gamma defaults to 0 (kernel 7 is the best k when it is enabled).
+    With alpha = beta = 1, gamma = 0 and act_power = 0.5 the score is exactly RIA's. act_power 0.75
+    and gamma 0 are the held-out choice of ``python -m benchmarks.mask_choice`` (the mask-only prune's
+    PPL on a text the calibration and the reported tables never use, results/quality/mask_choice.md);
+    no neighbourhood weight helped once pruned with the sequential engine (kernel 7 is the best k of
+    ``benchmarks.sweep_crepe`` when it is enabled, docs/crepe.md).
     """
 
     alpha: float = field(default=1.0, metadata={"help": "weight of the row-relative term"})
     beta: float = field(default=1.0, metadata={"help": "weight of the column-relative term"})
     gamma: float = field(default=0.0, metadata={"help": "weight of the neighbourhood term (0: off)"})
     kernel: int = field(default=7, metadata={"help": "odd side k of the k x k neighbourhood"})
-    act_power: float = field(default=1.0, metadata={"help": "exponent of the input activation norm ||X_j||"})
+    act_power: float = field(default=0.75, metadata={"help": "exponent of the input activation norm ||X_j||"})
     nbr_form: str = field(default="relative", metadata={"choices": NBR_FORMS, "help": "neighbourhood term form"})
     padding: str = field(default="zero", metadata={"choices": PADDINGS, "help": "neighbourhood padding at the edges"})
     term_scale: str = field(default="none", metadata={"choices": TERM_SCALES, "help": "scale of each term"})
@@ -105,6 +106,11 @@ class CrepeParams:
         """The parameters that apply to one projection role (overrides resolved; None: no role)."""
         values = self.overrides.get(role) if role else None
         return dataclasses.replace(self, overrides={}, **values) if values else self
+
+
+SCORE_FIELDS = tuple(f.name for f in dataclasses.fields(CrepeParams) if f.name != "overrides")
+"""Every CrepeParams field the score reads: what an update that chooses its mask from the weights alone
+(admm-grad without channel permutation) leaves unread."""
 
 
 def crepe_params_from_dict(d: dict[str, Any]) -> CrepeParams:

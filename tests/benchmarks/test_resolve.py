@@ -18,11 +18,14 @@ def _report(path: Path, command: list[str], **config_changes) -> None:
 
 
 def test_a_report_made_under_another_default_differs_and_a_baseline_ignores_crepe_parameters(tmp_path):
-    crepe = ["python", "-m", "crepe.prune", "--method", "crepe", "--sparsity", "0.5"]
+    crepe = ["python", "-m", "crepe.prune", "--method", "crepe", "--sparsity", "0.5", "--update", "none"]
     old = resolve(crepe)["config"]["crepe"]
     _report(tmp_path / "crepe.json", crepe, crepe={**old, "gamma": 0.01})
     assert differences(prune_report(tmp_path / "crepe.json")["config"], resolve(crepe)) == [
         "config.crepe.gamma: 0.01 -> 0.0"]
+    default = crepe[:-2]  # crepe's default update (admm-grad) chooses its mask from the weights: it reads none
+    _report(tmp_path / "default.json", default, crepe={**old, "gamma": 0.01, "act_power": 1.0})
+    assert differences(prune_report(tmp_path / "default.json")["config"], resolve(default)) == []
     ria = ["python", "-m", "crepe.prune", "--method", "ria", "--sparsity", "0.5"]
     _report(tmp_path / "ria.json", ria, crepe={**old, "gamma": 0.01})  # RIA never reads CRePE's parameters
     assert differences(prune_report(tmp_path / "ria.json")["config"], resolve(ria)) == []
@@ -71,7 +74,7 @@ def test_a_changed_default_makes_a_stored_cell_stale(tmp_path, monkeypatch):
 def test_a_report_crepe_prune_writes_today_resolves_to_itself(tiny_folder, tiny_corpus, tmp_path, cli):
     report = tmp_path / "r.json"
     flags = ["--model", str(tiny_folder), "--calib-dataset", tiny_corpus, "--eval-dataset", "none", *FAST_PRUNE_ARGS,
-             "--method", "crepe", "--pattern", "2:4", "--gamma", "0.1", "--report", str(report)]
+             "--method", "crepe", "--update", "none", "--pattern", "2:4", "--gamma", "0.1", "--report", str(report)]
     assert cli("crepe.prune", flags) == 0
     recorded = prune_report(report)
     assert recorded["command"][-len(flags):] == flags  # the stamp holds the flags as typed

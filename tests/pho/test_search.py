@@ -49,7 +49,8 @@ def test_the_space_searches_what_the_pipeline_reads_and_drops_a_parameter_it_nev
     from pho.study_cli import read_space_params
 
     assert "act_power" not in read_space_params(base_config(0.5, Pattern(), "sweep-admm"), None)  # the sweep
-    assert "act_power" in read_space_params(base_config(0.5, Pattern()), None)  # crepe's default (alps) starts from the mask
+    with pytest.raises(ValueError, match="admm-grad update reads none of the searched"):  # crepe's default update
+        read_space_params(base_config(0.5, Pattern()), None)  # re-chooses its mask from the weights
     assert "act_power" in read_space_params(base_config(0.5, Pattern(), "none"), None)  # the mask score reads it
     assert "act_power" in read_space_params(base_config(0.5, Pattern(), "admm"), None)  # so does a fixed-mask update
     with caplog.at_level("WARNING", logger="pho.study_cli"):
@@ -62,6 +63,17 @@ def test_the_space_searches_what_the_pipeline_reads_and_drops_a_parameter_it_nev
     assert set(load(tmp_path, "m").trials[0].params) == {"alpha", "act_power"}
     assert cli("pho.search", search_args(common_args, tmp_path, name="e", extra=["--params", "act_power",
                                                                               "--update", "sweep-admm"])) == 2
+    assert cli("pho.search", search_args(common_args, tmp_path, name="g", extra=["--update", "admm-grad"])) == 2
+
+
+def test_a_search_fits_the_mask_score_by_default(cli, common_args, tmp_path):
+    """Without --update the trials prune mask-only (crepe's default update would read no coefficient),
+    and different points give different values."""
+    assert cli("pho.search", search_args(common_args, tmp_path, n=3, extra=["--no-plots"])) == 0
+    study = load(tmp_path)
+    assert "update" not in study.user_attrs.get("objective", {})  # update_attrs: none is recorded as no update
+    values = {round(t.value, 9) for t in study.trials if t.value is not None}
+    assert len(values) > 1
 
 
 def test_the_best_config_is_consumed_by_crepe_prune(cli, common_args, tmp_path, tiny_folder, tiny_corpus):
