@@ -95,14 +95,19 @@ def chosen(records: dict[str, dict]) -> tuple[float, float, float, int] | None:
     return min(tied, key=lambda c: (c[2], c[3], mean(c)))
 
 
+def shipped() -> tuple[float, float, float, int]:
+    """The (damp, dense target, dense share, iterations) crepe ships: PruneConfig's defaults."""
+    return (PruneConfig.admm_grad_damp, PruneConfig.dense_target, PruneConfig.dense_share,
+            PruneConfig.admm_grad_iterations)
+
+
 def table(out: Path) -> str:
     records = common.read_records(out, "*__*.json")
     if not records:
         return "no results yet"
     first = next(iter(records.values()))
     pick = chosen(records)
-    default = (PruneConfig.admm_grad_damp, PruneConfig.dense_target, PruneConfig.dense_share,
-               PruneConfig.admm_grad_iterations)
+    default = shipped()
     lines = [common.stamp(records.values(), out), "",
              f"SmolLM2-135M, crepe's admm-grad update; calibration {first['calibration']}; PPL on "
              + "; ".join(f"{t}: {p}" for t, p in first["eval"].items()) + ". "

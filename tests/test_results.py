@@ -58,3 +58,12 @@ def test_the_headline_table_is_rendered_from_its_records():
     from benchmarks import headline
 
     assert headline.TABLE.read_text() == headline.table(headline.OUT) + "\n", "run python -m benchmarks.headline --table"
+
+
+@pytest.mark.parametrize("name", ["mask_choice", "default_choice"])
+def test_the_shipped_defaults_are_the_held_out_choice(name):
+    """CRePE's score defaults (mask_choice) and the admm-grad update's (default_choice) are what the
+    committed held-out selection picks: a default moved by hand, or a re-run that picks another, fails."""
+    module = importlib.import_module(f"benchmarks.{name}")
+    records = module.common.read_records(module.OUT, "*__*.json")
+    assert module.chosen(records) == module.shipped(), f"re-run or re-choose: python -m benchmarks.{name}"
