@@ -15,6 +15,7 @@ pruning), so this ranks per-linear solvers, not whole prunes.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -91,7 +92,7 @@ def candidates() -> dict[str, Solver]:
         out[f"alps damp {damp}"] = alps(damp)
     out["alps damp 0.2, crepe start"] = alps(0.2, start="crepe")
     out["alps damp 0.2, crepe projection"] = alps(0.2, project=MASK)
-    out["alps damp 0.2, crepe row-only projection"] = alps(0.2, project=CrepeParams(beta=0.0, act_power=1.0))
+    out["alps damp 0.2, crepe row-only projection"] = alps(0.2, project=dataclasses.replace(MASK, beta=0.0))
     return out
 
 

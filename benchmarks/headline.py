@@ -137,10 +137,9 @@ def table(out: Path) -> str:
              "0-shot: lm-eval accuracy (acc, acc_norm) on the shipped local task wikivital_describe, every item "
              "(400). CPU ×SparseGPT: process CPU "
              "time of the prune over SparseGPT's at the same setting, on the same machine (each record's commit "
-             "and date are in its provenance; cells of one run share a process): one prune each, so it moves with "
-             "the machine's load, by up to a tenth beside another SmolLM2 run and by up to half beside a 7B-shaped "
-             "timing (the mask-only rows of commit bccd927 ran so: 0.71-1.12× where they had read "
-             "0.55-0.77×); the cost target is judged on results/cost_ratio.md (SparseGPT and the default pruned "
+             "and date are in its provenance; cells of one run share a process): one prune each, against a SparseGPT "
+             "prune that may come from another process and another load (a row re-run beside a heavier benchmark "
+             "moves far more than one beside its own setting's run), so a rough guide; the cost target is judged on results/cost_ratio.md (SparseGPT and the default pruned "
              "alternately, three times each)."]
     for s in settings:
         rows, absent = [], []

@@ -9,8 +9,8 @@ of the VALIDATION split (the test split is never read). Both are timed. rho is c
 scipy.stats.spearmanr over all evaluated configs of a pattern. Resumable: finished entries are kept.
 
 With ``--update U`` (e.g. sweep-admm; not admm-grad, which reads no CRePE parameter) the PPL side
-prunes with that weight update (one-shot, from cached dense Hessians), ``e2e`` runs it too, and ``e2e/none`` is the mask-only e2e;
-the per-linear proxies still score the masks (they cannot see an update): the question is which
+prunes with that weight update (one-shot, from cached dense Hessians), ``e2e`` runs it too, and
+``e2e/none`` is the mask-only e2e; the per-linear proxies still score the masks (they cannot see an update): the question is which
 proxy still ranks the configs by the PPL that the update leaves; ``ppl/none`` is each config's PPL
 without the update, read from the mask-only run's JSON in ``--out-dir`` where it has the same point.
 ``out_error`` (and ``out_error@sK``) is the per-linear proxy that runs the update; ``--e2e-updates U``

@@ -104,19 +104,17 @@ def resolve(argv: list[str]) -> dict[str, Any]:
 
 def read_crepe(config: dict[str, Any]) -> dict[str, Any]:
     """A PruneConfig dict (``to_dict``) with its ``crepe`` entry as :func:`crepe.config.read_params`
-    gives it (another method: all at today's defaults): the fields its prune never reads at today's defaults, so a record is not stale when only
-    those moved (the default admm-grad update reads none). Any other dict, or one today's config
-    refuses, comes back unchanged."""
+    gives it: the fields its prune never reads at today's defaults, so a record is not stale when only
+    those moved (the default admm-grad update and the other methods read none). Any other dict, or
+    one today's config refuses, comes back unchanged."""
     from crepe.config import PruneConfig, read_params
-    from crepe.methods.params import CrepeParams
 
     if not ({"method", "crepe", "resolved_update"} <= set(config) and isinstance(config["crepe"], dict)):
         return config
     try:
-        cfg = PruneConfig.from_dict(config)
+        read = read_params(PruneConfig.from_dict(config))
     except (ValueError, TypeError):
         return config
-    read = read_params(cfg) if cfg.method == "crepe" else CrepeParams()  # other methods read none (:func:`effective`)
     return {**config, "crepe": {k: v for k, v in dataclasses.asdict(read).items() if k in config["crepe"]}}
 
 

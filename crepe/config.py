@@ -274,17 +274,19 @@ def read_params(cfg: PruneConfig) -> CrepeParams:
 
     Unread: the neighbourhood's :data:`~crepe.methods.params.NEIGHBOURHOOD_FIELDS` when gamma = 0, and the
     weight update's ``unread`` fields (its registry row: the sweep's two, every field for admm-grad,
-    which chooses its mask from the weights) without channel permutation. Another method, or
-    per-projection overrides (a role may turn the neighbourhood on): returned unchanged.
+    which chooses its mask from the weights) without channel permutation. Another method reads none:
+    CrepeParams(). Per-projection overrides (a role may turn the neighbourhood on): returned unchanged.
     """
     params = cfg.crepe
-    if cfg.method != "crepe" or params.overrides:
+    if cfg.method != "crepe":
+        return CrepeParams()
+    if params.overrides:
         return params
     unread = NEIGHBOURHOOD_FIELDS if params.gamma == 0 else ()
     if cfg.permute is None:
         unread += cfg.update_entry.unread
     default = CrepeParams()
-    return dataclasses.replace(params, **{name: getattr(default, name) for name in unread if name != "overrides"})
+    return dataclasses.replace(params, **{name: getattr(default, name) for name in unread})
 
 
 def load_crepe_params(path: str | Path) -> CrepeParams:

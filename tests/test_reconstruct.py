@@ -241,6 +241,7 @@ def test_read_params_keeps_what_the_mask_permutation_and_neighbourhood_read():
         assert read_params(cfg) != read_params(PruneConfig(crepe=high, **kwargs))  # the mask score reads act_power
     on = PruneConfig(update="none", crepe=CrepeParams(gamma=0.1, kernel=3))
     assert read_params(on) != read_params(PruneConfig(update="none", crepe=CrepeParams(gamma=0.1, kernel=5)))
+    assert read_params(PruneConfig(method="ria", crepe=low)) == CrepeParams()  # another method reads none
     off = PruneConfig(update="none", crepe=CrepeParams(kernel=3))
     assert read_params(off) == read_params(PruneConfig(update="none", crepe=CrepeParams(kernel=5)))
 

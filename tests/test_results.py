@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import benchmarks
+from benchmarks import common
 from benchmarks.common import stale
 
 pytestmark = pytest.mark.results
@@ -65,5 +66,5 @@ def test_the_shipped_defaults_are_the_held_out_choice(name):
     """CRePE's score defaults (mask_choice) and the admm-grad update's (default_choice) are what the
     committed held-out selection picks: a default moved by hand, or a re-run that picks another, fails."""
     module = importlib.import_module(f"benchmarks.{name}")
-    records = module.common.read_records(module.OUT, "*__*.json")
+    records = common.read_records(module.OUT, "*__*.json")
     assert module.chosen(records) == module.shipped(), f"re-run or re-choose: python -m benchmarks.{name}"

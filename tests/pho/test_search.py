@@ -71,7 +71,7 @@ def test_a_search_fits_the_mask_score_by_default(cli, common_args, tmp_path):
     and different points give different values."""
     assert cli("pho.search", search_args(common_args, tmp_path, n=3, extra=["--no-plots"])) == 0
     study = load(tmp_path)
-    assert "update" not in study.user_attrs.get("objective", {})  # update_attrs: none is recorded as no update
+    assert "update" not in study.user_attrs["objective"]  # update_attrs: none is recorded as no update
     values = {round(t.value, 9) for t in study.trials if t.value is not None}
     assert len(values) > 1
 
