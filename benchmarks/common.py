@@ -32,6 +32,7 @@ from crepe.io.files import read_json, write_json_atomic  # noqa: E402
 from crepe.io.provenance import current_command, git_commit, markdown_stamp, provenance  # noqa: E402
 from crepe.methods.params import Pattern  # noqa: E402
 from crepe.models.adapters import bos_per_window  # noqa: E402
+from crepe.models.offline import OFFLINE_MODELS  # noqa: E402
 from crepe.run.job import evaluate, run  # noqa: E402
 from crepe.run.open import open_model  # noqa: E402
 from crepe.run.options import RunOptions  # noqa: E402
@@ -178,6 +179,14 @@ def read_records(out: Path, pattern: str = "*.json") -> dict[str, dict[str, Any]
 def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
     """Lines of a markdown table."""
     return ["| " + " | ".join(header) + " |", "|---" * len(header) + "|", *("| " + " | ".join(r) + " |" for r in rows)]
+
+
+def model_name(record: dict[str, Any]) -> str:
+    """The model a record pruned, by its hub name where it is an offline alias (SmolLM2-135M-Instruct)."""
+    spec = record["provenance"]["config"].get("options", {}).get("model")
+    if spec is None:
+        return "the model (not recorded)"
+    return OFFLINE_MODELS[spec].base_model.split("/")[-1] if spec in OFFLINE_MODELS else spec
 
 
 def stamp(records: Iterable[dict[str, Any]], out: Path) -> str:

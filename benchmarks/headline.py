@@ -45,6 +45,8 @@ C128_SETTINGS = ("2:4", "0.7", "0.5", "4:8", "0.6")  # 128 x 512 calibration (8x
 SEED_ROWS = ("ADMM-Grad", "crepe default (--update admm-grad)")
 SEEDS = (1, 2)
 SEEDS_TABLE = common.RESULTS / "headline_seeds.md"
+SECOND_MODEL = "gemma-3-270m"  # a second architecture (Gemma 3), offline from the package registry
+SECOND_MODEL_SETTINGS = ("0.5", "2:4")
 ISSUE_ROWS = ("SparseGPT", "ADMM-Grad", "ALPS", "RIA (mask only)", "crepe mask-only (--update none)",
               "crepe default (--update admm-grad)")  # the issue's five rows, and RIA for mask-only crepe to beat
 TABLES = [Table("results/headline.md", tuple(f"python -m benchmarks.headline --settings {s}" for s in ("2:4", "0.7", "0.5"))
@@ -97,10 +99,11 @@ def rows_of(args: argparse.Namespace) -> tuple[str, ...]:
 
 
 def out_dir(args: argparse.Namespace) -> Path:
-    """results/headline, or headline_c<nsamples> / headline_s<seed> / both for other calibrations."""
+    """results/headline, or headline_<model> / _c<nsamples> / _s<seed> for another model and calibrations."""
     if args.out_dir:
         return args.out_dir
-    suffix = (f"_c{args.nsamples}" if args.nsamples != 16 else "") + (f"_s{args.seed}" if args.seed else "")
+    suffix = ((f"_{args.model}" if args.model != RunOptions.model else "") + (f"_c{args.nsamples}" if args.nsamples != 16 else "")
+              + (f"_s{args.seed}" if args.seed else ""))
     return common.RESULTS / f"headline{suffix}" if suffix else OUT
 
 
@@ -129,7 +132,7 @@ def table(out: Path) -> str:
     settings = [s for s in SETTINGS if any(cell_name(label, s) in records for label in CELLS)]
     header = ["method", *texts, "unseen mean", *(f"0-shot {t.split('/')[1]}" for t in tasks), "CPU ×SparseGPT"]
     lines = [common.stamp(records.values(), out), "",
-             f"SmolLM2-135M; calibration {first['calibration']}; PPL on "
+             f"{common.model_name(first)}; calibration {first['calibration']}; PPL on "
              + "; ".join(f"{t}: {p}" for t, p in first["eval"].items()) + "; dense "
              + ", ".join(f"{t} {v:.2f}" for t, v in dense["ppl"].items())
              + "".join(f", 0-shot {t} {v:.3f}" for t, v in dense.get("zeroshot", {}).items()) + ". "
@@ -195,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--seed", type=int, default=0, help="seed of the calibration draw (another seed: results/headline_sN)")
     ap.add_argument("--rows", default=None, help="comma-separated row labels to run (default: every row)")
     ap.add_argument("--out-dir", type=Path, default=None,
-                    help="default: results/headline (results/headline_cN, _sN for other calibrations)")
+                    help="default: results/headline (results/headline_<model>, _cN, _sN for another model and calibrations)")
     ap.add_argument("--table", action="store_true", help="only rebuild the table from the records")
     ap.add_argument("--readme", type=Path, help="also write the table between README's headline markers")
     return ap

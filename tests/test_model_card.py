@@ -128,10 +128,11 @@ def test_the_license_is_read_offline_from_the_hub_cache_and_a_gguf_header(tmp_pa
     assert base_license("org/not-cached") == {}
     assert base_license(str(tmp_path / "missing.gguf")) == {}
     gguf = pytest.importorskip("gguf")
-    from crepe.models.loading import smollm2_gguf
+    from crepe.models.loading import cache_root
+    from crepe.models.offline import offline_gguf
 
     try:
-        path = smollm2_gguf()
+        path = offline_gguf("smollm2-135m", cache_root())
     except ValueError:
         pytest.skip("the offline smollm2 GGUF is not installed")
     field = gguf.GGUFReader(str(path)).fields["general.license"]

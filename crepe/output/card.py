@@ -18,10 +18,11 @@ from typing import Any
 import yaml
 
 from crepe.io.files import write_atomic
+from crepe.models.offline import OFFLINE_MODELS
 
 CARD_NAME = "README.md"
-# the offline alias is the GGUF export of this hub model (4-bit, dequantised by transformers)
-ALIAS_BASE_MODELS = {"smollm2-135m": "HuggingFaceTB/SmolLM2-135M-Instruct"}
+# each offline alias is the GGUF export of a hub model (4-bit, dequantised by transformers)
+ALIAS_BASE_MODELS = {alias: m.base_model for alias, m in OFFLINE_MODELS.items()}
 # the hub datasets behind the corpus names of crepe.data.corpora (the others are local: never a hub id)
 HUB_DATASETS = {"c4": ("allenai/c4", None), "wikitext2": ("Salesforce/wikitext", "wikitext-2-raw-v1")}
 LICENSE_KEYS = ("license", "license_name", "license_link")
