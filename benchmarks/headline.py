@@ -66,14 +66,14 @@ def cell_name(label: str, setting: str) -> str:
     return f"{method}{'_' + prune['update'] if 'update' in prune else ''}__{common.setting_name(setting)}"
 
 
-def base_options(model: str, nsamples: int = 16, seed: int = 0) -> RunOptions:
-    return RunOptions(model=model, max_eval_windows=EVAL_WINDOWS, nsamples=nsamples, seed=seed)
+def base_options(model: str, nsamples: int = 16, seed: int = 0, eval_windows: int = EVAL_WINDOWS) -> RunOptions:
+    return RunOptions(model=model, max_eval_windows=eval_windows, nsamples=nsamples, seed=seed)
 
 
 def cells(model: str, settings: tuple[str, ...] = SETTINGS, nsamples: int = 16, seed: int = 0,
-          rows: tuple[str, ...] = tuple(CELLS)) -> dict[str, RunOptions]:
+          rows: tuple[str, ...] = tuple(CELLS), eval_windows: int = EVAL_WINDOWS) -> dict[str, RunOptions]:
     """Cell name -> its options, SparseGPT first in every setting (the ratio's reference)."""
-    base = base_options(model, nsamples, seed)
+    base = base_options(model, nsamples, seed, eval_windows)
     return {cell_name(label, s): common.prune_options(base, method, s, **prune)
             for s in settings for label, (method, prune) in CELLS.items() if label in rows}
 
@@ -82,7 +82,8 @@ def planned(argv: list[str]) -> dict[str, dict]:
     """Record path -> {command, the explicit config it would store now}; no model is loaded."""
     args = build_parser().parse_args(argv)
     return {str(out_dir(args) / f"{name}.json"): {"command": None, "config": common.cell_config(opts, cell=name)}
-            for name, opts in cells(args.model, settings_of(args), args.nsamples, args.seed, rows_of(args)).items()}
+            for name, opts in cells(args.model, settings_of(args), args.nsamples, args.seed, rows_of(args),
+                                    args.eval_windows).items()}
 
 
 def recorded(argv: list[str]) -> dict[str, dict]:
@@ -107,13 +108,13 @@ def out_dir(args: argparse.Namespace) -> Path:
     return common.RESULTS / f"headline{suffix}" if suffix else OUT
 
 
-def run(model: str, out: Path, settings: tuple[str, ...], nsamples: int, seed: int = 0,
-        rows: tuple[str, ...] = tuple(CELLS)) -> None:
-    plan = cells(model, settings, nsamples, seed, rows)
-    base = base_options(model, nsamples, seed)
+def run(args: argparse.Namespace, out: Path) -> None:
+    plan = cells(args.model, settings_of(args), args.nsamples, args.seed, rows_of(args), args.eval_windows)
+    base = base_options(args.model, args.nsamples, args.seed, args.eval_windows)
+    tasks = () if args.no_zeroshot else ZEROSHOT
     bench = common.open_bench(base, texts=common.UNSEEN_TEXTS)
-    common.run_dense(bench, base, out, ZEROSHOT)
-    common.run_cells(plan, out, lambda name: common.prune_and_evaluate(bench, plan[name], ZEROSHOT, cell=name))
+    common.run_dense(bench, base, out, tasks)
+    common.run_cells(plan, out, lambda name: common.prune_and_evaluate(bench, plan[name], tasks, cell=name))
 
 
 def _ratio(rep: dict, ref: dict | None) -> str:
@@ -137,8 +138,9 @@ def table(out: Path) -> str:
              + ", ".join(f"{t} {v:.2f}" for t, v in dense["ppl"].items())
              + "".join(f", 0-shot {t} {v:.3f}" for t, v in dense.get("zeroshot", {}).items()) + ". "
              "unseen mean: the geometric mean of the PPL on the texts other than the calibration's (wikivital). "
-             "0-shot: lm-eval accuracy (acc, acc_norm) on the shipped local task wikivital_describe, every item "
-             "(400). CPU ×SparseGPT: process CPU "
+             + ("0-shot: lm-eval accuracy (acc, acc_norm) on the shipped local task wikivital_describe, every item "
+                "(400). " if tasks else "No zero-shot task (not run for this model). ")
+             + "CPU ×SparseGPT: process CPU "
              "time of the prune over SparseGPT's at the same setting, on the same machine (each record's commit "
              "and date are in its provenance; cells of one run share a process): one prune each, against a SparseGPT "
              "prune that may come from another process and another load (a row re-run beside a heavier benchmark "
@@ -197,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--nsamples", type=int, default=16, help="calibration windows of 512 tokens")
     ap.add_argument("--seed", type=int, default=0, help="seed of the calibration draw (another seed: results/headline_sN)")
     ap.add_argument("--rows", default=None, help="comma-separated row labels to run (default: every row)")
+    ap.add_argument("--eval-windows", type=int, default=EVAL_WINDOWS, help="evaluation windows of 512 tokens per text")
+    ap.add_argument("--no-zeroshot", action="store_true", help="skip the zero-shot task (a model whose evaluation is slow)")
     ap.add_argument("--out-dir", type=Path, default=None,
                     help="default: results/headline (results/headline_<model>, _cN, _sN for another model and calibrations)")
     ap.add_argument("--table", action="store_true", help="only rebuild the table from the records")
@@ -210,7 +214,7 @@ def main() -> None:
     torch.set_grad_enabled(False)
     out = out_dir(args)
     if not args.table:
-        run(args.model, out, settings_of(args), args.nsamples, args.seed, rows_of(args))
+        run(args, out)
     body = table(out)
     if out.parent == common.RESULTS:
         (common.RESULTS / f"{out.name}.md").write_text(body + "\n")
