@@ -9,7 +9,12 @@ from crepe.data.prepare import calibration_set, eval_set
 from crepe.evaluation.perplexity import perplexity
 from crepe.methods.masks import is_valid_nm
 from crepe.methods.params import Pattern
-from crepe.models.adapters import bos_per_window, decoder_linears, get_adapter, weight_view
+from crepe.models.adapters import (
+    bos_per_window,
+    decoder_linears,
+    get_adapter,
+    weight_view,
+)
 from crepe.models.loading import load_model
 from crepe.models.offline import OFFLINE_MODELS, part_paths
 from crepe.prune.model import prune_model
