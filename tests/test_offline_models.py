@@ -46,6 +46,13 @@ def test_parts_are_joined_once_in_order_without_importing_the_packages(tmp_path,
     assert [p.name for p in (tmp_path / "cache" / "gguf").iterdir()] == ["m.gguf"]  # no temp file left
 
 
+def test_a_cached_join_corrupted_in_place_is_joined_again(tmp_path, monkeypatch):
+    model = fake_parts(tmp_path, monkeypatch, [b"GGUF", b"-abc"])
+    path = joined_file(model, tmp_path / "cache")
+    path.write_bytes(b"GGUF-abd")  # same size, other bytes: the size alone would reuse it
+    assert joined_file(model, tmp_path / "cache").read_bytes() == b"GGUF-abc"
+
+
 def test_a_corrupt_part_is_refused_and_leaves_no_file(tmp_path, monkeypatch):
     model = fake_parts(tmp_path, monkeypatch, [b"GGUF", b"-abc"])
     model = OfflineModel(model.alias, model.base_model, model.file, model.parts, model.install, sha256="0" * 64)

@@ -82,12 +82,23 @@ def sha256_of(paths: list[Path]) -> str:
     return digest.hexdigest()
 
 
+def _cached(target: Path, parts: list[Path], sha256: str | None) -> bool:
+    """Whether the joined file at ``target`` can be reused: its size is the parts' and, where the
+    file's sha256 is published, it still has it (one read of the file: a second or so for 250 MB)."""
+    if not target.is_file() or target.stat().st_size != sum(p.stat().st_size for p in parts):
+        return False
+    if sha256 is None or sha256_of([target]) == sha256:
+        return True
+    log.warning("the cached %s no longer matches its sha256: joining it again", target)
+    return False
+
+
 def joined_file(model: OfflineModel, cache: Path) -> Path:
     """``cache``/gguf/<file>: the parts joined, written once (atomically, after the sha256 check);
-    reused while its size matches the parts'."""
+    reused while it still matches (:func:`_cached`), joined again when it does not."""
     parts = part_paths(model)
     target = cache / "gguf" / model.file
-    if target.is_file() and target.stat().st_size == sum(p.stat().st_size for p in parts):
+    if _cached(target, parts, model.sha256):
         return target
     if model.sha256 is not None and sha256_of(parts) != model.sha256:
         raise ValueError(f"model {model.alias!r}: the installed parts do not match the published sha256; "
