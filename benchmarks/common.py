@@ -183,7 +183,11 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 def model_name(record: dict[str, Any]) -> str:
     """The model a record pruned, by its hub name where it is an offline alias (SmolLM2-135M-Instruct)."""
-    spec = record["provenance"]["config"].get("options", {}).get("model")
+    return model_label(record["provenance"]["config"].get("options", {}).get("model"))
+
+
+def model_label(spec: str | None) -> str:
+    """A ``--model`` value as a table names it: an offline alias by its hub name."""
     if spec is None:
         return "the model (not recorded)"
     return OFFLINE_MODELS[spec].base_model.split("/")[-1] if spec in OFFLINE_MODELS else spec

@@ -23,7 +23,7 @@ import torch
 
 from benchmarks import common
 from benchmarks.common import Table
-from benchmarks.headline import CELLS, LABELS, SETTINGS, base_options
+from benchmarks.headline import CELLS, LABELS, SECOND_MODEL, SECOND_MODEL_SETTINGS, SETTINGS, base_options
 from crepe.run.options import RunOptions
 
 log = logging.getLogger("cost_ratio")
@@ -31,7 +31,17 @@ ROWS = ("SparseGPT", "crepe default (--update admm-grad)")
 REPEATS = 3
 OUT = common.RESULTS / "cost_ratio"
 TABLES = [Table("results/cost_ratio.md", (f"python -m benchmarks.cost_ratio --settings {','.join(SETTINGS)}",),
-                covers=("results/cost_ratio/*",))]
+                covers=("results/cost_ratio/*",)),
+          Table(f"results/cost_ratio_{SECOND_MODEL}.md",
+                (f"python -m benchmarks.cost_ratio --model {SECOND_MODEL} --settings {','.join(SECOND_MODEL_SETTINGS)}",),
+                covers=(f"results/cost_ratio_{SECOND_MODEL}/*",))]
+
+
+def out_dir(args: argparse.Namespace) -> Path:
+    """--out-dir, else results/cost_ratio (results/cost_ratio_<model> for another model)."""
+    if args.out_dir is not None:
+        return args.out_dir
+    return OUT if args.model == RunOptions.model else common.RESULTS / f"cost_ratio_{args.model}"
 
 
 def abba(repeats: int) -> list[str]:
@@ -64,7 +74,7 @@ def measure(bench: common.Bench, model: str, setting: str, repeats: int) -> dict
 def planned(argv: list[str]) -> dict[str, dict]:
     """Record path -> {command, the explicit config it would store now}; no model is loaded."""
     args = build_parser().parse_args(argv)
-    return {str(args.out_dir / f"{common.setting_name(s)}.json"): {"command": None, "config": config(args.model, s, args.repeats)}
+    return {str(out_dir(args) / f"{common.setting_name(s)}.json"): {"command": None, "config": config(args.model, s, args.repeats)}
             for s in common.chosen_settings(args.settings, SETTINGS)}
 
 
@@ -94,7 +104,7 @@ def table(out: Path) -> str:
                      "yes" if ours / base <= 1.5 else "no"])
     first = next(iter(records.values()))
     return "\n".join([common.stamp(records.values(), out), "",
-                      (f"SmolLM2-135M, the headline's calibration (16 x 512 wikivital), {first['threads']} thread(s). "
+                      (f"{common.model_label(first['provenance']['config']['rows'][ROWS[0]]['options']['model'])}, the headline's calibration (16 x 512 wikivital), {first['threads']} thread(s). "
                        f"Process CPU time of SparseGPT and crepe's default (`--update admm-grad`) pruning, "
                        f"{len(first['seconds'][ROWS[0]])} times each in ABBA order in one process, no evaluation "
                        "in between; ratio of medians: the cost target's figure (≤ 1.5)."), "",
@@ -104,6 +114,7 @@ def table(out: Path) -> str:
 def build_parser() -> argparse.ArgumentParser:
     ap = common.settings_parser(__doc__, SETTINGS, OUT, default="0.5,0.7,4:8")
     ap.add_argument("--repeats", type=int, default=REPEATS, help="prunes of each row per setting")
+    ap.set_defaults(out_dir=None)  # results/cost_ratio, or results/cost_ratio_<model> (out_dir)
     return ap
 
 
@@ -116,8 +127,8 @@ def main() -> None:
     by_name = {common.setting_name(s): s for s in common.chosen_settings(args.settings, SETTINGS)}
     if not args.table:
         bench = common.open_bench(base_options(args.model), second_text=False)
-        common.run_cells(by_name, args.out_dir, lambda name: measure(bench, args.model, by_name[name], args.repeats))
-    common.publish(args.out_dir, table(args.out_dir))
+        common.run_cells(by_name, out_dir(args), lambda name: measure(bench, args.model, by_name[name], args.repeats))
+    common.publish(out_dir(args), table(out_dir(args)))
 
 
 if __name__ == "__main__":

@@ -24,3 +24,13 @@ def test_table_gives_the_ratio_of_medians_and_the_pairs_range(tmp_path):
     (tmp_path / "0.5.json").write_text(__import__("json").dumps(rec))
     text = cost_ratio.table(tmp_path)
     assert "| 50% | 62.0 | 91.0 | 1.47 | 1.30–1.50 | yes |" in text
+
+
+def test_another_model_gets_its_own_folder_and_is_named_in_the_table(tmp_path):
+    plan = cost_ratio.planned(["--model", "gemma-3-270m", "--settings", "2:4"])
+    assert list(plan) == [str(cost_ratio.common.RESULTS / "cost_ratio_gemma-3-270m" / "2-4.json")]
+    assert list(cost_ratio.planned(["--settings", "2:4"])) == [str(cost_ratio.OUT / "2-4.json")]
+    s, d = cost_ratio.ROWS
+    rec = record(cost_ratio.config("gemma-3-270m", "2:4", 1), seconds={s: [100.0], d: [140.0]}, threads=1)
+    (tmp_path / "2-4.json").write_text(__import__("json").dumps(rec))
+    assert "\n\ngemma-3-270m, the headline's calibration" in cost_ratio.table(tmp_path)
