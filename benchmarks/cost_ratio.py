@@ -23,7 +23,14 @@ import torch
 
 from benchmarks import common
 from benchmarks.common import Table
-from benchmarks.headline import CELLS, LABELS, SECOND_MODEL, SECOND_MODEL_SETTINGS, SETTINGS, base_options
+from benchmarks.headline import (
+    CELLS,
+    LABELS,
+    SECOND_MODEL,
+    SECOND_MODEL_SETTINGS,
+    SETTINGS,
+    base_options,
+)
 from crepe.run.options import RunOptions
 
 log = logging.getLogger("cost_ratio")
