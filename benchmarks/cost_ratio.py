@@ -110,8 +110,9 @@ def table(out: Path) -> str:
         rows.append([LABELS[s], f"{base:.1f}", f"{ours:.1f}", f"{ours / base:.2f}", f"{min(pair):.2f}–{max(pair):.2f}",
                      "yes" if ours / base <= 1.5 else "no"])
     first = next(iter(records.values()))
+    model = common.model_label(first["provenance"]["config"]["rows"][ROWS[0]]["options"]["model"])
     return "\n".join([common.stamp(records.values(), out), "",
-                      (f"{common.model_label(first['provenance']['config']['rows'][ROWS[0]]['options']['model'])}, the headline's calibration (16 x 512 wikivital), {first['threads']} thread(s). "
+                      (f"{model}, the headline's calibration (16 x 512 wikivital), {first['threads']} thread(s). "
                        f"Process CPU time of SparseGPT and crepe's default (`--update admm-grad`) pruning, "
                        f"{len(first['seconds'][ROWS[0]])} times each in ABBA order in one process, no evaluation "
                        "in between; ratio of medians: the cost target's figure (≤ 1.5)."), "",
@@ -132,10 +133,11 @@ def main() -> None:
     if args.repeats < 1:
         raise SystemExit(f"--repeats must be at least 1, got {args.repeats}")
     by_name = {common.setting_name(s): s for s in common.chosen_settings(args.settings, SETTINGS)}
+    out = out_dir(args)
     if not args.table:
         bench = common.open_bench(base_options(args.model), second_text=False)
-        common.run_cells(by_name, out_dir(args), lambda name: measure(bench, args.model, by_name[name], args.repeats))
-    common.publish(out_dir(args), table(out_dir(args)))
+        common.run_cells(by_name, out, lambda name: measure(bench, args.model, by_name[name], args.repeats))
+    common.publish(out, table(out))
 
 
 if __name__ == "__main__":

@@ -8,8 +8,9 @@ gamma with a 7 x 7 kernel) prunes SmolLM2-135M mask-only (``--update none``) thr
 selection text (lm-eval's task cards, never a reported column); act_power 0.5 with gamma 0 is RIA's
 score exactly. The rule: the lowest geometric mean selection PPL over the settings every candidate
 has run (the first choice ran 50%, 2:4 and 70%; 60% and 4:8, the issue's other two, were added to
-it). The table says whether it is CrepeParams' default (since this check: act_power 0.75, its choice); this script only
-measures: changing the default is a separate step (every table that prunes with CRePE's score records it).
+it). The table says whether it is CrepeParams' default (since this check: act_power 0.75, its
+choice); this script only measures: changing the default is a separate step (every table that
+prunes with CRePE's score records it).
 
     OMP_NUM_THREADS=1 python -m benchmarks.mask_choice --settings 2:4   # missing cells of one setting
     python -m benchmarks.mask_choice --table                            # only rebuild the table

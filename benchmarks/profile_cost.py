@@ -1,7 +1,7 @@
 """Where a prune's CPU time goes: SparseGPT against crepe's default, profiled in one process.
 
-Each row prunes SmolLM2-135M through :func:`benchmarks.common.prune` (the library's own path, the
-headline's 16 x 512 wikivital calibration) under cProfile, then splits its time into the decoder
+Each row prunes SmolLM2-135M (or ``--model``) through :func:`benchmarks.common.prune` (the
+library's own path, the headline's 16 x 512 wikivital calibration) under cProfile, then splits its time into the decoder
 layers' forward passes (hooks excluded), the input statistics (the engine's hooks, the dense shift
 included), the per-linear solve (mask and weights) and the rest (calibration loading, moving
 layers). Printed only: profiling slows every call, so these are shares, not the headline's timings.
@@ -54,7 +54,7 @@ def main() -> None:
     torch.set_grad_enabled(False)
     base = base_options(args.model)
     bench = common.open_bench(base, second_text=False)
-    print(f"SmolLM2 prune profile at {args.setting}; calibration {base.nsamples} x {base.seqlen} wikivital, "
+    print(f"{common.model_label(args.model)} prune profile at {args.setting}; calibration {base.nsamples} x {base.seqlen} wikivital, "
           f"{torch.get_num_threads()} thread(s); seconds under cProfile and share of the prune")
     for label in ROWS:
         method, prune = CELLS[label]
