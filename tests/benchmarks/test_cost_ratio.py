@@ -23,7 +23,25 @@ def test_table_gives_the_ratio_of_medians_and_the_pairs_range(tmp_path):
                  threads=1)
     (tmp_path / "0.5.json").write_text(__import__("json").dumps(rec))
     text = cost_ratio.table(tmp_path)
-    assert "| 50% | 62.0 | 91.0 | 1.47 | 1.30–1.50 | yes |" in text
+    assert "| 50% | 62.0 | 91.0 | 1.47 | 1.30–1.50 | yes | not recorded |" in text
+
+
+def test_other_load_is_the_machines_busy_time_less_our_own_over_its_capacity():
+    # 2 CPUs for 100 s: 200 CPU s; the machine was busy 150 s of which the prune took 100 s
+    assert cost_ratio.others_load((1000.0, 5.0), (1150.0, 15.0), 100.0, 100.0, 2) == {"others": 0.25,
+                                                                                      "stolen": 0.05}
+    assert cost_ratio.others_load(None, (1.0, 0.0), 1.0, 1.0, 2) is None
+    reading = cost_ratio.machine_seconds()
+    assert reading is None or (reading[0] > 0 and reading[1] >= 0)
+
+
+def test_table_gives_the_median_other_load_of_a_records_prunes(tmp_path):
+    s, d = cost_ratio.ROWS
+    quiet, busy = {"others": 0.02, "stolen": 0.0}, {"others": 0.5, "stolen": 0.01}
+    rec = record(cost_ratio.config("smollm2-135m", "0.5", 2), seconds={s: [60.0, 62.0], d: [90.0, 93.0]},
+                 load={s: [quiet, busy], d: [quiet, None]}, threads=1)
+    (tmp_path / "0.5.json").write_text(__import__("json").dumps(rec))
+    assert "| yes | 2% / 0% |" in cost_ratio.table(tmp_path)
 
 
 def test_another_model_gets_its_own_folder_and_is_named_in_the_table(tmp_path):
