@@ -148,6 +148,9 @@ class PruneConfig:
     admm_grad_iterations: int = field(default=15, metadata={
         "help": "the admm-grad update: ADMM iterations, the mask re-chosen during the first three quarters "
                 "(chosen on held-out text; the published ADMM-Grad, --method admm-grad, runs 20, 15 of them choosing)"})
+    admm_grad_relaxation: float = field(default=1.0, metadata={
+        "help": "the admm-grad update: over-relaxation a in (0, 2) of each ADMM step (1: plain ADMM; 1.5-1.8 "
+                "usually converges in fewer iterations)"})
     dense_target: float = field(default=0.3, metadata={
         "help": "the admm-grad update: how far its target moves from the dense weights on the pruned model's inputs "
                 "(0, the usual layer-wise target) toward the dense model's own outputs (1); above 0 the engine "
@@ -201,6 +204,8 @@ class PruneConfig:
             raise ValueError(f"dense target must be in [0, 1], got {self.dense_target}")
         if not (isinstance(self.admm_grad_iterations, int) and self.admm_grad_iterations >= 2):
             raise ValueError(f"admm-grad iterations must be an integer >= 2, got {self.admm_grad_iterations}")
+        if not (isinstance(self.admm_grad_relaxation, (int, float)) and 0 < self.admm_grad_relaxation < 2):
+            raise ValueError(f"admm-grad relaxation must be in (0, 2), got {self.admm_grad_relaxation}")
         if not (isinstance(self.dense_share, (int, float)) and 0 < self.dense_share <= 1):
             raise ValueError(f"dense share must be in (0, 1], got {self.dense_share}")
 

@@ -44,7 +44,8 @@ def ramped_mask(score: torch.Tensor, sparsity: float, pattern: Pattern, group: s
 def gradual_admm(weight: torch.Tensor, hessian: torch.Tensor, score: Score, sparsity: float,
                  pattern: Pattern = Pattern(), group: str = "layer", iterations: int = 20,
                  select_iterations: int = 15, rho: float = 1.0, damp: float = 0.1,
-                 dense_shift: torch.Tensor | None = None, toward_dense: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+                 dense_shift: torch.Tensor | None = None, toward_dense: float = 0.0,
+                 relaxation: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """(new weight [out, in] float32 with the pruned entries 0, prune mask [out, in]).
 
     weight [out, in], hessian [in, in] = sum X^T X. ADMM for min ||(W - W_hat) X||^2 + damp ||(W - W_hat) D||^2
@@ -55,10 +56,13 @@ def gradual_admm(weight: torch.Tensor, hessian: torch.Tensor, score: Score, spar
     ``dense_shift`` [out, in] = sum (Y_dense - Y)^T X = W (X_dense^T X - H) (X_dense: the same tokens'
     inputs in the dense model) and ``toward_dense`` = b move the target from W X to
     (1 - b) W X + b W X_dense, the dense model's outputs: W_n H_n gains b dense_shift D^-1.
+
+    ``relaxation`` = a in (0, 2) over-relaxes each step (Boyd et al. 2011, 3.4.3): the projection and
+    the dual update read a X + (1 - a) Z for X, so V = U + a X + (1 - a) Z; 1 is plain ADMM.
     """
-    if iterations < 1 or select_iterations < 1 or not rho > 0:
-        raise ValueError(f"gradual admm needs iterations >= 1, select_iterations >= 1 and rho > 0, got "
-                         f"{iterations}, {select_iterations} and {rho}")
+    if iterations < 1 or select_iterations < 1 or not rho > 0 or not 0 < relaxation < 2:
+        raise ValueError(f"gradual admm needs iterations >= 1, select_iterations >= 1, rho > 0 and relaxation in "
+                         f"(0, 2), got {iterations}, {select_iterations}, {rho} and {relaxation}")
     h, inv, scale = admm_system(hessian, rho, damp, "unit")
     row_scale = scale.unsqueeze(0)
     v = weight.detach().float() * row_scale
@@ -67,14 +71,16 @@ def gradual_admm(weight: torch.Tensor, hessian: torch.Tensor, score: Score, spar
         target += toward_dense * dense_shift.float() / row_scale
     pruned = torch.zeros_like(v, dtype=torch.bool)
     sign, drop = torch.ones_like(v), torch.zeros_like(v)  # -1 / 1 and 1 / 0 where pruned / kept: Z - U = sign V, U = drop V
+    carry = drop  # U + (1 - a) Z = (a drop + 1 - a) V
     for t in range(iterations):
         if t < select_iterations:
             share = 1 - (1 - (t + 1) / select_iterations) ** 3
             pruned = ramped_mask(score(v, scale), sparsity, pattern, group, share)
             drop = pruned.float()
             sign = drop.mul(-2.0).add_(1.0)
+            carry = drop if relaxation == 1 else drop.mul(relaxation).add_(1.0 - relaxation)
         # float products: several times faster than masked_fill/where on CPU
-        v = torch.addmm(drop * v, torch.addcmul(target, sign, v, value=rho), inv)
+        v = torch.addmm(carry * v, torch.addcmul(target, sign, v, value=rho), inv, alpha=relaxation)
     return (1.0 - drop).mul_(v).div_(row_scale), pruned
 
 
@@ -110,7 +116,7 @@ register(Method("admm-grad", needs=frozenset({"hessian"}), default_group="block"
 def admm_grad_update_linear(weight: torch.Tensor, stats: InputStats, sparsity: float, pattern: Pattern, cfg,
                             order=None, role: str | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """The ``admm-grad`` update on one linear (crepe's default): Boza's gradual ADMM with the config's
-    ``admm_grad_damp`` and ``admm_grad_iterations`` and, where the engine carried the dense stream (``stats.dense_shift``), its target
+    ``admm_grad_damp``, ``admm_grad_iterations`` and ``admm_grad_relaxation`` and, where the engine carried the dense stream (``stats.dense_shift``), its target
     moved ``dense_target`` of the way toward the dense model's outputs; with 0.1, 20 iterations and
     a target of 0 it gives the weights of the ``admm-grad`` method. The mask is re-chosen from |W_n| from the first iteration
     on, so the method's score only orders the columns under N:M channel permutation:
@@ -125,5 +131,6 @@ def admm_grad_update_linear(weight: torch.Tensor, stats: InputStats, sparsity: f
                                                           iterations=cfg.admm_grad_iterations,
                                                           select_iterations=selecting_iterations(cfg.admm_grad_iterations),
                                                           damp=cfg.admm_grad_damp, dense_shift=shift,
-                                                          toward_dense=cfg.dense_target))
+                                                          toward_dense=cfg.dense_target,
+                                                          relaxation=cfg.admm_grad_relaxation))
     return new, mask, perm

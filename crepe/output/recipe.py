@@ -112,7 +112,8 @@ def _keys(data: Any) -> set[str]:
     return set()
 
 
-ADMM_GRAD_BEFORE_OPTIONS = {"admm_grad_damp": 0.1, "dense_target": 0.0, "dense_share": 1.0, "admm_grad_iterations": 20}
+ADMM_GRAD_BEFORE_OPTIONS = {"admm_grad_damp": 0.1, "dense_target": 0.0, "dense_share": 1.0, "admm_grad_iterations": 20,
+                            "admm_grad_relaxation": 1.0}
 """What the admm-grad update ran before it had each of these options (ADMM-Grad's published settings;
 the dense stream on every batch)."""
 
@@ -131,8 +132,11 @@ def pinned_update(prune: dict[str, Any]) -> dict[str, Any]:
         prune = {**prune, "update": update}
     missing = {k: v for k, v in ADMM_GRAD_BEFORE_OPTIONS.items() if k not in prune}
     if prune["update"] == "admm-grad" and missing and "resolved_update" in prune:
-        log.warning("admm-grad recipe from before %s: replaying the settings it ran with, %s",
-                    "/".join(f"--{k.replace('_', '-')}" for k in missing), ", ".join(f"{k}: {v}" for k, v in missing.items()))
+        changed = {k: v for k, v in missing.items() if v != getattr(PruneConfig, k)}  # the rest: today's default
+        if changed:
+            log.warning("admm-grad recipe from before %s: replaying the settings it ran with, %s",
+                        "/".join(f"--{k.replace('_', '-')}" for k in changed),
+                        ", ".join(f"{k}: {v}" for k, v in changed.items()))
         prune = {**missing, **prune}
     return prune
 

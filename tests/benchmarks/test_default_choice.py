@@ -9,8 +9,8 @@ def _records(ppl_of):
 
 
 def test_the_cheapest_candidate_within_the_tolerance_wins():
-    best = (0.5, 0.3, 1.0, 20)
-    cheap = (0.5, 0.3, 1.0, 12)
+    best = (0.5, 0.3, 1.0, 20, 1.0)
+    cheap = (0.5, 0.3, 1.0, 12, 1.0)
     near = _records(lambda c: 100.0 if c == best else 101.5 if c == cheap else 120.0)  # 1.5% behind
     assert dc.chosen(near) == cheap
     far = _records(lambda c: 100.0 if c == best else 103.0 if c == cheap else 120.0)  # 3% behind
@@ -19,5 +19,5 @@ def test_the_cheapest_candidate_within_the_tolerance_wins():
 
 def test_a_smaller_dense_share_beats_fewer_iterations_and_no_setting_complete_means_no_choice():
     tied = _records(lambda c: 100.0)
-    assert dc.chosen(tied) == (0.5, 0.3, 0.5, 20)
+    assert dc.chosen(tied) == (0.5, 0.3, 0.5, 20, 1.0)
     assert dc.chosen({}) is None
