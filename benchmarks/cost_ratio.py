@@ -46,8 +46,8 @@ OUT = common.RESULTS / "cost_ratio"
 TABLES = [Table("results/cost_ratio.md", (f"python -m benchmarks.cost_ratio --settings {','.join(SETTINGS)}",),
                 covers=("results/cost_ratio/*",)),
           Table(f"results/cost_ratio_{SECOND_MODEL}.md",
-                (f"python -m benchmarks.cost_ratio --model {SECOND_MODEL} --settings {','.join(SECOND_MODEL_SETTINGS)} "
-                 f"--repeats {SECOND_MODEL_REPEATS}",),
+                ((f"python -m benchmarks.cost_ratio --model {SECOND_MODEL} --settings {','.join(SECOND_MODEL_SETTINGS)} "
+                  f"--repeats {SECOND_MODEL_REPEATS}"),),
                 covers=(f"results/cost_ratio_{SECOND_MODEL}/*",))]
 
 
