@@ -7,8 +7,8 @@ both alike), through :func:`benchmarks.common.prune` with the headline's 16 x 51
 calibration, no evaluation in between. Each record keeps every process CPU time; the table gives
 the median of each and their ratio, and the range of the pairs' ratios. On a machine of two vCPUs a
 neighbour moves a process's CPU time by up to a quarter, so each prune also records the share of
-the machine's CPU that other processes used meanwhile, and the share the hypervisor stole
-(``/proc/stat``; not recorded elsewhere): the table shows their medians.
+the machine's CPU that other processes used meanwhile, and the share the hypervisor stole (read
+from ``/proc/stat`` on Linux; None elsewhere): the table shows their medians.
 
     OMP_NUM_THREADS=1 python -m benchmarks.cost_ratio --settings 0.5,4:8   # run the missing settings
     python -m benchmarks.cost_ratio --table                                # only rebuild results/cost_ratio.md
