@@ -245,7 +245,9 @@ def test_over_relaxed_admm_keeps_mask_and_pattern_and_converges_sooner(pattern, 
         assert is_valid_nm(new, pattern.n, pattern.m)
     assert _error(x, w, new) < _error(x, w, w.masked_fill(mask, 0))
     # on one fixed mask the relaxed steps approach its masked least squares faster
-    fixed = lambda v, scale: (~plain_mask).float()  # noqa: E731 - keep exactly the plain run's mask
+    def fixed(v, scale):  # keep exactly the plain run's mask
+        return (~plain_mask).float()
+
     exact = _error(x, w, _exact_masked_least_squares(w, x, plain_mask))
     gaps = [_error(x, w, gradual_admm(w, h, fixed, sparsity, pattern, iterations=6, select_iterations=1, damp=0.0,
                                       relaxation=a)[0]) - exact for a in (1.0, 1.6)]
@@ -259,3 +261,12 @@ def test_relaxation_outside_zero_to_two_is_refused():
     for bad in (0, 2.0, -1):
         with pytest.raises(ValueError, match="admm-grad relaxation"):
             PruneConfig(admm_grad_relaxation=bad)
+
+
+def test_the_configs_relaxation_reaches_the_update():
+    """--admm-grad-relaxation is passed through crepe's default update: 1.5 prunes to other weights,
+    and the explicit default 1.0 to the same ones."""
+    plain, relaxed = _pruned_weights(method="crepe"), _pruned_weights(method="crepe", admm_grad_relaxation=1.5)
+    assert any(not torch.equal(plain[k], relaxed[k]) for k in plain)
+    again = _pruned_weights(method="crepe", admm_grad_relaxation=1.0)
+    assert all(torch.equal(plain[k], again[k]) for k in plain)

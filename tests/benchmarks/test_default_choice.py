@@ -21,3 +21,9 @@ def test_a_smaller_dense_share_beats_fewer_iterations_and_no_setting_complete_me
     tied = _records(lambda c: 100.0)
     assert dc.chosen(tied) == (0.5, 0.3, 0.5, 20, 1.0)
     assert dc.chosen({}) is None
+
+
+def test_relaxed_rows_are_timed_against_the_relaxed_15_iteration_row_of_their_run():
+    assert dc.cpu_reference((0.5, 0.3, 1.0, 10, 1.5)) == (0.5, 0.3, 1.0, 15, 1.5)
+    assert dc.cpu_reference((0.5, 0.3, 1.0, 12, 1.0)) == dc.PUBLISHED
+    assert all(dc.cpu_reference(c) in dc.CANDIDATES for c in dc.CANDIDATES)
