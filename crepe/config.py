@@ -148,6 +148,9 @@ class PruneConfig:
     admm_grad_iterations: int = field(default=15, metadata={
         "help": "the admm-grad update: ADMM iterations, the mask re-chosen during the first three quarters "
                 "(chosen on held-out text; the published ADMM-Grad, --method admm-grad, runs 20, 15 of them choosing)"})
+    admm_grad_select_iterations: int | None = field(default=None, metadata={
+        "help": "the admm-grad update: how many of the first iterations re-choose the mask (the pace of its "
+                "choice), the rest converge on it; default: three quarters of --admm-grad-iterations"})
     admm_grad_relaxation: float = field(default=1.0, metadata={
         "help": "the admm-grad update: over-relaxation a in (0, 2) of each ADMM step (1: plain ADMM; 1.5-1.8 "
                 "usually converges in fewer iterations)"})
@@ -204,6 +207,10 @@ class PruneConfig:
             raise ValueError(f"dense target must be in [0, 1], got {self.dense_target}")
         if not (isinstance(self.admm_grad_iterations, int) and self.admm_grad_iterations >= 2):
             raise ValueError(f"admm-grad iterations must be an integer >= 2, got {self.admm_grad_iterations}")
+        select = self.admm_grad_select_iterations
+        if select is not None and not (isinstance(select, int) and 1 <= select <= self.admm_grad_iterations):
+            raise ValueError(f"admm-grad select iterations must be an integer in [1, admm-grad iterations = "
+                             f"{self.admm_grad_iterations}], got {select}")
         if not (isinstance(self.admm_grad_relaxation, (int, float)) and 0 < self.admm_grad_relaxation < 2):
             raise ValueError(f"admm-grad relaxation must be in (0, 2), got {self.admm_grad_relaxation}")
         if not (isinstance(self.dense_share, (int, float)) and 0 < self.dense_share <= 1):

@@ -17,7 +17,12 @@ from tiny_models import tiny_model, tiny_windows
 from crepe.config import PruneConfig
 from crepe.methods.admm import unit_hessian
 from crepe.methods.alps import alps_solve, magnitude_projector, masked_cg
-from crepe.methods.gradual import gradual_admm, magnitude_on_scale, ramped_mask
+from crepe.methods.gradual import (
+    gradual_admm,
+    magnitude_on_scale,
+    ramped_mask,
+    selecting_iterations,
+)
 from crepe.methods.masks import is_valid_nm
 from crepe.methods.params import Pattern
 from crepe.methods.registry import get_method
@@ -270,3 +275,18 @@ def test_the_configs_relaxation_reaches_the_update():
     assert any(not torch.equal(plain[k], relaxed[k]) for k in plain)
     again = _pruned_weights(method="crepe", admm_grad_relaxation=1.0)
     assert all(torch.equal(plain[k], again[k]) for k in plain)
+
+
+def test_the_configs_choosing_count_reaches_the_update_and_is_checked():
+    """--admm-grad-select-iterations sets how many iterations re-choose the mask: the default's own
+    count (three quarters of 15 = 11) prunes to the same weights, another count to other ones; counts
+    outside 1..iterations are refused."""
+    assert PruneConfig().admm_grad_select_iterations is None and selecting_iterations(15) == 11
+    plain = _pruned_weights(method="crepe")
+    same = _pruned_weights(method="crepe", admm_grad_select_iterations=11)
+    assert all(torch.equal(plain[k], same[k]) for k in plain)
+    fewer = _pruned_weights(method="crepe", admm_grad_iterations=13, admm_grad_select_iterations=11)
+    assert any(not torch.equal(plain[k], fewer[k]) for k in plain)
+    for bad in (0, 16):
+        with pytest.raises(ValueError, match="admm-grad select iterations"):
+            PruneConfig(admm_grad_select_iterations=bad)

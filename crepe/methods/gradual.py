@@ -89,6 +89,13 @@ def selecting_iterations(iterations: int) -> int:
     return max(1, round(0.75 * iterations))
 
 
+def select_count(cfg) -> int:
+    """The admm-grad update's mask-choosing iterations: the config's ``admm_grad_select_iterations``, or
+    :func:`selecting_iterations` of its ``admm_grad_iterations`` when that is None."""
+    given = cfg.admm_grad_select_iterations
+    return selecting_iterations(cfg.admm_grad_iterations) if given is None else given
+
+
 def magnitude_on_scale(scaled: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """|W_n| = |W| D for the iterate W_n [out, in] on the unit-diagonal scale: ADMM-Grad's saliency
     (Wanda's |W| ||X_j|| on the Hessian's diagonal)."""
@@ -116,7 +123,7 @@ register(Method("admm-grad", needs=frozenset({"hessian"}), default_group="block"
 def admm_grad_update_linear(weight: torch.Tensor, stats: InputStats, sparsity: float, pattern: Pattern, cfg,
                             order=None, role: str | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """The ``admm-grad`` update on one linear (crepe's default): Boza's gradual ADMM with the config's
-    ``admm_grad_damp``, ``admm_grad_iterations`` and ``admm_grad_relaxation`` and, where the engine carried the dense stream (``stats.dense_shift``), its target
+    ``admm_grad_damp``, ``admm_grad_iterations`` (``admm_grad_select_iterations`` of them choosing the mask) and ``admm_grad_relaxation`` and, where the engine carried the dense stream (``stats.dense_shift``), its target
     moved ``dense_target`` of the way toward the dense model's outputs; with 0.1, 20 iterations and
     a target of 0 it gives the weights of the ``admm-grad`` method. The mask is re-chosen from |W_n| from the first iteration
     on, so the method's score only orders the columns under N:M channel permutation:
@@ -129,7 +136,7 @@ def admm_grad_update_linear(weight: torch.Tensor, stats: InputStats, sparsity: f
     new, mask = in_column_order(perm, weight, hessian,
                                 lambda w, h: gradual_admm(w, h, magnitude_on_scale, sparsity, pattern, "layer",
                                                           iterations=cfg.admm_grad_iterations,
-                                                          select_iterations=selecting_iterations(cfg.admm_grad_iterations),
+                                                          select_iterations=select_count(cfg),
                                                           damp=cfg.admm_grad_damp, dense_shift=shift,
                                                           toward_dense=cfg.dense_target,
                                                           relaxation=cfg.admm_grad_relaxation))

@@ -9,8 +9,8 @@ def _records(ppl_of):
 
 
 def test_the_cheapest_candidate_within_the_tolerance_wins():
-    best = (0.5, 0.3, 1.0, 20, 1.0)
-    cheap = (0.5, 0.3, 1.0, 12, 1.0)
+    best = (0.5, 0.3, 1.0, 20, 1.0, None)
+    cheap = (0.5, 0.3, 1.0, 12, 1.0, None)
     near = _records(lambda c: 100.0 if c == best else 101.5 if c == cheap else 120.0)  # 1.5% behind
     assert dc.chosen(near) == cheap
     far = _records(lambda c: 100.0 if c == best else 103.0 if c == cheap else 120.0)  # 3% behind
@@ -19,11 +19,17 @@ def test_the_cheapest_candidate_within_the_tolerance_wins():
 
 def test_a_smaller_dense_share_beats_fewer_iterations_and_no_setting_complete_means_no_choice():
     tied = _records(lambda c: 100.0)
-    assert dc.chosen(tied) == (0.5, 0.3, 0.5, 20, 1.0)
+    assert dc.chosen(tied) == (0.5, 0.3, 0.5, 20, 1.0, None)
     assert dc.chosen({}) is None
 
 
 def test_relaxed_rows_are_timed_against_the_relaxed_15_iteration_row_of_their_run():
-    assert dc.cpu_reference((0.5, 0.3, 1.0, 10, 1.5)) == (0.5, 0.3, 1.0, 15, 1.5)
-    assert dc.cpu_reference((0.5, 0.3, 1.0, 12, 1.0)) == dc.PUBLISHED
+    assert dc.cpu_reference((0.5, 0.3, 1.0, 10, 1.5, None)) == (0.5, 0.3, 1.0, 15, 1.5, None)
+    assert dc.cpu_reference((0.5, 0.3, 1.0, 12, 1.0, None)) == dc.PUBLISHED
+    assert dc.cpu_reference((0.5, 0.3, 1.0, 12, 1.0, 11)) == dc.SLOW_REFERENCE
     assert all(dc.cpu_reference(c) in dc.CANDIDATES for c in dc.CANDIDATES)
+
+
+def test_a_choosing_count_names_its_own_cells_and_older_cells_keep_their_names():
+    assert dc.cell_name("0.7", 0.5, 0.3, 1.0, 15, 1.5, None) == "damp0.5_dense0.3_it15_relax1.5__0.7"
+    assert dc.cell_name("2:4", 0.5, 0.3, 1.0, 12, 1.0, 11) == "damp0.5_dense0.3_it12_choose11__2-4"
