@@ -24,10 +24,21 @@ def test_a_smaller_dense_share_beats_fewer_iterations_and_no_setting_complete_me
 
 
 def test_relaxed_rows_are_timed_against_the_relaxed_15_iteration_row_of_their_run():
-    assert dc.cpu_reference((0.5, 0.3, 1.0, 10, 1.5, None)) == (0.5, 0.3, 1.0, 15, 1.5, None)
-    assert dc.cpu_reference((0.5, 0.3, 1.0, 12, 1.0, None)) == dc.PUBLISHED
-    assert dc.cpu_reference((0.5, 0.3, 1.0, 12, 1.0, 11)) == dc.SLOW_REFERENCE
-    assert all(dc.cpu_reference(c) in dc.CANDIDATES for c in dc.CANDIDATES)
+    assert dc.cpu_reference((0.5, 0.3, 1.0, 10, 1.5, None), "0.7") == dc.cell_name("0.7", 0.5, 0.3, 1.0, 15, 1.5)
+    assert dc.cpu_reference((0.5, 0.3, 1.0, 12, 1.0, None), "0.7") == dc.cell_name("0.7", *dc.PUBLISHED)
+    assert dc.cpu_reference((0.5, 0.3, 1.0, 12, 1.0, 11), "0.7") == "again_damp0.5_dense0.3_it15__0.7"
+    planned = dc.cells("smollm2-135m", dc.SETTINGS)
+    assert all(dc.cpu_reference(c, s) in planned for c in dc.CANDIDATES for s in dc.SETTINGS)
+
+
+def test_the_control_is_the_shipped_default_and_not_a_candidate():
+    from crepe.config import PruneConfig
+
+    assert dc.CONTROL == dc.shipped() and dc.CONTROL in dc.CANDIDATES
+    again = dc.cells("smollm2-135m", ("2:4",))[dc.control_name("2:4")]
+    assert again.prune == dc.cells("smollm2-135m", ("2:4",))[dc.cell_name("2:4", *dc.CONTROL)].prune
+    assert again.prune.admm_grad_iterations == PruneConfig.admm_grad_iterations
+    assert dc.chosen(_records(lambda c: 100.0)) in dc.CANDIDATES
 
 
 def test_a_choosing_count_names_its_own_cells_and_older_cells_keep_their_names():
