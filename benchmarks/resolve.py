@@ -102,6 +102,15 @@ def resolve(argv: list[str]) -> dict[str, Any]:
     return MODULES[program](flags)
 
 
+def unread_options(config: dict[str, Any]) -> frozenset[str]:
+    """The admm-grad update's options (:data:`crepe.output.recipe.ADMM_GRAD_BEFORE_OPTIONS`) when
+    ``config`` is a PruneConfig dict whose prune ran another update (``resolved_update``): it never read
+    them, so a moved default of theirs leaves its record current. Empty for any other dict."""
+    if "method" in config and config.get("resolved_update") not in (None, "admm-grad"):
+        return frozenset(ADMM_GRAD_BEFORE_OPTIONS)
+    return frozenset()
+
+
 def read_crepe(config: dict[str, Any]) -> dict[str, Any]:
     """A PruneConfig dict (``to_dict``) with its ``crepe`` entry as :func:`crepe.config.read_params`
     gives it: the fields its prune never reads at today's defaults, so a record is not stale when only
@@ -123,16 +132,17 @@ def differences(recorded: Any, resolved: Any, path: str = "") -> list[str]:
     keys the record holds are compared: an option added since (at a default) is not a difference,
     unless it is an admm-grad option whose default now differs from what the update ran before it
     existed (:data:`crepe.output.recipe.ADMM_GRAD_BEFORE_OPTIONS`). CRePE parameters a prune config
-    never reads are not compared (:func:`read_crepe`)."""
+    never reads are not compared (:func:`read_crepe`), nor the admm-grad update's options where another
+    update ran (:func:`unread_options`)."""
     if isinstance(recorded, dict) and isinstance(resolved, dict):
         recorded, resolved = read_crepe(recorded), read_crepe(resolved)
-        out = []
+        out, unread = [], unread_options(recorded)
         if recorded.get("resolved_update") == "admm-grad":
             for key, before in ADMM_GRAD_BEFORE_OPTIONS.items():
                 if key not in recorded and key in resolved and resolved[key] != before:
                     out.append(f"{path}.{key}: {before!r} (before the option) -> {resolved[key]!r}")
         for key, value in recorded.items():
-            if key in IGNORED_KEYS:
+            if key in IGNORED_KEYS or key in unread:
                 continue
             sub = f"{path}.{key}" if path else str(key)
             out += [f"{sub}: missing now"] if key not in resolved else differences(value, resolved[key], sub)

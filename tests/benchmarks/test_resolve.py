@@ -41,6 +41,17 @@ def test_differences_compare_only_recorded_keys_and_treat_tuples_as_lists():
         "p.admm_grad_iterations: 20 (before the option) -> 15"]
 
 
+def test_the_admm_grad_options_of_a_prune_that_ran_another_update_are_not_compared():
+    """A record of SparseGPT or mask-only CRePE stores the admm-grad update's options but never read
+    them: a moved default of theirs leaves it current; an admm-grad record is still compared."""
+    for update in ("none", "admm", "alps"):
+        other = {"method": "crepe", "resolved_update": update, "admm_grad_iterations": 15, "dense_target": 0.3}
+        assert differences(other, {**other, "admm_grad_iterations": 13, "dense_target": 0.0}) == []
+        assert differences(other, {**other, "resolved_update": "obs"}) == [f"resolved_update: {update!r} -> 'obs'"]
+    ran = {"method": "crepe", "resolved_update": "admm-grad", "admm_grad_iterations": 15}
+    assert differences(ran, {**ran, "admm_grad_iterations": 13}) == ["admm_grad_iterations: 15 -> 13"]
+
+
 def test_commands_split_into_program_and_flags():
     assert split_program(shlex.split("OMP_NUM_THREADS=1 python -m benchmarks.x --a 1")) == ("benchmarks.x", ["--a", "1"])
     assert split_program(["python", "-m", "crepe.prune", "--sparsity", "0.6"]) == ("crepe.prune", ["--sparsity", "0.6"])
