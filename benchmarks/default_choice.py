@@ -55,7 +55,8 @@ models) and cost_7b tables must be re-run with it in the same change. Until then
 CONTROL = (0.5, 0.3, 1.0, 15, 1.0, None)
 """Run twice: the default's own cells ran on a faster machine, before the over-relaxed and own-count rows;
 its cells again (``again_`` records) ran on the slower machine those rows ran on, the comparison the
-mask choice's float-rounding noise between machines asks for. Not a candidate of the rule."""
+mask choice's float-rounding noise between machines asks for. The rule reads the first run's cells;
+the ``again_`` ones are shown, never chosen from."""
 TOLERANCE = 0.02  # candidates this close to the lowest selection mean count as tied; the cheaper wins
 OUT = common.RESULTS / "quality" / "default_choice"
 TABLE = common.RESULTS / "quality" / "default_choice.md"
