@@ -38,8 +38,8 @@ def parse_count(text: str) -> tuple[int, int]:
 def problems(model: torch.nn.Module, layer: int, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """(weight [out, in], Hessian [in, in], dense shift [out, in]) of each linear of decoder layer ``layer``."""
     gen = torch.Generator().manual_seed(seed)
-    out = []
-    for module in get_adapter(model).linears(get_adapter(model).layers(model)[layer]).values():
+    adapter, out = get_adapter(model), []
+    for module in adapter.linears(adapter.layers(model)[layer]).values():
         weight = weight_view(module).detach().float()
         x = torch.randn(TOKENS, weight.shape[1], generator=gen) * torch.rand(weight.shape[1], generator=gen).mul(3)
         out.append((weight, x.t() @ x, 0.01 * weight))

@@ -31,7 +31,7 @@ def test_relaxed_rows_are_timed_against_the_relaxed_15_iteration_row_of_their_ru
     assert all(dc.cpu_reference(c, s) in planned for c in dc.CANDIDATES for s in dc.SETTINGS)
 
 
-def test_the_control_is_the_shipped_default_and_not_a_candidate():
+def test_the_control_is_the_shipped_default_and_its_again_cells_prune_the_same_config():
     from crepe.config import PruneConfig
 
     assert dc.CONTROL == dc.shipped() and dc.CONTROL in dc.CANDIDATES
