@@ -1,0 +1,189 @@
+"""Fewer ADMM iterations for crepe's default, judged over calibration draws (issue 22, the cost target).
+
+Each admm-grad iteration is one [out, in] x [in, in] product per linear, most of the default's cost
+above SparseGPT's at wide layers. A per-linear screen (``benchmarks.convergence``) finds the error on
+a held-out text flat from about 8 iterations on: extra iterations fit the calibration text. Whole
+prunes disagree on one draw only at the noise level of one draw: a 70% cell moves by 8% or more with
+the calibration seed (docs/quality.md, "Fewer iterations at the default's pace"). So here each
+count prunes SmolLM2-135M (crepe's default, ``--update admm-grad``, through ``crepe.run.job.run``;
+the headline's 16 x 512 wikivital calibration) with calibration seeds 0, 1 and 2, and is scored by
+the PPL on the selection text (lm-eval's task cards, never a reported column) against the default's
+count on the same draw.
+
+The rule, fixed before these cells ran: a count matches the default's when, over every (setting,
+seed) cell both have run, the geometric mean of its selection-PPL ratios to the default's is at most
+1 + :data:`TOLERANCE`, and no setting's own geometric mean ratio is above 1 + :data:`SETTING_TOLERANCE`;
+only settings with all seeds run count. The pick: the fewest iterations that matches.
+
+    OMP_NUM_THREADS=1 python -m benchmarks.iteration_draws --settings 0.7   # missing cells of one setting
+    python -m benchmarks.iteration_draws --table                            # only rebuild the table
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+from pathlib import Path
+
+import torch
+
+from benchmarks import common
+from benchmarks.common import SELECTION_TEXT, Table
+from crepe.config import PruneConfig
+from crepe.methods.gradual import selecting_iterations
+from crepe.run.options import RunOptions
+
+SETTINGS = ("2:4", "0.7", "0.5")
+SEEDS = (0, 1, 2)
+COUNTS = ((15, 11), (10, 8))
+"""(iterations, mask-choosing iterations); the first is the default's (PruneConfig's 15, three quarters choosing)."""
+TOLERANCE = 0.02
+SETTING_TOLERANCE = 0.05
+EVAL_WINDOWS = 16
+OUT = common.RESULTS / "quality" / "iteration_draws"
+TABLE = common.RESULTS / "quality" / "iteration_draws.md"
+TABLES = [Table("results/quality/iteration_draws.md",
+                tuple(f"python -m benchmarks.iteration_draws --settings {s}" for s in ("2:4", "0.7")),
+                covers=("results/quality/iteration_draws/*",))]
+
+Count = tuple[int, int]
+
+
+def cell_name(setting: str, seed: int, count: Count) -> str:
+    return f"it{count[0]}_choose{count[1]}__seed{seed}__{common.setting_name(setting)}"
+
+
+def cells(model: str, settings: tuple[str, ...], seeds: tuple[int, ...] = SEEDS) -> dict[str, RunOptions]:
+    """Cell name -> its run options: every count at every setting and seed (the counts are explicit,
+    so a record keeps its meaning when the default's count moves)."""
+    out = {}
+    for setting in settings:
+        for seed in seeds:
+            base = RunOptions(model=model, max_eval_windows=EVAL_WINDOWS, seed=seed)
+            for count in COUNTS:
+                out[cell_name(setting, seed, count)] = common.prune_options(
+                    base, "crepe", setting, update="admm-grad", admm_grad_iterations=count[0],
+                    admm_grad_select_iterations=count[1])
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    return common.settings_parser(__doc__, SETTINGS, OUT)
+
+
+def planned(argv: list[str]) -> dict[str, dict]:
+    """Record path -> {command, the explicit config it would store now}; no model is loaded."""
+    args = build_parser().parse_args(argv)
+    return {str(args.out_dir / f"{name}.json"): {"command": None, "config": common.cell_config(opts, cell=name)}
+            for name, opts in cells(args.model, common.chosen_settings(args.settings, SETTINGS)).items()}
+
+
+def recorded(argv: list[str]) -> dict[str, dict]:
+    """Record path -> {command, config} as stored, for the cells that exist."""
+    return common.stored_cells(planned(argv))
+
+
+def ratios(records: dict[str, dict], count: Count) -> dict[str, list[float]]:
+    """Setting -> the selection-PPL ratios of ``count`` to the default's count on the same seed, for
+    the settings where both have run every seed."""
+    out = {}
+    for setting in SETTINGS:
+        pairs = [(records.get(cell_name(setting, s, count)), records.get(cell_name(setting, s, COUNTS[0]))) for s in SEEDS]
+        if all(a and b for a, b in pairs):
+            out[setting] = [a["ppl"][SELECTION_TEXT] / b["ppl"][SELECTION_TEXT] for a, b in pairs]
+    return out
+
+
+def geomean(values: list[float]) -> float:
+    return math.prod(values) ** (1 / len(values))
+
+
+def matches(records: dict[str, dict], count: Count) -> bool | None:
+    """Whether ``count`` matches the default's by the rule (module doc); None before a setting is complete."""
+    by_setting = ratios(records, count)
+    if not by_setting:
+        return None
+    overall = geomean([r for rs in by_setting.values() for r in rs])
+    return overall <= 1 + TOLERANCE and all(geomean(rs) <= 1 + SETTING_TOLERANCE for rs in by_setting.values())
+
+
+def chosen(records: dict[str, dict]) -> Count | None:
+    """The fewest iterations that matches the default's (the default's own count when none does);
+    None until every count has a setting with all seeds run."""
+    if not all(ratios(records, c) for c in COUNTS):
+        return None
+    return min((c for c in COUNTS if c == COUNTS[0] or matches(records, c)), key=lambda c: c[0])
+
+
+def shipped() -> Count:
+    """PruneConfig's (iterations, choosing)."""
+    given = PruneConfig.admm_grad_select_iterations
+    return PruneConfig.admm_grad_iterations, selecting_iterations(PruneConfig.admm_grad_iterations) if given is None else given
+
+
+def table(out: Path) -> str:
+    records = common.read_records(out, "*__*.json")
+    if not records:
+        return "no results yet"
+    first = next(iter(records.values()))
+    lines = [common.stamp(records.values(), out), "",
+             f"SmolLM2-135M, crepe's default (admm-grad update) at each (iterations / mask-choosing iterations); "
+             f"calibration {first['calibration']} with seeds {', '.join(map(str, SEEDS))}; PPL on "
+             + "; ".join(f"{t}: {p}" for t, p in first["eval"].items()) + ". "
+             f"{SELECTION_TEXT} is the selection text; wikivital, the calibration's domain, is shown, never used. "
+             f"Ratio: the count's {SELECTION_TEXT} PPL over {COUNTS[0][0]}/{COUNTS[0][1]}'s on the same draw. "
+             "CPU: process CPU seconds of the prune (two processes side by side; a rough guide).", ""]
+    header = ["setting", "seed", *(f"{i}/{k} {SELECTION_TEXT}" for i, k in COUNTS),
+              *(f"{i}/{k} wikivital" for i, k in COUNTS), *(f"{i}/{k} ratio" for i, k in COUNTS[1:]),
+              *(f"{i}/{k} CPU s" for i, k in COUNTS)]
+    rows = []
+    for setting in SETTINGS:
+        for seed in SEEDS:
+            recs = [records.get(cell_name(setting, seed, c)) for c in COUNTS]
+            if not any(recs):
+                continue
+            ref = recs[0]
+            rows.append([setting, str(seed), *(f"{r['ppl'][SELECTION_TEXT]:.2f}" if r else "–" for r in recs),
+                         *(f"{r['ppl']['wikivital']:.2f}" if r else "–" for r in recs),
+                         *(f"{r['ppl'][SELECTION_TEXT] / ref['ppl'][SELECTION_TEXT]:.3f}" if r and ref else "–"
+                           for r in recs[1:]),
+                         *(f"{r['prune_cpu_seconds']:.0f}" if r else "–" for r in recs)])
+    summary = []
+    for count in COUNTS[1:]:
+        by_setting = ratios(records, count)
+        if by_setting:
+            summary.append(f"- {count[0]}/{count[1]}: geometric mean ratio "
+                           + ", ".join(f"{s} {geomean(rs):.3f}" for s, rs in by_setting.items())
+                           + f"; over all {sum(map(len, by_setting.values()))} cells "
+                           f"{geomean([r for rs in by_setting.values() for r in rs]):.3f}: "
+                           + ("matches" if matches(records, count) else "does not match") + " the default's.")
+    pick = chosen(records)
+    verdict = ("" if pick is None else f"Chosen: **{pick[0]}/{pick[1]}**; PruneConfig ships {shipped()[0]}/{shipped()[1]}"
+               + (": the same." if pick == shipped() else ": DIFFERENT (adopting it moves the default's records)."))
+    rule = (f"Rule (fixed before the cells ran): a count matches when the geometric mean of its ratios over every "
+            f"complete setting's cells is at most {1 + TOLERANCE:g} and no setting's is above {1 + SETTING_TOLERANCE:g}; "
+            "the fewest iterations that matches is chosen.")
+    return "\n".join(lines + [*common.markdown_table(header, rows), "", rule, *summary, *([verdict] if verdict else [])])
+
+
+def run(model: str, out: Path, settings: tuple[str, ...]) -> None:
+    plan = cells(model, settings)
+    bench = common.open_bench(next(iter(plan.values())), texts=(SELECTION_TEXT,))
+    common.run_cells(plan, out, lambda name: common.prune_and_evaluate(bench, plan[name], cell=name))
+
+
+def main() -> None:
+    args = build_parser().parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    torch.set_grad_enabled(False)
+    if not args.table:
+        run(args.model, args.out_dir, common.chosen_settings(args.settings, SETTINGS))
+    body = table(args.out_dir)
+    if args.out_dir == OUT:
+        TABLE.write_text(body + "\n")
+    print(body)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""benchmarks.iteration_draws: fewer admm-grad iterations judged over calibration draws, and
+benchmarks.convergence: the per-linear screen it follows."""
+
+import torch
+
+from benchmarks import convergence
+from benchmarks import iteration_draws as it
+from benchmarks.common import SELECTION_TEXT
+
+FEWER = it.COUNTS[1]
+
+
+def _records(ratio_of, settings=it.SETTINGS):
+    """Every cell of ``settings``: the default's count at PPL 100, the other at 100 x ratio_of(setting, seed)."""
+    return {it.cell_name(s, seed, c): {"ppl": {SELECTION_TEXT: 100.0 * (1 if c == it.COUNTS[0] else ratio_of(s, seed))}}
+            for s in settings for seed in it.SEEDS for c in it.COUNTS}
+
+
+def test_a_count_within_the_tolerances_is_chosen_for_its_fewer_iterations():
+    assert it.chosen(_records(lambda s, seed: 1.01)) == FEWER
+    # one draw 8% worse at 70%, the others better: the means decide, not one draw
+    assert it.chosen(_records(lambda s, seed: 1.08 if (s, seed) == ("0.7", 0) else 0.99)) == FEWER
+
+
+def test_a_count_over_either_tolerance_loses_to_the_default():
+    assert it.chosen(_records(lambda s, seed: 1.03)) == it.COUNTS[0]  # overall mean 3% worse
+    assert it.chosen(_records(lambda s, seed: 1.07 if s == "0.7" else 0.99)) == it.COUNTS[0]  # one setting 7% worse
+
+
+def test_only_settings_with_every_seed_count_and_none_means_no_choice():
+    partial = _records(lambda s, seed: 1.0, settings=("2:4",))
+    del partial[it.cell_name("2:4", 2, FEWER)]
+    assert it.ratios(partial, FEWER) == {} and it.chosen(partial) is None
+    assert it.chosen({}) is None
+    assert set(it.ratios(_records(lambda s, seed: 1.0, settings=("0.7",)), FEWER)) == {"0.7"}
+
+
+def test_cells_pin_their_counts_and_seeds_and_the_first_count_is_the_shipped_default():
+    plan = it.cells("smollm2-135m", ("0.7",))
+    assert len(plan) == len(it.SEEDS) * len(it.COUNTS)
+    opts = plan[it.cell_name("0.7", 2, FEWER)]
+    assert (opts.seed, opts.prune.admm_grad_iterations, opts.prune.admm_grad_select_iterations) == (2, *FEWER)
+    assert it.COUNTS[0] == it.shipped()
+    assert it.cell_name("2:4", 1, (10, 8)) == "it10_choose8__seed1__2-4"
+
+
+def test_the_screen_scores_each_text_with_its_own_hessian():
+    gen = torch.Generator().manual_seed(0)
+    weight = torch.randn(8, 16, generator=gen)
+    x = torch.randn(64, 16, generator=gen)
+    y = torch.randn(64, 16, generator=gen)
+    hs = {"calibration": {"w": x.t() @ x}, "other": {"w": y.t() @ y}}
+    totals, cpu = convergence.errors({"w": weight}, hs, "2:4", 4, 3)
+    assert set(totals) == {"calibration", "other"} and cpu >= 0.0
+    assert 0 < totals["calibration"] < 1 and totals["other"] > 0
