@@ -255,6 +255,36 @@ def stored_cells(paths: Iterable[str]) -> dict[str, dict[str, Any]]:
             for path, rec in found.items()}
 
 
+CellsOf = Callable[[str, tuple[str, ...]], dict[str, RunOptions]]
+"""(model, settings) -> cell name -> its run options: the cells of a per-setting benchmark."""
+
+
+def planned_cells(parser: argparse.ArgumentParser, cells: CellsOf, known: Iterable[str], argv: list[str]) -> dict[str, dict]:
+    """A per-setting benchmark's ``planned``: record path -> {command, the explicit config it would
+    store now} for the cells of ``argv`` (parsed by ``parser``); no model is loaded."""
+    args = parser.parse_args(argv)
+    return {str(args.out_dir / f"{name}.json"): {"command": None, "config": cell_config(opts, cell=name)}
+            for name, opts in cells(args.model, chosen_settings(args.settings, known)).items()}
+
+
+def selection_main(parser: argparse.ArgumentParser, cells: CellsOf, known: Iterable[str],
+                   table: Callable[[Path], str], out: Path, table_path: Path) -> None:
+    """``main`` of a benchmark scored on the selection text: prune and score the missing cells of
+    ``--settings`` (unless ``--table``), then print the table, and write it to ``table_path`` when the
+    records are the committed ones (``--out-dir`` is ``out``)."""
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    torch.set_grad_enabled(False)
+    if not args.table:
+        plan = cells(args.model, chosen_settings(args.settings, known))
+        bench = open_bench(next(iter(plan.values())), texts=(SELECTION_TEXT,))
+        run_cells(plan, args.out_dir, lambda name: prune_and_evaluate(bench, plan[name], cell=name))
+    body = table(args.out_dir)
+    if args.out_dir == out:
+        table_path.write_text(body + "\n")
+    print(body)
+
+
 def prune_options(base: RunOptions, method: str, setting: str, **prune: Any) -> RunOptions:
     """``base`` with the pruning config of ``method`` at ``setting`` (and any other config fields)."""
     sparsity, pattern = parse_setting(setting)

@@ -27,11 +27,8 @@ must be it (the table says whether they are).
 from __future__ import annotations
 
 import argparse
-import logging
 import math
 from pathlib import Path
-
-import torch
 
 from benchmarks import common
 from benchmarks.common import SELECTION_TEXT, Table
@@ -89,24 +86,12 @@ def control_name(setting: str) -> str:
 
 def planned(argv: list[str]) -> dict[str, dict]:
     """Record path -> {command, the explicit config it would store now}; no model is loaded."""
-    args = build_parser().parse_args(argv)
-    return {str(args.out_dir / f"{name}.json"): {"command": None, "config": common.cell_config(opts, cell=name)}
-            for name, opts in cells(args.model, settings_of(args)).items()}
+    return common.planned_cells(build_parser(), cells, SETTINGS, argv)
 
 
 def recorded(argv: list[str]) -> dict[str, dict]:
     """Record path -> {command, config} as stored, for the cells that exist."""
     return common.stored_cells(planned(argv))
-
-
-def settings_of(args: argparse.Namespace) -> tuple[str, ...]:
-    return common.chosen_settings(args.settings, SETTINGS)
-
-
-def run(model: str, out: Path, settings: tuple[str, ...]) -> None:
-    plan = cells(model, settings)
-    bench = common.open_bench(next(iter(plan.values())), texts=(SELECTION_TEXT,))
-    common.run_cells(plan, out, lambda name: common.prune_and_evaluate(bench, plan[name], cell=name))
 
 
 Candidate = tuple[float, float, float, int, float, "int | None"]
@@ -194,15 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main() -> None:
-    args = build_parser().parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    torch.set_grad_enabled(False)
-    if not args.table:
-        run(args.model, args.out_dir, settings_of(args))
-    body = table(args.out_dir)
-    if args.out_dir == OUT:
-        TABLE.write_text(body + "\n")
-    print(body)
+    common.selection_main(build_parser(), cells, SETTINGS, table, OUT, TABLE)
 
 
 if __name__ == "__main__":

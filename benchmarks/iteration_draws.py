@@ -22,11 +22,8 @@ only settings with all seeds run count. The pick: the fewest iterations that mat
 from __future__ import annotations
 
 import argparse
-import logging
 import math
 from pathlib import Path
-
-import torch
 
 from benchmarks import common
 from benchmarks.common import SELECTION_TEXT, Table
@@ -74,9 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def planned(argv: list[str]) -> dict[str, dict]:
     """Record path -> {command, the explicit config it would store now}; no model is loaded."""
-    args = build_parser().parse_args(argv)
-    return {str(args.out_dir / f"{name}.json"): {"command": None, "config": common.cell_config(opts, cell=name)}
-            for name, opts in cells(args.model, common.chosen_settings(args.settings, SETTINGS)).items()}
+    return common.planned_cells(build_parser(), cells, SETTINGS, argv)
 
 
 def recorded(argv: list[str]) -> dict[str, dict]:
@@ -167,22 +162,8 @@ def table(out: Path) -> str:
     return "\n".join(lines + [*common.markdown_table(header, rows), "", rule, *summary, *([verdict] if verdict else [])])
 
 
-def run(model: str, out: Path, settings: tuple[str, ...]) -> None:
-    plan = cells(model, settings)
-    bench = common.open_bench(next(iter(plan.values())), texts=(SELECTION_TEXT,))
-    common.run_cells(plan, out, lambda name: common.prune_and_evaluate(bench, plan[name], cell=name))
-
-
 def main() -> None:
-    args = build_parser().parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    torch.set_grad_enabled(False)
-    if not args.table:
-        run(args.model, args.out_dir, common.chosen_settings(args.settings, SETTINGS))
-    body = table(args.out_dir)
-    if args.out_dir == OUT:
-        TABLE.write_text(body + "\n")
-    print(body)
+    common.selection_main(build_parser(), cells, SETTINGS, table, OUT, TABLE)
 
 
 if __name__ == "__main__":

@@ -19,11 +19,8 @@ prunes with CRePE's score records it).
 from __future__ import annotations
 
 import argparse
-import logging
 import math
 from pathlib import Path
-
-import torch
 
 from benchmarks import common
 from benchmarks.common import SELECTION_TEXT, Table
@@ -55,9 +52,7 @@ def cells(model: str, settings: tuple[str, ...]) -> dict[str, RunOptions]:
 
 def planned(argv: list[str]) -> dict[str, dict]:
     """Record path -> {command, the explicit config it would store now}; no model is loaded."""
-    args = build_parser().parse_args(argv)
-    return {str(args.out_dir / f"{name}.json"): {"command": None, "config": common.cell_config(opts, cell=name)}
-            for name, opts in cells(args.model, common.chosen_settings(args.settings, SETTINGS)).items()}
+    return common.planned_cells(build_parser(), cells, SETTINGS, argv)
 
 
 def recorded(argv: list[str]) -> dict[str, dict]:
@@ -107,17 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main() -> None:
-    args = build_parser().parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    torch.set_grad_enabled(False)
-    if not args.table:
-        plan = cells(args.model, common.chosen_settings(args.settings, SETTINGS))
-        bench = common.open_bench(next(iter(plan.values())), texts=(SELECTION_TEXT,))
-        common.run_cells(plan, args.out_dir, lambda name: common.prune_and_evaluate(bench, plan[name], cell=name))
-    body = table(args.out_dir)
-    if args.out_dir == OUT:
-        TABLE.write_text(body + "\n")
-    print(body)
+    common.selection_main(build_parser(), cells, SETTINGS, table, OUT, TABLE)
 
 
 if __name__ == "__main__":
