@@ -16,6 +16,7 @@ seed) cell both have run, the geometric mean of its selection-PPL ratios to the 
 only settings with all seeds run count. The pick: the fewest iterations that matches.
 
     OMP_NUM_THREADS=1 python -m benchmarks.iteration_draws --settings 0.7   # missing cells of one setting
+    OMP_NUM_THREADS=1 python -m benchmarks.iteration_draws --settings 0.5 --seeds 2   # one seed's
     python -m benchmarks.iteration_draws --table                            # only rebuild the table
 """
 
@@ -66,7 +67,10 @@ def cells(model: str, settings: tuple[str, ...], seeds: tuple[int, ...] = SEEDS)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    return common.settings_parser(__doc__, SETTINGS, OUT)
+    ap = common.settings_parser(__doc__, SETTINGS, OUT)
+    ap.add_argument("--seeds", default=",".join(map(str, SEEDS)),
+                    help="comma-separated calibration seeds to run (to split a setting between processes)")
+    return ap
 
 
 def planned(argv: list[str]) -> dict[str, dict]:
@@ -163,7 +167,8 @@ def table(out: Path) -> str:
 
 
 def main() -> None:
-    common.selection_main(build_parser(), cells, SETTINGS, table, OUT, TABLE)
+    seeds = tuple(map(int, common.chosen(build_parser().parse_args().seeds, map(str, SEEDS), "--seeds")))
+    common.selection_main(build_parser(), lambda model, settings: cells(model, settings, seeds), SETTINGS, table, OUT, TABLE)
 
 
 if __name__ == "__main__":
