@@ -68,6 +68,11 @@ def chosen(records: dict[str, dict]) -> tuple[float, float] | None:
     return min(CANDIDATES, key=lambda c: math.prod(records[cell_name(s, *c)]["ppl"][SELECTION_TEXT] for s in complete))
 
 
+def ships_choice(records: dict[str, dict]) -> bool:
+    """Whether CrepeParams ships the rule's pick."""
+    return chosen(records) == shipped()
+
+
 def shipped() -> tuple[float, float]:
     """The (act_power, gamma) crepe ships: CrepeParams' defaults."""
     return CrepeParams.act_power, CrepeParams.gamma

@@ -31,13 +31,11 @@ def test_relaxed_rows_are_timed_against_the_relaxed_15_iteration_row_of_their_ru
     assert all(dc.cpu_reference(c, s) in planned for c in dc.CANDIDATES for s in dc.SETTINGS)
 
 
-def test_the_control_is_the_shipped_default_and_its_again_cells_prune_the_same_config():
-    from crepe.config import PruneConfig
-
-    assert dc.CONTROL == dc.shipped() and dc.CONTROL in dc.CANDIDATES
+def test_the_control_is_a_candidate_and_its_again_cells_pin_the_same_config():
+    assert dc.CONTROL in dc.CANDIDATES and dc.decided(dc.CONTROL) == dc.decided(dc.shipped())
     again = dc.cells("smollm2-135m", ("2:4",))[dc.control_name("2:4")]
     assert again.prune == dc.cells("smollm2-135m", ("2:4",))[dc.cell_name("2:4", *dc.CONTROL)].prune
-    assert again.prune.admm_grad_iterations == PruneConfig.admm_grad_iterations
+    assert (again.prune.admm_grad_iterations, again.prune.admm_grad_select_iterations) == (15, None)
     assert dc.chosen(_records(lambda c: 100.0)) in dc.CANDIDATES
 
 
@@ -46,7 +44,11 @@ def test_a_choosing_count_names_its_own_cells_and_older_cells_keep_their_names()
     assert dc.cell_name("2:4", 0.5, 0.3, 1.0, 12, 1.0, 11) == "damp0.5_dense0.3_it12_choose11__2-4"
 
 
-def test_the_table_says_whether_the_pick_is_shipped_pending_or_different():
-    assert dc.verdict(dc.CONTROL, dc.CONTROL) == "the same"
-    assert dc.verdict(dc.PENDING, dc.CONTROL).startswith("NOT YET") and dc.PENDING in dc.CANDIDATES
+def test_the_pick_is_judged_on_the_fields_it_decides_not_on_its_iterations():
+    thirteen = (0.5, 0.3, 1.0, 13, 1.0, 11)
+    assert dc.verdict(dc.CONTROL, dc.CONTROL).startswith("the same")
+    assert dc.verdict(thirteen, dc.CONTROL).startswith("the same")  # iterations: benchmarks.iteration_draws
     assert dc.verdict(dc.PUBLISHED, dc.CONTROL).startswith("DIFFERENT")
+    assert dc.ships_choice(_records(lambda c: 100.0 if c == thirteen else 120.0))
+    assert not dc.ships_choice(_records(lambda c: 100.0 if c == dc.PUBLISHED else 120.0))
+    assert not dc.ships_choice({})

@@ -35,6 +35,13 @@ def test_only_settings_with_every_seed_count_and_none_means_no_choice():
     assert set(it.ratios(_records(lambda s, seed: 1.0, settings=("0.7",)), FEWER)) == {"0.7"}
 
 
+def test_the_pick_is_shipped_or_declared_pending():
+    assert it.verdict(it.shipped(), it.shipped()) == "the same"
+    assert it.verdict(it.PENDING, it.COUNTS[0]).startswith("NOT YET") and it.PENDING in it.COUNTS
+    assert it.ships_choice(_records(lambda s, seed: 1.0)) and not it.ships_choice({})
+    assert it.ships_choice(_records(lambda s, seed: 1.10))  # the default's own count wins: shipped
+
+
 def test_cells_pin_their_counts_and_seeds_and_the_first_count_is_the_shipped_default():
     plan = it.cells("smollm2-135m", ("0.7",))
     assert len(plan) == len(it.SEEDS) * len(it.COUNTS)
