@@ -279,14 +279,16 @@ def test_the_configs_relaxation_reaches_the_update():
 
 def test_the_configs_choosing_count_reaches_the_update_and_is_checked():
     """--admm-grad-select-iterations sets how many iterations re-choose the mask: the default's own
-    count (three quarters of 15 = 11) prunes to the same weights, another count to other ones; counts
-    outside 1..iterations are refused."""
-    assert PruneConfig().admm_grad_select_iterations is None and selecting_iterations(15) == 11
+    count (three quarters of its iterations: 11 of 15, 8 of 10) prunes to the same weights, another
+    count to other ones; counts outside 1..iterations are refused."""
+    iterations = PruneConfig().admm_grad_iterations
+    own = selecting_iterations(iterations)
+    assert PruneConfig().admm_grad_select_iterations is None and (selecting_iterations(15), selecting_iterations(10)) == (11, 8)
     plain = _pruned_weights(method="crepe")
-    same = _pruned_weights(method="crepe", admm_grad_select_iterations=11)
+    same = _pruned_weights(method="crepe", admm_grad_select_iterations=own)
     assert all(torch.equal(plain[k], same[k]) for k in plain)
-    fewer = _pruned_weights(method="crepe", admm_grad_iterations=13, admm_grad_select_iterations=11)
+    fewer = _pruned_weights(method="crepe", admm_grad_iterations=iterations - 2, admm_grad_select_iterations=own)
     assert any(not torch.equal(plain[k], fewer[k]) for k in plain)
-    for bad in (0, 16):
+    for bad in (0, iterations + 1):
         with pytest.raises(ValueError, match="admm-grad select iterations"):
             PruneConfig(admm_grad_select_iterations=bad)
