@@ -2,7 +2,7 @@
 
 Each admm-grad iteration is one [out, in] x [in, in] product per linear, most of the default's cost
 above SparseGPT's at wide layers. A per-linear screen (``benchmarks.convergence``) finds the error on
-a held-out text flat from about 8 iterations on: extra iterations fit the calibration text. Whole
+a held-out text flat from about 6 iterations on: extra iterations fit the calibration text. Whole
 prunes disagree on one draw only at the noise level of one draw: a 70% cell moves by 8% or more with
 the calibration seed (docs/quality.md, "Fewer iterations at the default's pace"). So here each
 count prunes SmolLM2-135M (crepe's default, ``--update admm-grad``, through ``crepe.run.job.run``;
@@ -23,7 +23,7 @@ only settings with all seeds run count. The pick: the fewest iterations that mat
 from __future__ import annotations
 
 import argparse
-import math
+from statistics import geometric_mean as geomean
 from pathlib import Path
 
 from benchmarks import common
@@ -98,10 +98,6 @@ def ratios(records: dict[str, dict], count: Count) -> dict[str, list[float]]:
         if all(a and b for a, b in pairs):
             out[setting] = [a["ppl"][SELECTION_TEXT] / b["ppl"][SELECTION_TEXT] for a, b in pairs]
     return out
-
-
-def geomean(values: list[float]) -> float:
-    return math.prod(values) ** (1 / len(values))
 
 
 def matches(records: dict[str, dict], count: Count) -> bool | None:
