@@ -35,13 +35,8 @@ from crepe.run.options import RunOptions
 SETTINGS = ("2:4", "0.7", "0.5")
 SEEDS = (0, 1, 2)
 COUNTS = ((15, 11), (10, 8))
-"""(iterations, mask-choosing iterations); the first is the reference, the default these cells ran
-against (15 iterations, three quarters choosing)."""
-PENDING: tuple[int, int] = (10, 8)
-"""The rule's pick since its cells ran (2026-12-06), not shipped yet: it moves the default's
-weights, so the default's records in the headline, 128-window, seeds, Gemma, cost_ratio (both models)
-and cost_7b tables must be re-run with it in the same change (``python -m pytest -m results`` lists
-them). Until then PruneConfig ships the first of :data:`COUNTS`, and the table says so."""
+"""(iterations, mask-choosing iterations); the first is the reference, the default when these cells
+ran (15 iterations, three quarters choosing). The rule picked 10/8, which PruneConfig has shipped since."""
 TOLERANCE = 0.02
 SETTING_TOLERANCE = 0.05
 EVAL_WINDOWS = 16
@@ -118,19 +113,13 @@ def chosen(records: dict[str, dict]) -> Count | None:
 
 
 def ships_choice(records: dict[str, dict]) -> bool:
-    """Whether PruneConfig ships the rule's pick, or the pick is the declared :data:`PENDING` one."""
-    return chosen(records) in (shipped(), PENDING)
+    """Whether PruneConfig ships the rule's pick."""
+    return chosen(records) == shipped()
 
 
 def verdict(pick: Count, default: Count) -> str:
-    """Whether PruneConfig ships the rule's pick; for :data:`PENDING`, what adopting it waits for."""
-    if pick == default:
-        return "the same"
-    if pick == PENDING:
-        return ("NOT YET: the pick awaits adoption (PENDING in benchmarks/iteration_draws.py: it moves the default's "
-                "weights, and the default's records in the headline, 128-window, seeds, Gemma, cost_ratio and cost_7b "
-                "tables must be re-run with it)")
-    return "DIFFERENT: update crepe/config.py"
+    """Whether PruneConfig ships the rule's pick."""
+    return "the same" if pick == default else "DIFFERENT: update crepe/config.py"
 
 
 def shipped() -> Count:

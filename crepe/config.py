@@ -145,7 +145,7 @@ class PruneConfig:
     admm_grad_damp: float = field(default=0.5, metadata={
         "help": "the admm-grad update: Hessian dampening on its unit-diagonal scale, a pull toward the dense weights "
                 "(chosen on held-out text; the published ADMM-Grad, --method admm-grad, uses 0.1)"})
-    admm_grad_iterations: int = field(default=15, metadata={
+    admm_grad_iterations: int = field(default=10, metadata={
         "help": "the admm-grad update: ADMM iterations, the mask re-chosen during the first three quarters "
                 "(chosen on held-out text; the published ADMM-Grad, --method admm-grad, runs 20, 15 of them choosing)"})
     admm_grad_select_iterations: int | None = field(default=None, metadata={

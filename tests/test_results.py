@@ -65,7 +65,6 @@ def test_the_headline_table_is_rendered_from_its_records():
 def test_the_shipped_defaults_are_the_held_out_choice(name):
     """CRePE's score defaults (mask_choice), the admm-grad update's damping and dense target
     (default_choice) and its iteration count (iteration_draws) are what the committed held-out
-    selection picks (iteration_draws: or its declared PENDING pick, awaiting the re-runs its adoption
-    needs): a default moved by hand, or a re-run that picks another, fails."""
+    selection picks: a default moved by hand, or a re-run that picks another, fails."""
     module = importlib.import_module(f"benchmarks.{name}")
     assert module.ships_choice(common.read_records(module.OUT, "*__*.json")), f"re-run or re-choose: python -m benchmarks.{name}"

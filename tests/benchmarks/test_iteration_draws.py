@@ -35,11 +35,12 @@ def test_only_settings_with_every_seed_count_and_none_means_no_choice():
     assert set(it.ratios(_records(lambda s, seed: 1.0, settings=("0.7",)), FEWER)) == {"0.7"}
 
 
-def test_the_pick_is_shipped_or_declared_pending():
+def test_the_pick_must_be_shipped():
     assert it.verdict(it.shipped(), it.shipped()) == "the same"
-    assert it.verdict(it.PENDING, it.COUNTS[0]).startswith("NOT YET") and it.PENDING in it.COUNTS
+    assert it.verdict(it.COUNTS[0], it.shipped()).startswith("DIFFERENT")
+    assert it.shipped() == FEWER, "PruneConfig ships the rule's pick, 10/8"
     assert it.ships_choice(_records(lambda s, seed: 1.0)) and not it.ships_choice({})
-    assert it.ships_choice(_records(lambda s, seed: 1.10))  # the default's own count wins: shipped
+    assert not it.ships_choice(_records(lambda s, seed: 1.10))  # the reference's count would win: not shipped
 
 
 def test_cells_pin_their_counts_and_seeds_and_the_shipped_count_is_one_of_them():
