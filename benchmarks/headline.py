@@ -148,10 +148,12 @@ def table(out: Path) -> str:
              + ("0-shot: lm-eval accuracy (acc, acc_norm) on the shipped local task wikivital_describe, every item "
                 "(400). " if tasks else "No zero-shot task (not run for this model). ")
              + "CPU ×SparseGPT: process CPU "
-             "time of the prune over SparseGPT's at the same setting, on the same machine (each record's commit "
+             "time of the prune over SparseGPT's at the same setting (each record's commit "
              "and date are in its provenance; cells of one run share a process): one prune each, against a SparseGPT "
-             "prune that may come from another process and another load (a row re-run beside a heavier benchmark "
-             "moves far more than one beside its own setting's run), so a rough guide; the cost target is judged on results/cost_ratio.md (SparseGPT and the default pruned "
+             "prune that may come from another process, another load or another machine (records do not name the "
+             "machine; a row re-run beside a heavier benchmark moves far more than one beside its own setting's run, "
+             "and a machine with slower matrix products moves the ADMM rows against SparseGPT), so a rough guide; "
+             "the cost target is judged on results/cost_ratio.md (SparseGPT and the default pruned "
              "alternately, three times each)."]
     for s in settings:
         rows, absent = [], []
