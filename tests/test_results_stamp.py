@@ -83,3 +83,12 @@ def test_provenance_reuses_the_report_versions():
     from crepe.io.environment import versions
 
     assert provenance(["x"], {})["versions"] == versions()
+
+
+def test_versions_name_the_machine():
+    from crepe.io.environment import versions
+
+    import torch
+
+    found = versions()
+    assert found["cpu"].strip() and found["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
