@@ -193,6 +193,24 @@ def model_label(spec: str | None) -> str:
     return OFFLINE_MODELS[spec].base_model.split("/")[-1] if spec in OFFLINE_MODELS else spec
 
 
+MACHINE_KEYS = ("cpu", "cpu_capability")
+
+
+def machine(rec: dict[str, Any]) -> tuple[str | None, ...]:
+    """What a record says of the machine it ran on: the CPU model and torch's vector capability
+    (recorded from cc8fda8 on), else the OS platform string (the machine image's kernel build)."""
+    found = rec.get("provenance", {}).get("versions", {})
+    if all(key in found for key in MACHINE_KEYS):
+        return tuple(found[key] for key in MACHINE_KEYS)
+    return (found.get("platform"),)
+
+
+def same_machine(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two records name the same machine (unknown never matches): CPU times of records
+    from different machines are not comparable."""
+    return machine(a) == machine(b) and None not in machine(a)
+
+
 def stamp(records: Iterable[dict[str, Any]], out: Path) -> str:
     """The first line of a table: the stamp of its earliest record, and where the others' are."""
     records = list(records)

@@ -125,7 +125,11 @@ def run(args: argparse.Namespace, out: Path) -> None:
 
 
 def _ratio(rep: dict, ref: dict | None) -> str:
-    return f"{rep['prune_cpu_seconds'] / ref['prune_cpu_seconds']:.2f}" if ref else "–"
+    """The CPU-time ratio to SparseGPT's record ``ref``; "–" without one, or where the two records
+    name different machines (:func:`benchmarks.common.same_machine`)."""
+    if ref is None or not common.same_machine(rep, ref):
+        return "–"
+    return f"{rep['prune_cpu_seconds'] / ref['prune_cpu_seconds']:.2f}"
 
 
 def table(out: Path) -> str:
@@ -150,9 +154,10 @@ def table(out: Path) -> str:
              + "CPU ×SparseGPT: process CPU "
              "time of the prune over SparseGPT's at the same setting (each record's commit "
              "and date are in its provenance; cells of one run share a process): one prune each, against a SparseGPT "
-             "prune that may come from another process, another load or another machine (records do not name the "
-             "machine; a row re-run beside a heavier benchmark moves far more than one beside its own setting's run, "
-             "and a machine with slower matrix products moves the ADMM rows against SparseGPT), so a rough guide; "
+             "prune that may come from another process and another load (a row re-run beside a heavier benchmark "
+             "moves far more than one beside its own setting's run), so a rough guide; – where the two records name "
+             "different machines (the CPU model from cc8fda8 on, before that the OS build string of the machine "
+             "image): a machine with other matrix-product speed moves the ADMM rows against SparseGPT; "
              "the cost target is judged on results/cost_ratio.md (SparseGPT and the default pruned "
              "alternately, three times each)."]
     for s in settings:

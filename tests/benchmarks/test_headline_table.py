@@ -20,3 +20,18 @@ def test_rows_without_a_record_are_named_under_their_block(tmp_path):
     assert "| crepe default (--update admm-grad) | 40.00 | 80.00 | 80.00 | 1.50 |" in text
     assert "| ALPS |" not in text and "–" not in text.split("**2:4**")[1].split("Not run")[0]
     assert "Not run at 2:4 with this calibration: ADMM-Grad, ALPS," in text
+
+
+def test_cpu_times_of_different_machines_are_not_divided(tmp_path):
+    from benchmarks import common
+
+    _cell(tmp_path, "SparseGPT", "2:4", 50.0, 10.0)
+    _cell(tmp_path, "crepe default (--update admm-grad)", "2:4", 40.0, 15.0)
+    path = tmp_path / f"{headline.cell_name('crepe default (--update admm-grad)', '2:4')}.json"
+    rec = json.loads(path.read_text())
+    rec["provenance"]["versions"]["cpu"] = "another CPU"
+    path.write_text(json.dumps(rec))
+    assert "| crepe default (--update admm-grad) | 40.00 | 80.00 | 80.00 | – |" in headline.table(tmp_path)
+    old = {"provenance": {"versions": {"platform": "Linux-a"}}}
+    assert common.same_machine(old, old) and not common.same_machine(old, {"provenance": {"versions": {"platform": "Linux-b"}}})
+    assert not common.same_machine({}, {})  # unknown never matches
