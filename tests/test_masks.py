@@ -87,5 +87,9 @@ def test_kth_smallest_equals_kthvalue_with_ties_and_skew_per_layer_and_per_row()
             assert torch.equal(kth_smallest(x, k), x.kthvalue(k, keepdim=True).values)
         rows = x[:200_000].view(400, 500)
         assert torch.equal(kth_smallest(rows, 123), rows.kthvalue(123, dim=-1, keepdim=True).values)
+    for x in (torch.full((100_000,), 2.0), torch.randn(100_000, generator=gen).sort().values,
+              torch.where(torch.arange(100_000) % 5 == 0, float("nan"), torch.rand(100_000, generator=gen))):
+        for k in (1, 50_000, 79_999):  # every value tied, a sorted input, NaNs (outside every bracket)
+            assert torch.equal(kth_smallest(x, k), x.kthvalue(k, keepdim=True).values)
     assert all_finite(torch.ones(10)) and not all_finite(torch.tensor([1.0, float("nan")]))
     assert not all_finite(torch.tensor([float("inf"), float("-inf")])) and not all_finite(torch.tensor([float("inf")]).half())

@@ -72,6 +72,7 @@ def gradual_admm(weight: torch.Tensor, hessian: torch.Tensor, score: Score, spar
     pruned = torch.zeros_like(v, dtype=torch.bool)
     sign, drop = torch.ones_like(v), torch.zeros_like(v)  # -1 / 1 and 1 / 0 where pruned / kept: Z - U = sign V, U = drop V
     carry = drop  # U + (1 - a) Z = (a drop + 1 - a) V
+    rhs, nxt = torch.empty_like(v), torch.empty_like(v)  # reused: fresh [out, in] tensors fault their pages in
     for t in range(iterations):
         if t < select_iterations:
             share = 1 - (1 - (t + 1) / select_iterations) ** 3
@@ -80,7 +81,9 @@ def gradual_admm(weight: torch.Tensor, hessian: torch.Tensor, score: Score, spar
             sign = drop.mul(-2.0).add_(1.0)
             carry = drop if relaxation == 1 else drop.mul(relaxation).add_(1.0 - relaxation)
         # float products: several times faster than masked_fill/where on CPU
-        v = torch.addmm(carry * v, torch.addcmul(target, sign, v, value=rho), inv, alpha=relaxation)
+        torch.addcmul(target, sign, v, value=rho, out=rhs)
+        torch.mul(carry, v, out=nxt).addmm_(rhs, inv, alpha=relaxation)
+        v, nxt = nxt, v
     return (1.0 - drop).mul_(v).div_(row_scale), pruned
 
 

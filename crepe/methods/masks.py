@@ -29,11 +29,43 @@ def count_zeros(x: torch.Tensor) -> int:
 
 def kth_smallest(x: torch.Tensor, k: int) -> torch.Tensor:
     """``x.kthvalue(k, dim=-1, keepdim=True).values``, exactly. On CPU through numpy's introselect,
-    about 10x faster than torch's kthvalue on a 7B layer's 45 M scores."""
+    about 10x faster than torch's kthvalue on a 7B layer's 45 M scores; a long 1-D ``x`` first
+    brackets the k-th value (:func:`_bracketed_kth`)."""
     if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
         return x.kthvalue(k, dim=-1, keepdim=True).values
-    part = np.partition(x.detach().numpy(), k - 1, axis=-1)[..., k - 1 : k]
+    values = x.detach().numpy()
+    if values.ndim == 1 and values.size >= _BRACKET_MIN:
+        found = _bracketed_kth(values, k)
+        if found is not None:
+            return torch.from_numpy(found.reshape(1))
+    part = np.partition(values, k - 1, axis=-1)[..., k - 1 : k]
     return torch.from_numpy(np.ascontiguousarray(part))
+
+
+_BRACKET_MIN = 1 << 16
+_BRACKET_SAMPLE = 4096
+
+
+def _bracketed_kth(values: np.ndarray, k: int) -> np.ndarray | None:
+    """The k-th smallest (1-based) of the 1-D ``values``, exactly, or None when the bracket missed it
+    (the caller then partitions everything). A sorted strided sample of about 4096 entries gives
+    bounds lo <= hi a few sample standard errors either side of the k-th quantile; the entries below
+    lo are only counted, and only those in [lo, hi] (a few percent) are partitioned: 2x faster than
+    partitioning all of a SmolLM2 linear's scores. NaNs fall outside every bracket (the fallback)."""
+    n = values.size
+    sample = np.sort(values[:: max(1, n // _BRACKET_SAMPLE)])
+    at = (k - 0.5) / n * sample.size
+    spread = int(3 * np.sqrt(sample.size)) + 2
+    lo = sample[max(0, int(at) - spread)]
+    hi = sample[min(sample.size - 1, int(at) + spread)]
+    if not lo <= hi:  # a NaN bound
+        return None
+    below = int(np.count_nonzero(values < lo))
+    band = values[(values >= lo) & (values <= hi)]
+    rank = k - below
+    if not 0 < rank <= band.size:
+        return None
+    return np.partition(band, rank - 1)[rank - 1 : rank]
 
 
 def _lowest_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
