@@ -207,8 +207,16 @@ def machine(rec: dict[str, Any]) -> tuple[str | None, ...]:
 
 def same_machine(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Whether two records name the same machine (unknown never matches): CPU times of records
-    from different machines are not comparable."""
-    return machine(a) == machine(b) and None not in machine(a)
+    from different machines are not comparable. Where only one names its CPU, the platform strings
+    (which every record holds) decide, as they do between two older records."""
+    ma, mb = machine(a), machine(b)
+    if len(ma) != len(mb):
+        ma, mb = (_platform(a),), (_platform(b),)
+    return ma == mb and None not in ma
+
+
+def _platform(rec: dict[str, Any]) -> str | None:
+    return rec.get("provenance", {}).get("versions", {}).get("platform")
 
 
 def stamp(records: Iterable[dict[str, Any]], out: Path) -> str:
