@@ -46,7 +46,7 @@ TWO_LAYER_ROWS = ("SparseGPT", "crepe default (--update admm-grad)")
 PINNED: dict[str, dict[str, Any]] = {"crepe default (--update admm-grad)": {"admm_grad_iterations": 15}}
 """Rows whose records ran with a setting the default has since left, pinned to it so that the table
 says what was timed: the default's rows ran at 15 iterations (11 choosing the mask), the default
-until 7f2c19d (now 10 / 8). Re-running them at the default takes a 7B-shaped layer's five rows (ALPS
+until 7f2c19d (then 10 / 8, now 6 / 5). Re-running them at the default takes a 7B-shaped layer's five rows (ALPS
 alone 25 CPU-minutes a setting) and did not fit that session; drop the pin and re-run
 (``python -m pytest -m results`` then lists the records)."""
 SHAPE = "llama-2-7b"

@@ -37,9 +37,9 @@ SEEDS = (0, 1, 2)
 COUNTS = ((15, 11), (10, 8), (8, 6), (6, 5))
 """(iterations, mask-choosing iterations); the first is the reference, the default when the first
 cells ran (15 iterations, three quarters choosing). The rule picked 10/8 of the first two, which
-PruneConfig has shipped since 7f2c19d; 8/6 and 6/5 were added later (the per-linear screen,
+PruneConfig shipped from 7f2c19d; 8/6 and 6/5 were added later (the per-linear screen,
 ``benchmarks.convergence``, finds the held-out error flat from 6 iterations), judged by the same rule
-against the same reference."""
+against the same reference: it picked 6/5, which PruneConfig has shipped since."""
 TOLERANCE = 0.02
 SETTING_TOLERANCE = 0.05
 EVAL_WINDOWS = 16

@@ -279,15 +279,15 @@ def test_the_configs_relaxation_reaches_the_update():
 
 def test_the_configs_choosing_count_reaches_the_update_and_is_checked():
     """--admm-grad-select-iterations sets how many iterations re-choose the mask: the default's own
-    count (three quarters of its iterations: 11 of 15, 8 of 10) prunes to the same weights, another
+    count (three quarters of its iterations, rounded half up: 11 of 15, 8 of 10, 5 of 6) prunes to the same weights, another
     count to other ones; counts outside 1..iterations are refused."""
     iterations = PruneConfig().admm_grad_iterations
     own = selecting_iterations(iterations)
-    assert PruneConfig().admm_grad_select_iterations is None and (selecting_iterations(15), selecting_iterations(10)) == (11, 8)
+    assert PruneConfig().admm_grad_select_iterations is None and [selecting_iterations(n) for n in (15, 10, 6, 2)] == [11, 8, 5, 2]
     plain = _pruned_weights(method="crepe")
     same = _pruned_weights(method="crepe", admm_grad_select_iterations=own)
     assert all(torch.equal(plain[k], same[k]) for k in plain)
-    fewer = _pruned_weights(method="crepe", admm_grad_iterations=iterations - 2, admm_grad_select_iterations=own)
+    fewer = _pruned_weights(method="crepe", admm_grad_iterations=iterations - 1, admm_grad_select_iterations=own - 1)
     assert any(not torch.equal(plain[k], fewer[k]) for k in plain)
     for bad in (0, iterations + 1):
         with pytest.raises(ValueError, match="admm-grad select iterations"):

@@ -8,6 +8,7 @@ means: |V| (= |W| ||X_j||, ADMM-Grad itself) or CRePE's relative importance of t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -88,8 +89,9 @@ def gradual_admm(weight: torch.Tensor, hessian: torch.Tensor, score: Score, spar
 
 
 def selecting_iterations(iterations: int) -> int:
-    """The iterations that re-choose the mask: the first three quarters, as ADMM-Grad's 15 of 20."""
-    return max(1, round(0.75 * iterations))
+    """The iterations that re-choose the mask: the first three quarters, as ADMM-Grad's 15 of 20,
+    rounded half up (5 of 6, 8 of 10, 11 of 15)."""
+    return max(1, math.floor(0.75 * iterations + 0.5))
 
 
 def select_count(cfg) -> int:
