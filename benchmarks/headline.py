@@ -69,13 +69,10 @@ TABLES = [Table("results/headline.md", tuple(f"python -m benchmarks.headline --s
                 covers=(f"results/headline_{SECOND_MODEL}/*",))]
 
 
-PINNED: dict[tuple[int, str, str], dict[str, Any]] = {
-    (128, "0.6", "crepe default (--update admm-grad)"): {"admm_grad_iterations": 10}}
+PINNED: dict[tuple[int, str, str], dict[str, Any]] = {}
 """(calibration windows, setting, row) -> the settings its record ran with where the default has
-since left them, so that the table says what was run: the 128-window 60% cell of the default ran at
-10 iterations (8 choosing), the default from 7f2c19d until b43c845 (now 6 / 5); its re-run did not
-fit that session (about 20 CPU-minutes). Drop the pin and re-run (``python -m pytest -m results``
-then lists the record)."""
+since left them, so that the table says what was run (none now). Drop a pin and re-run
+(``python -m pytest -m results`` then lists the record)."""
 
 
 def pins(nsamples: int, setting: str, label: str) -> dict[str, Any]:
