@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import re
 from pathlib import Path
 from typing import Any
 
@@ -69,17 +68,6 @@ TABLES = [Table("results/headline.md", tuple(f"python -m benchmarks.headline --s
                 covers=(f"results/headline_{SECOND_MODEL}/*",))]
 
 
-PINNED: dict[tuple[int, str, str], dict[str, Any]] = {}
-"""(calibration windows, setting, row) -> the settings its record ran with where the default has
-since left them, so that the table says what was run (none now). Drop a pin and re-run
-(``python -m pytest -m results`` then lists the record)."""
-
-
-def pins(nsamples: int, setting: str, label: str) -> dict[str, Any]:
-    """The settings :data:`PINNED` holds for this cell (none for most)."""
-    return PINNED.get((nsamples, setting, label), {})
-
-
 def cell_name(label: str, setting: str) -> str:
     method, prune = CELLS[label]
     return f"{method}{'_' + prune['update'] if 'update' in prune else ''}__{common.setting_name(setting)}"
@@ -93,7 +81,7 @@ def cells(model: str, settings: tuple[str, ...] = SETTINGS, nsamples: int = 16, 
           rows: tuple[str, ...] = tuple(CELLS), eval_windows: int = EVAL_WINDOWS) -> dict[str, RunOptions]:
     """Cell name -> its options, SparseGPT first in every setting (the ratio's reference)."""
     base = base_options(model, nsamples, seed, eval_windows)
-    return {cell_name(label, s): common.prune_options(base, method, s, **{**prune, **pins(nsamples, s, label)})
+    return {cell_name(label, s): common.prune_options(base, method, s, **prune)
             for s in settings for label, (method, prune) in CELLS.items() if label in rows}
 
 
@@ -172,13 +160,6 @@ def table(out: Path) -> str:
              "image): a machine with other matrix-product speed moves the ADMM rows against SparseGPT; "
              "the cost target is judged on results/cost_ratio.md (SparseGPT and the default pruned "
              "alternately, three times each)."]
-    windows = int(out.name.rsplit("_c", 1)[1]) if re.search(r"_c\d+$", out.name) else 16
-    pinned = [(s, label, pin) for (n, s, label), pin in PINNED.items() if n == windows and cell_name(label, s) in records]
-    if pinned:
-        lines += ["", "**Pinned:** " + "; ".join(
-            f"{label} at {LABELS[s]} ran with " + ", ".join(f"{k} = {v}" for k, v in pin.items())
-            for s, label, pin in pinned) + ", a setting the default has since left (`PINNED` in "
-            "benchmarks/headline.py): not re-run at the shipped default yet."]
     for s in settings:
         rows, absent = [], []
         for label in CELLS:

@@ -151,7 +151,7 @@ class PruneConfig:
                 "ADMM-Grad, --method admm-grad, runs 20, 15 of them choosing)"})
     admm_grad_select_iterations: int | None = field(default=None, metadata={
         "help": "the admm-grad update: how many of the first iterations re-choose the mask (the pace of its "
-                "choice), the rest converge on it; default: three quarters of --admm-grad-iterations"})
+                "choice), the rest converge on it; default: three quarters of --admm-grad-iterations, rounded half up"})
     admm_grad_relaxation: float = field(default=1.0, metadata={
         "help": "the admm-grad update: over-relaxation a in (0, 2) of each ADMM step (1: plain ADMM; 1.5-1.8 "
                 "usually converges in fewer iterations)"})

@@ -50,8 +50,8 @@ def _bracketed_kth(values: np.ndarray, k: int) -> np.ndarray | None:
     """The k-th smallest (1-based) of the 1-D ``values``, exactly, or None when the bracket missed it
     (the caller then partitions everything). A sorted strided sample of about 4096 entries gives
     bounds lo <= hi a few sample standard errors either side of the k-th quantile; the entries below
-    lo are only counted, and only those in [lo, hi] (a few percent) are partitioned: 2x faster than
-    partitioning all of a SmolLM2 linear's scores. NaNs fall outside every bracket (the fallback)."""
+    lo are only counted, and only those in [lo, hi] (a few percent) are partitioned. NaNs fall outside
+    every bracket (the fallback)."""
     n = values.size
     sample = np.sort(values[:: max(1, n // _BRACKET_SAMPLE)])
     at = (k - 0.5) / n * sample.size

@@ -39,19 +39,3 @@ def test_cpu_times_of_different_machines_are_not_divided(tmp_path):
     assert common.same_machine(named, old) and common.same_machine(old, named)  # one older record: the platforms decide
     assert not common.same_machine(named, {"provenance": {"versions": {"platform": "Linux-b"}}})
 
-
-def test_a_pinned_cell_runs_and_is_labelled_with_the_setting_it_ran(tmp_path, monkeypatch):
-    from crepe.config import PruneConfig
-
-    default = "crepe default (--update admm-grad)"
-    monkeypatch.setattr(headline, "PINNED", {(128, "2:4", default): {"admm_grad_iterations": 20}})
-    assert headline.cells("smollm2-135m", ("2:4",), nsamples=128)[headline.cell_name(default, "2:4")].prune.admm_grad_iterations == 20
-    assert headline.cells("smollm2-135m", ("2:4",))[headline.cell_name(default, "2:4")].prune.admm_grad_iterations == \
-        PruneConfig.admm_grad_iterations  # 16 windows: not pinned
-    for name in ("headline_c128", "headline"):
-        out = tmp_path / name
-        out.mkdir()
-        _cell(out, "SparseGPT", "2:4", 50.0, 10.0)
-        _cell(out, default, "2:4", 40.0, 15.0)
-    assert f"**Pinned:** {default} at 2:4 ran with admm_grad_iterations = 20" in headline.table(tmp_path / "headline_c128")
-    assert "Pinned" not in headline.table(tmp_path / "headline")
