@@ -305,8 +305,13 @@ def selection_main(parser: argparse.ArgumentParser, cells: CellsOf, known: Itera
         plan = cells(args.model, chosen_settings(args.settings, known))
         bench = open_bench(next(iter(plan.values())), texts=(SELECTION_TEXT,))
         run_cells(plan, args.out_dir, lambda name: prune_and_evaluate(bench, plan[name], cell=name))
-    body = table(args.out_dir)
-    if args.out_dir == out:
+    publish_at(args.out_dir, out, table_path, table(args.out_dir))
+
+
+def publish_at(out_dir: Path, committed: Path, table_path: Path, body: str) -> None:
+    """Print a table; write it to ``table_path`` too when its records are the committed ones
+    (``out_dir`` is ``committed``)."""
+    if out_dir == committed:
         table_path.write_text(body + "\n")
     print(body)
 

@@ -15,16 +15,26 @@ seed) cell both have run, the geometric mean of its selection-PPL ratios to the 
 1 + :data:`TOLERANCE`, and no setting's own geometric mean ratio is above 1 + :data:`SETTING_TOLERANCE`;
 only settings with all seeds run count. The pick: the fewest iterations that matches.
 
+The same rule at 128 calibration windows (``--nsamples 128``, ``results/quality/iteration_draws_c128``):
+eight times the tokens estimate each Hessian better, so the count that stops short of fitting the
+calibration text at 16 windows may stop short of fitting the layer at 128. One draw per setting there
+(each is eight times larger, and a cell costs eight times the forwards), counts 15/11, 10/8 and 6/5.
+
     OMP_NUM_THREADS=1 python -m benchmarks.iteration_draws --settings 0.7   # missing cells of one setting
     OMP_NUM_THREADS=1 python -m benchmarks.iteration_draws --settings 0.5 --seeds 2   # one seed's
+    OMP_NUM_THREADS=1 python -m benchmarks.iteration_draws --nsamples 128 --counts 6/5   # one count at 128 windows
     python -m benchmarks.iteration_draws --table                            # only rebuild the table
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+from dataclasses import dataclass
 from statistics import geometric_mean as geomean
 from pathlib import Path
+
+import torch
 
 from benchmarks import common
 from benchmarks.common import SELECTION_TEXT, Table
@@ -45,25 +55,45 @@ SETTING_TOLERANCE = 0.05
 EVAL_WINDOWS = 16
 OUT = common.RESULTS / "quality" / "iteration_draws"
 TABLE = common.RESULTS / "quality" / "iteration_draws.md"
+
+Count = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Study:
+    """One calibration size's draws: its windows of 512 tokens, seeds, counts (the first is the
+    reference) and where its records and table live."""
+
+    nsamples: int
+    seeds: tuple[int, ...]
+    counts: tuple[Count, ...]
+    out: Path
+    table: Path
+
+
+STUDIES = {16: Study(16, SEEDS, COUNTS, OUT, TABLE),
+           128: Study(128, (0,), ((15, 11), (10, 8), (6, 5)), common.RESULTS / "quality" / "iteration_draws_c128",
+                      common.RESULTS / "quality" / "iteration_draws_c128.md")}
+BASE = STUDIES[16]
 TABLES = [Table("results/quality/iteration_draws.md",
                 tuple(f"python -m benchmarks.iteration_draws --settings {s}" for s in SETTINGS),
                 covers=("results/quality/iteration_draws/*",))]
-
-Count = tuple[int, int]
 
 
 def cell_name(setting: str, seed: int, count: Count) -> str:
     return f"it{count[0]}_choose{count[1]}__seed{seed}__{common.setting_name(setting)}"
 
 
-def cells(model: str, settings: tuple[str, ...], seeds: tuple[int, ...] = SEEDS) -> dict[str, RunOptions]:
-    """Cell name -> its run options: every count at every setting and seed (the counts are explicit,
-    so a record keeps its meaning when the default's count moves)."""
+def cells(model: str, settings: tuple[str, ...], seeds: tuple[int, ...] | None = None,
+          study: Study = BASE, counts: tuple[Count, ...] | None = None) -> dict[str, RunOptions]:
+    """Cell name -> its run options: every count (of ``counts``, default the study's) at every
+    setting and seed (the counts are explicit, so a record keeps its meaning when the default's
+    count moves)."""
     out = {}
     for setting in settings:
-        for seed in seeds:
-            base = RunOptions(model=model, max_eval_windows=EVAL_WINDOWS, seed=seed)
-            for count in COUNTS:
+        for seed in study.seeds if seeds is None else seeds:
+            base = RunOptions(model=model, max_eval_windows=EVAL_WINDOWS, seed=seed, nsamples=study.nsamples)
+            for count in study.counts if counts is None else counts:
                 out[cell_name(setting, seed, count)] = common.prune_options(
                     base, "crepe", setting, update="admm-grad", admm_grad_iterations=count[0],
                     admm_grad_select_iterations=count[1])
@@ -72,14 +102,34 @@ def cells(model: str, settings: tuple[str, ...], seeds: tuple[int, ...] = SEEDS)
 
 def build_parser() -> argparse.ArgumentParser:
     ap = common.settings_parser(__doc__, SETTINGS, OUT)
-    ap.add_argument("--seeds", default=",".join(map(str, SEEDS)),
-                    help="comma-separated calibration seeds to run (to split a setting between processes)")
+    ap.add_argument("--nsamples", type=int, choices=sorted(STUDIES), default=16,
+                    help="calibration windows of 512 tokens (each size is its own study and table)")
+    ap.add_argument("--seeds", default=None,
+                    help="comma-separated calibration seeds to run (default: the study's; to split a setting between processes)")
+    ap.add_argument("--counts", default=None,
+                    help="comma-separated iterations/choosing counts to run (default: the study's), e.g. 6/5")
     return ap
+
+
+def parsed(argv: list[str] | None = None) -> tuple[argparse.Namespace, Study, tuple[int, ...], tuple[Count, ...]]:
+    """The arguments, their study, and the seeds and counts to run (a count or seed outside the study: one line)."""
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    study = STUDIES[args.nsamples]
+    if args.nsamples != 16 and args.out_dir == OUT:
+        args.out_dir = study.out
+    names = {f"{i}/{k}": (i, k) for i, k in study.counts}
+    seeds = tuple(map(int, common.chosen(args.seeds or ",".join(map(str, study.seeds)), map(str, study.seeds), "--seeds")))
+    counts = tuple(names[c] for c in common.chosen(args.counts or ",".join(names), names, "--counts"))
+    return args, study, seeds, counts
 
 
 def planned(argv: list[str]) -> dict[str, dict]:
     """Record path -> {command, the explicit config it would store now}; no model is loaded."""
-    return common.planned_cells(build_parser(), cells, SETTINGS, argv)
+    args, study, seeds, counts = parsed(argv)
+    return {str(args.out_dir / f"{name}.json"): {"command": None, "config": common.cell_config(opts, cell=name)}
+            for name, opts in cells(args.model, common.chosen_settings(args.settings, SETTINGS), seeds, study,
+                                    counts).items()}
 
 
 def recorded(argv: list[str]) -> dict[str, dict]:
@@ -87,37 +137,42 @@ def recorded(argv: list[str]) -> dict[str, dict]:
     return common.stored_cells(planned(argv))
 
 
-def ratios(records: dict[str, dict], count: Count) -> dict[str, list[float]]:
-    """Setting -> the selection-PPL ratios of ``count`` to the default's count on the same seed, for
+def ratios(records: dict[str, dict], count: Count, study: Study = BASE) -> dict[str, list[float]]:
+    """Setting -> the selection-PPL ratios of ``count`` to the reference count on the same seed, for
     the settings where both have run every seed."""
     out = {}
     for setting in SETTINGS:
-        pairs = [(records.get(cell_name(setting, s, count)), records.get(cell_name(setting, s, COUNTS[0]))) for s in SEEDS]
+        pairs = [(records.get(cell_name(setting, s, count)), records.get(cell_name(setting, s, study.counts[0])))
+                 for s in study.seeds]
         if all(a and b for a, b in pairs):
             out[setting] = [a["ppl"][SELECTION_TEXT] / b["ppl"][SELECTION_TEXT] for a, b in pairs]
     return out
 
 
-def matches(records: dict[str, dict], count: Count) -> bool | None:
-    """Whether ``count`` matches the default's by the rule (module doc); None before a setting is complete."""
-    by_setting = ratios(records, count)
+def matches(records: dict[str, dict], count: Count, study: Study = BASE) -> bool | None:
+    """Whether ``count`` matches the reference's by the rule (module doc); None before a setting is complete."""
+    by_setting = ratios(records, count, study)
     if not by_setting:
         return None
     overall = geomean([r for rs in by_setting.values() for r in rs])
     return overall <= 1 + TOLERANCE and all(geomean(rs) <= 1 + SETTING_TOLERANCE for rs in by_setting.values())
 
 
-def chosen(records: dict[str, dict]) -> Count | None:
-    """The fewest iterations that matches the default's (the default's own count when none does);
-    None until every count has a setting with all seeds run."""
-    if not all(ratios(records, c) for c in COUNTS):
-        return None
-    return min((c for c in COUNTS if c == COUNTS[0] or matches(records, c)), key=lambda c: c[0])
+def chosen(records: dict[str, dict], study: Study = BASE) -> Count | None:
+    """The fewest iterations that matches the reference's (the reference itself when none does),
+    judged from the fewest up; None while the count to judge next lacks a cell of any setting.
+    (When the fewest matches, the counts between it and the reference need not run.)"""
+    for count in sorted(study.counts[1:], key=lambda c: c[0]):
+        if set(ratios(records, count, study)) != set(SETTINGS):
+            return None
+        if matches(records, count, study):
+            return count
+    return study.counts[0]
 
 
-def ships_choice(records: dict[str, dict]) -> bool:
+def ships_choice(records: dict[str, dict], study: Study = BASE) -> bool:
     """Whether PruneConfig ships the rule's pick."""
-    return chosen(records) == shipped()
+    return chosen(records, study) == shipped(study.nsamples)
 
 
 def verdict(pick: Count, default: Count) -> str:
@@ -125,31 +180,32 @@ def verdict(pick: Count, default: Count) -> str:
     return "the same" if pick == default else "DIFFERENT: update crepe/config.py"
 
 
-def shipped() -> Count:
-    """PruneConfig's (iterations, choosing)."""
+def shipped(nsamples: int = 16) -> Count:
+    """PruneConfig's (iterations, choosing) for a calibration of ``nsamples`` windows of 512 tokens."""
     given = PruneConfig.admm_grad_select_iterations
     return PruneConfig.admm_grad_iterations, selecting_iterations(PruneConfig.admm_grad_iterations) if given is None else given
 
 
-def table(out: Path) -> str:
+def table(out: Path, study: Study = BASE) -> str:
     records = common.read_records(out, "*__*.json")
+    counts, seeds = study.counts, study.seeds
     if not records:
         return "no results yet"
     first = next(iter(records.values()))
     lines = [common.stamp(records.values(), out), "",
              f"SmolLM2-135M, crepe's default (admm-grad update) at each (iterations / mask-choosing iterations); "
-             f"calibration {first['calibration']} with seeds {', '.join(map(str, SEEDS))}; PPL on "
+             f"calibration {first['calibration']} with seeds {', '.join(map(str, seeds))}; PPL on "
              + "; ".join(f"{t}: {p}" for t, p in first["eval"].items()) + ". "
              f"{SELECTION_TEXT} is the selection text; wikivital, the calibration's domain, is shown, never used. "
-             f"Ratio: the count's {SELECTION_TEXT} PPL over {COUNTS[0][0]}/{COUNTS[0][1]}'s on the same draw. "
+             f"Ratio: the count's {SELECTION_TEXT} PPL over {counts[0][0]}/{counts[0][1]}'s on the same draw. "
              "CPU: process CPU seconds of the prune (two or three processes side by side; a rough guide).", ""]
-    header = ["setting", "seed", *(f"{i}/{k} {SELECTION_TEXT}" for i, k in COUNTS),
-              *(f"{i}/{k} wikivital" for i, k in COUNTS), *(f"{i}/{k} ratio" for i, k in COUNTS[1:]),
-              *(f"{i}/{k} CPU s" for i, k in COUNTS)]
+    header = ["setting", "seed", *(f"{i}/{k} {SELECTION_TEXT}" for i, k in counts),
+              *(f"{i}/{k} wikivital" for i, k in counts), *(f"{i}/{k} ratio" for i, k in counts[1:]),
+              *(f"{i}/{k} CPU s" for i, k in counts)]
     rows = []
     for setting in SETTINGS:
-        for seed in SEEDS:
-            recs = [records.get(cell_name(setting, seed, c)) for c in COUNTS]
+        for seed in seeds:
+            recs = [records.get(cell_name(setting, seed, c)) for c in counts]
             if not any(recs):
                 continue
             ref = recs[0]
@@ -159,16 +215,16 @@ def table(out: Path) -> str:
                            for r in recs[1:]),
                          *(f"{r['prune_cpu_seconds']:.0f}" if r else "–" for r in recs)])
     summary = []
-    for count in COUNTS[1:]:
-        by_setting = ratios(records, count)
+    for count in counts[1:]:
+        by_setting = ratios(records, count, study)
         if by_setting:
             summary.append(f"- {count[0]}/{count[1]}: geometric mean ratio "
                            + ", ".join(f"{s} {geomean(rs):.3f}" for s, rs in by_setting.items())
                            + f"; over all {sum(map(len, by_setting.values()))} cells "
                            f"{geomean([r for rs in by_setting.values() for r in rs]):.3f}: "
-                           + ("matches" if matches(records, count) else "does not match") + " the default's.")
-    pick = chosen(records)
-    default = shipped()
+                           + ("matches" if matches(records, count, study) else "does not match") + " the default's.")
+    pick = chosen(records, study)
+    default = shipped(study.nsamples)
     decision = ("" if pick is None else f"Chosen: **{pick[0]}/{pick[1]}**; PruneConfig ships {default[0]}/{default[1]}: "
                 f"{verdict(pick, default)}.")
     rule = (f"Rule (fixed before the cells ran): a count matches when the geometric mean of its ratios over every "
@@ -178,8 +234,14 @@ def table(out: Path) -> str:
 
 
 def main() -> None:
-    seeds = tuple(map(int, common.chosen(build_parser().parse_args().seeds, map(str, SEEDS), "--seeds")))
-    common.selection_main(build_parser(), lambda model, settings: cells(model, settings, seeds), SETTINGS, table, OUT, TABLE)
+    args, study, seeds, counts = parsed()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    torch.set_grad_enabled(False)
+    if not args.table:
+        plan = cells(args.model, common.chosen_settings(args.settings, SETTINGS), seeds, study, counts)
+        bench = common.open_bench(next(iter(plan.values())), texts=(SELECTION_TEXT,))
+        common.run_cells(plan, args.out_dir, lambda name: common.prune_and_evaluate(bench, plan[name], cell=name))
+    common.publish_at(args.out_dir, study.out, study.table, table(args.out_dir, study))
 
 
 if __name__ == "__main__":

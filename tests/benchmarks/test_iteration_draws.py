@@ -67,3 +67,21 @@ def test_the_screen_scores_each_text_with_its_own_hessian():
     totals, cpu = convergence.errors({"w": weight}, hs, "2:4", 4, 3)
     assert set(totals) == {"calibration", "other"} and cpu >= 0.0
     assert 0 < totals["calibration"] < 1 and totals["other"] > 0
+
+
+def test_the_128_window_study_has_its_own_draws_counts_and_records():
+    study = it.STUDIES[128]
+    args, got, seeds, counts = it.parsed(["--nsamples", "128", "--counts", "6/5", "--settings", "2:4"])
+    assert got is study and args.out_dir == study.out and seeds == study.seeds and counts == ((6, 5),)
+    plan = it.cells("smollm2-135m", ("2:4",), seeds, study, counts)
+    assert [o.nsamples for o in plan.values()] == [128] and list(plan) == [it.cell_name("2:4", 0, (6, 5))]
+    # its rule: the fewest count decides alone when it matches; otherwise the next one must run
+    recs = {it.cell_name(s, 0, c): {"ppl": {SELECTION_TEXT: 100.0 * (1.0 if c != (6, 5) else r)}}
+            for s in it.SETTINGS for c in ((15, 11), (6, 5)) for r in [1.01]}
+    assert it.chosen(recs, study) == (6, 5)
+    worse = {k: ({"ppl": {SELECTION_TEXT: 110.0}} if k.startswith("it6_") else v) for k, v in recs.items()}
+    assert it.chosen(worse, study) is None  # 10/8 has not run
+    assert it.chosen(worse | {it.cell_name(s, 0, (10, 8)): {"ppl": {SELECTION_TEXT: 100.5}} for s in it.SETTINGS},
+                     study) == (10, 8)
+    assert it.planned(["--nsamples", "128"]).keys() == {str(study.out / f"{n}.json") for n in it.cells(
+        "smollm2-135m", it.SETTINGS, study=study)}
