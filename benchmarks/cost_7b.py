@@ -43,12 +43,6 @@ log = logging.getLogger("cost_7b")
 SETTINGS = ("2:4", "0.7")  # the issue's rows for the 7B timing
 ROWS = ("SparseGPT", "ADMM-Grad", "ALPS", "crepe mask-only (--update none)", "crepe default (--update admm-grad)")
 TWO_LAYER_ROWS = ("SparseGPT", "crepe default (--update admm-grad)")
-PINNED: dict[str, dict[str, Any]] = {"crepe default (--update admm-grad)": {"admm_grad_iterations": 15}}
-"""Rows whose records ran with a setting the default has since left, pinned to it so that the table
-says what was timed: the default's rows ran at 15 iterations (11 choosing the mask), the default
-until 7f2c19d (then 10 / 8, now 6 / 5). Re-running them at the default takes a 7B-shaped layer's five rows (ALPS
-alone 25 CPU-minutes a setting) and did not fit that session; drop the pin and re-run
-(``python -m pytest -m results`` then lists the records)."""
 SHAPE = "llama-2-7b"
 SMOLLM2_VOCAB = 49152  # the tokenizer make_synthetic_llama copies in; the vocabulary grows to it
 OUT = common.RESULTS / "cost_7b"
@@ -64,7 +58,7 @@ def default_model(layers: int) -> str:
 def options(model: str, setting: str, rows: tuple[str, ...] = ROWS) -> dict[str, Any]:
     """Row label -> its options at ``setting``: the headline's cells on ``model``, no evaluation."""
     base = base_options(model)
-    return {label: common.prune_options(base, CELLS[label][0], setting, **{**CELLS[label][1], **PINNED.get(label, {})})
+    return {label: common.prune_options(base, CELLS[label][0], setting, **CELLS[label][1])
             for label in rows}
 
 
@@ -177,10 +171,6 @@ def table(out: Path) -> str:
               f"{first['threads']} thread(s), CPU. Process CPU time of one prune per row in one process (SparseGPT "
               "first), its ratio to SparseGPT's, and the peak resident memory the prune added above the loaded model "
               "(freed memory returned to the system before each prune)."), "",
-             *([("**Pinned:** " + "; ".join(f"{label} ran with {', '.join(f'{k} = {v}' for k, v in pin.items())}"
-                                            for label, pin in PINNED.items())
-                 + ", a setting the default has since left (`PINNED` in benchmarks/cost_7b.py): not re-run at the "
-                   "shipped default yet."), ""] if PINNED else []),
              ("**One decoder layer.** The first layer's two streams are equal, so the default carries no dense stream "
              "there: this is its cost without the dense target."), "", *common.markdown_table(header, rows)]
     if any(two.values()):

@@ -78,17 +78,10 @@ def test_missing_checkpoint_is_made_beside_and_renamed_into_place(tmp_path, monk
     assert json.loads((tmp_path / "ckpt" / "config.json").read_text())["num_hidden_layers"] == 1
 
 
-def test_pinned_rows_keep_the_setting_they_ran_with_and_the_table_says_so(tmp_path, monkeypatch):
+def test_every_row_runs_at_its_declared_config():
     from crepe.config import PruneConfig
 
-    pinned = PruneConfig.admm_grad_iterations + 5
-    monkeypatch.setattr(cost_7b, "PINNED", {DEFAULT: {"admm_grad_iterations": pinned}})
     opts = cost_7b.options("/work/scale/llama-2-7b-1layer", "2:4")
-    assert opts[DEFAULT].prune.admm_grad_iterations == pinned
-    assert opts["ADMM-Grad"].prune.admm_grad_iterations == PruneConfig.admm_grad_iterations  # other rows as declared
-    _write(tmp_path, "2:4", 1, dict(zip(cost_7b.ROWS, (100.0, 150.0, 400.0, 20.0, 260.0))))
-    assert f"**Pinned:** {DEFAULT} ran with admm_grad_iterations = {pinned}" in cost_7b.table(tmp_path)
-    monkeypatch.setattr(cost_7b, "PINNED", {})
-    assert cost_7b.options("/work/scale/llama-2-7b-1layer", "2:4")[DEFAULT].prune.admm_grad_iterations == \
-        PruneConfig.admm_grad_iterations
-    assert "Pinned" not in cost_7b.table(tmp_path)
+    assert opts[DEFAULT].prune.admm_grad_iterations == PruneConfig.admm_grad_iterations  # the shipped default
+    assert opts[DEFAULT].prune.resolved_update == "admm-grad"
+    assert opts["crepe mask-only (--update none)"].prune.resolved_update == "none"
