@@ -12,6 +12,7 @@ import pytest
 
 import benchmarks
 from benchmarks import common
+from benchmarks import iteration_draws as it
 from benchmarks.common import stale
 
 pytestmark = pytest.mark.results
@@ -68,3 +69,10 @@ def test_the_shipped_defaults_are_the_held_out_choice(name):
     selection picks: a default moved by hand, or a re-run that picks another, fails."""
     module = importlib.import_module(f"benchmarks.{name}")
     assert module.ships_choice(common.read_records(module.OUT, "*__*.json")), f"re-run or re-choose: python -m benchmarks.{name}"
+
+
+def test_the_shipped_iteration_count_is_the_128_window_choice_too():
+    """At 128 calibration windows the same rule keeps the shipped count (results/quality/iteration_draws_c128.md)."""
+    study = it.STUDIES[128]
+    assert it.ships_choice(common.read_records(study.out, "*__*.json"), study), \
+        "re-run or re-choose: python -m benchmarks.iteration_draws --nsamples 128"
