@@ -294,24 +294,20 @@ def planned_cells(parser: argparse.ArgumentParser, cells: CellsOf, known: Iterab
 
 
 def selection_main(parser: argparse.ArgumentParser, cells: CellsOf, known: Iterable[str],
-                   table: Callable[[Path], str], out: Path, table_path: Path) -> None:
+                   table: Callable[[Path], str], out: Path, table_path: Path,
+                   args: argparse.Namespace | None = None) -> None:
     """``main`` of a benchmark scored on the selection text: prune and score the missing cells of
     ``--settings`` (unless ``--table``), then print the table, and write it to ``table_path`` when the
-    records are the committed ones (``--out-dir`` is ``out``)."""
-    args = parser.parse_args()
+    records are the committed ones (``--out-dir`` is ``out``). ``args``: already parsed (else ``parser``'s)."""
+    args = parser.parse_args() if args is None else args
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_grad_enabled(False)
     if not args.table:
         plan = cells(args.model, chosen_settings(args.settings, known))
         bench = open_bench(next(iter(plan.values())), texts=(SELECTION_TEXT,))
         run_cells(plan, args.out_dir, lambda name: prune_and_evaluate(bench, plan[name], cell=name))
-    publish_at(args.out_dir, out, table_path, table(args.out_dir))
-
-
-def publish_at(out_dir: Path, committed: Path, table_path: Path, body: str) -> None:
-    """Print a table; write it to ``table_path`` too when its records are the committed ones
-    (``out_dir`` is ``committed``)."""
-    if out_dir == committed:
+    body = table(args.out_dir)
+    if args.out_dir == out:
         table_path.write_text(body + "\n")
     print(body)
 

@@ -29,12 +29,9 @@ calibration text at 16 windows may stop short of fitting the layer at 128. One d
 from __future__ import annotations
 
 import argparse
-import logging
 from dataclasses import dataclass
 from statistics import geometric_mean as geomean
 from pathlib import Path
-
-import torch
 
 from benchmarks import common
 from benchmarks.common import SELECTION_TEXT, Table
@@ -244,13 +241,8 @@ def table(out: Path, study: Study = BASE) -> str:
 
 def main() -> None:
     args, study, seeds, counts = parsed()
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    torch.set_grad_enabled(False)
-    if not args.table:
-        plan = cells(args.model, common.chosen_settings(args.settings, SETTINGS), seeds, study, counts)
-        bench = common.open_bench(next(iter(plan.values())), texts=(SELECTION_TEXT,))
-        common.run_cells(plan, args.out_dir, lambda name: common.prune_and_evaluate(bench, plan[name], cell=name))
-    common.publish_at(args.out_dir, study.out, study.table, table(args.out_dir, study))
+    common.selection_main(build_parser(), lambda model, settings: cells(model, settings, seeds, study, counts),
+                          SETTINGS, lambda out: table(out, study), study.out, study.table, args)
 
 
 if __name__ == "__main__":

@@ -38,4 +38,3 @@ def test_cpu_times_of_different_machines_are_not_divided(tmp_path):
     named = {"provenance": {"versions": {"platform": "Linux-a", "cpu": "EPYC", "cpu_capability": "AVX512"}}}
     assert common.same_machine(named, old) and common.same_machine(old, named)  # one older record: the platforms decide
     assert not common.same_machine(named, {"provenance": {"versions": {"platform": "Linux-b"}}})
-

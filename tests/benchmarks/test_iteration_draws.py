@@ -76,8 +76,8 @@ def test_the_128_window_study_has_its_own_draws_counts_and_records():
     plan = it.cells("smollm2-135m", ("2:4",), seeds, study, counts)
     assert [o.nsamples for o in plan.values()] == [128] and list(plan) == [it.cell_name("2:4", 0, (6, 5))]
     # its rule: the fewest count decides alone when it matches; otherwise the next one must run
-    recs = {it.cell_name(s, 0, c): {"ppl": {SELECTION_TEXT: 100.0 * (1.0 if c != (6, 5) else r)}}
-            for s in it.SETTINGS for c in ((15, 11), (6, 5)) for r in [1.01]}
+    recs = {it.cell_name(s, 0, c): {"ppl": {SELECTION_TEXT: 101.0 if c == (6, 5) else 100.0}}
+            for s in it.SETTINGS for c in ((15, 11), (6, 5))}
     assert it.chosen(recs, study) == (6, 5)
     worse = {k: ({"ppl": {SELECTION_TEXT: 110.0}} if k.startswith("it6_") else v) for k, v in recs.items()}
     assert it.chosen(worse, study) is None  # 10/8 has not run
