@@ -7,6 +7,7 @@ included), the per-linear solve (mask and weights) and the rest (calibration loa
 layers). Printed only: profiling slows every call, so these are shares, not the headline's timings.
 
     OMP_NUM_THREADS=1 python -m benchmarks.profile_cost --setting 0.5
+    OMP_NUM_THREADS=1 python -m benchmarks.profile_cost --setting 2:4 --nsamples 128   # the papers' window count
 """
 
 from __future__ import annotations
@@ -49,10 +50,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=RunOptions.model)
     ap.add_argument("--setting", default="0.5")
+    ap.add_argument("--nsamples", type=int, default=16, help="calibration windows of 512 tokens")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     torch.set_grad_enabled(False)
-    base = base_options(args.model)
+    base = base_options(args.model, args.nsamples)
     bench = common.open_bench(base, second_text=False)
     print(f"{common.model_label(args.model)} prune profile at {args.setting}; calibration {base.nsamples} x {base.seqlen} wikivital, "
           f"{torch.get_num_threads()} thread(s); seconds under cProfile and share of the prune")

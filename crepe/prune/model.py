@@ -137,7 +137,8 @@ def prune_model(model: nn.Module, windows: torch.Tensor, cfg: PruneConfig, *,
             callback(index, layer, target.adapter.linears(layer), {})
         return PruneSummary(results, physical, fallback)
     run_layerwise(model, windows, needs, callback, batch_size=batch_size, device=device,
-                  desc=f"pruning ({cfg.method})", progress=progress, dense_share=cfg.dense_share)
+                  desc=f"pruning ({cfg.method})", progress=progress, dense_share=cfg.dense_share,
+                  dense_windows=cfg.dense_windows)
     if fallback:
         log.warning("%d expert matrices received no calibration token: %s", len(fallback), EXPERT_FALLBACK)
     return PruneSummary(results, physical, fallback)
