@@ -52,10 +52,12 @@ TABLES = [Table("results/cost_ratio.md", (f"python -m benchmarks.cost_ratio --se
 
 
 def out_dir(args: argparse.Namespace) -> Path:
-    """--out-dir, else results/cost_ratio (results/cost_ratio_<model> for another model)."""
+    """--out-dir, else results/cost_ratio (results/cost_ratio_<model> for another model, with
+    ``_c<nsamples>`` for another calibration size)."""
     if args.out_dir is not None:
         return args.out_dir
-    return OUT if args.model == RunOptions.model else common.RESULTS / f"cost_ratio_{args.model}"
+    out = OUT if args.model == RunOptions.model else common.RESULTS / f"cost_ratio_{args.model}"
+    return out if args.nsamples == RunOptions.nsamples else out.with_name(f"{out.name}_c{args.nsamples}")
 
 
 def abba(repeats: int) -> list[str]:
@@ -64,15 +66,15 @@ def abba(repeats: int) -> list[str]:
     return [label for pair in pairs for label in pair]
 
 
-def options(model: str, setting: str) -> dict[str, RunOptions]:
-    """Row label -> its options at ``setting``: the headline's cells."""
-    base = base_options(model)
+def options(model: str, setting: str, nsamples: int = RunOptions.nsamples) -> dict[str, RunOptions]:
+    """Row label -> its options at ``setting``: the headline's cells (``nsamples`` windows of 512 tokens)."""
+    base = base_options(model, nsamples)
     return {label: common.prune_options(base, CELLS[label][0], setting, **CELLS[label][1]) for label in ROWS}
 
 
-def config(model: str, setting: str, repeats: int) -> dict[str, Any]:
+def config(model: str, setting: str, repeats: int, nsamples: int = RunOptions.nsamples) -> dict[str, Any]:
     return {"setting": setting, "repeats": repeats, "order": abba(repeats),
-            "rows": {label: common.cell_config(opts) for label, opts in options(model, setting).items()}}
+            "rows": {label: common.cell_config(opts) for label, opts in options(model, setting, nsamples).items()}}
 
 
 def machine_seconds() -> tuple[float, float] | None:
@@ -100,10 +102,11 @@ def others_load(before: tuple[float, float] | None, after: tuple[float, float] |
     return {"others": max(0.0, after[0] - before[0] - own_cpu) / capacity, "stolen": (after[1] - before[1]) / capacity}
 
 
-def measure(bench: common.Bench, model: str, setting: str, repeats: int) -> dict[str, Any]:
+def measure(bench: common.Bench, model: str, setting: str, repeats: int,
+            nsamples: int = RunOptions.nsamples) -> dict[str, Any]:
     """Every prune's process CPU seconds and the machine's other load by row, in the order run, and
     its record."""
-    opts = options(model, setting)
+    opts = options(model, setting, nsamples)
     seconds: dict[str, list[float]] = {label: [] for label in ROWS}
     load: dict[str, list[dict[str, float] | None]] = {label: [] for label in ROWS}
     for label in abba(repeats):
@@ -113,7 +116,7 @@ def measure(bench: common.Bench, model: str, setting: str, repeats: int) -> dict
                                        os.cpu_count() or 1))
         log.info("%s %s: %.1f s CPU (other processes: %s of the machine)", setting, label, seconds[label][-1],
                  "?" if load[label][-1] is None else f"{load[label][-1]['others']:.0%}")
-    return common.record(config(model, setting, repeats), seconds=seconds, load=load, threads=torch.get_num_threads(),
+    return common.record(config(model, setting, repeats, nsamples), seconds=seconds, load=load, threads=torch.get_num_threads(),
                          cpus=os.cpu_count())
 
 
@@ -129,7 +132,7 @@ def load_cell(rec: dict[str, Any]) -> str:
 def planned(argv: list[str]) -> dict[str, dict]:
     """Record path -> {command, the explicit config it would store now}; no model is loaded."""
     args = build_parser().parse_args(argv)
-    return {str(out_dir(args) / f"{common.setting_name(s)}.json"): {"command": None, "config": config(args.model, s, args.repeats)}
+    return {str(out_dir(args) / f"{common.setting_name(s)}.json"): {"command": None, "config": config(args.model, s, args.repeats, args.nsamples)}
             for s in common.chosen_settings(args.settings, SETTINGS)}
 
 
@@ -159,9 +162,11 @@ def table(out: Path) -> str:
         rows.append([LABELS[s], f"{base:.1f}", f"{ours:.1f}", f"{ours / base:.2f}", f"{min(pair):.2f}–{max(pair):.2f}",
                      "yes" if ours / base <= 1.5 else "no", load_cell(rec)])
     first = next(iter(records.values()))
-    model = common.model_label(first["provenance"]["config"]["rows"][ROWS[0]]["options"]["model"])
+    run = first["provenance"]["config"]["rows"][ROWS[0]]["options"]
+    model = common.model_label(run["model"])
     return "\n".join([common.stamp(records.values(), out), "",
-                      (f"{model}, the headline's calibration (16 x 512 wikivital), {first['threads']} thread(s). "
+                      (f"{model}, the headline's calibration ({run['nsamples']} x {run['seqlen']} wikivital), "
+                       f"{first['threads']} thread(s). "
                        f"Process CPU time of SparseGPT and crepe's default (`--update admm-grad`) pruning, "
                        f"{len(first['seconds'][ROWS[0]])} times each in ABBA order in one process, no evaluation "
                        "in between; ratio of medians: the cost target's figure (≤ 1.5). Other load / stolen: the "
@@ -173,6 +178,8 @@ def table(out: Path) -> str:
 def build_parser() -> argparse.ArgumentParser:
     ap = common.settings_parser(__doc__, SETTINGS, OUT, default="0.5,0.7,4:8")
     ap.add_argument("--repeats", type=int, default=REPEATS, help="prunes of each row per setting")
+    ap.add_argument("--nsamples", type=int, default=RunOptions.nsamples,
+                    help="calibration windows of 512 tokens (another size: its own records and table)")
     ap.set_defaults(out_dir=None)  # results/cost_ratio, or results/cost_ratio_<model> (out_dir)
     return ap
 
@@ -186,8 +193,9 @@ def main() -> None:
     by_name = {common.setting_name(s): s for s in common.chosen_settings(args.settings, SETTINGS)}
     out = out_dir(args)
     if not args.table:
-        bench = common.open_bench(base_options(args.model), second_text=False)
-        common.run_cells(by_name, out, lambda name: measure(bench, args.model, by_name[name], args.repeats))
+        bench = common.open_bench(base_options(args.model, args.nsamples), second_text=False)
+        common.run_cells(by_name, out, lambda name: measure(bench, args.model, by_name[name], args.repeats,
+                                                            args.nsamples))
     common.publish(out, table(out))
 
 

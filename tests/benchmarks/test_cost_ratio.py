@@ -52,3 +52,14 @@ def test_another_model_gets_its_own_folder_and_is_named_in_the_table(tmp_path):
     rec = record(cost_ratio.config("gemma-3-270m", "2:4", 1), seconds={s: [100.0], d: [140.0]}, threads=1)
     (tmp_path / "2-4.json").write_text(__import__("json").dumps(rec))
     assert "\n\ngemma-3-270m, the headline's calibration" in cost_ratio.table(tmp_path)
+
+
+def test_another_calibration_size_gets_its_own_folder_and_is_named_in_the_table(tmp_path):
+    plan = cost_ratio.planned(["--nsamples", "128", "--settings", "2:4", "--repeats", "2"])
+    assert list(plan) == [str(cost_ratio.common.RESULTS / "cost_ratio_c128" / "2-4.json")]
+    rows = next(iter(plan.values()))["config"]["rows"]
+    assert {r["options"]["nsamples"] for r in rows.values()} == {128}
+    s, d = cost_ratio.ROWS
+    rec = record(cost_ratio.config("smollm2-135m", "2:4", 1, 128), seconds={s: [300.0], d: [420.0]}, threads=1)
+    (tmp_path / "2-4.json").write_text(__import__("json").dumps(rec))
+    assert "calibration (128 x 512 wikivital)" in cost_ratio.table(tmp_path) and "| 1.40 |" in cost_ratio.table(tmp_path)
