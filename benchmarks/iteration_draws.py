@@ -91,8 +91,7 @@ def cells(model: str, settings: tuple[str, ...], seeds: tuple[int, ...] | None =
           study: Study = BASE, counts: tuple[Count, ...] | None = None) -> dict[str, RunOptions]:
     """Cell name -> its run options: every count (of ``counts``, default the study's) at every
     setting and seed (the counts are explicit, so a record keeps its meaning when the default's
-    count moves; so is the dense stream on every window, as when the counts were judged, before
-    ``--dense-windows`` capped it at 16)."""
+    count moves)."""
     out = {}
     for setting in settings:
         for seed in study.seeds if seeds is None else seeds:
@@ -100,7 +99,7 @@ def cells(model: str, settings: tuple[str, ...], seeds: tuple[int, ...] | None =
             for count in study.counts if counts is None else counts:
                 out[cell_name(setting, seed, count)] = common.prune_options(
                     base, "crepe", setting, update="admm-grad", admm_grad_iterations=count[0],
-                    admm_grad_select_iterations=count[1], dense_windows=None)
+                    admm_grad_select_iterations=count[1])
     return out
 
 

@@ -127,34 +127,15 @@ def read_crepe(config: dict[str, Any]) -> dict[str, Any]:
     return {**config, "crepe": {k: v for k, v in dataclasses.asdict(read).items() if k in config["crepe"]}}
 
 
-CELL_SHAPES = (("prune_config", "options"), ("config", "run"))
-"""(PruneConfig dict key, run options key) of the record shapes: a benchmark cell's, a prune command's."""
-
-
-def uncapped(config: dict[str, Any]) -> dict[str, Any]:
-    """A cell's config with its PruneConfig's ``dense_windows`` None where the cap holds every
-    calibration window (``nsamples``): the same prune as no cap, so a record from before the option
-    is current there. Any other dict comes back unchanged."""
-    for prune_key, run_key in CELL_SHAPES:
-        prune, run = config.get(prune_key), config.get(run_key)
-        if not (isinstance(prune, dict) and isinstance(run, dict)):
-            continue
-        cap, windows = prune.get("dense_windows"), run.get("nsamples")
-        if isinstance(cap, int) and isinstance(windows, int) and cap >= windows:
-            config = {**config, prune_key: {**prune, "dense_windows": None}}
-    return config
-
-
 def differences(recorded: Any, resolved: Any, path: str = "") -> list[str]:
     """Where ``resolved`` disagrees with ``recorded``, one ``key: recorded -> now`` line each. Only the
     keys the record holds are compared: an option added since (at a default) is not a difference,
     unless it is an admm-grad option whose default now differs from what the update ran before it
     existed (:data:`crepe.output.recipe.ADMM_GRAD_BEFORE_OPTIONS`). CRePE parameters a prune config
     never reads are not compared (:func:`read_crepe`), nor the admm-grad update's options where another
-    update ran (:func:`unread_options`), and a dense-stream cap that holds every calibration window
-    is no cap (:func:`uncapped`)."""
+    update ran (:func:`unread_options`)."""
     if isinstance(recorded, dict) and isinstance(resolved, dict):
-        recorded, resolved = read_crepe(uncapped(recorded)), read_crepe(uncapped(resolved))
+        recorded, resolved = read_crepe(recorded), read_crepe(resolved)
         out, unread = [], unread_options(recorded)
         if recorded.get("resolved_update") == "admm-grad":
             for key, before in ADMM_GRAD_BEFORE_OPTIONS.items():

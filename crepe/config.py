@@ -34,16 +34,6 @@ from crepe.methods.registry import (
 )
 
 ALLOCATIONS = ("uniform", "owl", "alpha", "file")
-
-
-def optional_count(text: str, flag: str) -> int | None:
-    """A flag's count, or None for "none"; anything else: one line."""
-    if text.strip().lower() == "none":
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise ValueError(f"{flag} takes a whole number or none, got {text!r}") from None
 REPRUNINGS = ("dsnot",)
 REPRUNE_SCOPES = ("attention", "all")
 
@@ -172,10 +162,6 @@ class PruneConfig:
     dense_share: float = field(default=1.0, metadata={
         "help": "the share of the calibration batches (at least one) that carry the dense model's hidden states "
                 "for --dense-target; the shift they measure is scaled up to every token"})
-    dense_windows: int | None = field(default=None, metadata={"parse": lambda text: optional_count(text, "--dense-windows"),
-        "help": "at most this many calibration windows (whole batches, at least one) carry the dense model's hidden "
-                "states for --dense-target, whatever --nsamples is: the dense stream costs one more forward of the "
-                "windows it carries (none: every window --dense-share allows)"})
     permute: PermuteConfig | None = field(default=None, metadata={
         "switch": True, "group": "composition", "help": "N:M channel permutation before selection (needs --pattern)"})
     allocation: AllocationConfig = field(default_factory=AllocationConfig, metadata={
@@ -230,8 +216,6 @@ class PruneConfig:
             raise ValueError(f"admm-grad relaxation must be in (0, 2), got {self.admm_grad_relaxation}")
         if not (isinstance(self.dense_share, (int, float)) and 0 < self.dense_share <= 1):
             raise ValueError(f"dense share must be in (0, 1], got {self.dense_share}")
-        if self.dense_windows is not None and not (isinstance(self.dense_windows, int) and self.dense_windows >= 1):
-            raise ValueError(f"dense windows must be an integer >= 1 or none, got {self.dense_windows}")
 
     @property
     def method_entry(self) -> Method:

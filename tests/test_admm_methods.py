@@ -228,10 +228,6 @@ def test_the_dense_stream_is_collected_only_for_a_dense_target():
     for share in (0, 1.5):
         with pytest.raises(ValueError, match="dense share"):
             PruneConfig(dense_share=share)
-    for cap in (0, -3, 2.5):
-        with pytest.raises(ValueError, match="dense.windows"):
-            PruneConfig(dense_windows=cap)
-    assert PruneConfig(dense_windows=None).dense_windows is None
     with pytest.raises(ValueError, match="admm-grad iterations"):
         PruneConfig(admm_grad_iterations=1)
 

@@ -3,7 +3,7 @@ import torch
 from tiny_models import TINY_CONFIGS, tiny_model, tiny_windows
 
 from crepe.config import PruneConfig
-from crepe.engine.layerwise import carried_batches, run_layerwise
+from crepe.engine.layerwise import run_layerwise
 from crepe.methods.masks import is_valid_nm
 from crepe.methods.params import Pattern
 from crepe.models.adapters import (
@@ -74,14 +74,12 @@ def test_each_layer_sees_the_outputs_of_the_already_pruned_layers(model_type):
         torch.testing.assert_close(seen[1][name], expected[name], rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("model_type,dense_share,dense_windows", [("llama", 1.0, None), ("opt", 1.0, None),
-                                                                  ("llama", 0.5, None), ("llama", 1.0, 1)])
-def test_the_dense_stream_pairs_each_linears_inputs_with_the_dense_models(model_type, dense_share, dense_windows):
+@pytest.mark.parametrize("model_type,dense_share", [("llama", 1.0), ("opt", 1.0), ("llama", 0.5)])
+def test_the_dense_stream_pairs_each_linears_inputs_with_the_dense_models(model_type, dense_share):
     """With the "dense_shift" need, each linear W of layer 1 gets W (X_dense^T X - X^T X): X from the
     model whose layer 0 is pruned, X_dense from the dense model, token by token (whether the engine
     took the shared X^T X_dense or the linear's output difference); layer 0 (nothing pruned yet) none.
-    With a dense share of 1/2, or a cap of one window (the first batch holds two), only the first of
-    the two batches counts, scaled to every token."""
+    With a dense share of 1/2 only the first of the two batches counts, scaled to every token."""
     windows = tiny_windows()
     model, dense = tiny_model(model_type), tiny_model(model_type)
     seen = {}
@@ -94,7 +92,7 @@ def test_the_dense_stream_pairs_each_linears_inputs_with_the_dense_models(model_
         return index == 0
 
     run_layerwise(model, windows, {"dense_shift"}, prune_and_record, batch_size=2, progress=False,
-                  dense_share=dense_share, dense_windows=dense_windows)
+                  dense_share=dense_share)
     assert all(shift is None for _, shift in seen[0].values())
 
     def inputs_of_layer1(m):
@@ -114,25 +112,12 @@ def test_the_dense_stream_pairs_each_linears_inputs_with_the_dense_models(model_
         return got
 
     pruned_x, dense_x = inputs_of_layer1(model), inputs_of_layer1(dense)
-    share = 0.5 if dense_windows else dense_share
     for name, (weight, shift) in seen[1].items():
-        carried = round(len(pruned_x[name]) * share)  # the first batch's tokens at a share of 1/2
+        carried = round(len(pruned_x[name]) * dense_share)  # the first batch's tokens at a share of 1/2
         x, x_dense = pruned_x[name][:carried], dense_x[name][:carried]
-        expected = weight @ (x_dense.t() @ x - x.t() @ x) / share
+        expected = weight @ (x_dense.t() @ x - x.t() @ x) / dense_share
         torch.testing.assert_close(shift, expected, rtol=1e-3, atol=1e-3 * float(expected.abs().max()))
         assert float(expected.abs().max()) > 0
-
-
-def test_the_dense_stream_is_carried_by_a_share_of_the_batches_capped_in_windows():
-    """At least one batch; the share rounds; the cap takes whole batches until they hold its windows."""
-    assert carried_batches([8] * 16) == 16 and carried_batches([8] * 16, 0.5) == 8
-    assert carried_batches([8] * 16, windows=16) == 2 and carried_batches([8] * 16, windows=17) == 3
-    assert carried_batches([8] * 2, windows=16) == 2 and carried_batches([8, 8, 3], windows=100) == 3
-    assert carried_batches([8] * 16, 0.1, windows=64) == 2  # the share binds first
-    assert carried_batches([8], 0.01) == 1 and carried_batches([8] * 4, windows=1) == 1
-    for share, windows in ((0, None), (1.5, None), (1.0, 0)):
-        with pytest.raises(ValueError, match="dense_"):
-            carried_batches([8] * 4, share, windows)
 
 
 def test_a_dense_group_keeps_outputs_while_narrower_than_its_input_then_the_input():

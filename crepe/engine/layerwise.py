@@ -261,36 +261,16 @@ def _layer_output(layer: nn.Module, hidden: torch.Tensor, args: tuple, kwargs: d
     return out[0] if isinstance(out, (tuple, list)) else out
 
 
-def carried_batches(sizes: list[int], share: float = 1.0, windows: int | None = None) -> int:
-    """How many of the first batches (of ``sizes`` windows each) carry the dense stream: ``share`` of
-    them, at least one, and no more than it takes to hold ``windows`` windows (None: no cap)."""
-    if not 0 < share <= 1:
-        raise ValueError(f"dense_share must be in (0, 1], got {share}")
-    if windows is not None and windows < 1:
-        raise ValueError(f"dense_windows must be >= 1 or None, got {windows}")
-    count = max(1, round(share * len(sizes)))
-    if windows is None:
-        return count
-    held = 0
-    for index, size in enumerate(sizes[:count]):
-        held += size
-        if held >= windows:
-            return index + 1
-    return count
-
-
 @torch.no_grad()
 def run_layerwise(model: nn.Module, windows: torch.Tensor, needs: Iterable[str], callback: LayerCallback,
                   batch_size: int = 8, device: torch.device | str | None = None,
                   desc: str = "layers", progress: bool = True, store: LayerStore | None = None,
-                  keep_outputs: bool = False, dense_share: float = 1.0,
-                  dense_windows: int | None = None) -> LayerInputs | None:
+                  keep_outputs: bool = False, dense_share: float = 1.0) -> LayerInputs | None:
     """Walk the decoder layers in order on calibration ``windows`` [n, seq] (see module doc).
 
     ``needs`` names the statistics to collect ({"sq_sum", "hessian", "sum", "dense_shift"}); with none,
     the collect pass is skipped. With "dense_shift", the dense stream runs on the first ``dense_share``
-    of the batches (at least one; no more than hold ``dense_windows`` windows, :func:`carried_batches`)
-    and the shift is scaled up to every token. ``store`` (default :func:`crepe.engine.layer_store.store_for`) loads each layer onto its device before use and
+    of the batches (at least one) and the shift is scaled up to every token. ``store`` (default :func:`crepe.engine.layer_store.store_for`) loads each layer onto its device before use and
     releases it after (back to memory, or written out and dropped when streamed). With
     ``keep_outputs`` the last layer's outputs are returned (the inputs of the model's final norm).
     """
@@ -301,8 +281,10 @@ def run_layerwise(model: nn.Module, windows: torch.Tensor, needs: Iterable[str],
     model.eval()
     inputs = capture_layer_inputs(model, adapter, windows, batch_size, store.device, store.compute_dtype)
     if "dense_shift" in needs:
+        if not 0 < dense_share <= 1:
+            raise ValueError(f"dense_share must be in (0, 1], got {dense_share}")
         needs |= {"hessian"}  # dense_shift = W (X_dense^T X - H)
-        inputs.dense = inputs.hidden[:carried_batches([len(h) for h in inputs.hidden], dense_share, dense_windows)]
+        inputs.dense = inputs.hidden[:max(1, round(dense_share * len(inputs.hidden)))]
     layers = adapter.layers(model)
     try:
         for index, layer in enumerate(tqdm(layers, desc=desc, disable=not progress, leave=False)):

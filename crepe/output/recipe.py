@@ -113,10 +113,9 @@ def _keys(data: Any) -> set[str]:
 
 
 ADMM_GRAD_BEFORE_OPTIONS = {"admm_grad_damp": 0.1, "dense_target": 0.0, "dense_share": 1.0, "admm_grad_iterations": 20,
-                            "admm_grad_relaxation": 1.0, "admm_grad_select_iterations": None,
-                            "dense_windows": None}
+                            "admm_grad_relaxation": 1.0, "admm_grad_select_iterations": None}
 """What the admm-grad update ran before it had each of these options (ADMM-Grad's published settings;
-the dense stream on every batch, uncapped)."""
+the dense stream on every batch)."""
 
 
 def pinned_update(prune: dict[str, Any]) -> dict[str, Any]:

@@ -137,8 +137,7 @@ def prune_model(model: nn.Module, windows: torch.Tensor, cfg: PruneConfig, *,
             callback(index, layer, target.adapter.linears(layer), {})
         return PruneSummary(results, physical, fallback)
     run_layerwise(model, windows, needs, callback, batch_size=batch_size, device=device,
-                  desc=f"pruning ({cfg.method})", progress=progress, dense_share=cfg.dense_share,
-                  dense_windows=cfg.dense_windows)
+                  desc=f"pruning ({cfg.method})", progress=progress, dense_share=cfg.dense_share)
     if fallback:
         log.warning("%d expert matrices received no calibration token: %s", len(fallback), EXPERT_FALLBACK)
     return PruneSummary(results, physical, fallback)

@@ -9,7 +9,7 @@ from tiny_models import FAST_PRUNE_ARGS
 
 import benchmarks.composition as composition
 from benchmarks.common import Table, stale
-from benchmarks.resolve import differences, prune_report, resolve, split_program, uncapped
+from benchmarks.resolve import differences, prune_report, resolve, split_program
 
 
 def _report(path: Path, command: list[str], **config_changes) -> None:
@@ -39,19 +39,6 @@ def test_differences_compare_only_recorded_keys_and_treat_tuples_as_lists():
     assert differences({"p": old_admm_grad}, {"p": {**old_admm_grad, "admm_grad_iterations": 20}}) == []
     assert differences({"p": old_admm_grad}, {"p": {**old_admm_grad, "admm_grad_iterations": 15}}) == [
         "p.admm_grad_iterations: 20 (before the option) -> 15"]
-
-
-def test_a_dense_stream_cap_that_holds_every_calibration_window_is_no_cap():
-    """A record from before --dense-windows (every window carried) is current where today's cap of 16
-    holds all its windows, and stale where the cap now leaves windows out; either record shape."""
-    old = {"method": "crepe", "resolved_update": "admm-grad", "admm_grad_damp": 0.5}
-    now = {**old, "dense_windows": 16}
-    for prune_key, run_key in (("prune_config", "options"), ("config", "run")):
-        assert differences({prune_key: old, run_key: {"nsamples": 16}}, {prune_key: now, run_key: {"nsamples": 16}}) == []
-        assert differences({prune_key: old, run_key: {"nsamples": 8}}, {prune_key: now, run_key: {"nsamples": 8}}) == []
-        assert differences({prune_key: old, run_key: {"nsamples": 128}}, {prune_key: now, run_key: {"nsamples": 128}}) == [
-            f"{prune_key}.dense_windows: None (before the option) -> 16"]
-    assert uncapped({"prune_config": now}) == {"prune_config": now}  # no calibration size: unchanged
 
 
 def test_the_admm_grad_options_of_a_prune_that_ran_another_update_are_not_compared():
