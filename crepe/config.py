@@ -161,7 +161,8 @@ class PruneConfig:
                 "carries the dense model's hidden states too (one more layer forward, twice the activations)"})
     dense_share: float = field(default=1.0, metadata={
         "help": "the share of the calibration batches (at least one) that carry the dense model's hidden states "
-                "for --dense-target; the shift they measure is scaled up to every token"})
+                "for --dense-target; the shift they measure is scaled up to every token (below 1 it over-corrects "
+                "what those batches hold more of than their share, and loses: docs/quality.md)"})
     permute: PermuteConfig | None = field(default=None, metadata={
         "switch": True, "group": "composition", "help": "N:M channel permutation before selection (needs --pattern)"})
     allocation: AllocationConfig = field(default_factory=AllocationConfig, metadata={

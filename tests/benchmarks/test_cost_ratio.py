@@ -63,3 +63,12 @@ def test_another_calibration_size_gets_its_own_folder_and_is_named_in_the_table(
     rec = record(cost_ratio.config("smollm2-135m", "2:4", 1, 128), seconds={s: [300.0], d: [420.0]}, threads=1)
     (tmp_path / "2-4.json").write_text(__import__("json").dumps(rec))
     assert "calibration (128 x 512 wikivital)" in cost_ratio.table(tmp_path) and "| 1.40 |" in cost_ratio.table(tmp_path)
+
+
+def test_settings_run_with_different_repeats_each_say_their_count(tmp_path):
+    s, d = cost_ratio.ROWS
+    for setting, n in (("2:4", 2), ("0.5", 1)):
+        rec = record(cost_ratio.config("smollm2-135m", setting, n, 128), seconds={s: [300.0] * n, d: [420.0] * n}, threads=1)
+        (tmp_path / f"{cost_ratio.common.setting_name(setting)}.json").write_text(__import__("json").dumps(rec))
+    text = cost_ratio.table(tmp_path)
+    assert "| prunes each |" in text and "| 2:4 | 2 | 300.0 |" in text and "| 50% | 1 | 300.0 |" in text
