@@ -93,7 +93,7 @@ def options_dict(opts: RunOptions) -> dict[str, Any]:
 
 def cell_config(opts: RunOptions, **extra: Any) -> dict[str, Any]:
     """The explicit config of a pruning cell: the resolved pruning config and every run option."""
-    return {**extra, "prune_config": opts.prune.to_dict(), "options": options_dict(opts)}
+    return {**extra, "prune_config": opts.resolved_prune.to_dict(), "options": options_dict(opts)}
 
 
 @dataclass

@@ -22,9 +22,8 @@ import torch
 from benchmarks.common import SELECTION_TEXT, parse_setting
 from benchmarks.solve_cost import parse_count
 from benchmarks.tools.reference_check import hessians, output_error
-from crepe.config import PruneConfig
 from crepe.data.prepare import calibration_set, eval_set
-from crepe.methods.gradual import gradual_admm, magnitude_on_scale
+from crepe.methods.gradual import admm_grad_damp_for, gradual_admm, magnitude_on_scale
 from crepe.run.open import open_model
 from crepe.run.options import RunOptions
 
@@ -42,7 +41,7 @@ def errors(weights: dict[str, torch.Tensor], hs: dict[str, dict[str, torch.Tenso
         start = time.process_time()
         new, _ = gradual_admm(weight, hs["calibration"][name], magnitude_on_scale, sparsity, pattern, "layer",
                               iterations=iterations, select_iterations=choosing, rho=rho,
-                              damp=PruneConfig.admm_grad_damp)
+                              damp=admm_grad_damp_for(WINDOWS * RunOptions.seqlen))
         cpu += time.process_time() - start
         for text in hs:
             totals[text] += output_error(weight, new, hs[text][name]) / len(weights)
@@ -63,7 +62,7 @@ def main() -> None:
                SELECTION_TEXT: eval_set(tok, SELECTION_TEXT, "test", opts.seqlen, WINDOWS)[0]}
     hs = {text: hessians(opened.model, w) for text, w in windows.items()}
     weights = {name: opened.model.get_submodule(name).weight.detach().float().clone() for name in hs["calibration"]}
-    print(f"{len(weights)} SmolLM2 linears, damping {PruneConfig.admm_grad_damp:g}; mean relative output error "
+    print(f"{len(weights)} SmolLM2 linears, damping {admm_grad_damp_for(WINDOWS * opts.seqlen):g}; mean relative output error "
           f"on each text's inputs ({WINDOWS} x {opts.seqlen}); {torch.get_num_threads()} thread(s)")
     for setting in args.settings.split(","):
         for rho in (float(r) for r in args.rhos.split(",")):

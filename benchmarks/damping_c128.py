@@ -123,16 +123,16 @@ def chosen(table: dict[float, dict[str, dict]]) -> float | None:
 
 def shipped() -> float:
     """The damping crepe ships for a calibration of 128 windows of 512 tokens."""
-    return PruneConfig.admm_grad_damp
+    return PruneConfig().at_calibration(NSAMPLES * 512).admm_grad_damp
 
 
 def render(out: Path) -> str:
     table = by_damping(out)
-    records = [r for cells in table.values() for r in cells.values()]
-    if not records:
+    own = [r for d, cells in table.items() if d != REFERENCE for r in cells.values()]
+    if not own:
         return "no results yet"
-    first = records[0]
-    lines = [common.stamp(records, out), "",
+    first = own[0]
+    lines = [common.stamp(own, out), "",
              f"SmolLM2-135M, crepe's default update (admm-grad, {COUNT[0]} iterations, {COUNT[1]} choosing, dense target "
              f"{DENSE_TARGET:g}) at each damping; calibration {first['calibration']} with seed 0; PPL on "
              + "; ".join(f"{t}: {p}" for t, p in first["eval"].items()) + ". "

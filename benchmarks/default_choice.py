@@ -123,8 +123,8 @@ def ships_choice(records: dict[str, dict]) -> bool:
 
 
 def shipped() -> Candidate:
-    """The candidate crepe ships: PruneConfig's defaults."""
-    return (PruneConfig.admm_grad_damp, PruneConfig.dense_target, PruneConfig.dense_share,
+    """The candidate crepe ships: PruneConfig's defaults, for this grid's 16 x 512 calibration."""
+    return (PruneConfig().at_calibration(16 * 512).admm_grad_damp, PruneConfig.dense_target, PruneConfig.dense_share,
             PruneConfig.admm_grad_iterations, PruneConfig.admm_grad_relaxation, PruneConfig.admm_grad_select_iterations)
 
 

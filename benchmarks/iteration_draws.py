@@ -47,6 +47,9 @@ cells ran (15 iterations, three quarters choosing). The rule picked 10/8 of the 
 PruneConfig shipped from 7f2c19d; 8/6 and 6/5 were added later (the per-linear screen,
 ``benchmarks.convergence``, finds the held-out error flat from 6 iterations), judged by the same rule
 against the same reference: it picked 6/5, which PruneConfig has shipped since."""
+DAMP = 0.5
+"""The admm-grad damping every cell ran with (the 16-window choice, ``benchmarks.default_choice``); at 128
+windows the default has since moved (``benchmarks.damping_c128``), and the cells keep the value they ran at."""
 TOLERANCE = 0.02
 SETTING_TOLERANCE = 0.05
 EVAL_WINDOWS = 16
@@ -98,7 +101,7 @@ def cells(model: str, settings: tuple[str, ...], seeds: tuple[int, ...] | None =
             base = RunOptions(model=model, max_eval_windows=EVAL_WINDOWS, seed=seed, nsamples=study.nsamples)
             for count in study.counts if counts is None else counts:
                 out[cell_name(setting, seed, count)] = common.prune_options(
-                    base, "crepe", setting, update="admm-grad", admm_grad_iterations=count[0],
+                    base, "crepe", setting, update="admm-grad", admm_grad_damp=DAMP, admm_grad_iterations=count[0],
                     admm_grad_select_iterations=count[1])
     return out
 

@@ -21,7 +21,7 @@ import torch
 
 from benchmarks.common import parse_setting
 from crepe.config import PruneConfig
-from crepe.methods.gradual import gradual_admm, magnitude_on_scale, selecting_iterations
+from crepe.methods.gradual import admm_grad_damp_for, gradual_admm, magnitude_on_scale, selecting_iterations
 from crepe.models.adapters import get_adapter, weight_view
 from crepe.models.loading import load_model
 
@@ -52,7 +52,7 @@ def solve_seconds(linears, setting: str, iterations: int, choosing: int) -> floa
     start = time.process_time()
     for weight, hessian, shift in linears:
         gradual_admm(weight, hessian, magnitude_on_scale, sparsity, pattern, "layer", iterations=iterations,
-                     select_iterations=choosing, damp=PruneConfig.admm_grad_damp, dense_shift=shift,
+                     select_iterations=choosing, damp=admm_grad_damp_for(TOKENS), dense_shift=shift,
                      toward_dense=PruneConfig.dense_target)
     return time.process_time() - start
 

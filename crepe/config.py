@@ -16,6 +16,7 @@ from typing import Any
 
 from crepe.io.files import read_json
 from crepe.methods.declare import Method, Update
+from crepe.methods.gradual import ADMM_GRAD_DAMP_BY_TOKENS, admm_grad_damp_for
 from crepe.methods.params import (
     GROUPS,
     NEIGHBOURHOOD_FIELDS,
@@ -140,11 +141,13 @@ class PruneConfig:
     alps_damp: float = field(default=0.2, metadata={
         "help": "the alps update: Hessian dampening, a fraction of its mean diagonal (chosen on held-out text; "
                 "the published ALPS uses 0.01)"})
-    # chosen on whole prunes scored on a text the calibration never saw (lm-eval's task cards) by
-    # python -m benchmarks.default_choice: docs/quality.md, "Choosing the default on whole prunes"
-    admm_grad_damp: float = field(default=0.5, metadata={
-        "help": "the admm-grad update: Hessian dampening on its unit-diagonal scale, a pull toward the dense weights "
-                "(chosen on held-out text; the published ADMM-Grad, --method admm-grad, uses 0.1)"})
+    # chosen per calibration size on whole prunes scored on a text the calibration never saw (lm-eval's task
+    # cards): ADMM_GRAD_DAMP_BY_TOKENS
+    admm_grad_damp: float | None = field(default=None, metadata={
+        "help": "the admm-grad update: Hessian dampening on its unit-diagonal scale, a pull toward the dense weights; "
+                "default: by the calibration's size, " + " or ".join(
+                    f"{d:g}" + (f" from {t:,} tokens" if t else "") for t, d in ADMM_GRAD_DAMP_BY_TOKENS)
+                + " (each chosen on held-out text; the published ADMM-Grad, --method admm-grad, uses 0.1)"})
     admm_grad_iterations: int = field(default=6, metadata={
         "help": "the admm-grad update: ADMM iterations, the mask re-chosen during the first three quarters, rounded "
                 "half up (6, 5 of them choosing: chosen on held-out text over three calibration draws; the published "
@@ -203,7 +206,7 @@ class PruneConfig:
             raise ValueError("sparsegpt blocksize must be >= 1 and damp in [0, 1)")
         if not (isinstance(self.alps_damp, (int, float)) and 0 <= self.alps_damp < 10):
             raise ValueError(f"alps damp must be in [0, 10), got {self.alps_damp}")
-        if not (isinstance(self.admm_grad_damp, (int, float)) and 0 <= self.admm_grad_damp < 10):
+        if self.admm_grad_damp is not None and not 0 <= self.admm_grad_damp < 10:
             raise ValueError(f"admm-grad damp must be in [0, 10), got {self.admm_grad_damp}")
         if not (isinstance(self.dense_target, (int, float)) and 0 <= self.dense_target <= 1):
             raise ValueError(f"dense target must be in [0, 1], got {self.dense_target}")
@@ -217,6 +220,13 @@ class PruneConfig:
             raise ValueError(f"admm-grad relaxation must be in (0, 2), got {self.admm_grad_relaxation}")
         if not (isinstance(self.dense_share, (int, float)) and 0 < self.dense_share <= 1):
             raise ValueError(f"dense share must be in (0, 1], got {self.dense_share}")
+
+    def at_calibration(self, tokens: int) -> "PruneConfig":
+        """This config with the admm-grad damping resolved for a calibration of ``tokens`` tokens
+        (unchanged where it was given)."""
+        if self.admm_grad_damp is not None:
+            return self
+        return dataclasses.replace(self, admm_grad_damp=admm_grad_damp_for(tokens))
 
     @property
     def method_entry(self) -> Method:

@@ -18,6 +18,9 @@ from crepe.config import PruneConfig
 from crepe.methods.admm import unit_hessian
 from crepe.methods.alps import alps_solve, magnitude_projector, masked_cg
 from crepe.methods.gradual import (
+    ADMM_GRAD_DAMP_BY_TOKENS,
+    admm_grad_damp_for,
+    damping,
     gradual_admm,
     magnitude_on_scale,
     ramped_mask,
@@ -29,6 +32,7 @@ from crepe.methods.registry import get_method
 from crepe.methods.scorers import InputStats
 from crepe.models.adapters import decoder_linears, weight_view
 from crepe.prune.model import prune_model
+from crepe.run.options import RunOptions
 
 
 @pytest.mark.parametrize("method", ["admm-grad", "alps"])
@@ -292,3 +296,22 @@ def test_the_configs_choosing_count_reaches_the_update_and_is_checked():
     for bad in (0, iterations + 1):
         with pytest.raises(ValueError, match="admm-grad select iterations"):
             PruneConfig(admm_grad_select_iterations=bad)
+
+
+def test_the_default_damping_follows_the_calibrations_size():
+    """Unset, the admm-grad damping comes from the calibration's tokens (ADMM_GRAD_DAMP_BY_TOKENS): a run
+    resolves and records it (RunOptions.resolved_prune), and a config passed straight to the engine takes
+    it from each linear's token count, pruning to the weights of the explicit value."""
+    (_, small), (large_at, large) = ADMM_GRAD_DAMP_BY_TOKENS[0], ADMM_GRAD_DAMP_BY_TOKENS[-1]
+    assert [admm_grad_damp_for(t) for t in (0, large_at - 1, large_at, 10 * large_at)] == [small, small, large, large]
+    assert PruneConfig().admm_grad_damp is None and PruneConfig().at_calibration(large_at).admm_grad_damp == large
+    assert PruneConfig(admm_grad_damp=0.2).at_calibration(large_at).admm_grad_damp == 0.2
+    assert RunOptions(nsamples=16).resolved_prune.admm_grad_damp == small
+    assert RunOptions(nsamples=128).resolved_prune.admm_grad_damp == large
+    assert damping(PruneConfig(), InputStats(tokens=large_at)) == large
+    windows = tiny_windows()
+    assert windows.numel() < large_at
+    assert all(torch.equal(a, b) for a, b in zip(_pruned_weights(method="crepe").values(),
+                                                   _pruned_weights(method="crepe", admm_grad_damp=small).values()))
+    with pytest.raises(ValueError, match="admm-grad damp"):
+        PruneConfig(admm_grad_damp=-1.0)

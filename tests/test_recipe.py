@@ -31,7 +31,9 @@ def test_every_method_writes_its_resolved_update_and_group_and_reads_back_the_sa
     again = PruneConfig.from_dict(written)
     assert (again.resolved_update, again.resolved_group) == (cfg.resolved_update, cfg.resolved_group)
     assert explicit(again) == written
-    assert recipe_from_options(RunOptions(prune=cfg))["prune"] == written
+    opts = RunOptions(prune=cfg)  # a run's recipe also holds what the calibration's size resolves (the damping)
+    assert recipe_from_options(opts)["prune"] == explicit(cfg.at_calibration(opts.nsamples * opts.seqlen))
+    assert recipe_from_options(opts)["prune"]["admm_grad_damp"] is not None
 
 
 def test_the_repruning_stand_in_is_written_as_the_update_it_is():

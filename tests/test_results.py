@@ -76,3 +76,11 @@ def test_the_shipped_iteration_count_is_the_128_window_choice_too():
     study = it.STUDIES[128]
     assert it.ships_choice(common.read_records(study.out, "*__*.json"), study), \
         "re-run or re-choose: python -m benchmarks.iteration_draws --nsamples 128"
+
+
+def test_the_shipped_128_window_damping_is_the_held_out_choice():
+    """At 128 calibration windows the default's damping is what results/quality/damping_c128.md picks."""
+    from benchmarks import damping_c128 as dc
+
+    pick = dc.chosen(dc.by_damping(dc.OUT))
+    assert pick is not None and pick == dc.shipped(), "re-run or re-choose: python -m benchmarks.damping_c128"

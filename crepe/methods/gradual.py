@@ -94,6 +94,25 @@ def selecting_iterations(iterations: int) -> int:
     return max(1, math.floor(0.75 * iterations + 0.5))
 
 
+ADMM_GRAD_DAMP_BY_TOKENS: tuple[tuple[int, float], ...] = ((0, 0.5), (65_536, 0.3))
+"""The admm-grad update's damping by calibration size, as (from this many calibration tokens, damping):
+each chosen on whole prunes scored on held-out text at one size (16 x 512: ``benchmarks.default_choice``;
+128 x 512: ``benchmarks.damping_c128``). More tokens estimate each Hessian better and need less of a
+pull toward the dense weights; a size between two takes the smaller one's."""
+
+
+def admm_grad_damp_for(tokens: int) -> float:
+    """The admm-grad damping for a calibration of ``tokens`` tokens (:data:`ADMM_GRAD_DAMP_BY_TOKENS`)."""
+    return [damp for least, damp in ADMM_GRAD_DAMP_BY_TOKENS if tokens >= least][-1]
+
+
+def damping(cfg, stats: InputStats) -> float:
+    """The admm-grad update's damping: the config's ``admm_grad_damp``, or, when that is None (a config
+    not resolved for its calibration, :meth:`crepe.config.PruneConfig.at_calibration`), the damping for
+    the tokens this linear's statistics saw."""
+    return admm_grad_damp_for(stats.tokens) if cfg.admm_grad_damp is None else cfg.admm_grad_damp
+
+
 def select_count(cfg) -> int:
     """The admm-grad update's mask-choosing iterations: the config's ``admm_grad_select_iterations``, or
     :func:`selecting_iterations` of its ``admm_grad_iterations`` when that is None."""
@@ -142,7 +161,7 @@ def admm_grad_update_linear(weight: torch.Tensor, stats: InputStats, sparsity: f
                                 lambda w, h: gradual_admm(w, h, magnitude_on_scale, sparsity, pattern, "layer",
                                                           iterations=cfg.admm_grad_iterations,
                                                           select_iterations=select_count(cfg),
-                                                          damp=cfg.admm_grad_damp, dense_shift=shift,
+                                                          damp=damping(cfg, stats), dense_shift=shift,
                                                           toward_dense=cfg.dense_target,
                                                           relaxation=cfg.admm_grad_relaxation))
     return new, mask, perm

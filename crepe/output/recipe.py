@@ -49,7 +49,7 @@ def run_keys(options: Any) -> tuple[str, ...]:
 
 def recipe_from_options(opts: Any) -> dict[str, Any]:
     """The recipe of a :class:`crepe.run.options.RunOptions`, every default written out (:func:`explicit`)."""
-    return {"crepe_recipe": RECIPE_VERSION, "prune": explicit(opts.prune),
+    return {"crepe_recipe": RECIPE_VERSION, "prune": explicit(opts.resolved_prune),
             "run": {key: getattr(opts, key) for key in run_keys(opts)}}
 
 

@@ -82,7 +82,7 @@ def run(opts: RunOptions, model: nn.Module | None = None, tokenizer: Any = None,
     """Run the whole job; bad input raises ValueError before any work and leaves no output behind.
     ``calib_data``: calibration data passed in memory (``opts.calib_dataset`` is then its description).
     A resident model leaves with its ``config.pruning_config``, so ``save_pretrained`` keeps the record."""
-    cfg = opts.prune
+    cfg = opts.resolved_prune
     check_device(opts.device)
     reuse_freed_memory()
     if opts.save is not None:

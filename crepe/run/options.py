@@ -91,5 +91,11 @@ class RunOptions:
                        eval_batch_size=self.eval_batch_size, max_eval_windows=self.max_eval_windows)
         check_at_least(2, "run option ", seqlen=self.seqlen, eval_seqlen=self.eval_seqlen)
 
+    @property
+    def resolved_prune(self) -> PruneConfig:
+        """The pruning config with what depends on the calibration's size resolved (the admm-grad damping:
+        :data:`crepe.config.ADMM_GRAD_DAMP_BY_TOKENS`): what the run prunes with and records."""
+        return self.prune.at_calibration(self.nsamples * self.seqlen)
+
 
 RUN_KEYS = run_keys(RunOptions)  # the options a result depends on: the recipe's "run" entry
