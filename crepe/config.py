@@ -221,7 +221,7 @@ class PruneConfig:
         if not (isinstance(self.dense_share, (int, float)) and 0 < self.dense_share <= 1):
             raise ValueError(f"dense share must be in (0, 1], got {self.dense_share}")
 
-    def at_calibration(self, tokens: int) -> "PruneConfig":
+    def at_calibration(self, tokens: int) -> PruneConfig:
         """This config with the admm-grad damping resolved for a calibration of ``tokens`` tokens
         (unchanged where it was given)."""
         if self.admm_grad_damp is not None:
