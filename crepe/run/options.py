@@ -94,7 +94,7 @@ class RunOptions:
     @property
     def resolved_prune(self) -> PruneConfig:
         """The pruning config with what depends on the calibration's size resolved (the admm-grad damping:
-        :data:`crepe.config.ADMM_GRAD_DAMP_BY_TOKENS`): what the run prunes with and records."""
+        :data:`crepe.methods.gradual.ADMM_GRAD_DAMP_BY_TOKENS`): what the run prunes with and records."""
         return self.prune.at_calibration(self.nsamples * self.seqlen)
 
 
