@@ -27,8 +27,8 @@ calibration of 128 windows.
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
+from statistics import geometric_mean as geomean
 
 from benchmarks import common, iteration_draws
 from benchmarks.common import SELECTION_TEXT, Table
@@ -109,7 +109,7 @@ def geometric_mean(cells: dict[str, dict]) -> float | None:
     """The geometric mean selection PPL over :data:`SETTINGS`; None until every setting has run."""
     if set(cells) != set(SETTINGS):
         return None
-    return math.prod(cells[s]["ppl"][SELECTION_TEXT] for s in SETTINGS) ** (1 / len(SETTINGS))
+    return geomean(cells[s]["ppl"][SELECTION_TEXT] for s in SETTINGS)
 
 
 def chosen(table: dict[float, dict[str, dict]]) -> float | None:
@@ -158,9 +158,10 @@ def render(out: Path) -> str:
 
 
 def main() -> None:
-    args = build_parser().parse_args()
+    parser = build_parser()
+    args = parser.parse_args()
     damps = chosen_damps(args.damps)
-    common.selection_main(build_parser(), lambda model, settings: cells(model, settings, damps), SETTINGS, render,
+    common.selection_main(parser, lambda model, settings: cells(model, settings, damps), SETTINGS, render,
                           OUT, TABLE, args)
 
 

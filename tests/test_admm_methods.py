@@ -20,6 +20,7 @@ from crepe.methods.alps import alps_solve, magnitude_projector, masked_cg
 from crepe.methods.gradual import (
     ADMM_GRAD_DAMP_BY_TOKENS,
     admm_grad_damp_for,
+    admm_grad_update_linear,
     damping,
     gradual_admm,
     magnitude_on_scale,
@@ -309,6 +310,13 @@ def test_the_default_damping_follows_the_calibrations_size():
     assert RunOptions(nsamples=16).resolved_prune.admm_grad_damp == small
     assert RunOptions(nsamples=128).resolved_prune.admm_grad_damp == large
     assert damping(PruneConfig(), InputStats(tokens=large_at)) == large
+    w, x = _problem(seed=3)
+
+    def solve(cfg, tokens):
+        return admm_grad_update_linear(w, InputStats(hessian=x.t() @ x, tokens=tokens), 0.5, Pattern(2, 4), cfg)[0]
+    unset = solve(PruneConfig(), large_at)
+    assert torch.equal(unset, solve(PruneConfig(admm_grad_damp=large), large_at))
+    assert not torch.equal(unset, solve(PruneConfig(), large_at - 1))  # fewer tokens: the other damping
     windows = tiny_windows()
     assert windows.numel() < large_at
     assert all(torch.equal(a, b) for a, b in zip(_pruned_weights(method="crepe").values(),

@@ -8,6 +8,7 @@ from tiny_models import FAST_PRUNE_ARGS as FAST
 from tiny_models import save_tiny_folder, tiny_tokenizer
 from transformers import AutoConfig, AutoModelForCausalLM
 
+from crepe.methods.gradual import admm_grad_damp_for
 from crepe.models.adapters import decoder_linears, weight_view
 
 
@@ -21,6 +22,7 @@ def test_prune_saves_reports_and_the_saved_model_evaluates_the_same(tiny_folder,
     rep = json.loads(report.read_text())
     assert rep["realised_sparsity"] == pytest.approx(0.6, abs=0.01)
     assert rep["config"]["crepe"]["gamma"] == 0.5 and rep["config"]["crepe"]["kernel"] == 5
+    assert rep["config"]["admm_grad_damp"] == admm_grad_damp_for(4 * 32)  # resolved for its calibration, recorded
     assert rep["ppl_pruned"] > 0 and rep["prune_seconds"] > 0 and rep["peak_rss_mb"] > 0
     assert len(rep["per_layer_sparsity"]) == 14
     loaded = AutoModelForCausalLM.from_pretrained(save)
