@@ -47,6 +47,8 @@ SHAPE = "llama-2-7b"
 SMOLLM2_VOCAB = 49152  # the tokenizer make_synthetic_llama copies in; the vocabulary grows to it
 OUT = common.RESULTS / "cost_7b"
 TABLES = [Table("results/cost_7b.md", tuple(f"python -m benchmarks.cost_7b --settings {s}" for s in SETTINGS)
+                + tuple(f"python -m benchmarks.cost_7b --settings {s} --rows '{','.join(TWO_LAYER_ROWS)}'"
+                        for s in SETTINGS)
                 + tuple(f"python -m benchmarks.cost_7b --layers 2 --settings {s} --rows '{','.join(TWO_LAYER_ROWS)}'"
                         for s in SETTINGS), covers=("results/cost_7b/*",))]
 
@@ -74,8 +76,12 @@ def config(model: str, setting: str, layers: int = 1, rows: tuple[str, ...] = RO
             "rows": {label: common.cell_config(opts) for label, opts in options(model, setting, rows).items()}}
 
 
-def record_name(setting: str, layers: int) -> str:
-    return common.setting_name(setting) + ("" if layers == 1 else f"__{layers}layers")
+def record_name(setting: str, layers: int, rows: tuple[str, ...] = ROWS) -> str:
+    """``<setting>`` (one layer, every row), ``<setting>__pair`` (one layer, SparseGPT and the default
+    alone: the default re-timed without re-running the slow baselines) or ``<setting>__<n>layers``."""
+    if layers != 1:
+        return common.setting_name(setting) + f"__{layers}layers"
+    return common.setting_name(setting) + ("__pair" if rows == TWO_LAYER_ROWS else "")
 
 
 def _rss_kib(field: str) -> int | None:
@@ -122,7 +128,7 @@ def planned(argv: list[str]) -> dict[str, dict]:
     """Record path -> {command, the explicit config it would store now}; no model is loaded."""
     args = build_parser().parse_args(argv)
     model, rows = args.model or default_model(args.layers), chosen_rows(args.rows)
-    return {str(args.out_dir / f"{record_name(s, args.layers)}.json"):
+    return {str(args.out_dir / f"{record_name(s, args.layers, rows)}.json"):
             {"command": None, "config": config(model, s, args.layers, rows)}
             for s in common.chosen_settings(args.settings, SETTINGS)}
 
@@ -150,11 +156,18 @@ def _fmt(value: float | None, spec: str) -> str:
     return "–" if value is None else format(value, spec)
 
 
+def _one_layer_source(one: dict | None, pair: dict | None, label: str) -> dict | None:
+    """The one-layer record that times ``label``: the pair record (the default re-timed beside its own
+    SparseGPT) for the default and SparseGPT's ratio reference there, when present; else the full one."""
+    return pair if pair is not None and label in TWO_LAYER_ROWS else one
+
+
 def table(out: Path) -> str:
     records = common.read_records(out)
     if not records:
         return "no results yet"
     one = {s: records.get(record_name(s, 1)) for s in SETTINGS}
+    pair = {s: records.get(record_name(s, 1, TWO_LAYER_ROWS)) for s in SETTINGS}
     two = {s: records.get(record_name(s, 2)) for s in SETTINGS}
     first = next(iter(records.values()))
     dims = first["provenance"]["config"]["shape"]
@@ -163,6 +176,8 @@ def table(out: Path) -> str:
     rows = []
     for label in ROWS:
         cells = [_cells(one[s], label) for s in SETTINGS]
+        if label != "SparseGPT":
+            cells = [_cells(_one_layer_source(one[s], pair[s], label), label) for s in SETTINGS]
         rows.append([label, *(_fmt(c[0], ".0f") for c in cells), *(_fmt(c[1], ".2f") for c in cells),
                      *(_fmt(c[2], ".2f") for c in cells)])
     lines = [common.stamp(records.values(), out), "",
@@ -173,6 +188,11 @@ def table(out: Path) -> str:
               "(freed memory returned to the system before each prune)."), "",
              ("**One decoder layer.** The first layer's two streams are equal, so the default carries no dense stream "
              "there: this is its cost without the dense target."), "", *common.markdown_table(header, rows)]
+    if any(pair.values()):
+        timed = "; ".join(f"{LABELS[s]} {rec['seconds']['SparseGPT']:.0f} s at {rec['provenance']['commit']}"
+                          for s, rec in pair.items() if rec is not None)
+        lines += ["", (f"The default's row is from a later run of SparseGPT and the default alone (`--rows`), its ratio "
+                       f"to the SparseGPT timed in that run ({timed}); the other rows are from the run of every row.")]
     if any(two.values()):
         header2 = ["row", *(f"{LABELS[s]} CPU s" for s in SETTINGS), *(f"{LABELS[s]} ×SparseGPT" for s in SETTINGS),
                    *(f"{LABELS[s]} second layer ×SparseGPT" for s in SETTINGS)]
@@ -181,14 +201,16 @@ def table(out: Path) -> str:
             cells = [_cells(two[s], label) for s in SETTINGS]
             second = []
             for s, c in zip(SETTINGS, cells):
-                c1, ref1, ref2 = _cells(one[s], label), _cells(one[s], "SparseGPT"), _cells(two[s], "SparseGPT")
+                base = pair[s] if pair[s] is not None else one[s]
+                c1, ref1, ref2 = _cells(base, label), _cells(base, "SparseGPT"), _cells(two[s], "SparseGPT")
                 known = None not in (c[0], c1[0], ref1[0], ref2[0])
                 second.append((c[0] - c1[0]) / (ref2[0] - ref1[0]) if known else None)
             rows2.append([label, *(_fmt(c[0], ".0f") for c in cells), *(_fmt(c[1], ".2f") for c in cells),
                           *(_fmt(v, ".2f") for v in second)])
         lines += ["", ("**Two decoder layers.** The second layer carries the dense stream (one more layer forward and "
                   "the shift), as every layer after the first of a whole model does. Second layer: (two layers' time "
-                  "minus one layer's) over SparseGPT's same difference, the per-layer ratio of a deep model."), "",
+                  "minus one layer's, the one layer from the same record as the default's row above) over "
+                  "SparseGPT's same difference, the per-layer ratio of a deep model."), "",
                   *common.markdown_table(header2, rows2)]
     lines += ["", "A whole 7B has 32 such layers: about 32 times the second layer's seconds (arithmetic, not a run)."]
     return "\n".join(lines)
@@ -227,7 +249,7 @@ def main() -> None:
     if args.layers < 1:
         raise SystemExit(f"--layers must be at least 1, got {args.layers}")
     model, rows = args.model or default_model(args.layers), chosen_rows(args.rows)
-    by_name = {record_name(s, args.layers): s for s in common.chosen_settings(args.settings, SETTINGS)}
+    by_name = {record_name(s, args.layers, rows): s for s in common.chosen_settings(args.settings, SETTINGS)}
     if not args.table:
         ensure_checkpoint(model, args.layers)
         bench = common.open_bench(base_options(model), second_text=False)

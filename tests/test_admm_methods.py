@@ -96,7 +96,8 @@ def test_ramped_mask_prunes_a_growing_share_of_the_nm_mask():
 def test_ramped_mask_prunes_the_lowest_of_the_nm_mask_ties_by_position(n, m):
     """The ramp is the stable sort's lowest ``count`` among the N:M mask's entries, even on a tied grid."""
     g = torch.Generator().manual_seed(m)
-    for score in (torch.rand(16, 32, generator=g), torch.randint(0, 4, (16, 32), generator=g).float()):
+    for score in (torch.rand(16, 32, generator=g), torch.randint(0, 4, (16, 32), generator=g).float(),
+                  torch.rand(16, 32, generator=g, dtype=torch.float64)):  # float64: lifted by its own max, no NaN
         full = ramped_mask(score, 0.5, Pattern(n, m), "layer", 1.0)
         count = round(int(full.sum()) * 0.3)
         candidates = score.flatten()[full.flatten()]
@@ -323,3 +324,38 @@ def test_the_default_damping_follows_the_calibrations_size():
                                                    _pruned_weights(method="crepe", admm_grad_damp=small).values()))
     with pytest.raises(ValueError, match="admm-grad damp"):
         PruneConfig(admm_grad_damp=-1.0)
+
+
+def _textbook_gradual_admm(w, h, sparsity, pattern, iterations, select, damp, shift, share, relaxation):
+    """Boza's iteration as written: V = a (W_n H_n + S + rho (Z - U)) (H_n + rho I)^-1 + U + (1 - a) Z,
+    in float64 after the float32 scaling (rho 1, the magnitude score, the ramped mask)."""
+    h_n, scale = (part.double() for part in unit_hessian(h, damp, "unit"))
+    inv = torch.linalg.inv(h_n + torch.eye(h_n.shape[0], dtype=torch.float64))
+    v = w.double() * scale
+    target = v @ h_n + share * shift.double() / scale
+    z, u = v.clone(), torch.zeros_like(v)
+    for t in range(iterations):
+        if t < select:
+            pruned = ramped_mask(v.abs().float(), sparsity, pattern, "layer", 1 - (1 - (t + 1) / select) ** 3)
+            z, u = v.masked_fill(pruned, 0), v.masked_fill(~pruned, 0)
+        x = (target + z - u) @ inv
+        mixed = relaxation * x + (1 - relaxation) * z
+        v = mixed + u
+        z, u = v.masked_fill(pruned, 0), v.masked_fill(~pruned, 0)
+    return z / scale, pruned
+
+
+@pytest.mark.parametrize("pattern,sparsity", PATTERNS)
+def test_gradual_admm_is_the_textbook_iteration_without_its_w_h_product(pattern, sparsity):
+    """The loop uses H_n (H_n + rho I)^-1 = I - rho (H_n + rho I)^-1, one product per iteration and
+    none for W_n H_n: the same weights and mask as the iteration written out, dense target and
+    over-relaxation included."""
+    w, x = _problem(seed=5)
+    h = x.t() @ x
+    shift = (0.2 * torch.randn_like(x) @ w.t()).t() @ x
+    for share, relaxation in ((0.0, 1.0), (0.3, 1.0), (0.3, 1.5)):
+        new, mask = gradual_admm(w, h, magnitude_on_scale, sparsity, pattern, iterations=6, select_iterations=5,
+                                 damp=0.3, dense_shift=shift, toward_dense=share, relaxation=relaxation)
+        ref, ref_mask = _textbook_gradual_admm(w, h, sparsity, pattern, 6, 5, 0.3, shift, share, relaxation)
+        assert torch.equal(mask, ref_mask)
+        assert torch.allclose(new.double(), ref, rtol=1e-4, atol=1e-5 * float(w.abs().max()))

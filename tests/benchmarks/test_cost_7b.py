@@ -53,7 +53,8 @@ def _write(tmp_path, setting, layers, seconds):
     rows = tuple(seconds)
     rec = record(cost_7b.config(cost_7b.default_model(layers), setting, layers, rows), seconds=seconds, threads=1,
                  calibration="16 x 512 wikivital", peak_added_gib={label: 1.5 for label in rows})
-    (tmp_path / f"{cost_7b.record_name(setting, layers)}.json").write_text(json.dumps(rec))
+    (tmp_path / f"{cost_7b.record_name(setting, layers, rows if layers == 1 and len(rows) == 2 else cost_7b.ROWS)}"
+                f".json").write_text(json.dumps(rec))
 
 
 def test_table_gives_each_rows_ratio_and_the_second_layers(tmp_path):
@@ -64,6 +65,24 @@ def test_table_gives_each_rows_ratio_and_the_second_layers(tmp_path):
     _write(tmp_path, "2:4", 2, {"SparseGPT": 210.0, DEFAULT: 590.0})
     text = cost_7b.table(tmp_path)
     assert f"| {DEFAULT} | 590 | – | 2.81 | – | 3.00 | – |" in text  # (590 - 260) / (210 - 100)
+
+
+def test_a_later_pair_run_times_the_default_and_its_second_layer(tmp_path):
+    _write(tmp_path, "2:4", 1, dict(zip(cost_7b.ROWS, (100.0, 150.0, 400.0, 20.0, 260.0))))
+    _write(tmp_path, "2:4", 1, {"SparseGPT": 110.0, DEFAULT: 165.0})  # the default alone, beside its SparseGPT
+    assert (tmp_path / "2-4__pair.json").is_file() and (tmp_path / "2-4.json").is_file()
+    text = cost_7b.table(tmp_path)
+    assert f"| {DEFAULT} | 165 | – | 1.50 | – | 1.50 | – |" in text  # 165 / 110, not / 100
+    assert "| SparseGPT | 100 | – | 1.00 |" in text and "| ALPS | 400 | – | 4.00 |" in text
+    assert "2:4 110 s at" in text
+    _write(tmp_path, "2:4", 2, {"SparseGPT": 210.0, DEFAULT: 365.0})
+    assert f"| {DEFAULT} | 365 | – | 1.74 | – | 2.00 | – |" in cost_7b.table(tmp_path)  # (365 - 165) / (210 - 110)
+
+
+def test_the_pair_plan_has_its_own_record(tmp_path):
+    plan = cost_7b.planned(["--settings", "0.7", "--rows", f"SparseGPT,{DEFAULT}", "--out-dir", str(tmp_path)])
+    assert list(plan) == [str(tmp_path / "0.7__pair.json")]
+    assert list(plan[str(tmp_path / "0.7__pair.json")]["config"]["rows"]) == ["SparseGPT", DEFAULT]
 
 
 def test_missing_checkpoint_is_made_beside_and_renamed_into_place(tmp_path, monkeypatch):
