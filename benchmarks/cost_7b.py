@@ -27,6 +27,8 @@ import os
 import shutil
 import subprocess
 import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,7 @@ from benchmarks.headline import CELLS, LABELS, base_options
 from benchmarks.tools.make_synthetic_llama import SHAPES, llama_config
 from crepe.data.prepare import dataset_tokens
 from crepe.io.memory import release_freed_memory
+from crepe.models.adapters import get_adapter
 
 log = logging.getLogger("cost_7b")
 SETTINGS = ("2:4", "0.7")  # the issue's rows for the 7B timing
@@ -104,9 +107,36 @@ def _reset_peak() -> bool:
         return False
 
 
+@contextmanager
+def layer_clock(model: torch.nn.Module):
+    """Yields a list that, after the block, holds each decoder layer's process CPU seconds in a prune
+    run inside it: from the first call of layer i (its statistics pass) to the first call of layer
+    i + 1, the last to the block's end (the first includes capturing the layer inputs, the last the
+    final accounting). Every row's layers are timed in its own prune, so no two runs are differenced."""
+    starts: list[float] = []
+    per_layer: list[float] = []
+
+    def mark(index: int):
+        def hook(module, args):
+            if len(starts) == index:  # the layer's first call: the previous layer is done
+                starts.append(time.process_time())
+        return hook
+
+    handles = [layer.register_forward_pre_hook(mark(i)) for i, layer in enumerate(get_adapter(model).layers(model))]
+    try:
+        yield per_layer
+        end = time.process_time()
+    finally:
+        for handle in handles:
+            handle.remove()
+    per_layer.extend(b - a for a, b in zip(starts, [*starts[1:], end]))
+
+
 def measure(bench: common.Bench, model: str, setting: str, layers: int, rows: tuple[str, ...]) -> dict[str, Any]:
-    """Each row's process CPU seconds and the peak memory its prune added (GiB, None where unknown)."""
+    """Each row's process CPU seconds, each decoder layer's (:func:`layer_clock`), and the peak memory
+    its prune added (GiB, None where unknown)."""
     seconds: dict[str, float] = {}
+    layer_seconds: dict[str, list[float]] = {}
     added: dict[str, float | None] = {}
     base = base_options(model)
     dataset_tokens(bench.tokenizer, base.calib_dataset, "calibration")  # tokenised once, before any timing
@@ -115,12 +145,15 @@ def measure(bench: common.Bench, model: str, setting: str, layers: int, rows: tu
         release_freed_memory()  # what earlier prunes freed goes back to the system, so "before" is live memory
         before = _rss_kib("VmRSS")
         reset = _reset_peak()
-        seconds[label] = common.prune(bench, opts)["prune_cpu_seconds"]
+        with layer_clock(bench.model) as per_layer:
+            seconds[label] = common.prune(bench, opts)["prune_cpu_seconds"]
+        layer_seconds[label] = per_layer
         peak = _rss_kib("VmHWM")
         added[label] = (peak - before) / 2**20 if reset and peak is not None and before is not None else None
         log.info("%s %s: %.1f s CPU, +%s GiB", setting, label, seconds[label],
                  f"{added[label]:.2f}" if added[label] is not None else "?")
-    return common.record(config(model, setting, layers, rows), seconds=seconds, peak_added_gib=added,
+    return common.record(config(model, setting, layers, rows), seconds=seconds, layer_seconds=layer_seconds,
+                         peak_added_gib=added,
                          threads=torch.get_num_threads(), calibration=f"{base.nsamples} x {base.seqlen} {base.calib_dataset}")
 
 
@@ -150,6 +183,12 @@ def _cells(rec: dict | None, label: str) -> tuple[float | None, float | None, fl
         return None, None, None
     secs = rec["seconds"][label]
     return secs, secs / rec["seconds"]["SparseGPT"], rec["peak_added_gib"][label]
+
+
+def _layers(rec: dict | None, label: str) -> list[float] | None:
+    """Per-layer CPU seconds of ``label`` in ``rec`` (:func:`layer_clock`), None where not recorded."""
+    found = None if rec is None else rec.get("layer_seconds", {}).get(label)
+    return found if found and len(found) >= 2 else None
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -195,23 +234,31 @@ def table(out: Path) -> str:
                        f"to the SparseGPT timed in that run ({timed}); the other rows are from the run of every row.")]
     if any(two.values()):
         header2 = ["row", *(f"{LABELS[s]} CPU s" for s in SETTINGS), *(f"{LABELS[s]} ×SparseGPT" for s in SETTINGS),
+                   *(f"{LABELS[s]} layer 1 / layer 2 CPU s" for s in SETTINGS),
                    *(f"{LABELS[s]} second layer ×SparseGPT" for s in SETTINGS)]
         rows2 = []
         for label in TWO_LAYER_ROWS:
             cells = [_cells(two[s], label) for s in SETTINGS]
+            split = [_layers(two[s], label) for s in SETTINGS]
             second = []
-            for s, c in zip(SETTINGS, cells):
-                base = pair[s] if pair[s] is not None else one[s]
+            for s, c, layers in zip(SETTINGS, cells, split):
+                reference = _layers(two[s], "SparseGPT")
+                if layers is not None and reference is not None:  # each layer timed inside its own prune
+                    second.append(layers[1] / reference[1])
+                    continue
+                base = pair[s] if pair[s] is not None else one[s]  # older records: two runs differenced
                 c1, ref1, ref2 = _cells(base, label), _cells(base, "SparseGPT"), _cells(two[s], "SparseGPT")
                 known = None not in (c[0], c1[0], ref1[0], ref2[0])
                 second.append((c[0] - c1[0]) / (ref2[0] - ref1[0]) if known else None)
             rows2.append([label, *(_fmt(c[0], ".0f") for c in cells), *(_fmt(c[1], ".2f") for c in cells),
+                          *("–" if x is None else f"{x[0]:.0f} / {x[1]:.0f}" for x in split),
                           *(_fmt(v, ".2f") for v in second)])
         lines += ["", ("**Two decoder layers.** The second layer carries the dense stream (one more layer forward and "
-                  "the shift), as every layer after the first of a whole model does. Second layer: (two layers' time "
-                  "minus one layer's, the one layer from the same record as the default's row above) over "
-                  "SparseGPT's same difference, the per-layer ratio of a deep model."), "",
-                  *common.markdown_table(header2, rows2)]
+                  "the shift), as every layer after the first of a whole model does. Layer 1 / layer 2: each decoder "
+                  "layer's CPU seconds inside the same prune (from the layer's first forward to the next layer's; "
+                  "the first includes capturing the inputs, the second the final accounting). Second layer: the "
+                  "second layer's seconds over SparseGPT's second layer's in the same run, the per-layer ratio of a "
+                  "deep model."), "", *common.markdown_table(header2, rows2)]
     lines += ["", "A whole 7B has 32 such layers: about 32 times the second layer's seconds (arithmetic, not a run)."]
     return "\n".join(lines)
 

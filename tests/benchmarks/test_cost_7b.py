@@ -7,6 +7,7 @@ import torch
 
 from benchmarks import cost_7b
 from benchmarks.common import record
+from crepe.models.adapters import get_adapter
 
 DEFAULT = "crepe default (--update admm-grad)"
 
@@ -64,7 +65,7 @@ def test_table_gives_each_rows_ratio_and_the_second_layers(tmp_path):
     assert "| SparseGPT | 100 | – | 1.00 | – | 1.50 | – |" in text and "Two decoder layers" not in text
     _write(tmp_path, "2:4", 2, {"SparseGPT": 210.0, DEFAULT: 590.0})
     text = cost_7b.table(tmp_path)
-    assert f"| {DEFAULT} | 590 | – | 2.81 | – | 3.00 | – |" in text  # (590 - 260) / (210 - 100)
+    assert f"| {DEFAULT} | 590 | – | 2.81 | – | – | – | 3.00 | – |" in text  # (590 - 260) / (210 - 100)
 
 
 def test_a_later_pair_run_times_the_default_and_its_second_layer(tmp_path):
@@ -76,13 +77,37 @@ def test_a_later_pair_run_times_the_default_and_its_second_layer(tmp_path):
     assert "| SparseGPT | 100 | – | 1.00 |" in text and "| ALPS | 400 | – | 4.00 |" in text
     assert "2:4 110 s at" in text
     _write(tmp_path, "2:4", 2, {"SparseGPT": 210.0, DEFAULT: 365.0})
-    assert f"| {DEFAULT} | 365 | – | 1.74 | – | 2.00 | – |" in cost_7b.table(tmp_path)  # (365 - 165) / (210 - 110)
+    assert f"| {DEFAULT} | 365 | – | 1.74 | – | – | – | 2.00 | – |" in cost_7b.table(tmp_path)  # (365 - 165) / (210 - 110)
 
 
 def test_the_pair_plan_has_its_own_record(tmp_path):
     plan = cost_7b.planned(["--settings", "0.7", "--rows", f"SparseGPT,{DEFAULT}", "--out-dir", str(tmp_path)])
     assert list(plan) == [str(tmp_path / "0.7__pair.json")]
     assert list(plan[str(tmp_path / "0.7__pair.json")]["config"]["rows"]) == ["SparseGPT", DEFAULT]
+
+
+def test_the_second_layer_ratio_reads_each_prunes_own_layer_times(tmp_path):
+    _write(tmp_path, "2:4", 1, dict(zip(cost_7b.ROWS, (100.0, 150.0, 400.0, 20.0, 260.0))))
+    rec = record(cost_7b.config(cost_7b.default_model(2), "2:4", 2, cost_7b.TWO_LAYER_ROWS),
+                 seconds={"SparseGPT": 210.0, DEFAULT: 400.0}, threads=1, calibration="16 x 512 wikivital",
+                 layer_seconds={"SparseGPT": [100.0, 110.0], DEFAULT: [150.0, 250.0]},
+                 peak_added_gib={"SparseGPT": 1.0, DEFAULT: 1.0})
+    (tmp_path / "2-4__2layers.json").write_text(json.dumps(rec))
+    assert f"| {DEFAULT} | 400 | – | 1.90 | – | 150 / 250 | – | 2.27 | – |" in cost_7b.table(tmp_path)  # 250 / 110
+
+
+def test_the_layer_clock_times_each_layer_of_a_real_prune():
+    from tiny_models import tiny_model, tiny_windows
+
+    from crepe.config import PruneConfig
+    from crepe.prune.model import prune_model
+
+    model = tiny_model()
+    layers = get_adapter(model).layers(model)
+    with cost_7b.layer_clock(model) as per_layer:
+        prune_model(model, tiny_windows(), PruneConfig(sparsity=0.5), progress=False)
+    assert len(per_layer) == len(layers) == 2 and all(t > 0 for t in per_layer)
+    assert all(not layer._forward_pre_hooks for layer in layers)  # the hooks are gone
 
 
 def test_missing_checkpoint_is_made_beside_and_renamed_into_place(tmp_path, monkeypatch):
