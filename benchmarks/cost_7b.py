@@ -196,9 +196,9 @@ def _fmt(value: float | None, spec: str) -> str:
 
 
 def _one_layer_source(one: dict | None, pair: dict | None, label: str) -> dict | None:
-    """The one-layer record that times ``label``: the pair record (the default re-timed beside its own
-    SparseGPT) for the default and SparseGPT's ratio reference there, when present; else the full one."""
-    return pair if pair is not None and label in TWO_LAYER_ROWS else one
+    """The one-layer record that times ``label``: for the default the pair record (re-timed beside its
+    own SparseGPT, its ratio's reference), when present; else the run of every row."""
+    return pair if pair is not None and label in TWO_LAYER_ROWS and label != "SparseGPT" else one
 
 
 def table(out: Path) -> str:
@@ -214,9 +214,7 @@ def table(out: Path) -> str:
               *(f"{LABELS[s]} peak added GiB" for s in SETTINGS)]
     rows = []
     for label in ROWS:
-        cells = [_cells(one[s], label) for s in SETTINGS]
-        if label != "SparseGPT":
-            cells = [_cells(_one_layer_source(one[s], pair[s], label), label) for s in SETTINGS]
+        cells = [_cells(_one_layer_source(one[s], pair[s], label), label) for s in SETTINGS]
         rows.append([label, *(_fmt(c[0], ".0f") for c in cells), *(_fmt(c[1], ".2f") for c in cells),
                      *(_fmt(c[2], ".2f") for c in cells)])
     lines = [common.stamp(records.values(), out), "",

@@ -54,8 +54,7 @@ def _write(tmp_path, setting, layers, seconds):
     rows = tuple(seconds)
     rec = record(cost_7b.config(cost_7b.default_model(layers), setting, layers, rows), seconds=seconds, threads=1,
                  calibration="16 x 512 wikivital", peak_added_gib={label: 1.5 for label in rows})
-    (tmp_path / f"{cost_7b.record_name(setting, layers, rows if layers == 1 and len(rows) == 2 else cost_7b.ROWS)}"
-                f".json").write_text(json.dumps(rec))
+    (tmp_path / f"{cost_7b.record_name(setting, layers, rows)}.json").write_text(json.dumps(rec))
 
 
 def test_table_gives_each_rows_ratio_and_the_second_layers(tmp_path):
