@@ -36,7 +36,7 @@ import torch
 
 from benchmarks import common
 from benchmarks.common import Table
-from benchmarks.headline import CELLS, LABELS, base_options
+from benchmarks.headline import BF16_ROW, CELLS, DEFAULT_ROW, LABELS, base_options
 from benchmarks.tools.make_synthetic_llama import SHAPES, llama_config
 from crepe.data.prepare import dataset_tokens
 from crepe.io.memory import release_freed_memory
@@ -44,13 +44,15 @@ from crepe.models.adapters import get_adapter
 
 log = logging.getLogger("cost_7b")
 SETTINGS = ("2:4", "0.7")  # the issue's rows for the 7B timing
-ROWS = ("SparseGPT", "ADMM-Grad", "ALPS", "crepe mask-only (--update none)", "crepe default (--update admm-grad)")
-TWO_LAYER_ROWS = ("SparseGPT", "crepe default (--update admm-grad)")
+ROWS = ("SparseGPT", "ADMM-Grad", "ALPS", "crepe mask-only (--update none)", DEFAULT_ROW)  # one layer, default --rows
+PAIR_ROWS = ("SparseGPT", DEFAULT_ROW)  # one layer: the default re-timed beside SparseGPT alone
+TWO_LAYER_ROWS = ("SparseGPT", DEFAULT_ROW, BF16_ROW)
+ALL_ROWS = (*ROWS, BF16_ROW)  # what --rows may name, in table order
 SHAPE = "llama-2-7b"
 SMOLLM2_VOCAB = 49152  # the tokenizer make_synthetic_llama copies in; the vocabulary grows to it
 OUT = common.RESULTS / "cost_7b"
 TABLES = [Table("results/cost_7b.md", tuple(f"python -m benchmarks.cost_7b --settings {s}" for s in SETTINGS)
-                + tuple(f"python -m benchmarks.cost_7b --settings {s} --rows '{','.join(TWO_LAYER_ROWS)}'"
+                + tuple(f"python -m benchmarks.cost_7b --settings {s} --rows '{','.join(PAIR_ROWS)}'"
                         for s in SETTINGS)
                 + tuple(f"python -m benchmarks.cost_7b --layers 2 --settings {s} --rows '{','.join(TWO_LAYER_ROWS)}'"
                         for s in SETTINGS), covers=("results/cost_7b/*",))]
@@ -84,7 +86,7 @@ def record_name(setting: str, layers: int, rows: tuple[str, ...] = ROWS) -> str:
     alone: the default re-timed without re-running the slow baselines) or ``<setting>__<n>layers``."""
     if layers != 1:
         return common.setting_name(setting) + f"__{layers}layers"
-    return common.setting_name(setting) + ("__pair" if rows == TWO_LAYER_ROWS else "")
+    return common.setting_name(setting) + ("__pair" if rows == PAIR_ROWS else "")
 
 
 def _rss_kib(field: str) -> int | None:
@@ -173,8 +175,8 @@ def recorded(argv: list[str]) -> dict[str, dict]:
 def chosen_rows(text: str | None) -> tuple[str, ...]:
     """``--rows`` as a tuple in table order, SparseGPT (the ratio's reference) always first; exit with
     one line on an unknown label."""
-    picked = ROWS if text is None else common.chosen(text, ROWS, "--rows")
-    return tuple(label for label in ROWS if label in picked or label == "SparseGPT")
+    picked = ROWS if text is None else common.chosen(text, ALL_ROWS, "--rows")
+    return tuple(label for label in ALL_ROWS if label in picked or label == "SparseGPT")
 
 
 def _cells(rec: dict | None, label: str) -> tuple[float | None, float | None, float | None]:
@@ -198,7 +200,7 @@ def _fmt(value: float | None, spec: str) -> str:
 def _one_layer_source(one: dict | None, pair: dict | None, label: str) -> dict | None:
     """The one-layer record that times ``label``: for the default the pair record (re-timed beside its
     own SparseGPT, its ratio's reference), when present; else the run of every row."""
-    return pair if pair is not None and label in TWO_LAYER_ROWS and label != "SparseGPT" else one
+    return pair if pair is not None and label in PAIR_ROWS and label != "SparseGPT" else one
 
 
 def table(out: Path) -> str:
@@ -206,7 +208,7 @@ def table(out: Path) -> str:
     if not records:
         return "no results yet"
     one = {s: records.get(record_name(s, 1)) for s in SETTINGS}
-    pair = {s: records.get(record_name(s, 1, TWO_LAYER_ROWS)) for s in SETTINGS}
+    pair = {s: records.get(record_name(s, 1, PAIR_ROWS)) for s in SETTINGS}
     two = {s: records.get(record_name(s, 2)) for s in SETTINGS}
     first = next(iter(records.values()))
     dims = first["provenance"]["config"]["shape"]

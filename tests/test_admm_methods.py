@@ -15,6 +15,7 @@ from test_reconstruct import (
 from tiny_models import tiny_model, tiny_windows
 
 from crepe.config import PruneConfig
+from crepe.methods import gradual
 from crepe.methods.admm import unit_hessian
 from crepe.methods.alps import alps_solve, magnitude_projector, masked_cg
 from crepe.methods.gradual import (
@@ -359,3 +360,51 @@ def test_gradual_admm_is_the_textbook_iteration_without_its_w_h_product(pattern,
         ref, ref_mask = _textbook_gradual_admm(w, h, sparsity, pattern, 6, 5, 0.3, shift, share, relaxation)
         assert torch.equal(mask, ref_mask)
         assert torch.allclose(new.double(), ref, rtol=1e-4, atol=1e-5 * float(w.abs().max()))
+
+
+@pytest.mark.parametrize("pattern,sparsity", PATTERNS)
+def test_bfloat16_products_keep_mask_and_pattern_and_the_error_of_float32(pattern, sparsity):
+    """--admm-grad-products bfloat16 rounds each iteration's product operands to bfloat16: the mask is
+    still exact and N:M valid, the pruned entries 0, and the output error within 2% of float32's on
+    a problem whose inputs are not the calibration's (the solve generalises the same)."""
+    w, x = _problem(out=64, inp=128, tokens=2048, seed=6)
+    held_out = _problem(out=64, inp=128, tokens=1024, seed=7)[1]
+    h = x[:1024].t() @ x[:1024]
+    shift = (0.2 * torch.randn_like(x[:1024]) @ w.t()).t() @ x[:1024]
+    runs = {dtype: gradual_admm(w, h, magnitude_on_scale, sparsity, pattern, iterations=6, select_iterations=5, damp=0.3,
+                                dense_shift=shift, toward_dense=0.3, product_dtype=dtype)
+            for dtype in (torch.float32, torch.bfloat16)}
+    new, mask = runs[torch.bfloat16]
+    assert new.dtype == torch.float32 and torch.equal(new == 0, mask)
+    assert int(mask.sum()) == round(w.numel() * (pattern.n / pattern.m if pattern.structured else sparsity))
+    if pattern.structured:
+        assert is_valid_nm(new, pattern.n, pattern.m)
+    assert not torch.equal(new, runs[torch.float32][0])  # the products really ran in bfloat16
+    for inputs in (x[:1024], held_out):
+        assert _error(inputs, w, new) == pytest.approx(_error(inputs, w, runs[torch.float32][0]), rel=0.02)
+
+
+def test_the_configs_product_precision_reaches_the_update_and_is_checked():
+    """--admm-grad-products: bfloat16 prunes to other weights with the same pattern, the explicit
+    float32 default to the same ones; an unknown precision is refused."""
+    plain, low = _pruned_weights(method="crepe"), _pruned_weights(method="crepe", admm_grad_products="bfloat16")
+    assert any(not torch.equal(plain[k], low[k]) for k in plain)
+    assert all(is_valid_nm(w, 2, 4) for w in low.values())
+    again = _pruned_weights(method="crepe", admm_grad_products="float32")
+    assert all(torch.equal(plain[k], again[k]) for k in plain)
+    with pytest.raises(ValueError, match="unknown admm-grad products 'float16'"):
+        PruneConfig(admm_grad_products="float16")
+
+
+def test_bfloat16_products_warn_once_where_the_hardware_emulates_them(monkeypatch, caplog):
+    """On hardware without native bfloat16 products the option says once that it is slower there;
+    float32, and hardware that has them, say nothing."""
+    assert gradual.bfloat16_native("cpu") in (True, False, None)
+    for native, expected in ((True, 0), (False, 1)):
+        monkeypatch.setattr(gradual, "bfloat16_native", lambda device_type, native=native: native)
+        gradual._warn_emulated.cache_clear()
+        caplog.clear()
+        for products in ("bfloat16", "bfloat16", "float32"):
+            dtype = gradual.product_dtype(PruneConfig(admm_grad_products=products), torch.device("cpu"))
+            assert dtype == gradual.PRODUCT_DTYPES[products]
+        assert len([r for r in caplog.records if "no native bfloat16" in r.getMessage()]) == expected

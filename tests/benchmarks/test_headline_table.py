@@ -1,5 +1,6 @@
 """The headline table's rendering, without a prune: rows not run at a setting are named, not dashed."""
 
+import dataclasses
 import json
 
 from benchmarks import headline
@@ -38,3 +39,15 @@ def test_cpu_times_of_different_machines_are_not_divided(tmp_path):
     named = {"provenance": {"versions": {"platform": "Linux-a", "cpu": "EPYC", "cpu_capability": "AVX512"}}}
     assert common.same_machine(named, old) and common.same_machine(old, named)  # one older record: the platforms decide
     assert not common.same_machine(named, {"provenance": {"versions": {"platform": "Linux-b"}}})
+
+
+def test_every_row_has_its_own_record_name_and_the_bfloat16_row_its_option():
+    """Cell names carry the fields that tell rows of one method apart (crepe_none, crepe_bfloat16), so
+    no two rows share a record; the bfloat16 row is the default with only its products changed."""
+    names = [headline.cell_name(label, "2:4") for label in headline.CELLS]
+    assert len(set(names)) == len(names)
+    assert headline.cell_name(headline.BF16_ROW, "0.7") == "crepe_bfloat16__0.7"
+    assert headline.cell_name(headline.DEFAULT_ROW, "0.7") == "crepe__0.7"
+    cells = headline.cells("smollm2-135m", ("2:4",), rows=(headline.DEFAULT_ROW, headline.BF16_ROW))
+    default, low = (cells[headline.cell_name(label, "2:4")].prune for label in (headline.DEFAULT_ROW, headline.BF16_ROW))
+    assert low.admm_grad_products == "bfloat16" and low == dataclasses.replace(default, admm_grad_products="bfloat16")
