@@ -10,6 +10,7 @@ selection text), with its process CPU seconds. Printed only; whole prunes over c
 ``benchmarks.iteration_draws``.
 
     OMP_NUM_THREADS=1 python -m benchmarks.convergence --counts 15/11,10/8,6/5 --settings 0.7,2:4
+    OMP_NUM_THREADS=1 python -m benchmarks.convergence --counts 6/5 --products float32,bfloat16
 """
 
 from __future__ import annotations
@@ -23,7 +24,12 @@ from benchmarks.common import SELECTION_TEXT, parse_setting
 from benchmarks.solve_cost import parse_count
 from benchmarks.tools.reference_check import hessians, output_error
 from crepe.data.prepare import calibration_set, eval_set
-from crepe.methods.gradual import admm_grad_damp_for, gradual_admm, magnitude_on_scale
+from crepe.methods.gradual import (
+    PRODUCT_DTYPES,
+    admm_grad_damp_for,
+    gradual_admm,
+    magnitude_on_scale,
+)
 from crepe.run.open import open_model
 from crepe.run.options import RunOptions
 
@@ -31,9 +37,10 @@ WINDOWS = 16
 
 
 def errors(weights: dict[str, torch.Tensor], hs: dict[str, dict[str, torch.Tensor]], setting: str,
-           iterations: int, choosing: int, rho: float = 1.0) -> tuple[dict[str, float], float]:
+           iterations: int, choosing: int, rho: float = 1.0, products: str = "float32") -> tuple[dict[str, float], float]:
     """(text -> mean relative output error over ``weights`` [out, in] pruned with ``hs["calibration"]``,
-    process CPU seconds of the solves). ``hs``: text -> linear name -> Hessian [in, in] on that text."""
+    process CPU seconds of the solves). ``hs``: text -> linear name -> Hessian [in, in] on that text;
+    ``products``: the solve's product precision (:data:`~crepe.methods.gradual.PRODUCT_DTYPES`)."""
     sparsity, pattern = parse_setting(setting)
     totals = dict.fromkeys(hs, 0.0)
     cpu = 0.0
@@ -41,7 +48,8 @@ def errors(weights: dict[str, torch.Tensor], hs: dict[str, dict[str, torch.Tenso
         start = time.process_time()
         new, _ = gradual_admm(weight, hs["calibration"][name], magnitude_on_scale, sparsity, pattern, "layer",
                               iterations=iterations, select_iterations=choosing, rho=rho,
-                              damp=admm_grad_damp_for(WINDOWS * RunOptions.seqlen))
+                              damp=admm_grad_damp_for(WINDOWS * RunOptions.seqlen),
+                              product_dtype=PRODUCT_DTYPES[products])
         cpu += time.process_time() - start
         for text in hs:
             totals[text] += output_error(weight, new, hs[text][name]) / len(weights)
@@ -53,7 +61,10 @@ def main() -> None:
     ap.add_argument("--counts", default="15/11,13/11,10/8,8/6,6/5", help="comma-separated ITERATIONS[/CHOOSING]")
     ap.add_argument("--settings", default="0.7,2:4,0.5")
     ap.add_argument("--rhos", default="1", help="comma-separated ADMM penalties (the default's is 1)")
+    ap.add_argument("--products", default="float32", help=f"comma-separated product precisions, from {', '.join(PRODUCT_DTYPES)}")
     args = ap.parse_args()
+    if unknown := sorted(set(args.products.split(",")) - set(PRODUCT_DTYPES)):
+        raise SystemExit(f"unknown --products {', '.join(unknown)}; choose from {', '.join(PRODUCT_DTYPES)}")
     torch.set_grad_enabled(False)
     opts = RunOptions()
     opened = open_model(opts.model)
@@ -66,10 +77,10 @@ def main() -> None:
           f"on each text's inputs ({WINDOWS} x {opts.seqlen}); {torch.get_num_threads()} thread(s)")
     for setting in args.settings.split(","):
         for rho in (float(r) for r in args.rhos.split(",")):
-            for count in args.counts.split(","):
+            for count, products in ((c, p) for c in args.counts.split(",") for p in args.products.split(",")):
                 iterations, choosing = parse_count(count)
-                totals, cpu = errors(weights, hs, setting, iterations, choosing, rho)
-                print(f"{setting} {iterations}/{choosing} rho {rho:g}: "
+                totals, cpu = errors(weights, hs, setting, iterations, choosing, rho, products)
+                print(f"{setting} {iterations}/{choosing} rho {rho:g} {products}: "
                       + "  ".join(f"{text} {e:.5f}" for text, e in totals.items()) + f"  CPU {cpu:.1f} s", flush=True)
 
 

@@ -10,6 +10,7 @@ repeat. Printed only, like ``benchmarks.profile_cost``: it gives the solve's sha
 docs/quality.md's profile.
 
     OMP_NUM_THREADS=1 python -m benchmarks.solve_cost --counts 15/11,13/11
+    OMP_NUM_THREADS=1 python -m benchmarks.solve_cost --model /work/scale/llama-2-7b-1layer --counts 6/5 --products float32,bfloat16
 """
 
 from __future__ import annotations
@@ -21,7 +22,13 @@ import torch
 
 from benchmarks.common import parse_setting
 from crepe.config import PruneConfig
-from crepe.methods.gradual import admm_grad_damp_for, gradual_admm, magnitude_on_scale, selecting_iterations
+from crepe.methods.gradual import (
+    PRODUCT_DTYPES,
+    admm_grad_damp_for,
+    gradual_admm,
+    magnitude_on_scale,
+    selecting_iterations,
+)
 from crepe.models.adapters import get_adapter, weight_view
 from crepe.models.loading import load_model
 
@@ -46,14 +53,15 @@ def problems(model: torch.nn.Module, layer: int, seed: int = 0) -> list[tuple[to
     return out
 
 
-def solve_seconds(linears, setting: str, iterations: int, choosing: int) -> float:
-    """Process CPU seconds of one solve of every linear in ``linears`` at ``setting``."""
+def solve_seconds(linears, setting: str, iterations: int, choosing: int, products: str = "float32") -> float:
+    """Process CPU seconds of one solve of every linear in ``linears`` at ``setting``, its products in
+    ``products`` (:data:`~crepe.methods.gradual.PRODUCT_DTYPES`)."""
     sparsity, pattern = parse_setting(setting)
     start = time.process_time()
     for weight, hessian, shift in linears:
         gradual_admm(weight, hessian, magnitude_on_scale, sparsity, pattern, "layer", iterations=iterations,
                      select_iterations=choosing, damp=admm_grad_damp_for(TOKENS), dense_shift=shift,
-                     toward_dense=PruneConfig.dense_target)
+                     toward_dense=PruneConfig.dense_target, product_dtype=PRODUCT_DTYPES[products])
     return time.process_time() - start
 
 
@@ -62,11 +70,16 @@ def main() -> None:
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--layer", type=int, default=0)
     ap.add_argument("--counts", default="15/11,13/11", help="comma-separated ITERATIONS[/CHOOSING]; the first is the reference")
+    ap.add_argument("--products", default="float32", help=f"comma-separated product precisions, from {', '.join(PRODUCT_DTYPES)}; "
+                    "each runs at every count")
     ap.add_argument("--settings", default=",".join(SETTINGS))
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     torch.set_grad_enabled(False)
-    counts = [parse_count(c) for c in args.counts.split(",")]
+    products = args.products.split(",")
+    if unknown := sorted(set(products) - set(PRODUCT_DTYPES)):
+        raise SystemExit(f"unknown --products {', '.join(unknown)}; choose from {', '.join(PRODUCT_DTYPES)}")
+    counts = [(*parse_count(c), product) for c in args.counts.split(",") for product in products]
     linears = problems(load_model(args.model)[0], args.layer)
     print(f"{args.model} layer {args.layer}, {len(linears)} linears, {torch.get_num_threads()} thread(s); "
           f"process CPU seconds, fastest of {args.repeats}")
@@ -76,7 +89,7 @@ def main() -> None:
             for c in counts:
                 best[c] = min(best[c], solve_seconds(linears, setting, *c))
         reference = best[counts[0]]
-        print(f"{setting}: " + "; ".join(f"{i}/{k} {s:.2f} s ({s / reference:.2f}x)" for (i, k), s in best.items()))
+        print(f"{setting}: " + "; ".join(f"{i}/{k} {p} {s:.2f} s ({s / reference:.2f}x)" for (i, k, p), s in best.items()))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """benchmarks.solve_cost: the admm-grad solve timed alone per iteration count."""
 
+import pytest
 from tiny_models import tiny_model
 
 from benchmarks import solve_cost
@@ -20,3 +21,11 @@ def test_each_linear_of_the_layer_gets_its_own_weight_hessian_and_shift():
         assert weight.shape == weight_view(module).shape == shift.shape
         assert hessian.shape == (weight.shape[1], weight.shape[1]) and bool((hessian.diagonal() > 0).all())
     assert solve_cost.solve_seconds(problems, "2:4", 4, 3) >= 0.0
+
+
+def test_a_bfloat16_solve_is_timed_and_an_unknown_precision_exits(monkeypatch):
+    problems = solve_cost.problems(tiny_model(), 0)
+    assert solve_cost.solve_seconds(problems, "0.7", 3, 2, "bfloat16") >= 0.0
+    monkeypatch.setattr("sys.argv", ["solve_cost", "--products", "float32,float16"])
+    with pytest.raises(SystemExit, match="unknown --products float16"):
+        solve_cost.main()
