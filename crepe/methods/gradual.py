@@ -118,7 +118,7 @@ def bfloat16_native(device_type: str) -> bool | None:
     Elsewhere bfloat16 products are emulated: on an AVX-512 CPU without BF16 a 4,096^2 product took
     2.4x its float32 time (docs/quality.md)."""
     if device_type == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        return torch.cuda.is_bf16_supported(including_emulation=False) if torch.cuda.is_available() else None
     checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
     if device_type != "cpu" or None in checks:
         return None
