@@ -20,7 +20,7 @@ import time
 
 import torch
 
-from benchmarks.common import SELECTION_TEXT, parse_setting
+from benchmarks.common import SELECTION_TEXT, chosen, parse_setting
 from benchmarks.solve_cost import parse_count
 from benchmarks.tools.reference_check import hessians, output_error
 from crepe.data.prepare import calibration_set, eval_set
@@ -63,8 +63,7 @@ def main() -> None:
     ap.add_argument("--rhos", default="1", help="comma-separated ADMM penalties (the default's is 1)")
     ap.add_argument("--products", default="float32", help=f"comma-separated product precisions, from {', '.join(PRODUCT_DTYPES)}")
     args = ap.parse_args()
-    if unknown := sorted(set(args.products.split(",")) - set(PRODUCT_DTYPES)):
-        raise SystemExit(f"unknown --products {', '.join(unknown)}; choose from {', '.join(PRODUCT_DTYPES)}")
+    products = chosen(args.products, PRODUCT_DTYPES, "--products")
     torch.set_grad_enabled(False)
     opts = RunOptions()
     opened = open_model(opts.model)
@@ -77,10 +76,10 @@ def main() -> None:
           f"on each text's inputs ({WINDOWS} x {opts.seqlen}); {torch.get_num_threads()} thread(s)")
     for setting in args.settings.split(","):
         for rho in (float(r) for r in args.rhos.split(",")):
-            for count, products in ((c, p) for c in args.counts.split(",") for p in args.products.split(",")):
+            for count, precision in ((c, p) for c in args.counts.split(",") for p in products):
                 iterations, choosing = parse_count(count)
-                totals, cpu = errors(weights, hs, setting, iterations, choosing, rho, products)
-                print(f"{setting} {iterations}/{choosing} rho {rho:g} {products}: "
+                totals, cpu = errors(weights, hs, setting, iterations, choosing, rho, precision)
+                print(f"{setting} {iterations}/{choosing} rho {rho:g} {precision}: "
                       + "  ".join(f"{text} {e:.5f}" for text, e in totals.items()) + f"  CPU {cpu:.1f} s", flush=True)
 
 

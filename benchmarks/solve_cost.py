@@ -20,7 +20,7 @@ import time
 
 import torch
 
-from benchmarks.common import parse_setting
+from benchmarks.common import chosen, parse_setting
 from crepe.config import PruneConfig
 from crepe.methods.gradual import (
     PRODUCT_DTYPES,
@@ -76,9 +76,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     torch.set_grad_enabled(False)
-    products = args.products.split(",")
-    if unknown := sorted(set(products) - set(PRODUCT_DTYPES)):
-        raise SystemExit(f"unknown --products {', '.join(unknown)}; choose from {', '.join(PRODUCT_DTYPES)}")
+    products = chosen(args.products, PRODUCT_DTYPES, "--products")
     counts = [(*parse_count(c), product) for c in args.counts.split(",") for product in products]
     linears = problems(load_model(args.model)[0], args.layer)
     print(f"{args.model} layer {args.layer}, {len(linears)} linears, {torch.get_num_threads()} thread(s); "

@@ -115,8 +115,7 @@ def gradual_admm(weight: torch.Tensor, hessian: torch.Tensor, score: Score, spar
 def bfloat16_native(device_type: str) -> bool | None:
     """Whether ``device_type`` ("cpu", "cuda") multiplies bfloat16 matrices natively: a CUDA GPU that
     supports bfloat16 (Ampere on), a CPU with AVX512-BF16 or AMX tiles; None where torch cannot tell.
-    Elsewhere bfloat16 products are emulated: on an AVX-512 CPU without BF16 a 4,096^2 product took
-    2.4x its float32 time (docs/quality.md)."""
+    Elsewhere bfloat16 products are emulated, and slower than float32 (docs/quality.md)."""
     if device_type == "cuda":
         return torch.cuda.is_bf16_supported(including_emulation=False) if torch.cuda.is_available() else None
     checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
