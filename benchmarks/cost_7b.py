@@ -36,7 +36,7 @@ import torch
 
 from benchmarks import common
 from benchmarks.common import Table
-from benchmarks.headline import BF16_ROW, CELLS, DEFAULT_ROW, LABELS, base_options
+from benchmarks.headline import FLOAT32_ROW, CELLS, DEFAULT_ROW, LABELS, base_options
 from benchmarks.tools.make_synthetic_llama import SHAPES, llama_config
 from crepe.data.prepare import dataset_tokens
 from crepe.io.memory import release_freed_memory
@@ -46,8 +46,8 @@ log = logging.getLogger("cost_7b")
 SETTINGS = ("2:4", "0.7")  # the rows for the 7B timing
 ROWS = ("SparseGPT", "ADMM-Grad", "ALPS", "crepe mask-only (--update none)", DEFAULT_ROW)  # one layer, default --rows
 PAIR_ROWS = ("SparseGPT", DEFAULT_ROW)  # one layer: the default re-timed beside SparseGPT alone
-TWO_LAYER_ROWS = ("SparseGPT", DEFAULT_ROW, BF16_ROW)
-ALL_ROWS = (*ROWS, BF16_ROW)  # what --rows may name, in table order
+TWO_LAYER_ROWS = ("SparseGPT", DEFAULT_ROW, FLOAT32_ROW)
+ALL_ROWS = (*ROWS, FLOAT32_ROW)  # what --rows may name, in table order
 SHAPE = "llama-2-7b"
 SMOLLM2_VOCAB = 49152  # the tokenizer make_synthetic_llama copies in; the vocabulary grows to it
 OUT = common.RESULTS / "cost_7b"

@@ -130,17 +130,17 @@ def test_every_row_runs_at_its_declared_config():
     assert opts["crepe mask-only (--update none)"].prune.resolved_update == "none"
 
 
-def test_the_two_layer_run_times_the_default_with_bfloat16_products_beside_it(tmp_path):
-    """The two-layer rows add the default with --admm-grad-products bfloat16; the one-layer pair stays
-    SparseGPT and the default, and --rows may name the bfloat16 row though the default run leaves it out."""
-    bf16 = cost_7b.BF16_ROW
-    assert cost_7b.TWO_LAYER_ROWS == ("SparseGPT", DEFAULT, bf16) and bf16 not in cost_7b.ROWS
-    assert cost_7b.options("/work/scale/llama-2-7b-2layer", "0.7", (bf16,))[bf16].prune.admm_grad_products == "bfloat16"
-    assert cost_7b.chosen_rows(bf16) == ("SparseGPT", bf16)
+def test_the_two_layer_run_times_the_default_with_float32_products_beside_it(tmp_path):
+    """The two-layer rows add the default with --admm-grad-products float32; the one-layer pair stays
+    SparseGPT and the default, and --rows may name the float32 row though the default run leaves it out."""
+    full = cost_7b.FLOAT32_ROW
+    assert cost_7b.TWO_LAYER_ROWS == ("SparseGPT", DEFAULT, full) and full not in cost_7b.ROWS
+    assert cost_7b.options("/work/scale/llama-2-7b-2layer", "0.7", (full,))[full].prune.admm_grad_products == "float32"
+    assert cost_7b.chosen_rows(full) == ("SparseGPT", full)
     assert cost_7b.record_name("2:4", 1, cost_7b.PAIR_ROWS) == "2-4__pair"
     rec = record(cost_7b.config(cost_7b.default_model(2), "2:4", 2, cost_7b.TWO_LAYER_ROWS),
-                 seconds={"SparseGPT": 200.0, DEFAULT: 400.0, bf16: 300.0}, threads=1, calibration="16 x 512 wikivital",
-                 layer_seconds={"SparseGPT": [100.0, 100.0], DEFAULT: [180.0, 220.0], bf16: [130.0, 170.0]},
+                 seconds={"SparseGPT": 200.0, DEFAULT: 400.0, full: 300.0}, threads=1, calibration="16 x 512 wikivital",
+                 layer_seconds={"SparseGPT": [100.0, 100.0], DEFAULT: [180.0, 220.0], full: [130.0, 170.0]},
                  peak_added_gib={label: 1.0 for label in cost_7b.TWO_LAYER_ROWS})
     (tmp_path / "2-4__2layers.json").write_text(json.dumps(rec))
-    assert f"| {bf16} | 300 | – | 1.50 | – | 130 / 170 | – | 1.70 | – |" in cost_7b.table(tmp_path)
+    assert f"| {full} | 300 | – | 1.50 | – | 130 / 170 | – | 1.70 | – |" in cost_7b.table(tmp_path)
