@@ -52,7 +52,7 @@ SEEDS_TABLE = common.RESULTS / "headline_seeds.md"
 SECOND_MODEL = "gemma-3-270m"  # a second architecture (Gemma 3), offline from the package registry
 SECOND_MODEL_SETTINGS = ("0.5", "2:4")
 SECOND_MODEL_ROWS = ("SparseGPT", "ADMM-Grad", "ALPS", "RIA (mask only)", "crepe mask-only (--update none)",
-                     "crepe default (--update admm-grad)")
+                     "crepe default (--update admm-grad)", FLOAT32_ROW)  # float32: its rounding spread beside the default
 SECOND_MODEL_EVAL_WINDOWS = 8  # half the windows: a 262k-token vocabulary doubles the evaluation work per token
 ISSUE_ROWS = ("SparseGPT", "ADMM-Grad", "ALPS", "RIA (mask only)", "crepe mask-only (--update none)",
               "crepe default (--update admm-grad)")  # the issue's five rows, and RIA for mask-only crepe to beat
