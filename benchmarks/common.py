@@ -312,6 +312,12 @@ def selection_main(parser: argparse.ArgumentParser, cells: CellsOf, known: Itera
     print(body)
 
 
+STUDY_PRODUCTS = "float32"
+"""The admm-grad product precision the selection studies (default_choice, iteration_draws,
+damping_c128) hold fixed: they chose damping, target and iterations in float32 before products
+became an option; ``benchmarks.convergence`` shows the per-linear held-out error does not move with it."""
+
+
 def prune_options(base: RunOptions, method: str, setting: str, **prune: Any) -> RunOptions:
     """``base`` with the pruning config of ``method`` at ``setting`` (and any other config fields)."""
     sparsity, pattern = parse_setting(setting)

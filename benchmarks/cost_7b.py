@@ -36,7 +36,7 @@ import torch
 
 from benchmarks import common
 from benchmarks.common import Table
-from benchmarks.headline import BF16_ROW, CELLS, DEFAULT_ROW, LABELS, base_options
+from benchmarks.headline import FLOAT32_ROW, CELLS, DEFAULT_ROW, LABELS, base_options
 from benchmarks.tools.make_synthetic_llama import SHAPES, llama_config
 from crepe.data.prepare import dataset_tokens
 from crepe.io.memory import release_freed_memory
@@ -44,10 +44,11 @@ from crepe.models.adapters import get_adapter
 
 log = logging.getLogger("cost_7b")
 SETTINGS = ("2:4", "0.7")  # the issue's rows for the 7B timing
-ROWS = ("SparseGPT", "ADMM-Grad", "ALPS", "crepe mask-only (--update none)", DEFAULT_ROW)  # one layer, default --rows
-PAIR_ROWS = ("SparseGPT", DEFAULT_ROW)  # one layer: the default re-timed beside SparseGPT alone
-TWO_LAYER_ROWS = ("SparseGPT", DEFAULT_ROW, BF16_ROW)
-ALL_ROWS = (*ROWS, BF16_ROW)  # what --rows may name, in table order
+ROWS = ("SparseGPT", "ADMM-Grad", "ALPS", "crepe mask-only (--update none)")  # one layer, default --rows: the baselines
+PAIR_ROWS = ("SparseGPT", DEFAULT_ROW)  # one layer: the default beside SparseGPT alone, so a moved default re-runs only this
+TABLE_ROWS = (*ROWS, DEFAULT_ROW)  # the one-layer table
+TWO_LAYER_ROWS = ("SparseGPT", DEFAULT_ROW, FLOAT32_ROW)
+ALL_ROWS = (*TABLE_ROWS, FLOAT32_ROW)  # what --rows may name, in table order
 SHAPE = "llama-2-7b"
 SMOLLM2_VOCAB = 49152  # the tokenizer make_synthetic_llama copies in; the vocabulary grows to it
 OUT = common.RESULTS / "cost_7b"
@@ -82,8 +83,9 @@ def config(model: str, setting: str, layers: int = 1, rows: tuple[str, ...] = RO
 
 
 def record_name(setting: str, layers: int, rows: tuple[str, ...] = ROWS) -> str:
-    """``<setting>`` (one layer, every row), ``<setting>__pair`` (one layer, SparseGPT and the default
-    alone: the default re-timed without re-running the slow baselines) or ``<setting>__<n>layers``."""
+    """``<setting>`` (one layer, the baselines; older records hold the default's row too),
+    ``<setting>__pair`` (one layer, SparseGPT and the default alone: the default timed without
+    re-running the slow baselines) or ``<setting>__<n>layers``."""
     if layers != 1:
         return common.setting_name(setting) + f"__{layers}layers"
     return common.setting_name(setting) + ("__pair" if rows == PAIR_ROWS else "")
@@ -169,7 +171,16 @@ def planned(argv: list[str]) -> dict[str, dict]:
 
 
 def recorded(argv: list[str]) -> dict[str, dict]:
-    return common.stored_cells(planned(argv))
+    """Record path -> {command, config} as stored, its rows cut to those the command plans: a baselines
+    record made when that run also timed the default keeps the default's row, which the table reads
+    from the pair record instead (:func:`_one_layer_source`)."""
+    plan = planned(argv)
+    found = common.stored_cells(plan)
+    for key, rec in found.items():
+        rows = rec["config"].get("rows")
+        if isinstance(rows, dict):
+            rec["config"] = {**rec["config"], "rows": {k: v for k, v in rows.items() if k in plan[key]["config"]["rows"]}}
+    return found
 
 
 def chosen_rows(text: str | None) -> tuple[str, ...]:
@@ -215,7 +226,7 @@ def table(out: Path) -> str:
     header = ["row", *(f"{LABELS[s]} CPU s" for s in SETTINGS), *(f"{LABELS[s]} ×SparseGPT" for s in SETTINGS),
               *(f"{LABELS[s]} peak added GiB" for s in SETTINGS)]
     rows = []
-    for label in ROWS:
+    for label in TABLE_ROWS:
         cells = [_cells(_one_layer_source(one[s], pair[s], label), label) for s in SETTINGS]
         rows.append([label, *(_fmt(c[0], ".0f") for c in cells), *(_fmt(c[1], ".2f") for c in cells),
                      *(_fmt(c[2], ".2f") for c in cells)])
@@ -231,7 +242,7 @@ def table(out: Path) -> str:
         timed = "; ".join(f"{LABELS[s]} {rec['seconds']['SparseGPT']:.0f} s at {rec['provenance']['commit']}"
                           for s, rec in pair.items() if rec is not None)
         lines += ["", (f"The default's row is from a later run of SparseGPT and the default alone (`--rows`), its ratio "
-                       f"to the SparseGPT timed in that run ({timed}); the other rows are from the run of every row.")]
+                       f"to the SparseGPT timed in that run ({timed}); the other rows are from the baselines' run.")]
     if any(two.values()):
         header2 = ["row", *(f"{LABELS[s]} CPU s" for s in SETTINGS), *(f"{LABELS[s]} ×SparseGPT" for s in SETTINGS),
                    *(f"{LABELS[s]} layer 1 / layer 2 CPU s" for s in SETTINGS),

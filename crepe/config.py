@@ -18,7 +18,7 @@ from crepe.io.files import read_json
 from crepe.methods.declare import Method, Update
 from crepe.methods.gradual import (
     ADMM_GRAD_DAMP_BY_TOKENS,
-    PRODUCT_DTYPES,
+    PRODUCT_CHOICES,
     admm_grad_damp_for,
 )
 from crepe.methods.params import (
@@ -162,11 +162,11 @@ class PruneConfig:
     admm_grad_relaxation: float = field(default=1.0, metadata={
         "help": "the admm-grad update: over-relaxation a in (0, 2) of each ADMM step (1: plain ADMM; 1.5-1.8 "
                 "usually converges in fewer iterations)"})
-    admm_grad_products: str = field(default="float32", metadata={
-        "choices": tuple(PRODUCT_DTYPES), "help": "the admm-grad update: the precision of each iteration's matrix "
-        "product; bfloat16 halves each product's time on hardware that multiplies bfloat16 natively (CUDA GPUs "
-        "from Ampere on, CPUs with AVX512-BF16 or AMX: about 40% off the solve at a 7B shape) and slows it elsewhere "
-        "(docs/quality.md, bfloat16 products: its held-out quality)"})
+    admm_grad_products: str = field(default="auto", metadata={
+        "choices": PRODUCT_CHOICES, "help": "the admm-grad update: the precision of each iteration's matrix "
+        "product; auto (the default) is bfloat16 where the hardware multiplies it natively (CUDA GPUs from Ampere "
+        "on, CPUs with AVX512-BF16 or AMX: about 40% off the solve at a 7B shape, the same held-out error) and "
+        "float32 elsewhere, where bfloat16 would be emulated and slower (docs/quality.md, bfloat16 products)"})
     dense_target: float = field(default=0.3, metadata={
         "help": "the admm-grad update: how far its target moves from the dense weights on the pruned model's inputs "
                 "(0, the usual layer-wise target) toward the dense model's own outputs (1); above 0 the engine "
@@ -227,7 +227,7 @@ class PruneConfig:
                              f"{self.admm_grad_iterations}], got {select}")
         if not (isinstance(self.admm_grad_relaxation, (int, float)) and 0 < self.admm_grad_relaxation < 2):
             raise ValueError(f"admm-grad relaxation must be in (0, 2), got {self.admm_grad_relaxation}")
-        check_choice("admm-grad products", self.admm_grad_products, tuple(PRODUCT_DTYPES))
+        check_choice("admm-grad products", self.admm_grad_products, PRODUCT_CHOICES)
         if not (isinstance(self.dense_share, (int, float)) and 0 < self.dense_share <= 1):
             raise ValueError(f"dense share must be in (0, 1], got {self.dense_share}")
 

@@ -167,10 +167,11 @@ def _pruned_weights(**fields) -> dict[str, torch.Tensor]:
 
 
 def test_the_admm_grad_update_at_published_settings_is_the_admm_grad_method():
-    """crepe's default update with ADMM-Grad's damping (0.1) and the usual target prunes to exactly the
+    """crepe's default update with ADMM-Grad's damping (0.1), the usual target and float32 products prunes to exactly the
     weights of --method admm-grad: it re-chooses its mask from |W_n| from the first iteration, as the
     method does. crepe's own defaults (more damping, the target moved toward the dense model) differ."""
-    published = _pruned_weights(method="crepe", admm_grad_damp=0.1, dense_target=0.0, admm_grad_iterations=20)
+    published = _pruned_weights(method="crepe", admm_grad_damp=0.1, dense_target=0.0, admm_grad_iterations=20,
+                                admm_grad_products="float32")
     method = _pruned_weights(method="admm-grad")
     assert PruneConfig(method="crepe").resolved_update == "admm-grad"
     assert all(torch.equal(published[k], w) for k, w in method.items())
@@ -385,26 +386,32 @@ def test_bfloat16_products_keep_mask_and_pattern_and_the_error_of_float32(patter
 
 
 def test_the_configs_product_precision_reaches_the_update_and_is_checked():
-    """--admm-grad-products: bfloat16 prunes to other weights with the same pattern, the explicit
-    float32 default to the same ones; an unknown precision is refused."""
-    plain, low = _pruned_weights(method="crepe"), _pruned_weights(method="crepe", admm_grad_products="bfloat16")
-    assert any(not torch.equal(plain[k], low[k]) for k in plain)
+    """--admm-grad-products: bfloat16 prunes to other weights than float32 with the same pattern, the
+    default (auto) to the weights of what it resolves to on this CPU; an unknown precision is refused."""
+    full, low = (_pruned_weights(method="crepe", admm_grad_products=p) for p in ("float32", "bfloat16"))
+    assert any(not torch.equal(full[k], low[k]) for k in full)
     assert all(is_valid_nm(w, 2, 4) for w in low.values())
-    again = _pruned_weights(method="crepe", admm_grad_products="float32")
-    assert all(torch.equal(plain[k], again[k]) for k in plain)
+    auto = _pruned_weights(method="crepe")
+    assert PruneConfig().admm_grad_products == "auto"
+    resolved = {"float32": full, "bfloat16": low}[gradual.resolve_products("cpu")]
+    assert all(torch.equal(auto[k], resolved[k]) for k in auto)
     with pytest.raises(ValueError, match="unknown admm-grad products 'float16'"):
         PruneConfig(admm_grad_products="float16")
 
 
-def test_bfloat16_products_warn_once_where_the_hardware_emulates_them(monkeypatch, caplog):
+def test_bfloat16_products_warn_once_where_the_hardware_emulates_them_and_auto_takes_them_where_native(monkeypatch, caplog):
     """On hardware without native bfloat16 products the option says once that it is slower there;
-    float32, and hardware that has them, say nothing."""
+    float32, and hardware that has them, say nothing. auto is bfloat16 where native, float32
+    elsewhere, and never warns."""
     assert gradual.bfloat16_native("cpu") in (True, False, None)
-    for native, expected in ((True, 0), (False, 1)):
+    for native, expected, auto in ((True, 0, torch.bfloat16), (False, 1, torch.float32), (None, 0, torch.float32)):
         monkeypatch.setattr(gradual, "bfloat16_native", lambda device_type, native=native: native)
         gradual._warn_emulated.cache_clear()
+        gradual.resolve_products.cache_clear()
         caplog.clear()
         for products in ("bfloat16", "bfloat16", "float32"):
             dtype = gradual.product_dtype(PruneConfig(admm_grad_products=products), torch.device("cpu"))
             assert dtype == gradual.PRODUCT_DTYPES[products]
+        assert gradual.product_dtype(PruneConfig(), torch.device("cpu")) == auto
         assert len([r for r in caplog.records if "no native bfloat16" in r.getMessage()]) == expected
+    gradual.resolve_products.cache_clear()

@@ -92,3 +92,6 @@ def test_versions_name_the_machine():
 
     found = versions()
     assert found["cpu"].strip() and found["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    from crepe.io.environment import bfloat16_native
+
+    assert found["cpu_bfloat16_native"] == str(bfloat16_native("cpu"))  # what --admm-grad-products auto ran

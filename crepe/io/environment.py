@@ -28,11 +28,31 @@ def cpu_name() -> str:
 
 def versions() -> dict[str, str]:
     """Library versions and the machine a run's figures came from: timings (and the last digits of
-    float results) move with the CPU and the vector instructions torch uses on it."""
+    float results) move with the CPU and the vector instructions torch uses on it, and whether it
+    multiplies bfloat16 natively decides what the default ``--admm-grad-products auto`` runs."""
     import torch
     import transformers
 
-    return {"crepe": VERSION, "python": sys.version.split()[0], "torch": torch.__version__,
-            "transformers": transformers.__version__, "platform": platform.platform(),
-            "threads": str(torch.get_num_threads()), "cpu": cpu_name(),
-            "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    found = {"crepe": VERSION, "python": sys.version.split()[0], "torch": torch.__version__,
+             "transformers": transformers.__version__, "platform": platform.platform(),
+             "threads": str(torch.get_num_threads()), "cpu": cpu_name(),
+             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+             "cpu_bfloat16_native": str(bfloat16_native("cpu"))}  # what --admm-grad-products auto ran on the CPU
+    if torch.cuda.is_available():
+        found["cuda_bfloat16_native"] = str(bfloat16_native("cuda"))
+    return found
+
+
+def bfloat16_native(device_type: str) -> bool | None:
+    """Whether ``device_type`` ("cpu", "cuda") multiplies bfloat16 matrices natively: a CUDA GPU that
+    supports bfloat16 (Ampere on), a CPU with AVX512-BF16 or AMX tiles; None where torch cannot tell
+    (the CPU checks are private torch functions). Elsewhere bfloat16 products are emulated, and slower
+    than float32."""
+    import torch
+
+    if device_type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False) if torch.cuda.is_available() else None
+    checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    if device_type != "cpu" or None in checks:
+        return None
+    return any(check() for check in checks)

@@ -16,7 +16,7 @@ def test_plan_names_one_record_per_setting_with_every_row_and_the_shape(tmp_path
     plan = cost_7b.planned(["--settings", "2:4,0.7", "--out-dir", str(tmp_path)])
     assert sorted(plan) == [str(tmp_path / "0.7.json"), str(tmp_path / "2-4.json")]
     cfg = plan[str(tmp_path / "2-4.json")]["config"]
-    assert list(cfg["rows"]) == list(cost_7b.ROWS) and cost_7b.ROWS[0] == "SparseGPT"
+    assert list(cfg["rows"]) == list(cost_7b.ROWS) and cost_7b.ROWS[0] == "SparseGPT" and DEFAULT not in cost_7b.ROWS
     assert cfg["shape"] == {"hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 1,
                             "num_attention_heads": 32, "num_key_value_heads": 32, "vocab_size": 49152}
     assert cfg["rows"]["ALPS"]["options"]["model"] == "/work/scale/llama-2-7b-1layer"
@@ -58,7 +58,7 @@ def _write(tmp_path, setting, layers, seconds):
 
 
 def test_table_gives_each_rows_ratio_and_the_second_layers(tmp_path):
-    _write(tmp_path, "2:4", 1, dict(zip(cost_7b.ROWS, (100.0, 150.0, 400.0, 20.0, 260.0))))
+    _write(tmp_path, "2:4", 1, dict(zip(cost_7b.TABLE_ROWS, (100.0, 150.0, 400.0, 20.0, 260.0))))
     text = cost_7b.table(tmp_path)
     assert f"| {DEFAULT} | 260 | – | 2.60 | – | 1.50 | – |" in text
     assert "| SparseGPT | 100 | – | 1.00 | – | 1.50 | – |" in text and "Two decoder layers" not in text
@@ -68,7 +68,7 @@ def test_table_gives_each_rows_ratio_and_the_second_layers(tmp_path):
 
 
 def test_a_later_pair_run_times_the_default_and_its_second_layer(tmp_path):
-    _write(tmp_path, "2:4", 1, dict(zip(cost_7b.ROWS, (100.0, 150.0, 400.0, 20.0, 260.0))))
+    _write(tmp_path, "2:4", 1, dict(zip(cost_7b.TABLE_ROWS, (100.0, 150.0, 400.0, 20.0, 260.0))))
     _write(tmp_path, "2:4", 1, {"SparseGPT": 110.0, DEFAULT: 165.0})  # the default alone, beside its SparseGPT
     assert (tmp_path / "2-4__pair.json").is_file() and (tmp_path / "2-4.json").is_file()
     text = cost_7b.table(tmp_path)
@@ -79,6 +79,16 @@ def test_a_later_pair_run_times_the_default_and_its_second_layer(tmp_path):
     assert f"| {DEFAULT} | 365 | – | 1.74 | – | – | – | 2.00 | – |" in cost_7b.table(tmp_path)  # (365 - 165) / (210 - 110)
 
 
+def test_a_baselines_record_holding_the_default_too_is_current_on_its_baselines(tmp_path):
+    """Older one-layer records timed the default beside the baselines; the table reads the default from
+    the pair record, so the staleness check compares only the rows the command plans now."""
+    argv = ["--settings", "2:4", "--out-dir", str(tmp_path)]
+    _write(tmp_path, "2:4", 1, dict(zip(cost_7b.TABLE_ROWS, (100.0, 150.0, 400.0, 20.0, 260.0))))
+    found = cost_7b.recorded(argv)[str(tmp_path / "2-4.json")]["config"]
+    assert list(found["rows"]) == list(cost_7b.ROWS)
+    assert found == cost_7b.planned(argv)[str(tmp_path / "2-4.json")]["config"]
+
+
 def test_the_pair_plan_has_its_own_record(tmp_path):
     plan = cost_7b.planned(["--settings", "0.7", "--rows", f"SparseGPT,{DEFAULT}", "--out-dir", str(tmp_path)])
     assert list(plan) == [str(tmp_path / "0.7__pair.json")]
@@ -86,7 +96,7 @@ def test_the_pair_plan_has_its_own_record(tmp_path):
 
 
 def test_the_second_layer_ratio_reads_each_prunes_own_layer_times(tmp_path):
-    _write(tmp_path, "2:4", 1, dict(zip(cost_7b.ROWS, (100.0, 150.0, 400.0, 20.0, 260.0))))
+    _write(tmp_path, "2:4", 1, dict(zip(cost_7b.TABLE_ROWS, (100.0, 150.0, 400.0, 20.0, 260.0))))
     rec = record(cost_7b.config(cost_7b.default_model(2), "2:4", 2, cost_7b.TWO_LAYER_ROWS),
                  seconds={"SparseGPT": 210.0, DEFAULT: 400.0}, threads=1, calibration="16 x 512 wikivital",
                  layer_seconds={"SparseGPT": [100.0, 110.0], DEFAULT: [150.0, 250.0]},
@@ -124,23 +134,23 @@ def test_missing_checkpoint_is_made_beside_and_renamed_into_place(tmp_path, monk
 def test_every_row_runs_at_its_declared_config():
     from crepe.config import PruneConfig
 
-    opts = cost_7b.options("/work/scale/llama-2-7b-1layer", "2:4")
+    opts = cost_7b.options("/work/scale/llama-2-7b-1layer", "2:4", cost_7b.TABLE_ROWS)
     assert opts[DEFAULT].prune.admm_grad_iterations == PruneConfig.admm_grad_iterations  # the shipped default
     assert opts[DEFAULT].prune.resolved_update == "admm-grad"
     assert opts["crepe mask-only (--update none)"].prune.resolved_update == "none"
 
 
-def test_the_two_layer_run_times_the_default_with_bfloat16_products_beside_it(tmp_path):
-    """The two-layer rows add the default with --admm-grad-products bfloat16; the one-layer pair stays
-    SparseGPT and the default, and --rows may name the bfloat16 row though the default run leaves it out."""
-    bf16 = cost_7b.BF16_ROW
-    assert cost_7b.TWO_LAYER_ROWS == ("SparseGPT", DEFAULT, bf16) and bf16 not in cost_7b.ROWS
-    assert cost_7b.options("/work/scale/llama-2-7b-2layer", "0.7", (bf16,))[bf16].prune.admm_grad_products == "bfloat16"
-    assert cost_7b.chosen_rows(bf16) == ("SparseGPT", bf16)
+def test_the_two_layer_run_times_the_default_with_float32_products_beside_it(tmp_path):
+    """The two-layer rows add the default with --admm-grad-products float32; the one-layer pair stays
+    SparseGPT and the default, and --rows may name the float32 row though the default run leaves it out."""
+    full = cost_7b.FLOAT32_ROW
+    assert cost_7b.TWO_LAYER_ROWS == ("SparseGPT", DEFAULT, full) and full not in cost_7b.ROWS
+    assert cost_7b.options("/work/scale/llama-2-7b-2layer", "0.7", (full,))[full].prune.admm_grad_products == "float32"
+    assert cost_7b.chosen_rows(full) == ("SparseGPT", full)
     assert cost_7b.record_name("2:4", 1, cost_7b.PAIR_ROWS) == "2-4__pair"
     rec = record(cost_7b.config(cost_7b.default_model(2), "2:4", 2, cost_7b.TWO_LAYER_ROWS),
-                 seconds={"SparseGPT": 200.0, DEFAULT: 400.0, bf16: 300.0}, threads=1, calibration="16 x 512 wikivital",
-                 layer_seconds={"SparseGPT": [100.0, 100.0], DEFAULT: [180.0, 220.0], bf16: [130.0, 170.0]},
+                 seconds={"SparseGPT": 200.0, DEFAULT: 400.0, full: 300.0}, threads=1, calibration="16 x 512 wikivital",
+                 layer_seconds={"SparseGPT": [100.0, 100.0], DEFAULT: [180.0, 220.0], full: [130.0, 170.0]},
                  peak_added_gib={label: 1.0 for label in cost_7b.TWO_LAYER_ROWS})
     (tmp_path / "2-4__2layers.json").write_text(json.dumps(rec))
-    assert f"| {bf16} | 300 | – | 1.50 | – | 130 / 170 | – | 1.70 | – |" in cost_7b.table(tmp_path)
+    assert f"| {full} | 300 | – | 1.50 | – | 130 / 170 | – | 1.70 | – |" in cost_7b.table(tmp_path)
