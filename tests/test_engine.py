@@ -161,3 +161,40 @@ def test_per_layer_sparsity_plan_is_honoured():
     assert summary.linears["layers.0.mlp.down_proj"].sparsity == pytest.approx(0.25)
     assert summary.linears["layers.1.self_attn.q_proj"].sparsity == pytest.approx(0.75)
     assert summary.linears["layers.0.mlp.up_proj"].sparsity == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("model_type", ["llama", "opt"])
+def test_the_dense_stream_in_bfloat16_measures_the_float32_shift_to_bfloat16_precision(model_type):
+    """``dense_dtype=bfloat16``: the dense forward under autocast and the X^T (X_dense - X) and
+    (Y_dense - Y)^T X products in bfloat16 give each linear of layer 1 the float32 run's shift to
+    within bfloat16's precision; float32 is the float32 path itself, bit for bit."""
+    windows = tiny_windows()
+
+    def shifts(dense_dtype):
+        model, seen = tiny_model(model_type), {}
+
+        def prune_and_record(index, layer, linears, stats):
+            seen[index] = {n: s.dense_shift for n, s in stats.items()}
+            if index == 0:
+                for m in linears.values():
+                    weight_view(m).masked_fill_(weight_view(m).abs() < weight_view(m).abs().median(), 0)
+            return index == 0
+
+        run_layerwise(model, windows, {"dense_shift"}, prune_and_record, batch_size=2, progress=False,
+                      dense_dtype=dense_dtype)
+        return seen[1]
+
+    full, same, low = shifts(None), shifts(torch.float32), shifts(torch.bfloat16)
+    for name, shift in full.items():
+        assert torch.equal(same[name], shift)
+        assert low[name].dtype == torch.float32 and not torch.equal(low[name], shift)
+        assert float((low[name] - shift).norm() / shift.norm()) < 0.05
+
+
+def test_a_layer_computing_below_float32_keeps_its_own_dense_arithmetic():
+    from crepe.engine.layerwise import _low_dtype
+
+    layer = torch.nn.Linear(4, 4)
+    assert _low_dtype(layer, torch.bfloat16) == torch.bfloat16
+    assert _low_dtype(layer, torch.float32) is None and _low_dtype(layer, None) is None
+    assert _low_dtype(layer.to(torch.float16), torch.bfloat16) is None

@@ -13,7 +13,10 @@
    (q/k/v, gate/up) share X^T X_dense [in, in] when that is the cheaper product (in <= their summed
    outputs), then each takes W (X_dense^T X - H); a wide linear alone on its input (down_proj) takes
    its output difference directly, an [out, in] product. This costs one more layer forward (none
-   for the first layer, whose two streams are equal) and a second copy of the hidden states.
+   for the first layer, whose two streams are equal) and a second copy of the hidden states. With a
+   ``dense_dtype`` below float32 (bfloat16 where the hardware multiplies it natively) the dense
+   stream's forward runs under autocast to it, and those products take it as X^T (X_dense - X) and
+   (Y_dense - Y)^T X (differences formed in float32 first); the hidden states stay float32.
 
 Routed experts (fused 3D parameters) are hooked on their experts module: the hook reads the
 routing the model's own forward passed in (``top_k_index`` [T, k]) and gives each expert's gate/up
@@ -25,6 +28,7 @@ Every method and every statistics consumer goes through :func:`run_layerwise`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import weakref
 from dataclasses import dataclass, field
@@ -114,15 +118,22 @@ def _flat(x: torch.Tensor) -> torch.Tensor:
     return x.detach().reshape(-1, x.shape[-1]).float()
 
 
-def _input_parts(x: torch.Tensor, needs: frozenset[str], dense: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+def _input_parts(x: torch.Tensor, needs: frozenset[str], dense: torch.Tensor | None = None,
+                 low: torch.dtype | None = None) -> dict[str, torch.Tensor]:
     """The statistics parts of one batch X [..., in], as float32 over X [tokens, in]; with ``dense``
     (the same tokens' inputs in the dense model, [tokens, in]; needs "hessian") also "cross":
-    X^T X_dense - X^T X [in, in], once for every linear that reads X."""
+    X^T X_dense - X^T X [in, in], once for every linear that reads X; with ``low`` (a dtype below
+    float32) the cross part is the product X^T (X_dense - X) with both operands in ``low``."""
     x = _flat(x)
     parts = {key: fn(x) for need, (key, fn) in _PARTS.items() if need in needs}
     if dense is not None:
-        parts["cross"] = x.t() @ dense - parts["hessian"]
+        parts["cross"] = x.t() @ dense - parts["hessian"] if low is None else _low_product(x, dense - x, low)
     return parts
+
+
+def _low_product(a: torch.Tensor, b: torch.Tensor, low: torch.dtype) -> torch.Tensor:
+    """a^T b [m, n] for a [tokens, m], b [tokens, n], both operands rounded to ``low``; float32."""
+    return (a.to(low).t() @ b.to(low)).float()
 
 
 def _accumulate(stats: InputStats, parts: dict[str, torch.Tensor], tokens: int) -> None:
@@ -173,8 +184,9 @@ class _StatsHook:
     input X, it adds X^T X_dense (shared by the group) or (Y_dense - Y)^T X (its own) to the sums
     that :meth:`finish` turns into ``stats.dense_shift``."""
 
-    def __init__(self, needs: frozenset[str], memo: dict | None = None):
+    def __init__(self, needs: frozenset[str], memo: dict | None = None, low: torch.dtype | None = None):
         self.needs = needs
+        self.low = low  # the dense-shift products' dtype below float32, or None (float32)
         self.stats = InputStats()
         self.memo = {} if memo is None else memo
         self.dense = False
@@ -197,7 +209,8 @@ class _StatsHook:
         if seen is None or seen() is not x:  # linears reading one input read one dense input too
             tokens = x.numel() // x.shape[-1]
             self.memo.update(input=weakref.ref(x), tokens=tokens,
-                             parts=_input_parts(x, self.needs, group.dense_input if group is not None else None))
+                             parts=_input_parts(x, self.needs, group.dense_input if group is not None else None,
+                                                self.low))
         parts = dict(self.memo["parts"])
         cross = parts.pop("cross", None)
         if group is not None:
@@ -205,7 +218,9 @@ class _StatsHook:
             if cross is not None:
                 self.cross = _add(self.cross, cross)
             else:
-                self.shift = _add(self.shift, (group.outputs.pop(id(self)) - _flat(output)).t() @ _flat(x))
+                delta = group.outputs.pop(id(self)) - _flat(output)
+                self.shift = _add(self.shift, delta.t() @ _flat(x) if self.low is None
+                                  else _low_product(delta, _flat(x), self.low))
         _accumulate(self.stats, parts, self.memo["tokens"])
 
     def finish(self, module: nn.Module) -> InputStats:
@@ -265,12 +280,14 @@ def _layer_output(layer: nn.Module, hidden: torch.Tensor, args: tuple, kwargs: d
 def run_layerwise(model: nn.Module, windows: torch.Tensor, needs: Iterable[str], callback: LayerCallback,
                   batch_size: int = 8, device: torch.device | str | None = None,
                   desc: str = "layers", progress: bool = True, store: LayerStore | None = None,
-                  keep_outputs: bool = False, dense_share: float = 1.0) -> LayerInputs | None:
+                  keep_outputs: bool = False, dense_share: float = 1.0,
+                  dense_dtype: torch.dtype | None = None) -> LayerInputs | None:
     """Walk the decoder layers in order on calibration ``windows`` [n, seq] (see module doc).
 
     ``needs`` names the statistics to collect ({"sq_sum", "hessian", "sum", "dense_shift"}); with none,
     the collect pass is skipped. With "dense_shift", the dense stream runs on the first ``dense_share``
-    of the batches (at least one) and the shift is scaled up to every token. ``store`` (default :func:`crepe.engine.layer_store.store_for`) loads each layer onto its device before use and
+    of the batches (at least one) and the shift is scaled up to every token; ``dense_dtype`` below
+    float32 runs its arithmetic in that dtype where a layer computes in float32 (module doc). ``store`` (default :func:`crepe.engine.layer_store.store_for`) loads each layer onto its device before use and
     releases it after (back to memory, or written out and dropped when streamed). With
     ``keep_outputs`` the last layer's outputs are returned (the inputs of the model's final norm).
     """
@@ -290,7 +307,7 @@ def run_layerwise(model: nn.Module, windows: torch.Tensor, needs: Iterable[str],
         for index, layer in enumerate(tqdm(layers, desc=desc, disable=not progress, leave=False)):
             store.load(index, layer)
             try:
-                inputs.hidden = _run_one_layer(index, layer, adapter, inputs, needs, callback, store)
+                inputs.hidden = _run_one_layer(index, layer, adapter, inputs, needs, callback, store, dense_dtype)
             finally:
                 store.release(index, layer)
     finally:
@@ -298,13 +315,23 @@ def run_layerwise(model: nn.Module, windows: torch.Tensor, needs: Iterable[str],
     return inputs if keep_outputs else None
 
 
+def _low_dtype(layer: nn.Module, dense_dtype: torch.dtype | None) -> torch.dtype | None:
+    """``dense_dtype`` where it is below the float32 that ``layer`` computes in, else None."""
+    if dense_dtype is None or dense_dtype == torch.float32:
+        return None
+    computes = next(layer.parameters(), torch.empty(())).dtype
+    return dense_dtype if computes == torch.float32 else None
+
+
 def _run_one_layer(index: int, layer: nn.Module, adapter: Adapter, inputs: LayerInputs, needs: frozenset[str],
-                   callback: LayerCallback, store: LayerStore) -> list[torch.Tensor]:
+                   callback: LayerCallback, store: LayerStore, dense_dtype: torch.dtype | None = None) -> list[torch.Tensor]:
     """Collect (if ``needs``), call back, re-run if modified: the layer's outputs, one per batch."""
     linears = adapter.linears(layer)
     memo: dict = {}
     plain = {name: mod for name, mod in linears.items() if not isinstance(mod, ExpertMatrix)}
-    hooks = {name: _StatsHook(needs, memo) for name in plain}
+    low = _low_dtype(layer, dense_dtype) if inputs.dense is not None else None
+    dense_arithmetic = (lambda: torch.autocast(store.device.type, dtype=low)) if low else contextlib.nullcontext
+    hooks = {name: _StatsHook(needs, memo, low) for name in plain}
     experts = adapter.experts_module(layer)
     routed = _ExpertStatsHook(needs, {n: m for n, m in linears.items() if isinstance(m, ExpertMatrix)},
                               adapter.experts.gate_up) if experts is not None else None
@@ -321,7 +348,9 @@ def _run_one_layer(index: int, layer: nn.Module, adapter: Adapter, inputs: Layer
                 same = carried and inputs.dense[b] is h  # the first layer: no shift yet
                 if carried and not same:
                     _set_phase(hooks, routed, dense=True)
-                    dense_outputs.append(_layer_output(layer, inputs.dense[b], a, k))
+                    with dense_arithmetic():
+                        out = _layer_output(layer, inputs.dense[b], a, k)
+                    dense_outputs.append(out.to(h.dtype) if low else out)
                     _set_phase(hooks, routed, dense=False)
                 outputs.append(_layer_output(layer, h, a, k))
                 if same:
