@@ -163,11 +163,12 @@ def test_per_layer_sparsity_plan_is_honoured():
     assert summary.linears["layers.0.mlp.up_proj"].sparsity == pytest.approx(0.5)
 
 
+
 @pytest.mark.parametrize("model_type", ["llama", "opt"])
 def test_the_dense_stream_in_bfloat16_measures_the_float32_shift_to_bfloat16_precision(model_type):
-    """``dense_dtype=bfloat16``: the dense forward under autocast and the X^T (X_dense - X) and
-    (Y_dense - Y)^T X products in bfloat16 give each linear of layer 1 the float32 run's shift to
-    within bfloat16's precision; float32 is the float32 path itself, bit for bit."""
+    """``dense_dtype=bfloat16``: the dense forward under autocast gives each linear of layer 1 the
+    float32 run's shift to within bfloat16's precision (and float32 statistics); float32 is the
+    float32 path itself, bit for bit."""
     windows = tiny_windows()
 
     def shifts(dense_dtype):
@@ -187,8 +188,10 @@ def test_the_dense_stream_in_bfloat16_measures_the_float32_shift_to_bfloat16_pre
     full, same, low = shifts(None), shifts(torch.float32), shifts(torch.bfloat16)
     for name, shift in full.items():
         assert torch.equal(same[name], shift)
-        assert low[name].dtype == torch.float32 and not torch.equal(low[name], shift)
+        assert low[name].dtype == torch.float32
         assert float((low[name] - shift).norm() / shift.norm()) < 0.05
+    # q/k/v read the float32 norm of the float32 hidden states; what follows attention moves
+    assert any(not torch.equal(low[name], shift) for name, shift in full.items())
 
 
 def test_a_layer_computing_below_float32_keeps_its_own_dense_arithmetic():

@@ -14,9 +14,8 @@
    outputs), then each takes W (X_dense^T X - H); a wide linear alone on its input (down_proj) takes
    its output difference directly, an [out, in] product. This costs one more layer forward (none
    for the first layer, whose two streams are equal) and a second copy of the hidden states. With a
-   ``dense_dtype`` below float32 (bfloat16 where the hardware multiplies it natively) the dense
-   stream's forward runs under autocast to it, and those products take it as X^T (X_dense - X) and
-   (Y_dense - Y)^T X (differences formed in float32 first); the hidden states stay float32.
+   ``dense_dtype`` below float32 (bfloat16) that forward runs under autocast to it; its outputs, the
+   hidden states carried and every statistic stay float32.
 
 Routed experts (fused 3D parameters) are hooked on their experts module: the hook reads the
 routing the model's own forward passed in (``top_k_index`` [T, k]) and gives each expert's gate/up
@@ -118,22 +117,15 @@ def _flat(x: torch.Tensor) -> torch.Tensor:
     return x.detach().reshape(-1, x.shape[-1]).float()
 
 
-def _input_parts(x: torch.Tensor, needs: frozenset[str], dense: torch.Tensor | None = None,
-                 low: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+def _input_parts(x: torch.Tensor, needs: frozenset[str], dense: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """The statistics parts of one batch X [..., in], as float32 over X [tokens, in]; with ``dense``
     (the same tokens' inputs in the dense model, [tokens, in]; needs "hessian") also "cross":
-    X^T X_dense - X^T X [in, in], once for every linear that reads X; with ``low`` (a dtype below
-    float32) the cross part is the product X^T (X_dense - X) with both operands in ``low``."""
+    X^T X_dense - X^T X [in, in], once for every linear that reads X."""
     x = _flat(x)
     parts = {key: fn(x) for need, (key, fn) in _PARTS.items() if need in needs}
     if dense is not None:
-        parts["cross"] = x.t() @ dense - parts["hessian"] if low is None else _low_product(x, dense - x, low)
+        parts["cross"] = x.t() @ dense - parts["hessian"]
     return parts
-
-
-def _low_product(a: torch.Tensor, b: torch.Tensor, low: torch.dtype) -> torch.Tensor:
-    """a^T b [m, n] for a [tokens, m], b [tokens, n], both operands rounded to ``low``; float32."""
-    return (a.to(low).t() @ b.to(low)).float()
 
 
 def _accumulate(stats: InputStats, parts: dict[str, torch.Tensor], tokens: int) -> None:
@@ -184,9 +176,8 @@ class _StatsHook:
     input X, it adds X^T X_dense (shared by the group) or (Y_dense - Y)^T X (its own) to the sums
     that :meth:`finish` turns into ``stats.dense_shift``."""
 
-    def __init__(self, needs: frozenset[str], memo: dict | None = None, low: torch.dtype | None = None):
+    def __init__(self, needs: frozenset[str], memo: dict | None = None):
         self.needs = needs
-        self.low = low  # the dense-shift products' dtype below float32, or None (float32)
         self.stats = InputStats()
         self.memo = {} if memo is None else memo
         self.dense = False
@@ -209,8 +200,7 @@ class _StatsHook:
         if seen is None or seen() is not x:  # linears reading one input read one dense input too
             tokens = x.numel() // x.shape[-1]
             self.memo.update(input=weakref.ref(x), tokens=tokens,
-                             parts=_input_parts(x, self.needs, group.dense_input if group is not None else None,
-                                                self.low))
+                             parts=_input_parts(x, self.needs, group.dense_input if group is not None else None))
         parts = dict(self.memo["parts"])
         cross = parts.pop("cross", None)
         if group is not None:
@@ -218,9 +208,7 @@ class _StatsHook:
             if cross is not None:
                 self.cross = _add(self.cross, cross)
             else:
-                delta = group.outputs.pop(id(self)) - _flat(output)
-                self.shift = _add(self.shift, delta.t() @ _flat(x) if self.low is None
-                                  else _low_product(delta, _flat(x), self.low))
+                self.shift = _add(self.shift, (group.outputs.pop(id(self)) - _flat(output)).t() @ _flat(x))
         _accumulate(self.stats, parts, self.memo["tokens"])
 
     def finish(self, module: nn.Module) -> InputStats:
@@ -287,7 +275,7 @@ def run_layerwise(model: nn.Module, windows: torch.Tensor, needs: Iterable[str],
     ``needs`` names the statistics to collect ({"sq_sum", "hessian", "sum", "dense_shift"}); with none,
     the collect pass is skipped. With "dense_shift", the dense stream runs on the first ``dense_share``
     of the batches (at least one) and the shift is scaled up to every token; ``dense_dtype`` below
-    float32 runs its arithmetic in that dtype where a layer computes in float32 (module doc). ``store`` (default :func:`crepe.engine.layer_store.store_for`) loads each layer onto its device before use and
+    float32 runs its layer forward under autocast to it where the layer computes in float32. ``store`` (default :func:`crepe.engine.layer_store.store_for`) loads each layer onto its device before use and
     releases it after (back to memory, or written out and dropped when streamed). With
     ``keep_outputs`` the last layer's outputs are returned (the inputs of the model's final norm).
     """
@@ -326,12 +314,12 @@ def _low_dtype(layer: nn.Module, dense_dtype: torch.dtype | None) -> torch.dtype
 def _run_one_layer(index: int, layer: nn.Module, adapter: Adapter, inputs: LayerInputs, needs: frozenset[str],
                    callback: LayerCallback, store: LayerStore, dense_dtype: torch.dtype | None = None) -> list[torch.Tensor]:
     """Collect (if ``needs``), call back, re-run if modified: the layer's outputs, one per batch."""
+    low = _low_dtype(layer, dense_dtype) if inputs.dense is not None else None
+    dense_forward = (lambda: torch.autocast(store.device.type, dtype=low)) if low else contextlib.nullcontext
     linears = adapter.linears(layer)
     memo: dict = {}
     plain = {name: mod for name, mod in linears.items() if not isinstance(mod, ExpertMatrix)}
-    low = _low_dtype(layer, dense_dtype) if inputs.dense is not None else None
-    dense_arithmetic = (lambda: torch.autocast(store.device.type, dtype=low)) if low else contextlib.nullcontext
-    hooks = {name: _StatsHook(needs, memo, low) for name in plain}
+    hooks = {name: _StatsHook(needs, memo) for name in plain}
     experts = adapter.experts_module(layer)
     routed = _ExpertStatsHook(needs, {n: m for n, m in linears.items() if isinstance(m, ExpertMatrix)},
                               adapter.experts.gate_up) if experts is not None else None
@@ -348,7 +336,7 @@ def _run_one_layer(index: int, layer: nn.Module, adapter: Adapter, inputs: Layer
                 same = carried and inputs.dense[b] is h  # the first layer: no shift yet
                 if carried and not same:
                     _set_phase(hooks, routed, dense=True)
-                    with dense_arithmetic():
+                    with dense_forward():
                         out = _layer_output(layer, inputs.dense[b], a, k)
                     dense_outputs.append(out.to(h.dtype) if low else out)
                     _set_phase(hooks, routed, dense=False)
