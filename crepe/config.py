@@ -175,7 +175,7 @@ class PruneConfig:
         "choices": PRODUCT_CHOICES, "help": "the admm-grad update: the precision of the dense stream's layer forward "
         "(--dense-target above 0); auto (the default) runs it under bfloat16 autocast where the hardware multiplies "
         "bfloat16 natively (as --admm-grad-products auto) and float32 elsewhere; the hidden states it carries and "
-        "every statistic stay float32 (docs/quality.md, the dense stream in bfloat16)"})
+        "every statistic stay float32 (docs/quality.md, the dense stream's forward in bfloat16)"})
     dense_share: float = field(default=1.0, metadata={
         "help": "the share of the calibration batches (at least one) that carry the dense model's hidden states "
                 "for --dense-target; the shift they measure is scaled up to every token (below 1 it over-corrects "

@@ -143,8 +143,8 @@ def resolve_auto(device_type: str) -> str:
     the dense forward, the same held-out error: docs/quality.md), else "float32"; said once per
     device type in the log."""
     name = "bfloat16" if bfloat16_native(device_type) else "float32"
-    log.info("admm-grad products and dense forward: %s on this %s (auto; --admm-grad-products and "
-             "--dense-precision float32 or bfloat16 to choose)", name, device_type)
+    log.info("precision auto: %s on this %s (--admm-grad-products and --dense-precision auto; float32 or "
+             "bfloat16 to choose)", name, device_type)
     return name
 
 
