@@ -74,6 +74,19 @@ def test_each_layer_sees_the_outputs_of_the_already_pruned_layers(model_type):
         torch.testing.assert_close(seen[1][name], expected[name], rtol=1e-4, atol=1e-4)
 
 
+def _record_shifts_and_prune_layer0(seen: dict, with_weight: bool = False):
+    """An engine callback: keep each layer's dense shifts (with the weights they saw) in ``seen`` by
+    layer, and prune layer 0 to half by magnitude, so that layer 1's two streams differ."""
+    def callback(index, layer, linears, stats):
+        seen[index] = {n: (weight_view(linears[n]).clone(), s.dense_shift) if with_weight else s.dense_shift
+                       for n, s in stats.items()}
+        if index == 0:
+            for m in linears.values():
+                weight_view(m).masked_fill_(weight_view(m).abs() < weight_view(m).abs().median(), 0)
+        return index == 0
+    return callback
+
+
 @pytest.mark.parametrize("model_type,dense_share", [("llama", 1.0), ("opt", 1.0), ("llama", 0.5)])
 def test_the_dense_stream_pairs_each_linears_inputs_with_the_dense_models(model_type, dense_share):
     """With the "dense_shift" need, each linear W of layer 1 gets W (X_dense^T X - X^T X): X from the
@@ -83,16 +96,8 @@ def test_the_dense_stream_pairs_each_linears_inputs_with_the_dense_models(model_
     windows = tiny_windows()
     model, dense = tiny_model(model_type), tiny_model(model_type)
     seen = {}
-
-    def prune_and_record(index, layer, linears, stats):
-        seen[index] = {n: (weight_view(linears[n]).clone(), s.dense_shift) for n, s in stats.items()}
-        if index == 0:
-            for m in linears.values():
-                weight_view(m).masked_fill_(weight_view(m).abs() < weight_view(m).abs().median(), 0)
-        return index == 0
-
-    run_layerwise(model, windows, {"dense_shift"}, prune_and_record, batch_size=2, progress=False,
-                  dense_share=dense_share)
+    run_layerwise(model, windows, {"dense_shift"}, _record_shifts_and_prune_layer0(seen, with_weight=True),
+                  batch_size=2, progress=False, dense_share=dense_share)
     assert all(shift is None for _, shift in seen[0].values())
 
     def inputs_of_layer1(m):
@@ -173,16 +178,8 @@ def test_the_dense_stream_in_bfloat16_measures_the_float32_shift_to_bfloat16_pre
 
     def shifts(dense_dtype):
         model, seen = tiny_model(model_type), {}
-
-        def prune_and_record(index, layer, linears, stats):
-            seen[index] = {n: s.dense_shift for n, s in stats.items()}
-            if index == 0:
-                for m in linears.values():
-                    weight_view(m).masked_fill_(weight_view(m).abs() < weight_view(m).abs().median(), 0)
-            return index == 0
-
-        run_layerwise(model, windows, {"dense_shift"}, prune_and_record, batch_size=2, progress=False,
-                      dense_dtype=dense_dtype)
+        run_layerwise(model, windows, {"dense_shift"}, _record_shifts_and_prune_layer0(seen), batch_size=2,
+                      progress=False, dense_dtype=dense_dtype)
         return seen[1]
 
     full, same, low = shifts(None), shifts(torch.float32), shifts(torch.bfloat16)
