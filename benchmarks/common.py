@@ -316,6 +316,9 @@ STUDY_PRODUCTS = "float32"
 """The admm-grad product precision the selection studies (default_choice, iteration_draws,
 damping_c128) hold fixed: they chose damping, target and iterations in float32 before products
 became an option; ``benchmarks.convergence`` shows the per-linear held-out error does not move with it."""
+STUDY_DENSE_PRECISION = "float32"
+"""The dense forward's precision those studies hold fixed (float32 before it was an option;
+``benchmarks.dense_precision`` judges it on the selection text)."""
 
 
 def prune_options(base: RunOptions, method: str, setting: str, **prune: Any) -> RunOptions:

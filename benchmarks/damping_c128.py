@@ -63,7 +63,8 @@ def cells(model: str, settings: tuple[str, ...], damps: tuple[float, ...] = DAMP
     base = RunOptions(model=model, max_eval_windows=EVAL_WINDOWS, seed=0, nsamples=NSAMPLES)
     return {cell_name(s, d): common.prune_options(
                 base, "crepe", s, update="admm-grad", admm_grad_damp=d, dense_target=DENSE_TARGET,
-                admm_grad_iterations=COUNT[0], admm_grad_select_iterations=COUNT[1], admm_grad_products=common.STUDY_PRODUCTS)
+                admm_grad_iterations=COUNT[0], admm_grad_select_iterations=COUNT[1], admm_grad_products=common.STUDY_PRODUCTS,
+                dense_precision=common.STUDY_DENSE_PRECISION)
             for s in settings for d in damps}
 
 

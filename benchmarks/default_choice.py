@@ -75,7 +75,8 @@ def cells(model: str, settings: tuple[str, ...]) -> dict[str, RunOptions]:
     def options(s: str, c: Candidate) -> RunOptions:
         return common.prune_options(base, "crepe", s, update="admm-grad", admm_grad_damp=c[0], dense_target=c[1],
                                     dense_share=c[2], admm_grad_iterations=c[3], admm_grad_relaxation=c[4],
-                                    admm_grad_select_iterations=c[5], admm_grad_products=common.STUDY_PRODUCTS)
+                                    admm_grad_select_iterations=c[5], admm_grad_products=common.STUDY_PRODUCTS,
+                                    dense_precision=common.STUDY_DENSE_PRECISION)
     return {cell_name(s, *c): options(s, c) for s in settings for c in CANDIDATES} | {
         control_name(s): options(s, CONTROL) for s in settings}
 

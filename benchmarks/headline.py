@@ -36,10 +36,11 @@ CELLS: dict[str, tuple[str, dict[str, Any]]] = {  # row label -> (method, other 
     "crepe mask-only (--update none)": ("crepe", {"update": "none"}),
     "crepe + alps (--update alps)": ("crepe", {"update": "alps"}),
     "crepe default (--update admm-grad)": ("crepe", {}),
-    "crepe default with float32 products (--admm-grad-products float32)": ("crepe", {"admm_grad_products": "float32"}),
+    "crepe default in float32 (--admm-grad-products float32 --dense-precision float32)": (
+        "crepe", {"admm_grad_products": "float32", "dense_precision": "float32"}),
 }
 DEFAULT_ROW = "crepe default (--update admm-grad)"
-FLOAT32_ROW = "crepe default with float32 products (--admm-grad-products float32)"  # the default where bfloat16 is not native
+FLOAT32_ROW = "crepe default in float32 (--admm-grad-products float32 --dense-precision float32)"  # the default where bfloat16 is not native
 NAMED_FIELDS = ("update", "admm_grad_products")  # the PruneConfig fields a cell's record name carries
 ZEROSHOT = ("wikivital_describe",)  # the shipped local lm-eval task (crepe/evaluation/tasks)
 OUT = common.RESULTS / "headline"

@@ -102,7 +102,8 @@ def cells(model: str, settings: tuple[str, ...], seeds: tuple[int, ...] | None =
             for count in study.counts if counts is None else counts:
                 out[cell_name(setting, seed, count)] = common.prune_options(
                     base, "crepe", setting, update="admm-grad", admm_grad_damp=DAMP, admm_grad_iterations=count[0],
-                    admm_grad_select_iterations=count[1], admm_grad_products=common.STUDY_PRODUCTS)
+                    admm_grad_select_iterations=count[1], admm_grad_products=common.STUDY_PRODUCTS,
+                    dense_precision=common.STUDY_DENSE_PRECISION)
     return out
 
 

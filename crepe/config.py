@@ -171,6 +171,11 @@ class PruneConfig:
         "help": "the admm-grad update: how far its target moves from the dense weights on the pruned model's inputs "
                 "(0, the usual layer-wise target) toward the dense model's own outputs (1); above 0 the engine "
                 "carries the dense model's hidden states too (one more layer forward, twice the activations)"})
+    dense_precision: str = field(default="auto", metadata={
+        "choices": PRODUCT_CHOICES, "help": "the admm-grad update: the precision of the dense stream's layer forward "
+        "(--dense-target above 0); auto (the default) runs it under bfloat16 autocast where the hardware multiplies "
+        "bfloat16 natively (as --admm-grad-products auto) and float32 elsewhere; the hidden states it carries and "
+        "every statistic stay float32 (docs/quality.md, the dense stream's forward in bfloat16)"})
     dense_share: float = field(default=1.0, metadata={
         "help": "the share of the calibration batches (at least one) that carry the dense model's hidden states "
                 "for --dense-target; the shift they measure is scaled up to every token (below 1 it over-corrects "
@@ -228,6 +233,7 @@ class PruneConfig:
         if not (isinstance(self.admm_grad_relaxation, (int, float)) and 0 < self.admm_grad_relaxation < 2):
             raise ValueError(f"admm-grad relaxation must be in (0, 2), got {self.admm_grad_relaxation}")
         check_choice("admm-grad products", self.admm_grad_products, PRODUCT_CHOICES)
+        check_choice("dense precision", self.dense_precision, PRODUCT_CHOICES)
         if not (isinstance(self.dense_share, (int, float)) and 0 < self.dense_share <= 1):
             raise ValueError(f"dense share must be in (0, 1], got {self.dense_share}")
 

@@ -16,11 +16,12 @@ from torch import nn
 
 from crepe.compose.steps import linear_steps
 from crepe.config import PruneConfig
+from crepe.engine.layer_store import store_for
 from crepe.engine.layerwise import run_layerwise, tail_inputs
 from crepe.evaluation.perplexity import chunked_window_nll
 from crepe.methods.scorers import InputStats
 from crepe.models.adapters import model_target, weight_view
-from crepe.prune.linear import needed_stats, prune_linear
+from crepe.prune.linear import dense_stream_dtype, needed_stats, prune_linear
 from pho.objective import ProxyResult
 from pho.proxies import LayerData
 
@@ -45,7 +46,10 @@ def streamed_trial(model: nn.Module, data: dict[str, LayerData], cfg: PruneConfi
         return True
 
     needs = needed_stats(cfg, steps) if sequential else ()
-    final = run_layerwise(model, windows, needs, prune_layer, batch_size=batch_size, progress=False, keep_outputs=True)
+    store = store_for(model)
+    final = run_layerwise(model, windows, needs, prune_layer, batch_size=batch_size, progress=False, keep_outputs=True,
+                          store=store, dense_share=cfg.dense_share,
+                          dense_dtype=dense_stream_dtype(cfg, frozenset(needs), store.device))
     head, softcap = model.get_output_embeddings(), getattr(model.config, "final_logit_softcapping", None)
     nll = [chunked_window_nll(head, hidden, batch[:, 1:], softcap=softcap, dtype=final.hidden[0].dtype)
            for hidden, batch in zip(tail_inputs(model, final, windows, batch_size), windows.split(batch_size))]

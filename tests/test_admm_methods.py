@@ -393,10 +393,24 @@ def test_the_configs_product_precision_reaches_the_update_and_is_checked():
     assert all(is_valid_nm(w, 2, 4) for w in low.values())
     auto = _pruned_weights(method="crepe")
     assert PruneConfig().admm_grad_products == "auto"
-    resolved = {"float32": full, "bfloat16": low}[gradual.resolve_products("cpu")]
+    resolved = {"float32": full, "bfloat16": low}[gradual.resolve_auto("cpu")]
     assert all(torch.equal(auto[k], resolved[k]) for k in auto)
     with pytest.raises(ValueError, match="unknown admm-grad products 'float16'"):
         PruneConfig(admm_grad_products="float16")
+    with pytest.raises(ValueError, match="unknown dense precision 'float16'"):
+        PruneConfig(dense_precision="float16")
+
+
+def test_the_configs_dense_precision_reaches_the_dense_stream():
+    """--dense-precision: a bfloat16 dense forward prunes to other weights than float32 (the shift it
+    measures moves), with the same valid pattern; auto to the weights of what it resolves to here."""
+    full, low = (_pruned_weights(method="crepe", dense_precision=p) for p in ("float32", "bfloat16"))
+    assert any(not torch.equal(full[k], low[k]) for k in full)
+    assert all(is_valid_nm(w, 2, 4) for w in low.values())
+    assert PruneConfig().dense_precision == "auto"
+    auto = _pruned_weights(method="crepe")
+    resolved = {"float32": full, "bfloat16": low}[gradual.resolve_auto("cpu")]
+    assert all(torch.equal(auto[k], resolved[k]) for k in auto)
 
 
 def test_bfloat16_products_warn_once_where_the_hardware_emulates_them_and_auto_takes_them_where_native(monkeypatch, caplog):
@@ -407,11 +421,16 @@ def test_bfloat16_products_warn_once_where_the_hardware_emulates_them_and_auto_t
     for native, expected, auto in ((True, 0, torch.bfloat16), (False, 1, torch.float32), (None, 0, torch.float32)):
         monkeypatch.setattr(gradual, "bfloat16_native", lambda device_type, native=native: native)
         gradual._warn_emulated.cache_clear()
-        gradual.resolve_products.cache_clear()
+        gradual.resolve_auto.cache_clear()
         caplog.clear()
         for products in ("bfloat16", "bfloat16", "float32"):
             dtype = gradual.product_dtype(PruneConfig(admm_grad_products=products), torch.device("cpu"))
             assert dtype == gradual.PRODUCT_DTYPES[products]
         assert gradual.product_dtype(PruneConfig(), torch.device("cpu")) == auto
         assert len([r for r in caplog.records if "no native bfloat16" in r.getMessage()]) == expected
-    gradual.resolve_products.cache_clear()
+        for precision in ("bfloat16", "float32"):
+            dtype = gradual.dense_forward_dtype(PruneConfig(dense_precision=precision), torch.device("cpu"))
+            assert dtype == gradual.PRODUCT_DTYPES[precision]
+        assert gradual.dense_forward_dtype(PruneConfig(), torch.device("cpu")) == auto
+        assert len([r for r in caplog.records if "--dense-precision bfloat16" in r.getMessage()]) == expected
+    gradual.resolve_auto.cache_clear()

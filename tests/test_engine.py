@@ -74,6 +74,19 @@ def test_each_layer_sees_the_outputs_of_the_already_pruned_layers(model_type):
         torch.testing.assert_close(seen[1][name], expected[name], rtol=1e-4, atol=1e-4)
 
 
+def _record_shifts_and_prune_layer0(seen: dict, with_weight: bool = False):
+    """An engine callback: keep each layer's dense shifts (with the weights they saw) in ``seen`` by
+    layer, and prune layer 0 to half by magnitude, so that layer 1's two streams differ."""
+    def callback(index, layer, linears, stats):
+        seen[index] = {n: (weight_view(linears[n]).clone(), s.dense_shift) if with_weight else s.dense_shift
+                       for n, s in stats.items()}
+        if index == 0:
+            for m in linears.values():
+                weight_view(m).masked_fill_(weight_view(m).abs() < weight_view(m).abs().median(), 0)
+        return index == 0
+    return callback
+
+
 @pytest.mark.parametrize("model_type,dense_share", [("llama", 1.0), ("opt", 1.0), ("llama", 0.5)])
 def test_the_dense_stream_pairs_each_linears_inputs_with_the_dense_models(model_type, dense_share):
     """With the "dense_shift" need, each linear W of layer 1 gets W (X_dense^T X - X^T X): X from the
@@ -83,16 +96,8 @@ def test_the_dense_stream_pairs_each_linears_inputs_with_the_dense_models(model_
     windows = tiny_windows()
     model, dense = tiny_model(model_type), tiny_model(model_type)
     seen = {}
-
-    def prune_and_record(index, layer, linears, stats):
-        seen[index] = {n: (weight_view(linears[n]).clone(), s.dense_shift) for n, s in stats.items()}
-        if index == 0:
-            for m in linears.values():
-                weight_view(m).masked_fill_(weight_view(m).abs() < weight_view(m).abs().median(), 0)
-        return index == 0
-
-    run_layerwise(model, windows, {"dense_shift"}, prune_and_record, batch_size=2, progress=False,
-                  dense_share=dense_share)
+    run_layerwise(model, windows, {"dense_shift"}, _record_shifts_and_prune_layer0(seen, with_weight=True),
+                  batch_size=2, progress=False, dense_share=dense_share)
     assert all(shift is None for _, shift in seen[0].values())
 
     def inputs_of_layer1(m):
@@ -161,3 +166,35 @@ def test_per_layer_sparsity_plan_is_honoured():
     assert summary.linears["layers.0.mlp.down_proj"].sparsity == pytest.approx(0.25)
     assert summary.linears["layers.1.self_attn.q_proj"].sparsity == pytest.approx(0.75)
     assert summary.linears["layers.0.mlp.up_proj"].sparsity == pytest.approx(0.5)
+
+
+
+@pytest.mark.parametrize("model_type", ["llama", "opt"])
+def test_the_dense_stream_in_bfloat16_measures_the_float32_shift_to_bfloat16_precision(model_type):
+    """``dense_dtype=bfloat16``: the dense forward under autocast gives each linear of layer 1 the
+    float32 run's shift to within bfloat16's precision (and float32 statistics); float32 is the
+    float32 path itself, bit for bit."""
+    windows = tiny_windows()
+
+    def shifts(dense_dtype):
+        model, seen = tiny_model(model_type), {}
+        run_layerwise(model, windows, {"dense_shift"}, _record_shifts_and_prune_layer0(seen), batch_size=2,
+                      progress=False, dense_dtype=dense_dtype)
+        return seen[1]
+
+    full, same, low = shifts(None), shifts(torch.float32), shifts(torch.bfloat16)
+    for name, shift in full.items():
+        assert torch.equal(same[name], shift)
+        assert low[name].dtype == torch.float32
+        assert float((low[name] - shift).norm() / shift.norm()) < 0.05
+    # q/k/v read the float32 norm of the float32 hidden states; what follows attention moves
+    assert any(not torch.equal(low[name], shift) for name, shift in full.items())
+
+
+def test_a_layer_computing_below_float32_keeps_its_own_dense_arithmetic():
+    from crepe.engine.layerwise import _low_dtype
+
+    layer = torch.nn.Linear(4, 4)
+    assert _low_dtype(layer, torch.bfloat16) == torch.bfloat16
+    assert _low_dtype(layer, torch.float32) is None and _low_dtype(layer, None) is None
+    assert _low_dtype(layer.to(torch.float16), torch.bfloat16) is None

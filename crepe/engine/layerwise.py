@@ -13,7 +13,9 @@
    (q/k/v, gate/up) share X^T X_dense [in, in] when that is the cheaper product (in <= their summed
    outputs), then each takes W (X_dense^T X - H); a wide linear alone on its input (down_proj) takes
    its output difference directly, an [out, in] product. This costs one more layer forward (none
-   for the first layer, whose two streams are equal) and a second copy of the hidden states.
+   for the first layer, whose two streams are equal) and a second copy of the hidden states. With a
+   ``dense_dtype`` below float32 (bfloat16) that forward runs under autocast to it; its outputs, the
+   hidden states carried and every statistic stay float32.
 
 Routed experts (fused 3D parameters) are hooked on their experts module: the hook reads the
 routing the model's own forward passed in (``top_k_index`` [T, k]) and gives each expert's gate/up
@@ -25,6 +27,7 @@ Every method and every statistics consumer goes through :func:`run_layerwise`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import weakref
 from dataclasses import dataclass, field
@@ -265,12 +268,14 @@ def _layer_output(layer: nn.Module, hidden: torch.Tensor, args: tuple, kwargs: d
 def run_layerwise(model: nn.Module, windows: torch.Tensor, needs: Iterable[str], callback: LayerCallback,
                   batch_size: int = 8, device: torch.device | str | None = None,
                   desc: str = "layers", progress: bool = True, store: LayerStore | None = None,
-                  keep_outputs: bool = False, dense_share: float = 1.0) -> LayerInputs | None:
+                  keep_outputs: bool = False, dense_share: float = 1.0,
+                  dense_dtype: torch.dtype | None = None) -> LayerInputs | None:
     """Walk the decoder layers in order on calibration ``windows`` [n, seq] (see module doc).
 
     ``needs`` names the statistics to collect ({"sq_sum", "hessian", "sum", "dense_shift"}); with none,
     the collect pass is skipped. With "dense_shift", the dense stream runs on the first ``dense_share``
-    of the batches (at least one) and the shift is scaled up to every token. ``store`` (default :func:`crepe.engine.layer_store.store_for`) loads each layer onto its device before use and
+    of the batches (at least one) and the shift is scaled up to every token; ``dense_dtype`` below
+    float32 runs its layer forward under autocast to it where the layer computes in float32. ``store`` (default :func:`crepe.engine.layer_store.store_for`) loads each layer onto its device before use and
     releases it after (back to memory, or written out and dropped when streamed). With
     ``keep_outputs`` the last layer's outputs are returned (the inputs of the model's final norm).
     """
@@ -290,7 +295,7 @@ def run_layerwise(model: nn.Module, windows: torch.Tensor, needs: Iterable[str],
         for index, layer in enumerate(tqdm(layers, desc=desc, disable=not progress, leave=False)):
             store.load(index, layer)
             try:
-                inputs.hidden = _run_one_layer(index, layer, adapter, inputs, needs, callback, store)
+                inputs.hidden = _run_one_layer(index, layer, adapter, inputs, needs, callback, store, dense_dtype)
             finally:
                 store.release(index, layer)
     finally:
@@ -298,9 +303,19 @@ def run_layerwise(model: nn.Module, windows: torch.Tensor, needs: Iterable[str],
     return inputs if keep_outputs else None
 
 
+def _low_dtype(layer: nn.Module, dense_dtype: torch.dtype | None) -> torch.dtype | None:
+    """``dense_dtype`` where it is below the float32 that ``layer`` computes in, else None."""
+    if dense_dtype is None or dense_dtype == torch.float32:
+        return None
+    computes = next(layer.parameters(), torch.empty(())).dtype
+    return dense_dtype if computes == torch.float32 else None
+
+
 def _run_one_layer(index: int, layer: nn.Module, adapter: Adapter, inputs: LayerInputs, needs: frozenset[str],
-                   callback: LayerCallback, store: LayerStore) -> list[torch.Tensor]:
+                   callback: LayerCallback, store: LayerStore, dense_dtype: torch.dtype | None = None) -> list[torch.Tensor]:
     """Collect (if ``needs``), call back, re-run if modified: the layer's outputs, one per batch."""
+    low = _low_dtype(layer, dense_dtype) if inputs.dense is not None else None
+    dense_forward = (lambda: torch.autocast(store.device.type, dtype=low)) if low else contextlib.nullcontext
     linears = adapter.linears(layer)
     memo: dict = {}
     plain = {name: mod for name, mod in linears.items() if not isinstance(mod, ExpertMatrix)}
@@ -321,7 +336,9 @@ def _run_one_layer(index: int, layer: nn.Module, adapter: Adapter, inputs: Layer
                 same = carried and inputs.dense[b] is h  # the first layer: no shift yet
                 if carried and not same:
                     _set_phase(hooks, routed, dense=True)
-                    dense_outputs.append(_layer_output(layer, inputs.dense[b], a, k))
+                    with dense_forward():
+                        out = _layer_output(layer, inputs.dense[b], a, k)
+                    dense_outputs.append(out.to(h.dtype) if low else out)
                     _set_phase(hooks, routed, dense=False)
                 outputs.append(_layer_output(layer, h, a, k))
                 if same:

@@ -30,8 +30,8 @@ PRODUCT_DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": 
 iteration's [out, in] x [in, in] product (the iterate, the mask choice and the inverse's
 factorisation stay float32)."""
 PRODUCT_CHOICES = ("auto", *PRODUCT_DTYPES)
-"""``admm_grad_products`` values: "auto" (the default) is bfloat16 on hardware that multiplies it
-natively (:func:`~crepe.io.environment.bfloat16_native`), float32 elsewhere."""
+"""``admm_grad_products`` and ``dense_precision`` values: "auto" (the default) is bfloat16 on hardware
+that multiplies it natively (:func:`~crepe.io.environment.bfloat16_native`), float32 elsewhere."""
 
 Score = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """(current iterate V [out, in] on the unit-diagonal scale, i.e. W D; D [in]) -> importance [out, in];
@@ -117,31 +117,41 @@ def gradual_admm(weight: torch.Tensor, hessian: torch.Tensor, score: Score, spar
 
 def product_dtype(cfg, device: torch.device) -> torch.dtype:
     """The admm-grad update's product dtype on ``device``: the config's ``admm_grad_products``, "auto"
-    resolved by :func:`resolve_products`; warns once per device type when bfloat16 is asked on
+    resolved by :func:`resolve_auto`; warns once per device type when bfloat16 is asked on
     hardware that emulates it."""
-    name = cfg.admm_grad_products
+    return _precision(cfg.admm_grad_products, device, "--admm-grad-products")
+
+
+def dense_forward_dtype(cfg, device: torch.device) -> torch.dtype:
+    """The dtype of the dense stream's layer forward on ``device`` (the engine's ``dense_dtype``): the
+    config's ``dense_precision``, "auto" resolved by :func:`resolve_auto`, as :func:`product_dtype`."""
+    return _precision(cfg.dense_precision, device, "--dense-precision")
+
+
+def _precision(name: str, device: torch.device, flag: str) -> torch.dtype:
     if name == "auto":
-        return PRODUCT_DTYPES[resolve_products(device.type)]
+        return PRODUCT_DTYPES[resolve_auto(device.type)]
     if name == "bfloat16" and bfloat16_native(device.type) is False:
-        _warn_emulated(device.type)
+        _warn_emulated(device.type, flag)
     return PRODUCT_DTYPES[name]
 
 
 @cache
-def resolve_products(device_type: str) -> str:
-    """What ``--admm-grad-products auto`` runs on ``device_type``: "bfloat16" where it multiplies
-    bfloat16 natively (about 40% off the solve at a 7B shape, the same held-out error per linear:
-    docs/quality.md), else "float32"; said once per device type in the log."""
+def resolve_auto(device_type: str) -> str:
+    """What ``auto`` (``--admm-grad-products``, ``--dense-precision``) runs on ``device_type``:
+    "bfloat16" where it multiplies bfloat16 natively (about 40% off the solve at a 7B shape and off
+    the dense forward, the same held-out error: docs/quality.md), else "float32"; said once per
+    device type in the log."""
     name = "bfloat16" if bfloat16_native(device_type) else "float32"
-    log.info("admm-grad products: %s on this %s (--admm-grad-products auto; float32 or bfloat16 to choose)",
-             name, device_type)
+    log.info("precision auto: %s on this %s (--admm-grad-products and --dense-precision auto; float32 or "
+             "bfloat16 to choose)", name, device_type)
     return name
 
 
 @cache
-def _warn_emulated(device_type: str) -> None:
-    log.warning("--admm-grad-products bfloat16: this %s has no native bfloat16 matrix products (%s), so they "
-                "are slower than float32 here; use auto or float32", device_type,
+def _warn_emulated(device_type: str, flag: str) -> None:
+    log.warning("%s bfloat16: this %s has no native bfloat16 matrix products (%s), so they "
+                "are slower than float32 here; use auto or float32", flag, device_type,
                 "a CUDA GPU before Ampere" if device_type == "cuda" else "no AVX512-BF16 or AMX")
 
 

@@ -114,7 +114,7 @@ def _keys(data: Any) -> set[str]:
 
 ADMM_GRAD_BEFORE_OPTIONS = {"admm_grad_damp": 0.1, "dense_target": 0.0, "dense_share": 1.0, "admm_grad_iterations": 20,
                             "admm_grad_relaxation": 1.0, "admm_grad_select_iterations": None,
-                            "admm_grad_products": "float32"}
+                            "admm_grad_products": "float32", "dense_precision": "float32"}
 """What the admm-grad update ran before it had each of these options (ADMM-Grad's published settings;
 the dense stream on every batch)."""
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import torch
 
 from crepe.config import PruneConfig
+from crepe.methods.gradual import dense_forward_dtype
 from crepe.methods.masks import all_finite, count_zeros, select_mask
 from crepe.methods.params import Pattern
 from crepe.methods.scorers import InputStats
@@ -98,6 +99,12 @@ def needed_stats(cfg: PruneConfig, steps: LinearSteps = NO_STEPS) -> frozenset[s
     score_read = cfg.update_entry.reads_score or cfg.permute is not None
     needs = (cfg.method_entry.needs if score_read else frozenset()) | steps.needs
     return needs if cfg.dense_target else needs - {"dense_shift"}
+
+
+def dense_stream_dtype(cfg: PruneConfig, needs: frozenset[str], device: torch.device) -> torch.dtype | None:
+    """The dtype of the dense stream's layer forward on ``device`` (the engine's ``dense_dtype``), None
+    when ``needs`` carries no dense stream (:func:`crepe.methods.gradual.dense_forward_dtype`)."""
+    return dense_forward_dtype(cfg, device) if "dense_shift" in needs else None
 
 
 def _check_steps(cfg: PruneConfig, steps: LinearSteps | None) -> LinearSteps:

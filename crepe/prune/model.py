@@ -14,11 +14,12 @@ from crepe.compose.allocation import allocate
 from crepe.compose.permuted_linears import apply_layer_permutations
 from crepe.compose.steps import linear_steps
 from crepe.config import PruneConfig
+from crepe.engine.layer_store import store_for
 from crepe.engine.layerwise import iterate_layers, run_layerwise
 from crepe.methods.masks import all_finite
 from crepe.methods.scorers import InputStats
 from crepe.models.adapters import LinearTarget, ModelTarget, model_target
-from crepe.prune.linear import LinearResult, LinearSteps, needed_stats, prune_linear
+from crepe.prune.linear import LinearResult, LinearSteps, dense_stream_dtype, needed_stats, prune_linear
 
 log = logging.getLogger(__name__)
 
@@ -136,8 +137,10 @@ def prune_model(model: nn.Module, windows: torch.Tensor, cfg: PruneConfig, *,
         for index, layer in iterate_layers(model, device=device, progress=progress, desc=f"pruning ({cfg.method})"):
             callback(index, layer, target.adapter.linears(layer), {})
         return PruneSummary(results, physical, fallback)
-    run_layerwise(model, windows, needs, callback, batch_size=batch_size, device=device,
-                  desc=f"pruning ({cfg.method})", progress=progress, dense_share=cfg.dense_share)
+    store = store_for(model, device)
+    run_layerwise(model, windows, needs, callback, batch_size=batch_size, store=store,
+                  desc=f"pruning ({cfg.method})", progress=progress, dense_share=cfg.dense_share,
+                  dense_dtype=dense_stream_dtype(cfg, needs, store.device))
     if fallback:
         log.warning("%d expert matrices received no calibration token: %s", len(fallback), EXPERT_FALLBACK)
     return PruneSummary(results, physical, fallback)

@@ -43,11 +43,12 @@ def test_cpu_times_of_different_machines_are_not_divided(tmp_path):
 
 def test_every_row_has_its_own_record_name_and_the_float32_row_its_option():
     """Cell names carry the fields that tell rows of one method apart (crepe_none, crepe_float32), so
-    no two rows share a record; the float32 row is the default with only its products changed."""
+    no two rows share a record; the float32 row is the default with only its products and dense forward changed."""
     names = [headline.cell_name(label, "2:4") for label in headline.CELLS]
     assert len(set(names)) == len(names)
     assert headline.cell_name(headline.FLOAT32_ROW, "0.7") == "crepe_float32__0.7"
     assert headline.cell_name(headline.DEFAULT_ROW, "0.7") == "crepe__0.7"
     cells = headline.cells("smollm2-135m", ("2:4",), rows=(headline.DEFAULT_ROW, headline.FLOAT32_ROW))
     default, low = (cells[headline.cell_name(label, "2:4")].prune for label in (headline.DEFAULT_ROW, headline.FLOAT32_ROW))
-    assert low.admm_grad_products == "float32" and low == dataclasses.replace(default, admm_grad_products="float32")
+    assert low.admm_grad_products == "float32" and low.dense_precision == "float32"
+    assert low == dataclasses.replace(default, admm_grad_products="float32", dense_precision="float32")
