@@ -181,6 +181,36 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|---" * len(header) + "|", *("| " + " | ".join(r) + " |" for r in rows)]
 
 
+def selection_intro(own: list[dict[str, Any]], out: Path, subject: str, note: str = "") -> list[str]:
+    """The stamp and first paragraph of a selection study's table: ``subject`` (what each row prunes),
+    the calibration and evaluation of its first record ``own[0]``, the selection rule's text, ``note``."""
+    first = own[0]
+    return [stamp(own, out), "",
+            f"{subject}; calibration {first['calibration']} with seed 0; PPL on "
+            + "; ".join(f"{t}: {p}" for t, p in first["eval"].items()) + ". "
+            f"{SELECTION_TEXT} is the selection text; wikivital, the calibration's domain, is shown, never used. "
+            f"{note}CPU: process CPU seconds of the prune (two processes side by side; a rough guide).", ""]
+
+
+def selection_table(first: str, table: dict[str, dict[str, dict[str, Any]]], settings: tuple[str, ...],
+                    mean: Callable[[dict[str, dict[str, Any]]], float | None]) -> list[str]:
+    """Lines of a selection study's table: one row per label of ``table`` (label -> setting -> record),
+    the selection text's PPL at each setting, ``mean`` of them, wikivital's PPL (shown, never used)
+    and the prune's CPU seconds; "–" where a cell has not run. ``first``: the label column's header."""
+    def each(cells: dict[str, dict[str, Any]], value: Callable[[dict[str, Any]], str]) -> list[str]:
+        return [value(cells[s]) if s in cells else "–" for s in settings]
+
+    header = [first, *(f"{SELECTION_TEXT} {s}" for s in settings), f"{SELECTION_TEXT} geometric mean",
+              *(f"wikivital {s}" for s in settings), *(f"CPU s {s}" for s in settings)]
+    rows = []
+    for label, cells in table.items():
+        m = mean(cells)
+        rows.append([label, *each(cells, lambda r: f"{r['ppl'][SELECTION_TEXT]:.2f}"), f"{m:.2f}" if m else "–",
+                     *each(cells, lambda r: f"{r['ppl']['wikivital']:.2f}"),
+                     *each(cells, lambda r: f"{r['prune_cpu_seconds']:.0f}")])
+    return markdown_table(header, rows)
+
+
 def model_name(record: dict[str, Any]) -> str:
     """The model a record pruned, by its hub name where it is an offline alias (SmolLM2-135M-Instruct)."""
     return model_label(record["provenance"]["config"].get("options", {}).get("model"))

@@ -132,30 +132,20 @@ def render(out: Path) -> str:
     own = [r for d, cells in table.items() if d != REFERENCE for r in cells.values()]
     if not own:
         return "no results yet"
-    first = own[0]
-    lines = [common.stamp(own, out), "",
-             f"SmolLM2-135M, crepe's default update (admm-grad, {COUNT[0]} iterations, {COUNT[1]} choosing, dense target "
-             f"{DENSE_TARGET:g}) at each damping; calibration {first['calibration']} with seed 0; PPL on "
-             + "; ".join(f"{t}: {p}" for t, p in first["eval"].items()) + ". "
-             f"{SELECTION_TEXT} is the selection text; wikivital, the calibration's domain, is shown, never used. "
-             f"The {REFERENCE:g} row is the {COUNT[0]}/{COUNT[1]} cells of {REFERENCE_DIR.relative_to(common.RESULTS.parent)} "
-             "(the same config). CPU: process CPU seconds of the prune (two processes side by side; a rough guide).", ""]
-    header = ["damping", *(f"{SELECTION_TEXT} {s}" for s in SETTINGS), f"{SELECTION_TEXT} geometric mean",
-              *(f"wikivital {s}" for s in SETTINGS), *(f"CPU s {s}" for s in SETTINGS)]
-    rows = []
-    for d, cells in table.items():
-        mean = geometric_mean(cells)
-        rows.append([f"{d:g}", *(f"{cells[s]['ppl'][SELECTION_TEXT]:.2f}" if s in cells else "–" for s in SETTINGS),
-                     f"{mean:.2f}" if mean else "–",
-                     *(f"{cells[s]['ppl']['wikivital']:.2f}" if s in cells else "–" for s in SETTINGS),
-                     *(f"{cells[s]['prune_cpu_seconds']:.0f}" if s in cells else "–" for s in SETTINGS)])
+    lines = common.selection_intro(
+        own, out, f"SmolLM2-135M, crepe's default update (admm-grad, {COUNT[0]} iterations, {COUNT[1]} choosing, "
+        f"dense target {DENSE_TARGET:g}) at each damping",
+        f"The {REFERENCE:g} row is the {COUNT[0]}/{COUNT[1]} cells of {REFERENCE_DIR.relative_to(common.RESULTS.parent)} "
+        "(the same config). ")
     rule = (f"Rule (fixed before the cells ran): among the dampings within {TOLERANCE:.0%} of the lowest geometric mean "
             f"{SELECTION_TEXT} PPL over the settings, the cheapest (all cost the same), then the lowest mean.")
     pick = chosen(table)
     decision = [] if pick is None else [
         f"Chosen: **{pick:g}**; PruneConfig ships {shipped():g} at {NSAMPLES} windows: "
         + ("the same." if pick == shipped() else "DIFFERENT: update crepe/config.py.")]
-    return "\n".join(lines + [*common.markdown_table(header, rows), "", rule, *decision])
+    labelled = {f"{d:g}": cells for d, cells in table.items()}
+    return "\n".join(lines + [*common.selection_table("damping", labelled, SETTINGS, geometric_mean), "",
+                               rule, *decision])
 
 
 def main() -> None:

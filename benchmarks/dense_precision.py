@@ -110,29 +110,16 @@ def render(out: Path) -> str:
     own = [r for cells in table.values() for r in cells.values()]
     if not own:
         return "no results yet"
-    first = own[0]
-    lines = [common.stamp(own, out), "",
-             f"SmolLM2-135M, crepe's default update (admm-grad, {PRODUCTS} products) with its dense stream's layer "
-             f"forward in each precision; calibration {first['calibration']} with seed 0; PPL on "
-             + "; ".join(f"{t}: {p}" for t, p in first["eval"].items()) + ". "
-             f"{SELECTION_TEXT} is the selection text; wikivital, the calibration's domain, is shown, never used. "
-             "CPU: process CPU seconds of the prune (two processes side by side; a rough guide).", ""]
-    header = ["dense forward", *(f"{SELECTION_TEXT} {s}" for s in SETTINGS), f"{SELECTION_TEXT} geometric mean",
-              *(f"wikivital {s}" for s in SETTINGS), *(f"CPU s {s}" for s in SETTINGS)]
-    rows = []
-    for p, cells in table.items():
-        mean = geometric_mean(cells)
-        rows.append([p, *(f"{cells[s]['ppl'][SELECTION_TEXT]:.2f}" if s in cells else "–" for s in SETTINGS),
-                     f"{mean:.2f}" if mean else "–",
-                     *(f"{cells[s]['ppl']['wikivital']:.2f}" if s in cells else "–" for s in SETTINGS),
-                     *(f"{cells[s]['prune_cpu_seconds']:.0f}" if s in cells else "–" for s in SETTINGS)])
+    lines = common.selection_intro(own, out, f"SmolLM2-135M, crepe's default update (admm-grad, {PRODUCTS} products) "
+                                   "with its dense stream's layer forward in each precision")
     rule = (f"Rule (fixed before the cells ran): bfloat16 if its geometric mean {SELECTION_TEXT} PPL over the settings "
             f"is within {TOLERANCE:.0%} of float32's, else float32.")
     pick = chosen(table)
     decision = [] if pick is None else [
         f"Chosen: **{pick}**; PruneConfig's dense precision runs {shipped()} where bfloat16 is native: "
         + ("the same." if pick == shipped() else "DIFFERENT: update crepe/config.py.")]
-    return "\n".join(lines + [*common.markdown_table(header, rows), "", rule, *decision])
+    return "\n".join(lines + [*common.selection_table("dense forward", table, SETTINGS, geometric_mean), "",
+                               rule, *decision])
 
 
 def main() -> None:
