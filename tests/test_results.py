@@ -62,6 +62,14 @@ def test_the_headline_table_is_rendered_from_its_records():
     assert headline.TABLE.read_text() == headline.table(headline.OUT) + "\n", "run python -m benchmarks.headline --table"
 
 
+@pytest.mark.parametrize("name", ["dense_precision", "damping_c128"])
+def test_the_selection_tables_are_rendered_from_their_records(name):
+    """The two studies that share common.selection_intro / selection_table: each committed table is what
+    its render gives from the committed records (the shared helpers must not move a figure)."""
+    module = importlib.import_module(f"benchmarks.{name}")
+    assert module.TABLE.read_text() == module.render(module.OUT) + "\n", f"run python -m benchmarks.{name} --table"
+
+
 @pytest.mark.parametrize("name", ["mask_choice", "default_choice", "iteration_draws"])
 def test_the_shipped_defaults_are_the_held_out_choice(name):
     """CRePE's score defaults (mask_choice), the admm-grad update's damping and dense target
