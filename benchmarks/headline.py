@@ -54,6 +54,11 @@ SECOND_MODEL = "gemma-3-270m"  # a second architecture (Gemma 3), offline from t
 SECOND_MODEL_SETTINGS = ("0.5", "2:4")
 SECOND_MODEL_ROWS = ("SparseGPT", "ADMM-Grad", "ALPS", "RIA (mask only)", "crepe mask-only (--update none)",
                      "crepe default (--update admm-grad)", FLOAT32_ROW)  # float32: its rounding spread beside the default
+SECOND_MODEL_SEED_ROWS = ("ALPS", "crepe default (--update admm-grad)", FLOAT32_ROW)
+"""The second model's draws: ALPS, the closest baseline on its calibration text, against the default
+and the default in float32 (that text's margins are inside the spread of float rounding)."""
+SECOND_MODEL_SEEDS = (1, 2)
+SECOND_MODEL_SEEDS_TABLE = common.RESULTS / f"headline_{SECOND_MODEL}_seeds.md"
 SECOND_MODEL_EVAL_WINDOWS = 8  # half the windows: a 262k-token vocabulary doubles the evaluation work per token
 ISSUE_ROWS = ("SparseGPT", "ADMM-Grad", "ALPS", "RIA (mask only)", "crepe mask-only (--update none)",
               "crepe default (--update admm-grad)")  # the issue's five rows, and RIA for mask-only crepe to beat
@@ -71,7 +76,12 @@ TABLES = [Table("results/headline.md", tuple(f"python -m benchmarks.headline --s
           Table(f"results/headline_{SECOND_MODEL}.md",
                 tuple(f"python -m benchmarks.headline --model {SECOND_MODEL} --settings {s} --rows '{','.join(SECOND_MODEL_ROWS)}' "
                       f"--eval-windows {SECOND_MODEL_EVAL_WINDOWS} --no-zeroshot" for s in SECOND_MODEL_SETTINGS),
-                covers=(f"results/headline_{SECOND_MODEL}/*",))]
+                covers=(f"results/headline_{SECOND_MODEL}/*",)),
+          Table(f"results/headline_{SECOND_MODEL}_seeds.md",
+                tuple(f"python -m benchmarks.headline --model {SECOND_MODEL} --seed {seed} --settings "
+                      f"{','.join(SECOND_MODEL_SETTINGS)} --rows '{','.join(SECOND_MODEL_SEED_ROWS)}' "
+                      f"--eval-windows {SECOND_MODEL_EVAL_WINDOWS} --no-zeroshot" for seed in SECOND_MODEL_SEEDS),
+                covers=(f"results/headline_{SECOND_MODEL}_s*",))]
 
 
 def cell_name(label: str, setting: str) -> str:
@@ -115,11 +125,7 @@ def rows_of(args: argparse.Namespace) -> tuple[str, ...]:
 
 def out_dir(args: argparse.Namespace) -> Path:
     """results/headline, or headline_<model> / _c<nsamples> / _s<seed> for another model and calibrations."""
-    if args.out_dir:
-        return args.out_dir
-    suffix = ((f"_{args.model}" if args.model != RunOptions.model else "") + (f"_c{args.nsamples}" if args.nsamples != 16 else "")
-              + (f"_s{args.seed}" if args.seed else ""))
-    return common.RESULTS / f"headline{suffix}" if suffix else OUT
+    return args.out_dir or result_dir(args.model, args.nsamples, args.seed)
 
 
 def run(args: argparse.Namespace, out: Path) -> None:
@@ -184,32 +190,61 @@ def table(out: Path) -> str:
     return "\n".join(lines)
 
 
-def seeds_table() -> str:
-    """ADMM-Grad against crepe's default over calibration draws (seed 0: results/headline; others:
-    results/headline_sN): the unseen geometric mean and wikivital PPL per seed, and the change."""
-    dirs = {0: OUT, **{seed: common.RESULTS / f"headline_s{seed}" for seed in SEEDS}}
-    used = {cell_name(label, s).split("__")[0] for label in SEED_ROWS for s in SETTINGS}
+SEED_NAMES = {"ADMM-Grad": "ADMM-Grad", "ALPS": "ALPS", DEFAULT_ROW: "default", FLOAT32_ROW: "default in float32"}
+"""Row label -> its short name in the seeds tables."""
+
+
+def result_dir(model: str, nsamples: int = 16, seed: int = 0) -> Path:
+    """results/headline, or headline_<model> / _c<nsamples> / _s<seed> for another model and calibrations."""
+    suffix = ((f"_{model}" if model != RunOptions.model else "") + (f"_c{nsamples}" if nsamples != 16 else "")
+              + (f"_s{seed}" if seed else ""))
+    return common.RESULTS / f"headline{suffix}" if suffix else OUT
+
+
+def seeds_table(model: str = RunOptions.model) -> str:
+    """The first of the model's seed rows (:data:`SEED_ROWS`, :data:`SECOND_MODEL_SEED_ROWS`) against
+    the others over calibration draws (seed 0: its headline directory; others: ..._sN): the unseen
+    geometric mean and wikivital PPL per seed and each row's change against the first on the same
+    draw; with more than one draw of a setting, a mean line (geometric means over the draws)."""
+    labels, seeds = (SEED_ROWS, SEEDS) if model == RunOptions.model else (SECOND_MODEL_SEED_ROWS, SECOND_MODEL_SEEDS)
+    dirs = {seed: result_dir(model, seed=seed) for seed in (0, *seeds)}
+    used = {cell_name(label, s).split("__")[0] for label in labels for s in SETTINGS}
     found = {seed: {k: r for k, r in common.read_records(d, "*__*.json").items() if k.split("__")[0] in used}
              for seed, d in dirs.items() if d.is_dir()}
     if not any(found.values()):
         return "no results yet"
+    first = next(r for recs in found.values() for r in recs.values())
+    base, others = SEED_NAMES[labels[0]], [SEED_NAMES[label] for label in labels[1:]]
+    against = (f"the default against {base}" if others == ["default"]
+               else f"each of {', '.join(others)} against {base}")
     lines = [common.stamp([r for recs in found.values() for r in recs.values()], common.RESULTS),
-             "", ("SmolLM2-135M, 16 x 512 wikivital calibration drawn with each seed; PPL as in results/headline.md. "
-             "unseen: geometric mean of python-reference and python-docstrings. change: the default against "
-             "ADMM-Grad, same seed.")]
-    header = ["setting", "seed", "ADMM-Grad unseen", "default unseen", "change", "ADMM-Grad wikivital",
-              "default wikivital", "change"]
+             "", (f"{common.model_name(first)}, 16 x 512 wikivital calibration drawn with each seed; PPL as in "
+             f"results/{dirs[0].name}.md. unseen: geometric mean of python-reference and python-docstrings. "
+             f"change: {against}, same seed.")]
+    header = ["setting", "seed"]
+    for column in ("unseen", "wikivital"):
+        header.append(f"{base} {column}")
+        for name in others:
+            header += [f"{name} {column}", "change"]
+
+    def unseen(rec: dict) -> float:
+        return math.sqrt(rec["ppl"]["python-reference"] * rec["ppl"]["python-docstrings"])
+
+    def cells_of(values: list[float]) -> list[str]:
+        return [f"{values[0]:.2f}", *(c for v in values[1:] for c in (f"{v:.2f}", f"{v / values[0] - 1:+.1%}"))]
+
     rows = []
     for s in SETTINGS:
+        draws = []
         for seed, recs in found.items():
-            base, ours = (recs.get(cell_name(label, s)) for label in SEED_ROWS)
-            if base is None or ours is None:
+            got = [recs.get(cell_name(label, s)) for label in labels]
+            if any(rec is None for rec in got):
                 continue
-            def unseen(rec):
-                return math.sqrt(rec["ppl"]["python-reference"] * rec["ppl"]["python-docstrings"])
-            rows.append([LABELS[s], str(seed), f"{unseen(base):.2f}", f"{unseen(ours):.2f}",
-                         f"{unseen(ours) / unseen(base) - 1:+.1%}", f"{base['ppl']['wikivital']:.2f}",
-                         f"{ours['ppl']['wikivital']:.2f}", f"{ours['ppl']['wikivital'] / base['ppl']['wikivital'] - 1:+.1%}"])
+            draws.append(([unseen(r) for r in got], [r["ppl"]["wikivital"] for r in got]))
+            rows.append([LABELS[s], str(seed), *cells_of(draws[-1][0]), *cells_of(draws[-1][1])])
+        if len(draws) > 1:
+            mean = [[math.prod(d[k][i] for d in draws) ** (1 / len(draws)) for i in range(len(labels))] for k in (0, 1)]
+            rows.append([LABELS[s], f"mean of {len(draws)}", *cells_of(mean[0]), *cells_of(mean[1])])
     return "\n".join(lines + ["", *common.markdown_table(header, rows)])
 
 
@@ -244,6 +279,8 @@ def main() -> None:
         common.write_block(args.readme, "headline", body)
     if out.parent == common.RESULTS and (out == OUT or out.name.startswith("headline_s")):
         SEEDS_TABLE.write_text(seeds_table() + "\n")
+    if out.parent == common.RESULTS and out.name.startswith(f"headline_{SECOND_MODEL}") and args.nsamples == 16:
+        SECOND_MODEL_SEEDS_TABLE.write_text(seeds_table(SECOND_MODEL) + "\n")
 
 
 if __name__ == "__main__":

@@ -62,6 +62,15 @@ def test_the_headline_table_is_rendered_from_its_records():
     assert headline.TABLE.read_text() == headline.table(headline.OUT) + "\n", "run python -m benchmarks.headline --table"
 
 
+@pytest.mark.parametrize("second", [False, True], ids=["smollm2", "second-model"])
+def test_the_seeds_tables_are_rendered_from_their_records(second):
+    from benchmarks import headline
+
+    path, model = ((headline.SECOND_MODEL_SEEDS_TABLE, headline.SECOND_MODEL) if second
+                   else (headline.SEEDS_TABLE, headline.RunOptions.model))
+    assert path.read_text() == headline.seeds_table(model) + "\n", "run python -m benchmarks.headline --table (--model)"
+
+
 @pytest.mark.parametrize("name", ["dense_precision", "damping_c128"])
 def test_the_selection_tables_are_rendered_from_their_records(name):
     """The two studies that share common.selection_intro / selection_table: each committed table is what

@@ -52,3 +52,30 @@ def test_every_row_has_its_own_record_name_and_the_float32_row_its_option():
     default, low = (cells[headline.cell_name(label, "2:4")].prune for label in (headline.DEFAULT_ROW, headline.FLOAT32_ROW))
     assert low.admm_grad_products == "float32" and low.dense_precision == "float32"
     assert low == dataclasses.replace(default, admm_grad_products="float32", dense_precision="float32")
+
+
+def _seed_cell(folder, label: str, setting: str, wikivital: float, unseen: float) -> None:
+    folder.mkdir(exist_ok=True)
+    rec = record({"cell": label, "options": {"model": headline.SECOND_MODEL}},
+                 ppl={"wikivital": wikivital, "python-reference": unseen / 2, "python-docstrings": unseen * 2},
+                 prune_cpu_seconds=1.0, calibration="c", eval={})
+    (folder / f"{headline.cell_name(label, setting)}.json").write_text(json.dumps(rec))
+
+
+def test_the_seeds_table_compares_each_draw_and_their_geometric_mean(tmp_path, monkeypatch):
+    """Each draw's row gives every row's change against the first (ALPS for the second model); a setting
+    with several complete draws gets a mean line of geometric means; an incomplete draw is left out."""
+    monkeypatch.setattr(headline, "result_dir", lambda model, nsamples=16, seed=0: tmp_path / f"s{seed}")
+    alps, default, low = headline.SECOND_MODEL_SEED_ROWS
+    for seed, (a, d, f) in enumerate([(20.0, 22.0, 19.0), (20.0, 18.0, 21.0), (10.0, 10.0, 10.0)]):
+        for label, value in ((alps, a), (default, d), (low, f)):
+            if not (seed == 2 and label == low):  # seed 2 lacks the float32 row
+                _seed_cell(tmp_path / f"s{seed}", label, "2:4", value, 2 * value)
+    text = headline.seeds_table(headline.SECOND_MODEL)
+    assert "| setting | seed | ALPS unseen | default unseen | change | default in float32 unseen | change |" in text
+    assert "| 2:4 | 0 | 40.00 | 44.00 | +10.0% | 38.00 | -5.0% | 20.00 | 22.00 | +10.0% | 19.00 | -5.0% |" in text
+    assert "| 2:4 | 2 |" not in text
+    mean_d, mean_f = (22 * 18) ** 0.5, (19 * 21) ** 0.5
+    wiki = f"20.00 | {mean_d:.2f} | {mean_d / 20 - 1:+.1%} | {mean_f:.2f} | {mean_f / 20 - 1:+.1%}"
+    unseen = f"40.00 | {2 * mean_d:.2f} | {mean_d / 20 - 1:+.1%} | {2 * mean_f:.2f} | {mean_f / 20 - 1:+.1%}"
+    assert f"| 2:4 | mean of 2 | {unseen} | {wiki} |" in text
