@@ -253,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--model", default=RunOptions.model)
     ap.add_argument("--settings", default="0.5,2:4,0.7", help=f"comma-separated, from {', '.join(SETTINGS)}")
     ap.add_argument("--nsamples", type=int, default=16, help="calibration windows of 512 tokens")
-    ap.add_argument("--seed", type=int, default=0, help="seed of the calibration draw (another seed: results/headline_sN)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the calibration draw (another seed: results/headline[_MODEL]_sN)")
     ap.add_argument("--rows", default=None, help="comma-separated row labels to run (default: every row)")
     ap.add_argument("--eval-windows", type=int, default=EVAL_WINDOWS, help="evaluation windows of 512 tokens per text")
     ap.add_argument("--no-zeroshot", action="store_true", help="skip the zero-shot task (a model whose evaluation is slow)")
