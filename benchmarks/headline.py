@@ -18,6 +18,7 @@ import argparse
 import logging
 import math
 from pathlib import Path
+from statistics import geometric_mean
 from typing import Any
 
 import torch
@@ -190,8 +191,8 @@ def table(out: Path) -> str:
     return "\n".join(lines)
 
 
-SEED_NAMES = {"ADMM-Grad": "ADMM-Grad", "ALPS": "ALPS", DEFAULT_ROW: "default", FLOAT32_ROW: "default in float32"}
-"""Row label -> its short name in the seeds tables."""
+SEED_NAMES = {DEFAULT_ROW: "default", FLOAT32_ROW: "default in float32"}
+"""Row label -> its short name in the seeds tables (a baseline keeps its label)."""
 
 
 def result_dir(model: str, nsamples: int = 16, seed: int = 0) -> Path:
@@ -213,12 +214,12 @@ def seeds_table(model: str = RunOptions.model) -> str:
              for seed, d in dirs.items() if d.is_dir()}
     if not any(found.values()):
         return "no results yet"
-    first = next(r for recs in found.values() for r in recs.values())
-    base, others = SEED_NAMES[labels[0]], [SEED_NAMES[label] for label in labels[1:]]
+    every = [r for recs in found.values() for r in recs.values()]
+    base, others = labels[0], [SEED_NAMES.get(label, label) for label in labels[1:]]
     against = (f"the default against {base}" if others == ["default"]
                else f"each of {', '.join(others)} against {base}")
-    lines = [common.stamp([r for recs in found.values() for r in recs.values()], common.RESULTS),
-             "", (f"{common.model_name(first)}, 16 x 512 wikivital calibration drawn with each seed; PPL as in "
+    lines = [common.stamp(every, common.RESULTS),
+             "", (f"{common.model_name(every[0])}, 16 x 512 wikivital calibration drawn with each seed; PPL as in "
              f"results/{dirs[0].name}.md. unseen: geometric mean of python-reference and python-docstrings. "
              f"change: {against}, same seed.")]
     header = ["setting", "seed"]
@@ -243,7 +244,7 @@ def seeds_table(model: str = RunOptions.model) -> str:
             draws.append(([unseen(r) for r in got], [r["ppl"]["wikivital"] for r in got]))
             rows.append([LABELS[s], str(seed), *cells_of(draws[-1][0]), *cells_of(draws[-1][1])])
         if len(draws) > 1:
-            mean = [[math.prod(d[k][i] for d in draws) ** (1 / len(draws)) for i in range(len(labels))] for k in (0, 1)]
+            mean = [[geometric_mean(d[k][i] for d in draws) for i in range(len(labels))] for k in (0, 1)]
             rows.append([LABELS[s], f"mean of {len(draws)}", *cells_of(mean[0]), *cells_of(mean[1])])
     return "\n".join(lines + ["", *common.markdown_table(header, rows)])
 
