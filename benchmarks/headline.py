@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
+import re
 from pathlib import Path
 from statistics import geometric_mean
 from typing import Any
 
 import torch
 
-from benchmarks import common
+from benchmarks import common, headline_plot
 from benchmarks.common import Table
 from crepe.run.options import RunOptions
 
@@ -181,14 +181,53 @@ def table(out: Path) -> str:
             if rep is None:
                 absent.append(label)
                 continue
-            unseen = [rep["ppl"][t] for t in texts[1:]]
-            mean = math.prod(unseen) ** (1 / len(unseen)) if unseen else float("nan")
-            rows.append([label, *(f"{rep['ppl'][t]:.2f}" for t in texts), f"{mean:.2f}",
+            rows.append([label, *(f"{rep['ppl'][t]:.2f}" for t in texts), f"{unseen_mean(rep):.2f}",
                          *(f"{rep.get('zeroshot', {}).get(t, float('nan')):.3f}" for t in tasks), _ratio(rep, ref)])
         lines += ["", f"**{LABELS[s]}**", "", *common.markdown_table(header, rows)]
         if absent:
             lines += ["", f"Not run at {LABELS[s]} with this calibration: {', '.join(absent)}."]
     return "\n".join(lines)
+
+
+def unseen_mean(rep: dict) -> float:
+    """The geometric mean of a cell's PPL on the texts after the first (the calibration's), NaN without any."""
+    unseen = list(rep["ppl"].values())[1:]
+    return geometric_mean(unseen) if unseen else float("nan")
+
+
+PLOT_ROWS = ("ADMM-Grad", "ALPS", "RIA (mask only)", "crepe mask-only (--update none)", DEFAULT_ROW)
+"""The rows the headline figure draws against SparseGPT (the issue's rows and RIA)."""
+
+
+def relative_ppl(out: Path) -> headline_plot.Ratios:
+    """Row label (:data:`PLOT_ROWS`) -> setting label -> (calibration-text PPL, unseen mean) over
+    SparseGPT's at that setting, for the settings where both ran; empty without SparseGPT."""
+    records = common.read_records(out, "*__*.json")
+    ratios: headline_plot.Ratios = {}
+    for label in PLOT_ROWS:
+        for s in SETTINGS:
+            rep, ref = records.get(cell_name(label, s)), records.get(cell_name("SparseGPT", s))
+            if rep is None or ref is None:
+                continue
+            calibration_text = next(iter(ref["ppl"]))
+            ratios.setdefault(label, {})[LABELS[s]] = (rep["ppl"][calibration_text] / ref["ppl"][calibration_text],
+                                                       unseen_mean(rep) / unseen_mean(ref))
+    return ratios
+
+
+def plot(out: Path, path: Path) -> bool:
+    """Draw :func:`relative_ppl` of ``out`` to ``path`` (:func:`headline_plot.draw`); False where there
+    is nothing to draw (no SparseGPT cells)."""
+    ratios = relative_ppl(out)
+    if not ratios:
+        return False
+    first = next(iter(common.read_records(out, "*__*.json").values()))
+    windows = re.search(r"windows=(\d+)", first["calibration"])
+    title = (f"{common.model_name(first)}, {windows.group(1) if windows else '?'} x 512 wikivital calibration: "
+             "one-shot PPL against SparseGPT's")
+    settings = [LABELS[s] for s in SETTINGS if any(LABELS[s] in r for r in ratios.values())]
+    headline_plot.draw(ratios, settings, title, path, highlight=DEFAULT_ROW)
+    return True
 
 
 SEED_NAMES = {DEFAULT_ROW: "default", FLOAT32_ROW: "default in float32"}
@@ -228,9 +267,6 @@ def seeds_table(model: str = RunOptions.model) -> str:
         for name in others:
             header += [f"{name} {column}", "change"]
 
-    def unseen(rec: dict) -> float:
-        return math.sqrt(rec["ppl"]["python-reference"] * rec["ppl"]["python-docstrings"])
-
     def cells_of(values: list[float]) -> list[str]:
         return [f"{values[0]:.2f}", *(c for v in values[1:] for c in (f"{v:.2f}", f"{v / values[0] - 1:+.1%}"))]
 
@@ -241,7 +277,7 @@ def seeds_table(model: str = RunOptions.model) -> str:
             got = [recs.get(cell_name(label, s)) for label in labels]
             if any(rec is None for rec in got):
                 continue
-            draws.append(([unseen(r) for r in got], [r["ppl"]["wikivital"] for r in got]))
+            draws.append(([unseen_mean(r) for r in got], [r["ppl"]["wikivital"] for r in got]))
             rows.append([LABELS[s], str(seed), *cells_of(draws[-1][0]), *cells_of(draws[-1][1])])
         if len(draws) > 1:
             mean = [[geometric_mean(d[k][i] for d in draws) for i in range(len(labels))] for k in (0, 1)]
@@ -275,6 +311,8 @@ def main() -> None:
     body = table(out)
     if out.parent == common.RESULTS:
         (common.RESULTS / f"{out.name}.md").write_text(body + "\n")
+        if plot(out, common.RESULTS / f"{out.name}.png"):
+            print(f"wrote results/{out.name}.png")
     print(body)
     if args.readme:
         common.write_block(args.readme, "headline", body)

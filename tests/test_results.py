@@ -62,6 +62,22 @@ def test_the_headline_table_is_rendered_from_its_records():
     assert headline.TABLE.read_text() == headline.table(headline.OUT) + "\n", "run python -m benchmarks.headline --table"
 
 
+@pytest.mark.parametrize("suffix", ["", "_c128", "_gemma-3-270m"])
+def test_the_headline_figures_are_drawn_from_their_records(suffix):
+    """Each headline table with a SparseGPT row has its figure beside it, drawn from today's records."""
+    from benchmarks import headline, headline_plot
+
+    out = ROOT / "results" / f"headline{suffix}"
+    figure = out.with_suffix(".png")
+    assert figure.is_file(), f"run python -m benchmarks.headline --table for {out.name}"
+
+    def rounded(ratios):
+        return {row: {s: [round(v, 6) for v in pair] for s, pair in by.items()} for row, by in ratios.items()}
+
+    assert rounded(headline_plot.drawn_ratios(figure)) == rounded(headline.relative_ppl(out)), \
+        f"{figure.name} is stale: run python -m benchmarks.headline --table for {out.name}"
+
+
 @pytest.mark.parametrize("second", [False, True], ids=["smollm2", "second-model"])
 def test_the_seeds_tables_are_rendered_from_their_records(second):
     from benchmarks import headline

@@ -3,6 +3,8 @@
 import dataclasses
 import json
 
+import pytest
+
 from benchmarks import headline
 from benchmarks.common import record
 
@@ -79,3 +81,24 @@ def test_the_seeds_table_compares_each_draw_and_their_geometric_mean(tmp_path, m
     wiki = f"20.00 | {mean_d:.2f} | {mean_d / 20 - 1:+.1%} | {mean_f:.2f} | {mean_f / 20 - 1:+.1%}"
     unseen = f"40.00 | {2 * mean_d:.2f} | {mean_d / 20 - 1:+.1%} | {2 * mean_f:.2f} | {mean_f / 20 - 1:+.1%}"
     assert f"| 2:4 | mean of 2 | {unseen} | {wiki} |" in text
+
+
+def test_the_figure_draws_each_row_over_sparsegpt_on_both_kinds_of_text(tmp_path):
+    """The figure's data: each plotted row's wikivital PPL and unseen mean over SparseGPT's at the same
+    setting; settings without SparseGPT, and rows not plotted (the float32 row), are left out. The
+    PNG carries what it drew."""
+    from benchmarks import headline_plot
+
+    _cell(tmp_path, "SparseGPT", "2:4", 50.0, 10.0)
+    _cell(tmp_path, headline.DEFAULT_ROW, "2:4", 40.0, 15.0)
+    _cell(tmp_path, headline.FLOAT32_ROW, "2:4", 41.0, 15.0)
+    _cell(tmp_path, headline.DEFAULT_ROW, "0.7", 90.0, 15.0)  # no SparseGPT at 70%
+    ratios = headline.relative_ppl(tmp_path)
+    assert list(ratios) == [headline.DEFAULT_ROW] and list(ratios[headline.DEFAULT_ROW]) == ["2:4"]
+    assert ratios[headline.DEFAULT_ROW]["2:4"] == pytest.approx((0.8, 0.8))
+    path = tmp_path / "figure.png"
+    assert headline.plot(tmp_path, path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert headline_plot.drawn_ratios(path) == {headline.DEFAULT_ROW: {"2:4": list(ratios[headline.DEFAULT_ROW]["2:4"])}}
+    assert not list(tmp_path.glob("*.tmp"))  # written atomically
+    assert not headline.plot(tmp_path / "empty", tmp_path / "none.png") and not (tmp_path / "none.png").exists()
