@@ -62,6 +62,12 @@ def test_the_headline_table_is_rendered_from_its_records():
     assert headline.TABLE.read_text() == headline.table(headline.OUT) + "\n", "run python -m benchmarks.headline --table"
 
 
+def test_the_targets_are_judged_from_todays_records():
+    from benchmarks import targets
+
+    assert targets.OUT.read_text() == targets.render() + "\n", "run python -m benchmarks.targets"
+
+
 @pytest.mark.parametrize("suffix", ["", "_c128", "_gemma-3-270m"])
 def test_the_headline_figures_are_drawn_from_their_records(suffix):
     """Each headline table with a SparseGPT row has its figure beside it, drawn from today's records."""
