@@ -13,6 +13,15 @@ Every step runs in its own process under what is left of ``--budget-s``; a step 
 of time is recorded as such (with the tail of its output) and the next one still runs. Files:
 ``environment.json``, ``checkpoint.json``, ``prune-default.json``, ``prune-none.json``,
 ``speed-<dtype>.json`` and ``summary.json`` (all of them together); the exit code is 1 if any step failed.
+
+``--steps cost`` (not in the default steps: it fills a device call of its own) runs issue 22's GPU
+timing instead: ``python -m benchmarks.cost_7b --device cuda --layers 2`` at 2:4 and 70%, first
+SparseGPT with the default (and its float32 row), then SparseGPT with ADMM-Grad, ALPS and mask-only
+crepe, each group and setting its own process with an even share of what is left of the budget.
+Records under ``cost_7b_cuda/<group>/`` (``cost-<group>-<setting>.json`` for each step), to be
+committed as ``results/cost_7b_cuda*`` from a clean commit. GPU variant only.
+
+    bash scripts/gpu_check.sh --steps cost --budget-s 480
 """
 
 from __future__ import annotations
@@ -51,6 +60,14 @@ VARIANTS = {
     "cpu": Variant("cpu", "tiny", 2, 4, 64, "256x256,688x256,256x688", "64,16", "float32", 480.0),  # a busy 2-core CI machine
 }
 UPDATES = {"none": ["--update", "none"], "default": []}  # label -> crepe.prune flags, the cheaper first
+STEPS = ("speed", "prune", "cost")
+DEFAULT_STEPS = "speed,prune"
+COST_GROUPS = {"default": ("crepe default (--update admm-grad)",
+                           "crepe default in float32 (--admm-grad-products float32 --dense-precision float32)"),
+               "baselines": ("ADMM-Grad", "ALPS", "crepe mask-only (--update none)")}
+"""benchmarks.cost_7b row groups for ``--steps cost`` (SparseGPT runs in each: every ratio's reference),
+the default's first."""
+COST_SETTINGS = ("2:4", "0.7")  # the issue's rows for the 7B timing
 
 
 def environment() -> dict[str, Any]:
@@ -134,6 +151,21 @@ def speed(out: Path, dtype: str, v: Variant, timeout: float) -> dict[str, Any]:
     return record
 
 
+def cost(out: Path, group: str, setting: str, timeout: float) -> dict[str, Any]:
+    """One ``benchmarks.cost_7b --device cuda --layers 2`` process: SparseGPT and ``group``'s rows at
+    ``setting`` (the 2-layer 7B-shaped checkpoint made once, beside the records); its table's figures."""
+    folder = out / "cost_7b_cuda" / group
+    argv = [sys.executable, "-m", "benchmarks.cost_7b", "--device", "cuda", "--layers", "2", "--settings", setting,
+            "--rows", ",".join(COST_GROUPS[group]), "--out-dir", str(folder),
+            "--model", str(out / "cost_7b_checkpoint")]
+    record = {"group": group, "setting": setting, **run_step(argv, timeout)}
+    found = folder / f"{setting.replace(':', '-')}__2layers.json"
+    if record["returncode"] == 0 and found.is_file():
+        rec = json.loads(found.read_text())
+        record.update(seconds=rec["seconds"], layer_seconds=rec["layer_seconds"], peak_added_gib=rec["peak_added_gib"])
+    return record
+
+
 def table(summary: dict[str, Any]) -> str:
     """The results as a markdown table (prune rows, then one row per timed matmul)."""
     lines = ["| step | what | result |", "|---|---|---|"]
@@ -141,6 +173,14 @@ def table(summary: dict[str, Any]) -> str:
         result = (f"{p['prune_and_write_seconds']:.1f} s prune + write, sparsity {p['realised_sparsity']:.4f}, peak RSS "
                   f"{p['peak_rss_mb'] / 1024:.2f} GiB" if p["returncode"] == 0 else _failure(p))
         lines.append(f"| prune {p.get('resolved_update') or p['update']} | {summary['checkpoint'].get('shape')}, {p['calibration']} | {result} |")
+    for c in summary.get("cost", []):
+        if c["returncode"] != 0 or "seconds" not in c:
+            lines.append(f"| cost {c['group']} {c['setting']} | | {_failure(c) if c['returncode'] != 0 else 'no record'} |")
+            continue
+        base = c["layer_seconds"]["SparseGPT"][-1]
+        for label, secs in c["seconds"].items():
+            lines.append(f"| cost {c['setting']} {label} | 7B-shaped, 2 layers | {secs:.1f} s wall, second layer "
+                         f"{c['layer_seconds'][label][-1] / base:.2f}× SparseGPT's |")
     for s in summary["speed"]:
         if s["returncode"] != 0 or not s.get("rows"):
             lines.append(f"| speed {s['dtype']} | | {_failure(s) if s['returncode'] != 0 else 'no rows (see output)'} |")
@@ -166,8 +206,13 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Varia
                        ("tokens", str), ("dtypes", str), ("budget-s", float)):
         ap.add_argument(f"--{name}", type=kind, default=None, help="default: the variant's (see VARIANTS)")
     ap.add_argument("--keep", action="store_true", help="keep the pruned folders (13.5 GB each at 7B)")
+    ap.add_argument("--steps", default=DEFAULT_STEPS,
+                    help=f"comma-separated, from {', '.join(STEPS)} (default {DEFAULT_STEPS}; cost: GPU variant only)")
     ap.add_argument("--install-seconds", type=float, default=None, help="recorded as given (scripts/gpu_check.sh)")
     args = ap.parse_args(argv)
+    unknown = set(args.steps.split(",")) - set(STEPS)
+    if unknown:
+        ap.error(f"unknown --steps {', '.join(sorted(unknown))}; choose from {', '.join(STEPS)}")
     name = args.variant
     if name == "auto":
         import torch
@@ -187,22 +232,35 @@ def main(argv: list[str] | None = None) -> int:
     summary: dict[str, Any] = {"variant": asdict(v), "install_seconds": args.install_seconds, "environment": environment()}
     write_json_atomic(out / "environment.json", summary["environment"])
     print(f"gpu_check: {v.device} variant, {v.shape} shape, calibration {v.nsamples} x {v.seqlen}", flush=True)
-    summary["checkpoint"] = write_model(out / "checkpoint", v)
-    write_json_atomic(out / "checkpoint.json", summary["checkpoint"])
-    summary["prune"], summary["speed"] = [], []
-    for dtype in v.dtypes.split(","):  # the timings first: seconds each, so a slow prune cannot crowd them out
+    steps = args.steps.split(",")
+    summary["prune"], summary["speed"], summary["cost"] = [], [], []
+    if "speed" in steps or "prune" in steps:
+        summary["checkpoint"] = write_model(out / "checkpoint", v)
+        write_json_atomic(out / "checkpoint.json", summary["checkpoint"])
+    for dtype in v.dtypes.split(",") if "speed" in steps else ():  # the timings first: seconds each, so a slow prune cannot crowd them out
         print(f"gpu_check: eval.speed {dtype}", flush=True)
         summary["speed"].append(speed(out, dtype, v, deadline - time.monotonic()))
         if summary["speed"][-1]["returncode"] != 0:  # eval.speed wrote no JSON of its own: keep the record
             write_json_atomic(out / f"speed-{dtype}.json", summary["speed"][-1])
-    for label in UPDATES:
+    for label in UPDATES if "prune" in steps else ():
         print(f"gpu_check: prune --update {label}", flush=True)
         summary["prune"].append(prune(out / "checkpoint", out, label, v, deadline - time.monotonic(), args.keep))
         write_json_atomic(out / f"prune-{label}.json", summary["prune"][-1])
+    runs = [(group, setting) for group in COST_GROUPS for setting in COST_SETTINGS] if "cost" in steps else []
+    for i, (group, setting) in enumerate(runs):
+        print(f"gpu_check: cost_7b {group} {setting}", flush=True)
+        if v.device != "cuda":
+            step = {"group": group, "setting": setting, "command": [], "returncode": None,
+                    "skipped": "the cost step times a 7B shape on CUDA: GPU variant only"}
+        else:
+            step = cost(out, group, setting, (deadline - time.monotonic()) / (len(runs) - i))
+        summary["cost"].append(step)
+        write_json_atomic(out / f"cost-{group}-{setting.replace(':', '-')}.json", step)
     summary["table"] = table(summary)
     write_json_atomic(out / "summary.json", summary)
     print(summary["table"])
-    failed = [s for s in summary["prune"] + summary["speed"] if s["returncode"] != 0]
+    failed = [s for s in summary["prune"] + summary["speed"] + summary["cost"] if s["returncode"] != 0 and not
+              (s.get("skipped") and s["command"] == [])]  # a step this variant does not run is not a failure
     print(f"gpu_check: {len(failed)} step(s) failed; JSON under {out}" if failed else f"gpu_check: done; JSON under {out}")
     return 1 if failed else 0
 

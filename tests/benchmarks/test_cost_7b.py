@@ -154,3 +154,32 @@ def test_the_two_layer_run_times_the_default_with_float32_products_beside_it(tmp
                  peak_added_gib={label: 1.0 for label in cost_7b.TWO_LAYER_ROWS})
     (tmp_path / "2-4__2layers.json").write_text(json.dumps(rec))
     assert f"| {full} | 300 | – | 1.50 | – | 130 / 170 | – | 1.70 | – |" in cost_7b.table(tmp_path)
+
+
+def test_the_cuda_variant_has_its_own_folder_config_and_clock(tmp_path):
+    plan = cost_7b.planned(["--device", "cuda", "--layers", "2", "--settings", "0.7", "--rows", DEFAULT])
+    (path, planned_record), = plan.items()
+    assert path.endswith("results/cost_7b_cuda/0.7__2layers.json")
+    assert planned_record["config"]["rows"][DEFAULT]["options"]["device"] == "cuda"
+    cpu = cost_7b.planned(["--layers", "2", "--settings", "0.7", "--rows", DEFAULT, "--out-dir", str(tmp_path)])
+    assert next(iter(cpu.values()))["config"]["rows"][DEFAULT]["options"]["device"] is None  # CPU records unchanged
+    assert cost_7b.clock("cpu") is __import__("time").process_time
+
+
+def test_a_cuda_table_says_wall_time_and_the_gpu(tmp_path):
+    rows = ("SparseGPT", "ALPS")
+    rec = record(cost_7b.config(cost_7b.default_model(2), "2:4", 2, rows, "cuda"), seconds={"SparseGPT": 4.0, "ALPS": 20.0},
+                 layer_seconds={"SparseGPT": [2.0, 2.0], "ALPS": [9.0, 11.0]}, peak_added_gib={"SparseGPT": 1.0, "ALPS": 2.0},
+                 threads=16, calibration="16 x 512 wikivital", clock="cuda wall", memory="GPU allocated",
+                 device_name="NVIDIA H200")
+    (tmp_path / "2-4__2layers.json").write_text(json.dumps(rec))
+    text = cost_7b.table(tmp_path)
+    assert "NVIDIA H200 (CUDA)" in text and "One decoder layer" not in text
+    assert "| ALPS | 20 | – | 5.00 | – | 9 / 11 | – | 5.50 | – |" in text and "2:4 wall s" in text
+
+
+def test_cuda_without_a_gpu_exits_with_one_line(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr("sys.argv", ["cost_7b", "--device", "cuda", "--layers", "2", "--settings", "2:4"])
+    with pytest.raises(SystemExit, match="no CUDA device here"):
+        cost_7b.main()

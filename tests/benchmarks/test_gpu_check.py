@@ -47,3 +47,30 @@ def test_the_cpu_variant_runs_end_to_end_and_writes_its_json(tmp_path):
     shapes, tokens = VARIANTS["cpu"].speed_shapes.split(","), [int(t) for t in VARIANTS["cpu"].tokens.split(",")]
     assert [(r["what"], r["tokens"]) for r in rows] == [(f"random {s}", t) for s in shapes for t in tokens]
     assert all(r["ratio"] > 0 for r in rows) and not list(tmp_path.glob("pruned-*"))  # pruned folders removed
+
+
+def test_unknown_steps_exit_with_one_line(capsys):
+    with pytest.raises(SystemExit):
+        parse_args(["--steps", "speed,warp"])
+    assert "unknown --steps warp" in capsys.readouterr().err
+
+
+def test_the_cost_step_is_recorded_as_skipped_off_a_gpu(tmp_path):
+    """--steps cost on the CPU variant writes no checkpoint and times nothing: each cost run is recorded
+    as skipped (a 7B shape on CUDA only), which is not a failure."""
+    from benchmarks import gpu_check
+
+    assert gpu_check.main(["--variant", "cpu", "--steps", "cost", "--out", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert [(c["group"], c["setting"]) for c in summary["cost"]] == [
+        (g, s) for g in gpu_check.COST_GROUPS for s in gpu_check.COST_SETTINGS]
+    assert all("GPU variant only" in c["skipped"] for c in summary["cost"])
+    assert not (tmp_path / "checkpoint").exists() and (tmp_path / "cost-default-2-4.json").is_file()
+    assert "skipped: the cost step times a 7B shape on CUDA" in summary["table"]
+
+
+def test_a_cost_run_is_tabled_by_its_second_layer_against_sparsegpts():
+    run = {"group": "default", "setting": "2:4", "returncode": 0, "seconds": {"SparseGPT": 10.0, "D": 14.0},
+           "layer_seconds": {"SparseGPT": [4.0, 5.0], "D": [5.0, 6.5]}, "peak_added_gib": {}}
+    text = table({"prune": [], "speed": [], "cost": [run]})
+    assert "| cost 2:4 D | 7B-shaped, 2 layers | 14.0 s wall, second layer 1.30× SparseGPT's |" in text
