@@ -10,6 +10,11 @@ measured in the same process. Settings run one process each, so two can run side
     OMP_NUM_THREADS=1 python -m benchmarks.headline --settings 2:4   # run the missing cells of 2:4
     python -m benchmarks.headline --table                            # only rebuild results/headline.md
     python -m benchmarks.headline --table --readme README.md         # also fill README's headline block
+    OMP_NUM_THREADS=1 python -m benchmarks.headline --cpu-time --settings 2:4   # the CPU column's timing
+
+``--cpu-time`` prunes every row once in one process, SparseGPT first, with no evaluation, and keeps
+each row's process CPU time in ``<table folder>_cpu/<setting>.json`` (results/headline_cpu): the
+table's CPU column divides those, one machine and one process, where they exist.
 """
 
 from __future__ import annotations
@@ -25,8 +30,10 @@ import torch
 
 from benchmarks import common, headline_plot
 from benchmarks.common import Table
+from crepe.data.prepare import dataset_tokens
 from crepe.run.options import RunOptions
 
+log = logging.getLogger("headline")
 SETTINGS = ("0.5", "0.6", "0.7", "2:4", "4:8")
 LABELS = {"0.5": "50%", "0.6": "60%", "0.7": "70%", "2:4": "2:4", "4:8": "4:8"}
 CELLS: dict[str, tuple[str, dict[str, Any]]] = {  # row label -> (method, other PruneConfig fields)
@@ -106,6 +113,11 @@ def cells(model: str, settings: tuple[str, ...] = SETTINGS, nsamples: int = 16, 
 def planned(argv: list[str]) -> dict[str, dict]:
     """Record path -> {command, the explicit config it would store now}; no model is loaded."""
     args = build_parser().parse_args(argv)
+    if args.cpu_time:
+        return {str(cpu_dir(out_dir(args)) / f"{common.setting_name(s)}.json"):
+                {"command": None, "config": timing_config(args.model, s, args.nsamples, args.seed, rows_of(args),
+                                                          args.eval_windows)}
+                for s in settings_of(args)}
     return {str(out_dir(args) / f"{name}.json"): {"command": None, "config": common.cell_config(opts, cell=name)}
             for name, opts in cells(args.model, settings_of(args), args.nsamples, args.seed, rows_of(args),
                                     args.eval_windows).items()}
@@ -129,6 +141,16 @@ def out_dir(args: argparse.Namespace) -> Path:
     return args.out_dir or result_dir(args.model, args.nsamples, args.seed)
 
 
+def run_timing(args: argparse.Namespace, out: Path) -> None:
+    """``--cpu-time``: one record per setting under :func:`cpu_dir` (:func:`time_rows`)."""
+    base = base_options(args.model, args.nsamples, args.seed, args.eval_windows)
+    bench = common.open_bench(base, second_text=False)
+    dataset_tokens(bench.tokenizer, base.calib_dataset, "calibration")  # tokenised once, before any timing
+    by_name = {common.setting_name(s): s for s in settings_of(args)}
+    common.run_cells(by_name, cpu_dir(out), lambda name: time_rows(bench, args.model, by_name[name], args.nsamples,
+                                                                   args.seed, rows_of(args), args.eval_windows))
+
+
 def run(args: argparse.Namespace, out: Path) -> None:
     plan = cells(args.model, settings_of(args), args.nsamples, args.seed, rows_of(args), args.eval_windows)
     base = base_options(args.model, args.nsamples, args.seed, args.eval_windows)
@@ -138,9 +160,44 @@ def run(args: argparse.Namespace, out: Path) -> None:
     common.run_cells(plan, out, lambda name: common.prune_and_evaluate(bench, plan[name], tasks, cell=name))
 
 
-def _ratio(rep: dict, ref: dict | None) -> str:
-    """The CPU-time ratio to SparseGPT's record ``ref``; "–" without one, or where the two records
-    name different machines (:func:`benchmarks.common.same_machine`)."""
+def cpu_dir(out: Path) -> Path:
+    """The folder of the CPU-time records of the table whose cells are in ``out``: ``<out>_cpu``."""
+    return out.with_name(out.name + "_cpu")
+
+
+def timed_rows(rows: tuple[str, ...]) -> tuple[str, ...]:
+    """``rows`` in table order with SparseGPT first (always timed: every ratio's reference)."""
+    return tuple(label for label in CELLS if label in rows or label == "SparseGPT")
+
+
+def timing_config(model: str, setting: str, nsamples: int, seed: int, rows: tuple[str, ...],
+                  eval_windows: int = EVAL_WINDOWS) -> dict[str, Any]:
+    """The explicit config of one ``--cpu-time`` record: each timed row's cell config at ``setting``."""
+    plan = cells(model, (setting,), nsamples, seed, timed_rows(rows), eval_windows)
+    return {"setting": setting, "rows": {label: common.cell_config(plan[cell_name(label, setting)])
+                                         for label in timed_rows(rows)}}
+
+
+def time_rows(bench: common.Bench, model: str, setting: str, nsamples: int, seed: int, rows: tuple[str, ...],
+              eval_windows: int = EVAL_WINDOWS) -> dict[str, Any]:
+    """Prune each of :func:`timed_rows` once at ``setting`` in this process, SparseGPT first, no
+    evaluation: the record of each row's process CPU seconds."""
+    plan = cells(model, (setting,), nsamples, seed, timed_rows(rows), eval_windows)
+    seconds = {}
+    for label in timed_rows(rows):
+        seconds[label] = common.prune(bench, plan[cell_name(label, setting)])["prune_cpu_seconds"]
+        log.info("%s %s: %.1f s CPU", setting, label, seconds[label])
+    base = base_options(model, nsamples, seed, eval_windows)
+    return common.record(timing_config(model, setting, nsamples, seed, rows, eval_windows), seconds=seconds,
+                         threads=torch.get_num_threads(), calibration=f"{base.nsamples} x {base.seqlen} {base.calib_dataset}")
+
+
+def _ratio(rep: dict, ref: dict | None, timed: dict | None = None, label: str = "") -> str:
+    """The CPU-time ratio to SparseGPT's: from the setting's ``--cpu-time`` record ``timed`` where it
+    timed ``label``; else from the cells' own records (``rep`` over SparseGPT's ``ref``), "–" without
+    one or where the two name different machines (:func:`benchmarks.common.same_machine`)."""
+    if timed is not None and label in timed["seconds"]:
+        return f"{timed['seconds'][label] / timed['seconds']['SparseGPT']:.2f}"
     if ref is None or not common.same_machine(rep, ref):
         return "–"
     return f"{rep['prune_cpu_seconds'] / ref['prune_cpu_seconds']:.2f}"
@@ -174,15 +231,25 @@ def table(out: Path) -> str:
              "image): a machine with other matrix-product speed moves the ADMM rows against SparseGPT; "
              "the cost target is judged on results/cost_ratio.md (SparseGPT and the default pruned "
              "alternately, three times each)."]
+    timing = common.read_records(cpu_dir(out)) if cpu_dir(out).is_dir() else {}
+    if timing:
+        where = cpu_dir(out).resolve()
+        shown = where.relative_to(common.RESULTS.parent) if where.is_relative_to(common.RESULTS.parent) else where
+        lines[-1] += (f" Where the setting has a `--cpu-time` record (`{shown}`, "
+                      + ", ".join(f"{LABELS[r['provenance']['config']['setting']]} at {r['provenance']['commit']}"
+                                  for r in timing.values())
+                      + ") the column divides its times instead: every row pruned once in one process, SparseGPT "
+                      "first, no evaluation, one machine.")
     for s in settings:
         rows, absent = [], []
+        timed = timing.get(common.setting_name(s))
         for label in CELLS:
             rep, ref = records.get(cell_name(label, s)), records.get(cell_name("SparseGPT", s))
             if rep is None:
                 absent.append(label)
                 continue
             rows.append([label, *(f"{rep['ppl'][t]:.2f}" for t in texts), f"{unseen_mean(rep):.2f}",
-                         *(f"{rep.get('zeroshot', {}).get(t, float('nan')):.3f}" for t in tasks), _ratio(rep, ref)])
+                         *(f"{rep.get('zeroshot', {}).get(t, float('nan')):.3f}" for t in tasks), _ratio(rep, ref, timed, label)])
         lines += ["", f"**{LABELS[s]}**", "", *common.markdown_table(header, rows)]
         if absent:
             lines += ["", f"Not run at {LABELS[s]} with this calibration: {', '.join(absent)}."]
@@ -296,6 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--no-zeroshot", action="store_true", help="skip the zero-shot task (a model whose evaluation is slow)")
     ap.add_argument("--out-dir", type=Path, default=None,
                     help="default: results/headline (results/headline_<model>, _cN, _sN for another model and calibrations)")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="time the rows instead: each pruned once in one process, SparseGPT first, no evaluation "
+                         "(<table folder>_cpu/<setting>.json; the table's CPU column divides these)")
     ap.add_argument("--table", action="store_true", help="only rebuild the table from the records")
     ap.add_argument("--readme", type=Path, help="also write the table between README's headline markers")
     return ap
@@ -306,7 +376,9 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_grad_enabled(False)
     out = out_dir(args)
-    if not args.table:
+    if args.cpu_time and not args.table:
+        run_timing(args, out)
+    elif not args.table:
         run(args, out)
     body = table(out)
     if out.parent == common.RESULTS:

@@ -102,3 +102,36 @@ def test_the_figure_draws_each_row_over_sparsegpt_on_both_kinds_of_text(tmp_path
     assert headline_plot.drawn_ratios(path) == {headline.DEFAULT_ROW: {"2:4": list(ratios[headline.DEFAULT_ROW]["2:4"])}}
     assert not list(tmp_path.glob("*.tmp"))  # written atomically
     assert not headline.plot(tmp_path / "empty", tmp_path / "none.png") and not (tmp_path / "none.png").exists()
+
+
+def test_the_cpu_column_divides_the_settings_timing_record_where_there_is_one(tmp_path):
+    """--cpu-time records (every row pruned once in one process) replace the cells' own cross-record
+    ratios, which are "–" across machines; a row the timing lacks keeps the old rule."""
+    out = tmp_path / "headline"
+    out.mkdir()
+    _cell(out, "SparseGPT", "2:4", 50.0, 10.0)
+    _cell(out, headline.DEFAULT_ROW, "2:4", 40.0, 15.0)
+    _cell(out, "ALPS", "2:4", 45.0, 30.0)
+    path = out / f"{headline.cell_name(headline.DEFAULT_ROW, '2:4')}.json"
+    rec = json.loads(path.read_text())
+    rec["provenance"]["versions"]["cpu"] = "another CPU"
+    path.write_text(json.dumps(rec))
+    assert f"| {headline.DEFAULT_ROW} | 40.00 | 80.00 | 80.00 | – |" in headline.table(out)
+    timing = record(headline.timing_config("smollm2-135m", "2:4", 16, 0, (headline.DEFAULT_ROW,)),
+                    seconds={"SparseGPT": 80.0, headline.DEFAULT_ROW: 100.0}, threads=1, calibration="c")
+    headline.cpu_dir(out).mkdir()
+    (headline.cpu_dir(out) / "2-4.json").write_text(json.dumps(timing))
+    text = headline.table(out)
+    assert f"| {headline.DEFAULT_ROW} | 40.00 | 80.00 | 80.00 | 1.25 |" in text
+    assert "| ALPS | 45.00 | 90.00 | 90.00 | 3.00 |" in text  # not timed: its own record over SparseGPT's
+    assert "--cpu-time" in text and "2:4 at" in text
+
+
+def test_cpu_time_plans_one_record_per_setting_with_sparsegpt_first():
+    plan = headline.planned(["--cpu-time", "--settings", "2:4,0.7", "--rows", f"ALPS,{headline.DEFAULT_ROW}"])
+    assert sorted(p.rsplit("/", 2)[-2] + "/" + p.rsplit("/", 1)[-1] for p in plan) == ["headline_cpu/0.7.json",
+                                                                                         "headline_cpu/2-4.json"]
+    rows = next(iter(plan.values()))["config"]["rows"]
+    assert list(rows) == ["SparseGPT", "ALPS", headline.DEFAULT_ROW]
+    gemma = headline.planned(["--model", headline.SECOND_MODEL, "--cpu-time", "--settings", "2:4"])
+    assert next(iter(gemma)).endswith(f"headline_{headline.SECOND_MODEL}_cpu/2-4.json")
