@@ -72,8 +72,10 @@ ISSUE_ROWS = ("SparseGPT", "ADMM-Grad", "ALPS", "RIA (mask only)", "crepe mask-o
               "crepe default (--update admm-grad)")  # the issue's five rows, and RIA for mask-only crepe to beat
 TABLES = [Table("results/headline.md", tuple(f"python -m benchmarks.headline --settings {s}" for s in ("2:4", "0.7", "0.5"))
                 + tuple(f"python -m benchmarks.headline --settings {s} --rows '{','.join(ISSUE_ROWS)}'" for s in ("4:8", "0.6"))
-                + tuple(f"python -m benchmarks.headline --settings {s} --rows '{FLOAT32_ROW}'" for s in ("4:8", "0.6")),
-                covers=("results/headline/*",)),
+                + tuple(f"python -m benchmarks.headline --settings {s} --rows '{FLOAT32_ROW}'" for s in ("4:8", "0.6"))
+                + ("python -m benchmarks.headline --cpu-time --settings 2:4,0.7,0.5",
+                   f"python -m benchmarks.headline --cpu-time --settings 4:8,0.6 --rows '{','.join((*ISSUE_ROWS, FLOAT32_ROW))}'"),
+                covers=("results/headline/*", "results/headline_cpu/*")),
           Table("results/headline_c128.md",
                 tuple(f"python -m benchmarks.headline --nsamples 128 --settings {s} --rows '{','.join(ISSUE_ROWS)}'"
                       for s in C128_SETTINGS), covers=("results/headline_c128/*",)),
@@ -83,8 +85,10 @@ TABLES = [Table("results/headline.md", tuple(f"python -m benchmarks.headline --s
                 covers=tuple(f"results/headline_s{seed}*" for seed in SEEDS)),
           Table(f"results/headline_{SECOND_MODEL}.md",
                 tuple(f"python -m benchmarks.headline --model {SECOND_MODEL} --settings {s} --rows '{','.join(SECOND_MODEL_ROWS)}' "
-                      f"--eval-windows {SECOND_MODEL_EVAL_WINDOWS} --no-zeroshot" for s in SECOND_MODEL_SETTINGS),
-                covers=(f"results/headline_{SECOND_MODEL}/*",)),
+                      f"--eval-windows {SECOND_MODEL_EVAL_WINDOWS} --no-zeroshot" for s in SECOND_MODEL_SETTINGS)
+                + (f"python -m benchmarks.headline --model {SECOND_MODEL} --cpu-time --settings {','.join(SECOND_MODEL_SETTINGS)} "
+                   f"--rows '{','.join(SECOND_MODEL_ROWS)}' --eval-windows {SECOND_MODEL_EVAL_WINDOWS} --no-zeroshot",),
+                covers=(f"results/headline_{SECOND_MODEL}/*", f"results/headline_{SECOND_MODEL}_cpu/*")),
           Table(f"results/headline_{SECOND_MODEL}_seeds.md",
                 tuple(f"python -m benchmarks.headline --model {SECOND_MODEL} --seed {seed} --settings "
                       f"{','.join(SECOND_MODEL_SETTINGS)} --rows '{','.join(SECOND_MODEL_SEED_ROWS)}' "
