@@ -67,15 +67,16 @@ def unseen_margins(records: dict[str, dict]) -> dict[str, float]:
     return out
 
 
-def draw_means(model: str, labels: tuple[str, str]) -> tuple[list[int], dict[str, dict[str, tuple[float, float]]]]:
+def draw_means(model: str, labels: tuple[str, str]) -> tuple[list[int], dict[str, dict[str, tuple[float, float]]], list[str]]:
     """(the seeds used, setting label -> text -> (the default's, the baseline's) geometric mean PPL over
-    the calibration draws with both rows), ``labels`` = (baseline, default); settings with fewer than
-    two such draws are left out."""
+    the calibration draws with both rows, each single draw's miss as "text setting seed N"),
+    ``labels`` = (baseline, default); settings with fewer than two such draws are left out."""
     baseline, default = labels
     seeds = (0, *(headline.SEEDS if model == headline.RunOptions.model else headline.SECOND_MODEL_SEEDS))
     found = {seed: _cells(headline.result_dir(model, seed=seed)) for seed in seeds}
     used: set[int] = set()
     means: dict[str, dict[str, tuple[float, float]]] = {}
+    misses: list[str] = []
     for s in SETTINGS:
         pairs = {seed: (recs.get(cell_name(default, s)), recs.get(cell_name(baseline, s))) for seed, recs in found.items()}
         pairs = {seed: pair for seed, pair in pairs.items() if None not in pair}
@@ -83,9 +84,11 @@ def draw_means(model: str, labels: tuple[str, str]) -> tuple[list[int], dict[str
             continue
         used |= set(pairs)
         texts = list(next(iter(pairs.values()))[0]["ppl"])
+        misses += [f"{t} {LABELS[s]} seed {seed}" for t in texts for seed, (ours, theirs) in pairs.items()
+                   if ours["ppl"][t] > theirs["ppl"][t]]
         means[LABELS[s]] = {t: tuple(statistics.geometric_mean(pair[i]["ppl"][t] for pair in pairs.values())
                                      for i in (0, 1)) for t in texts}
-    return sorted(used), means
+    return sorted(used), means, misses
 
 
 def mask_only_against_ria(records: dict[str, dict]) -> list[tuple[str, str, bool]]:
@@ -155,14 +158,16 @@ def render() -> str:
                          f"{met} of {met + len(misses)} cells" + (": misses " + "; ".join(misses) if misses else "")])
     for model, labels in ((headline.RunOptions.model, headline.SEED_ROWS),
                           (headline.SECOND_MODEL, headline.SECOND_MODEL_SEED_ROWS)):
-        draws, means = draw_means(model, labels[:2])
+        draws, means, lost = draw_means(model, labels[:2])
         if means:
             misses = [f"{text} {s}: {ours:.2f} against {theirs:.2f} ({ours / theirs - 1:+.2%})"
                       for s, by_text in means.items() for text, (ours, theirs) in by_text.items() if ours > theirs]
             cells = sum(len(by_text) for by_text in means.values())
             rows.append([f"the same, over calibration draws: the default against {labels[0]} (geometric mean)",
                          f"{common.model_label(model)}, 16 x 512, seeds {', '.join(map(str, draws))}", _yes(not misses),
-                         f"{cells - len(misses)} of {cells} cells" + (": misses " + "; ".join(misses) if misses else "")])
+                         f"{cells - len(misses)} of {cells} cells" + (": misses " + "; ".join(misses) if misses else "")
+                         + f"; single draws: {cells * len(draws) - len(lost)} of {cells * len(draws)} cells"
+                         + (" (lost: " + ", ".join(lost) + ")" if lost else "")])
     for name, folder in HEADLINES.items():
         margins = unseen_margins(_cells(folder))
         if margins:

@@ -48,6 +48,8 @@ def test_draws_are_judged_on_the_geometric_mean_of_the_seeds_with_both_rows(tmp_
         _cell(tmp_path / f"s{seed}", alps, "2:4", a, a)
         _cell(tmp_path / f"s{seed}", headline.DEFAULT_ROW, "2:4", d, d)
     _cell(tmp_path / "s2", headline.DEFAULT_ROW, "2:4", 1.0, 1.0)  # no ALPS on this draw: left out
-    seeds, means = targets.draw_means(headline.SECOND_MODEL, (alps, headline.DEFAULT_ROW))
+    seeds, means, lost = targets.draw_means(headline.SECOND_MODEL, (alps, headline.DEFAULT_ROW))
     assert seeds == [0, 1]
+    assert lost == [f"{text} 2:4 seed 0" for text in ("wikivital", "python-reference", "python-docstrings")]  # 22 > 20
+
     assert means["2:4"]["wikivital"] == pytest.approx(((22 * 18) ** 0.5, 20.0))
