@@ -25,6 +25,7 @@ allocated before it, into ``results/cost_7b_cuda`` (the layers compute there one
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import json
 import logging
@@ -33,7 +34,6 @@ import shutil
 import subprocess
 import sys
 import time
-import dataclasses
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path

@@ -36,6 +36,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks import cost_7b
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -62,12 +64,10 @@ VARIANTS = {
 UPDATES = {"none": ["--update", "none"], "default": []}  # label -> crepe.prune flags, the cheaper first
 STEPS = ("speed", "prune", "cost")
 DEFAULT_STEPS = "speed,prune"
-COST_GROUPS = {"default": ("crepe default (--update admm-grad)",
-                           "crepe default in float32 (--admm-grad-products float32 --dense-precision float32)"),
-               "baselines": ("ADMM-Grad", "ALPS", "crepe mask-only (--update none)")}
-"""benchmarks.cost_7b row groups for ``--steps cost`` (SparseGPT runs in each: every ratio's reference),
-the default's first."""
-COST_SETTINGS = ("2:4", "0.7")  # the issue's rows for the 7B timing
+COST_GROUPS = {"default": cost_7b.TWO_LAYER_ROWS[1:], "baselines": cost_7b.ROWS[1:]}
+"""benchmarks.cost_7b row groups for ``--steps cost`` (SparseGPT, first in both, runs in each: every
+ratio's reference), the default's first."""
+COST_SETTINGS = cost_7b.SETTINGS  # the issue's rows for the 7B timing
 
 
 def environment() -> dict[str, Any]:
@@ -159,7 +159,7 @@ def cost(out: Path, group: str, setting: str, timeout: float) -> dict[str, Any]:
             "--rows", ",".join(COST_GROUPS[group]), "--out-dir", str(folder),
             "--model", str(out / "cost_7b_checkpoint")]
     record = {"group": group, "setting": setting, **run_step(argv, timeout)}
-    found = folder / f"{setting.replace(':', '-')}__2layers.json"
+    found = folder / f"{cost_7b.record_name(setting, 2)}.json"
     if record["returncode"] == 0 and found.is_file():
         rec = json.loads(found.read_text())
         record.update(seconds=rec["seconds"], layer_seconds=rec["layer_seconds"], peak_added_gib=rec["peak_added_gib"])

@@ -174,26 +174,35 @@ def timed_rows(rows: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(label for label in CELLS if label in rows or label == "SparseGPT")
 
 
+def timing_plan(model: str, setting: str, nsamples: int, seed: int, rows: tuple[str, ...],
+                eval_windows: int = EVAL_WINDOWS) -> dict[str, RunOptions]:
+    """Each of :func:`timed_rows` -> its cell's options at ``setting``, SparseGPT first."""
+    plan = cells(model, (setting,), nsamples, seed, timed_rows(rows), eval_windows)
+    return {label: plan[cell_name(label, setting)] for label in timed_rows(rows)}
+
+
 def timing_config(model: str, setting: str, nsamples: int, seed: int, rows: tuple[str, ...],
                   eval_windows: int = EVAL_WINDOWS) -> dict[str, Any]:
     """The explicit config of one ``--cpu-time`` record: each timed row's cell config at ``setting``."""
-    plan = cells(model, (setting,), nsamples, seed, timed_rows(rows), eval_windows)
-    return {"setting": setting, "rows": {label: common.cell_config(plan[cell_name(label, setting)])
-                                         for label in timed_rows(rows)}}
+    return _timing_config(setting, timing_plan(model, setting, nsamples, seed, rows, eval_windows))
+
+
+def _timing_config(setting: str, plan: dict[str, RunOptions]) -> dict[str, Any]:
+    return {"setting": setting, "rows": {label: common.cell_config(opts) for label, opts in plan.items()}}
 
 
 def time_rows(bench: common.Bench, model: str, setting: str, nsamples: int, seed: int, rows: tuple[str, ...],
               eval_windows: int = EVAL_WINDOWS) -> dict[str, Any]:
     """Prune each of :func:`timed_rows` once at ``setting`` in this process, SparseGPT first, no
     evaluation: the record of each row's process CPU seconds."""
-    plan = cells(model, (setting,), nsamples, seed, timed_rows(rows), eval_windows)
+    plan = timing_plan(model, setting, nsamples, seed, rows, eval_windows)
     seconds = {}
-    for label in timed_rows(rows):
-        seconds[label] = common.prune(bench, plan[cell_name(label, setting)])["prune_cpu_seconds"]
+    for label, opts in plan.items():
+        seconds[label] = common.prune(bench, opts)["prune_cpu_seconds"]
         log.info("%s %s: %.1f s CPU", setting, label, seconds[label])
     base = base_options(model, nsamples, seed, eval_windows)
-    return common.record(timing_config(model, setting, nsamples, seed, rows, eval_windows), seconds=seconds,
-                         threads=torch.get_num_threads(), calibration=f"{base.nsamples} x {base.seqlen} {base.calib_dataset}")
+    return common.record(_timing_config(setting, plan), seconds=seconds, threads=torch.get_num_threads(),
+                         calibration=f"{base.nsamples} x {base.seqlen} {base.calib_dataset}")
 
 
 def _ratio(rep: dict, ref: dict | None, timed: dict | None = None, label: str = "") -> str:
