@@ -4,7 +4,7 @@ Each admm-grad iteration is one [out, in] x [in, in] product per linear, most of
 above SparseGPT's at wide layers. A per-linear screen (``benchmarks.convergence``) finds the error on
 a held-out text flat from about 6 iterations on: extra iterations fit the calibration text. Whole
 prunes disagree on one draw only at the noise level of one draw: a 70% cell moves by 8% or more with
-the calibration seed (docs/quality.md, "Fewer iterations at the default's pace"). So here each
+the calibration seed (docs/quality.md, "How each default was chosen"). So here each
 count prunes SmolLM2-135M (crepe's default, ``--update admm-grad``, through ``crepe.run.job.run``;
 the headline's 16 x 512 wikivital calibration) with calibration seeds 0, 1 and 2, and is scored by
 the PPL on the selection text (lm-eval's task cards, never a reported column) against the default's

@@ -8,7 +8,7 @@ on wikivital). One JSON record per cell under ``--out-dir``; finished cells are 
 
     python -m benchmarks.quality --settings 0.5,2:4,0.7 --cells sparsegpt,crepe+sweep,crepe+obs
     python -m benchmarks.quality --settings 2:4 --cells crepe+sweep-admm --compose permute --tag permute
-    python -m benchmarks.quality --table --out-dir results/quality/c16 --doc docs/quality.md
+    python -m benchmarks.quality --table --out-dir DIR --doc NOTES.md   # NOTES.md has a quality:DIR block
 
 Prune cost: process CPU time of the prune call (OpenMP waits passive, so CPU time counts work).
 """

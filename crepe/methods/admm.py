@@ -15,7 +15,7 @@ from crepe.methods.scorers import InputStats
 
 ADMM_ITERATIONS = 10
 """ADMM iterations after the sweep (``sweep-admm``) and in ``admm``: chosen on SmolLM2 2:4 PPL by
-``python -m benchmarks.quality`` (docs/quality.md, "ADMM iterations")."""
+``python -m benchmarks.quality`` (issue 12)."""
 
 
 DAMPING_PLACEMENTS = ("mean", "unit")
