@@ -26,7 +26,7 @@ from crepe.run.options import RunOptions
 ROWS = ("SparseGPT", "crepe default (--update admm-grad)")
 PARTS = {  # part -> the functions whose cumulative time it is (file suffix, function name)
     "layer forwards": (("engine/layerwise.py", "_layer_output"),),
-    "statistics": (("engine/layerwise.py", "__call__"), ("engine/layerwise.py", "finish")),
+    "statistics": (("engine/statistics.py", "__call__"), ("engine/statistics.py", "finish")),
     "per-linear solve": (("prune/linear.py", "plan_linear"),),
 }
 

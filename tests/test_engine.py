@@ -128,10 +128,10 @@ def test_the_dense_stream_pairs_each_linears_inputs_with_the_dense_models(model_
 def test_a_dense_group_keeps_outputs_while_narrower_than_its_input_then_the_input():
     """The cheaper product decides: outputs [t, out] while their summed width is below the input's,
     then the shared input [t, in] (and the outputs are dropped)."""
-    from crepe.engine.layerwise import _DenseGroup
+    from crepe.engine.statistics import DenseGroup
 
     x = torch.randn(2, 3, 8)
-    group = _DenseGroup(x)
+    group = DenseGroup(x)
     group.add(1, x, torch.randn(2, 3, 3))
     assert not group.shares_cross and set(group.outputs) == {1} and group.dense_input is None
     group.add(2, x, torch.randn(2, 3, 5))
