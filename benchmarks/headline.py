@@ -216,6 +216,27 @@ def _ratio(rep: dict, ref: dict | None, timed: dict | None = None, label: str = 
     return f"{rep['prune_cpu_seconds'] / ref['prune_cpu_seconds']:.2f}"
 
 
+def _cpu_note(timing: dict[str, dict], where: Path, untimed: list[str]) -> str:
+    """What the CPU column divides: the ``--cpu-time`` records ``timing`` (in ``where``), and for the
+    ``untimed`` settings the cells' own records."""
+    note = ""
+    if timing:
+        where = where.resolve()
+        shown = where.relative_to(common.RESULTS.parent) if where.is_relative_to(common.RESULTS.parent) else where
+        note = ((f"Where the setting has a `--cpu-time` record (`{shown}`: " if untimed
+                 else f"It divides the `--cpu-time` records (`{shown}`: ")
+                + ", ".join(f"{LABELS[r['provenance']['config']['setting']]} at {r['provenance']['commit']}"
+                            for r in timing.values())
+                + (") it divides that record's times" if untimed else ")")
+                + ": every row pruned once in one process, SparseGPT first, no evaluation. ")
+    if untimed:
+        note += ((f"At {', '.join(LABELS[s] for s in untimed)} it" if timing else "It")
+                 + " divides the cells' own records, which may come from other processes and loads, and reads – "
+                   "where the two name different machines. ")
+    return note + ("One prune moves by up to a fifth with the machine's load: the cost target reads "
+                   "results/cost_ratio.md (SparseGPT and the default pruned alternately).")
+
+
 def table(out: Path) -> str:
     """The headline table: PPL per text and setting, and the CPU-time ratio to SparseGPT's."""
     records = common.read_records(out, "*__*.json")
@@ -235,24 +256,9 @@ def table(out: Path) -> str:
              "unseen mean: the geometric mean of the PPL on the texts other than the calibration's (wikivital). "
              + ("0-shot: lm-eval accuracy (acc, acc_norm) on the shipped local task wikivital_describe, every item "
                 "(400). " if tasks else "No zero-shot task (not run for this model). ")
-             + "CPU ×SparseGPT: process CPU "
-             "time of the prune over SparseGPT's at the same setting (each record's commit "
-             "and date are in its provenance; cells of one run share a process): one prune each, against a SparseGPT "
-             "prune that may come from another process and another load (a row re-run beside a heavier benchmark "
-             "moves far more than one beside its own setting's run), so a rough guide; – where the two records name "
-             "different machines (the CPU model from cc8fda8 on, before that the OS build string of the machine "
-             "image): a machine with other matrix-product speed moves the ADMM rows against SparseGPT; "
-             "the cost target is judged on results/cost_ratio.md (SparseGPT and the default pruned "
-             "alternately, three times each)."]
+             + "CPU ×SparseGPT: process CPU time of the prune over SparseGPT's at the same setting. "]
     timing = common.read_records(cpu_dir(out)) if cpu_dir(out).is_dir() else {}
-    if timing:
-        where = cpu_dir(out).resolve()
-        shown = where.relative_to(common.RESULTS.parent) if where.is_relative_to(common.RESULTS.parent) else where
-        lines[-1] += (f" Where the setting has a `--cpu-time` record (`{shown}`, "
-                      + ", ".join(f"{LABELS[r['provenance']['config']['setting']]} at {r['provenance']['commit']}"
-                                  for r in timing.values())
-                      + ") the column divides its times instead: every row pruned once in one process, SparseGPT "
-                      "first, no evaluation, one machine.")
+    lines[-1] += _cpu_note(timing, cpu_dir(out), [s for s in settings if common.setting_name(s) not in timing])
     for s in settings:
         rows, absent = [], []
         timed = timing.get(common.setting_name(s))
