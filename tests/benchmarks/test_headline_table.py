@@ -127,6 +127,19 @@ def test_the_cpu_column_divides_the_settings_timing_record_where_there_is_one(tm
     assert "--cpu-time" in text and "2:4 at" in text
 
 
+def test_the_cpu_note_names_the_settings_without_a_timing_record():
+    """The table says which settings' column divides a --cpu-time record and which the cells' own records."""
+    timed = {"2-4": {"provenance": {"config": {"setting": "2:4"}, "commit": "abc1234"}}}
+    where = headline.cpu_dir(headline.OUT)
+    partial = headline._cpu_note(timed, where, ["0.6"])
+    assert "Where the setting has a `--cpu-time` record" in partial and "2:4 at abc1234" in partial
+    assert "At 60% it divides the cells' own records" in partial
+    full = headline._cpu_note(timed, where, [])
+    assert full.startswith("It divides the `--cpu-time` records") and "own records" not in full
+    none = headline._cpu_note({}, where, ["2:4"])
+    assert none.startswith("It divides the cells' own records") and "--cpu-time" not in none
+
+
 def test_cpu_time_plans_one_record_per_setting_with_sparsegpt_first():
     plan = headline.planned(["--cpu-time", "--settings", "2:4,0.7", "--rows", f"ALPS,{headline.DEFAULT_ROW}"])
     assert sorted(p.rsplit("/", 2)[-2] + "/" + p.rsplit("/", 1)[-1] for p in plan) == ["headline_cpu/0.7.json",
