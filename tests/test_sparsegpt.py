@@ -49,12 +49,12 @@ def test_linears_that_read_one_input_share_its_hessian_computed_once(monkeypatch
     and every linear still gets its full statistics, equal to a per-linear X^T X of its own input."""
     from tiny_models import tiny_model, tiny_windows
 
-    from crepe.engine import layerwise as engine
+    from crepe.engine import statistics as engine_stats
     from crepe.engine.layerwise import run_layerwise
 
     calls = []
-    key, fn = engine._PARTS["hessian"]
-    monkeypatch.setitem(engine._PARTS, "hessian", (key, lambda x: calls.append(1) or fn(x)))
+    key, fn = engine_stats._PARTS["hessian"]
+    monkeypatch.setitem(engine_stats._PARTS, "hessian", (key, lambda x: calls.append(1) or fn(x)))
     model, windows = tiny_model(), tiny_windows(n=4)
     inputs, seen = {}, {}
     handles = [m.register_forward_hook(lambda mod, inp, out, n=n: inputs.setdefault(n, []).append(inp[0].detach()))
