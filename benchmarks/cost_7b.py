@@ -43,7 +43,7 @@ import torch
 
 from benchmarks import common
 from benchmarks.common import Table
-from benchmarks.headline import FLOAT32_ROW, CELLS, DEFAULT_ROW, LABELS, base_options
+from benchmarks.headline_cells import FLOAT32_ROW, CELLS, DEFAULT_ROW, LABELS, base_options
 from benchmarks.tools.make_synthetic_llama import SHAPES, llama_config
 from crepe.data.prepare import dataset_tokens
 from crepe.io.memory import release_freed_memory

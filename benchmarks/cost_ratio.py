@@ -28,7 +28,7 @@ import torch
 
 from benchmarks import common
 from benchmarks.common import Table
-from benchmarks.headline import (
+from benchmarks.headline_cells import (
     CELLS,
     LABELS,
     SECOND_MODEL,

@@ -20,7 +20,7 @@ import pstats
 import torch
 
 from benchmarks import common
-from benchmarks.headline import CELLS, base_options
+from benchmarks.headline_cells import CELLS, base_options
 from crepe.run.options import RunOptions
 
 ROWS = ("SparseGPT", "crepe default (--update admm-grad)")

@@ -15,9 +15,10 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from benchmarks import common, cost_ratio, headline
+from benchmarks import common, cost_ratio, headline_cells
 from benchmarks.common import Table
-from benchmarks.headline import DEFAULT_ROW, FLOAT32_ROW, LABELS, SETTINGS, cell_name, unseen_mean
+from benchmarks.headline_cells import DEFAULT_ROW, FLOAT32_ROW, LABELS, SETTINGS, cell_name, unseen_mean
+from crepe.run.options import RunOptions
 
 OUT = common.RESULTS / "targets.md"
 TABLES = [Table("results/targets.md", ("python -m benchmarks.targets",))]
@@ -25,12 +26,12 @@ BASELINES = ("ADMM-Grad", "ALPS")  # the state of the art the default must beat
 MARGIN_SETTINGS = ("2:4", "0.7")  # where the default must be 5% below the better baseline, unseen mean
 MARGIN = 0.05
 COST_LIMIT = 1.5
-HEADLINES = {"SmolLM2, 16 x 512": headline.result_dir(headline.RunOptions.model),
-             "SmolLM2, 128 x 512": headline.result_dir(headline.RunOptions.model, 128),
-             "Gemma 3 270M, 16 x 512": headline.result_dir(headline.SECOND_MODEL)}
+HEADLINES = {"SmolLM2, 16 x 512": headline_cells.result_dir(RunOptions.model),
+             "SmolLM2, 128 x 512": headline_cells.result_dir(RunOptions.model, 128),
+             "Gemma 3 270M, 16 x 512": headline_cells.result_dir(headline_cells.SECOND_MODEL)}
 COSTS = {"SmolLM2, 16 x 512": common.RESULTS / "cost_ratio",
          "SmolLM2, 128 x 512": common.RESULTS / "cost_ratio_c128",
-         "Gemma 3 270M, 16 x 512": common.RESULTS / f"cost_ratio_{headline.SECOND_MODEL}"}
+         "Gemma 3 270M, 16 x 512": common.RESULTS / f"cost_ratio_{headline_cells.SECOND_MODEL}"}
 COST_7B = common.RESULTS / "cost_7b"
 
 
@@ -72,8 +73,8 @@ def draw_means(model: str, labels: tuple[str, str]) -> tuple[list[int], dict[str
     the calibration draws with both rows, each single draw's miss as "text setting seed N"),
     ``labels`` = (baseline, default); settings with fewer than two such draws are left out."""
     baseline, default = labels
-    seeds = (0, *(headline.SEEDS if model == headline.RunOptions.model else headline.SECOND_MODEL_SEEDS))
-    found = {seed: _cells(headline.result_dir(model, seed=seed)) for seed in seeds}
+    seeds = (0, *(headline_cells.SEEDS if model == RunOptions.model else headline_cells.SECOND_MODEL_SEEDS))
+    found = {seed: _cells(headline_cells.result_dir(model, seed=seed)) for seed in seeds}
     used: set[int] = set()
     means: dict[str, dict[str, tuple[float, float]]] = {}
     misses: list[str] = []
@@ -156,8 +157,8 @@ def render() -> str:
         if met or misses:
             rows.append(["default ≤ ADMM-Grad and ALPS, every cell of every text", name, _yes(not misses),
                          f"{met} of {met + len(misses)} cells" + (": misses " + "; ".join(misses) if misses else "")])
-    for model, labels in ((headline.RunOptions.model, headline.SEED_ROWS),
-                          (headline.SECOND_MODEL, headline.SECOND_MODEL_SEED_ROWS)):
+    for model, labels in ((RunOptions.model, headline_cells.SEED_ROWS),
+                          (headline_cells.SECOND_MODEL, headline_cells.SECOND_MODEL_SEED_ROWS)):
         draws, means, lost = draw_means(model, labels[:2])
         if means:
             misses = [f"{text} {s}: {ours:.2f} against {theirs:.2f} ({ours / theirs - 1:+.2%})"

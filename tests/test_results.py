@@ -57,9 +57,9 @@ def test_every_table_is_what_its_command_gives_today(module, table):
 
 
 def test_the_headline_table_is_rendered_from_its_records():
-    from benchmarks import headline
+    from benchmarks import headline_cells, headline_table
 
-    assert headline.TABLE.read_text() == headline.table(headline.OUT) + "\n", "run python -m benchmarks.headline --table"
+    assert headline_cells.TABLE.read_text() == headline_table.table(headline_cells.OUT) + "\n", "run python -m benchmarks.headline --table"
 
 
 def test_the_targets_are_judged_from_todays_records():
@@ -71,7 +71,7 @@ def test_the_targets_are_judged_from_todays_records():
 @pytest.mark.parametrize("suffix", ["", "_c128", "_gemma-3-270m"])
 def test_the_headline_figures_are_drawn_from_their_records(suffix):
     """Each headline table with a SparseGPT row has its figure beside it, drawn from today's records."""
-    from benchmarks import headline, headline_plot
+    from benchmarks import headline_plot, headline_table
 
     out = ROOT / "results" / f"headline{suffix}"
     figure = out.with_suffix(".png")
@@ -80,17 +80,18 @@ def test_the_headline_figures_are_drawn_from_their_records(suffix):
     def rounded(ratios):
         return {row: {s: [round(v, 6) for v in pair] for s, pair in by.items()} for row, by in ratios.items()}
 
-    assert rounded(headline_plot.drawn_ratios(figure)) == rounded(headline.relative_ppl(out)), \
+    assert rounded(headline_plot.drawn_ratios(figure)) == rounded(headline_table.relative_ppl(out)), \
         f"{figure.name} is stale: run python -m benchmarks.headline --table for {out.name}"
 
 
 @pytest.mark.parametrize("second", [False, True], ids=["smollm2", "second-model"])
 def test_the_seeds_tables_are_rendered_from_their_records(second):
-    from benchmarks import headline
+    from benchmarks import headline_cells, headline_table
+    from crepe.run.options import RunOptions
 
-    path, model = ((headline.SECOND_MODEL_SEEDS_TABLE, headline.SECOND_MODEL) if second
-                   else (headline.SEEDS_TABLE, headline.RunOptions.model))
-    assert path.read_text() == headline.seeds_table(model) + "\n", "run python -m benchmarks.headline --table (--model)"
+    path, model = ((headline_cells.SECOND_MODEL_SEEDS_TABLE, headline_cells.SECOND_MODEL) if second
+                   else (headline_cells.SEEDS_TABLE, RunOptions.model))
+    assert path.read_text() == headline_table.seeds_table(model) + "\n", "run python -m benchmarks.headline --table (--model)"
 
 
 @pytest.mark.parametrize("name", ["dense_precision", "damping_c128"])

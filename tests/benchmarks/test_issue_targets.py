@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from benchmarks import headline, targets
+from benchmarks import headline_cells, targets
 from benchmarks.common import record
 
 
@@ -12,13 +12,13 @@ def _cell(folder, label: str, setting: str, wikivital: float, unseen: float) -> 
     folder.mkdir(exist_ok=True)
     rec = record({"cell": label}, ppl={"wikivital": wikivital, "python-reference": unseen / 2, "python-docstrings": unseen * 2},
                  prune_cpu_seconds=1.0, calibration="c", eval={})
-    (folder / f"{headline.cell_name(label, setting)}.json").write_text(json.dumps(rec))
+    (folder / f"{headline_cells.cell_name(label, setting)}.json").write_text(json.dumps(rec))
 
 
 def test_a_cell_the_default_loses_is_named_with_its_margin(tmp_path):
-    for label, (wiki, unseen) in {headline.DEFAULT_ROW: (30.0, 40.0), "ADMM-Grad": (31.0, 50.0), "ALPS": (29.0, 60.0)}.items():
+    for label, (wiki, unseen) in {headline_cells.DEFAULT_ROW: (30.0, 40.0), "ADMM-Grad": (31.0, 50.0), "ALPS": (29.0, 60.0)}.items():
         _cell(tmp_path, label, "2:4", wiki, unseen)
-    _cell(tmp_path, headline.DEFAULT_ROW, "0.7", 1.0, 1.0)  # no baselines at 70%: not judged
+    _cell(tmp_path, headline_cells.DEFAULT_ROW, "0.7", 1.0, 1.0)  # no baselines at 70%: not judged
     met, misses = targets.beaten_cells(targets._cells(tmp_path))
     assert met == 2 and misses == ["wikivital 2:4: 30.00 against ALPS's 29.00 (+3.45%)"]
     assert targets.unseen_margins(targets._cells(tmp_path)) == {"2:4": pytest.approx(40 / 50 - 1)}
@@ -33,22 +33,22 @@ def test_mask_only_crepe_is_compared_with_ria_on_the_calibration_text_and_the_un
 
 
 def test_cost_ratios_are_the_medians_of_the_alternating_prunes(tmp_path):
-    rec = record({}, seconds={"SparseGPT": [10.0, 30.0, 11.0], headline.DEFAULT_ROW: [12.0, 13.0, 99.0]})
+    rec = record({}, seconds={"SparseGPT": [10.0, 30.0, 11.0], headline_cells.DEFAULT_ROW: [12.0, 13.0, 99.0]})
     (tmp_path / "2-4.json").write_text(json.dumps(rec))
     assert targets.cost_ratios(tmp_path) == {"2:4": pytest.approx(13.0 / 11.0)}
-    two = record({}, layer_seconds={"SparseGPT": [5.0, 10.0], headline.DEFAULT_ROW: [6.0, 13.0]})
+    two = record({}, layer_seconds={"SparseGPT": [5.0, 10.0], headline_cells.DEFAULT_ROW: [6.0, 13.0]})
     (tmp_path / "0.7__2layers.json").write_text(json.dumps(two))
-    assert targets.later_layer_ratios(tmp_path) == {headline.DEFAULT_ROW: {"70%": pytest.approx(1.3)}}
+    assert targets.later_layer_ratios(tmp_path) == {headline_cells.DEFAULT_ROW: {"70%": pytest.approx(1.3)}}
 
 
 def test_draws_are_judged_on_the_geometric_mean_of_the_seeds_with_both_rows(tmp_path, monkeypatch):
-    monkeypatch.setattr(headline, "result_dir", lambda model, nsamples=16, seed=0: tmp_path / f"s{seed}")
-    alps = headline.SECOND_MODEL_SEED_ROWS[0]
+    monkeypatch.setattr(headline_cells, "result_dir", lambda model, nsamples=16, seed=0: tmp_path / f"s{seed}")
+    alps = headline_cells.SECOND_MODEL_SEED_ROWS[0]
     for seed, (a, d) in enumerate([(20.0, 22.0), (20.0, 18.0)]):
         _cell(tmp_path / f"s{seed}", alps, "2:4", a, a)
-        _cell(tmp_path / f"s{seed}", headline.DEFAULT_ROW, "2:4", d, d)
-    _cell(tmp_path / "s2", headline.DEFAULT_ROW, "2:4", 1.0, 1.0)  # no ALPS on this draw: left out
-    seeds, means, lost = targets.draw_means(headline.SECOND_MODEL, (alps, headline.DEFAULT_ROW))
+        _cell(tmp_path / f"s{seed}", headline_cells.DEFAULT_ROW, "2:4", d, d)
+    _cell(tmp_path / "s2", headline_cells.DEFAULT_ROW, "2:4", 1.0, 1.0)  # no ALPS on this draw: left out
+    seeds, means, lost = targets.draw_means(headline_cells.SECOND_MODEL, (alps, headline_cells.DEFAULT_ROW))
     assert seeds == [0, 1]
     assert lost == [f"{text} 2:4 seed 0" for text in ("wikivital", "python-reference", "python-docstrings")]  # 22 > 20
 
