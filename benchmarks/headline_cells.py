@@ -33,13 +33,13 @@ ZEROSHOT = ("wikivital_describe",)  # the shipped local lm-eval task (crepe/eval
 OUT = common.RESULTS / "headline"
 TABLE = common.RESULTS / "headline.md"
 EVAL_WINDOWS = 16  # per text
-SEED_ROWS = ("ADMM-Grad", "crepe default (--update admm-grad)")
+SEED_ROWS = ("ADMM-Grad", DEFAULT_ROW)
 SEEDS = (1, 2)
 SEEDS_TABLE = common.RESULTS / "headline_seeds.md"
 SECOND_MODEL = "gemma-3-270m"  # a second architecture (Gemma 3), offline from the package registry
 SECOND_MODEL_SETTINGS = ("0.5", "2:4")
 SECOND_MODEL_ROWS = ("SparseGPT", "ADMM-Grad", "ALPS", "RIA (mask only)", "crepe mask-only (--update none)",
-                     "crepe default (--update admm-grad)", FLOAT32_ROW)  # float32: its rounding spread beside the default
+                     DEFAULT_ROW, FLOAT32_ROW)  # float32: its rounding spread beside the default
 SECOND_MODEL_SEED_ROWS = ("ALPS", DEFAULT_ROW, FLOAT32_ROW)
 """The second model's draws: ALPS, the closest baseline on its calibration text, against the default
 and the default in float32 (that text's margins are inside the spread of float rounding)."""
@@ -47,7 +47,7 @@ SECOND_MODEL_SEEDS = (1, 2, 3, 4)
 SECOND_MODEL_SEEDS_TABLE = common.RESULTS / f"headline_{SECOND_MODEL}_seeds.md"
 SECOND_MODEL_EVAL_WINDOWS = 8  # half the windows: a 262k-token vocabulary doubles the evaluation work per token
 ISSUE_ROWS = ("SparseGPT", "ADMM-Grad", "ALPS", "RIA (mask only)", "crepe mask-only (--update none)",
-              "crepe default (--update admm-grad)")  # the issue's five rows, and RIA for mask-only crepe to beat
+              DEFAULT_ROW)  # the issue's five rows, and RIA for mask-only crepe to beat
 
 
 def cell_name(label: str, setting: str) -> str:
@@ -68,13 +68,11 @@ def cells(model: str, settings: tuple[str, ...] = SETTINGS, nsamples: int = 16, 
             for s in settings for label, (method, prune) in CELLS.items() if label in rows}
 
 
-
 def result_dir(model: str, nsamples: int = 16, seed: int = 0) -> Path:
     """results/headline, or headline_<model> / _c<nsamples> / _s<seed> for another model and calibrations."""
     suffix = ((f"_{model}" if model != RunOptions.model else "") + (f"_c{nsamples}" if nsamples != 16 else "")
               + (f"_s{seed}" if seed else ""))
     return common.RESULTS / f"headline{suffix}" if suffix else OUT
-
 
 
 def cpu_dir(out: Path) -> Path:
