@@ -1,9 +1,11 @@
 import pytest
 import torch
 from tiny_models import TINY_CONFIGS, tiny_model, tiny_windows
+from transformers import AutoConfig, AutoModelForCausalLM
 
 from crepe.config import PruneConfig
 from crepe.engine.layerwise import run_layerwise
+from crepe.evaluation.perplexity import layerwise_perplexity, perplexity
 from crepe.methods.masks import is_valid_nm
 from crepe.methods.params import Pattern
 from crepe.models.adapters import (
@@ -198,3 +200,25 @@ def test_a_layer_computing_below_float32_keeps_its_own_dense_arithmetic():
     assert _low_dtype(layer, torch.bfloat16) == torch.bfloat16
     assert _low_dtype(layer, torch.float32) is None and _low_dtype(layer, None) is None
     assert _low_dtype(layer.to(torch.float16), torch.bfloat16) is None
+
+
+@pytest.mark.parametrize("model_type", ["gemma2", "gemma3_text"])
+def test_each_layer_runs_with_the_mask_and_rotary_embedding_of_its_own_kind(model_type):
+    """Gemma alternates sliding-window and full-attention layers (Gemma 3 also rotates them by different
+    bases): the engine must give each layer what the model's own forward gives it, not the first layer's."""
+    config = AutoConfig.for_model(model_type, **dict(TINY_CONFIGS[model_type], sliding_window=8,
+                                                     layer_types=["sliding_attention", "full_attention"]))
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()
+    windows = tiny_windows()
+    assert layerwise_perplexity(model, windows, progress=False) == perplexity(model, windows, progress=False)
+    seen = []
+
+    def record(index, layer, linears, stats):
+        seen.append(stats["self_attn.q_proj"].sq_sum)
+        return False
+
+    run_layerwise(model, windows, {"sq_sum"}, record, batch_size=2, progress=False)
+    hidden = model(windows, output_hidden_states=True).hidden_states
+    norm = model.model.layers[1].input_layernorm
+    assert torch.allclose(seen[1], norm(hidden[1]).pow(2).sum((0, 1)), rtol=1e-4)

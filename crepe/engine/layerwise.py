@@ -1,8 +1,9 @@
 """The one sequential layer engine: capture, then per decoder layer collect -> callback -> propagate.
 
-1. Run the model on the calibration windows until the first decoder layer and keep its inputs
-   together with *all* its call arguments (transformers 5 passes position embeddings, per-layer
-   masks, ...), stopping the forward pass there.
+1. Run the model on the calibration windows with its decoder layers replaced by recorders and
+   keep the first layer's inputs together with *every* layer's call arguments (transformers 5
+   passes position embeddings and masks per layer kind: Gemma's sliding and full attention layers
+   get different ones).
 2. For each decoder layer: move it to ``device``, hook its linears to accumulate the input
    statistics a method asks for, run it, hand layer + statistics to the callback (which prunes,
    or records), then re-run it so the next layer sees the outputs of the *modified* layer.
@@ -55,54 +56,94 @@ class _StopForward(Exception):
 class LayerInputs:
     """Inputs of the current decoder layer, one entry per calibration batch.
 
-    hidden: [batch, seq, hidden] tensors; args/kwargs: the other call arguments, as captured.
+    hidden: [batch, seq, hidden] tensors; args/kwargs: the current layer's other call arguments, as
+    the model's own forward passes them to it; calls[i]: layer i's (args, kwargs) per batch (layers of
+    different kinds get their own masks and position embeddings: Gemma's sliding and full attention).
     """
 
     hidden: list[torch.Tensor] = field(default_factory=list)
     args: list[tuple[Any, ...]] = field(default_factory=list)
     kwargs: list[dict[str, Any]] = field(default_factory=list)
     dense: list[torch.Tensor] | None = None  # the same batches' inputs in the dense model (the "dense_shift" need)
+    calls: list[tuple[list[tuple[Any, ...]], list[dict[str, Any]]]] = field(default_factory=list)
+
+    def use_layer(self, index: int) -> None:
+        """Point ``args``/``kwargs`` at layer ``index``'s call arguments."""
+        self.args, self.kwargs = self.calls[index]
 
 
-def _to(obj: Any, device: torch.device, dtype: torch.dtype | None = None) -> Any:
+def _to(obj: Any, device: torch.device, dtype: torch.dtype | None = None, memo: dict | None = None) -> Any:
     """Move tensors (also inside tuples/lists/dicts) to ``device`` (floating ones to ``dtype`` when
-    given); leave everything else alone."""
+    given); leave everything else alone. With ``memo`` (id -> moved), a tensor met again maps to the
+    same moved tensor, so the layers that share a mask share one copy."""
     if isinstance(obj, torch.Tensor):
-        return obj.to(device, dtype) if dtype is not None and obj.is_floating_point() else obj.to(device)
+        if memo is not None and id(obj) in memo:
+            return memo[id(obj)][1]
+        moved = obj.to(device, dtype) if dtype is not None and obj.is_floating_point() else obj.to(device)
+        if memo is not None:
+            memo[id(obj)] = (obj, moved)  # the source is kept alive so that its id stays unique
+        return moved
     if isinstance(obj, (tuple, list)):
-        return type(obj)(_to(o, device, dtype) for o in obj)
+        return type(obj)(_to(o, device, dtype, memo) for o in obj)
     if isinstance(obj, dict):
-        return {k: _to(v, device, dtype) for k, v in obj.items()}
+        return {k: _to(v, device, dtype, memo) for k, v in obj.items()}
     return obj
 
 
-@torch.no_grad()
-def capture_layer_inputs(model: nn.Module, adapter: Adapter, windows: torch.Tensor, batch_size: int,
-                         device: torch.device, dtype: torch.dtype | None = None) -> LayerInputs:
-    """Inputs and call arguments of the first decoder layer for ``windows`` [n, seq] token ids."""
-    first = adapter.layers(model)[0]
-    captured = LayerInputs()
+class _Recorder(nn.Module):
+    """Stands in for decoder layer ``index`` during the capture: keeps the call's arguments (the first
+    layer's hidden states too) and passes the hidden states on unchanged; the last one ends the pass."""
 
-    def hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
+    def __init__(self, index: int, like: nn.Module, sink: list, last: bool):
+        super().__init__()
+        self.index, self.sink, self.last = index, sink, last
+        self.attention_type = getattr(like, "attention_type", None)
+
+    def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
         if args:
             hidden, rest = args[0], args[1:]
         else:
             kwargs = dict(kwargs)
             hidden, rest = kwargs.pop("hidden_states"), ()
-        captured.hidden.append(_to(hidden, device, dtype))
-        captured.args.append(_to(rest, device, dtype))
-        captured.kwargs.append(_to(kwargs, device, dtype))
-        raise _StopForward
+        self.sink.append((self.index, hidden, rest, kwargs))
+        if self.last:
+            raise _StopForward
+        return hidden
 
-    handle = first.register_forward_pre_hook(hook, with_kwargs=True)
+
+@torch.no_grad()
+def capture_layer_inputs(model: nn.Module, adapter: Adapter, windows: torch.Tensor, batch_size: int,
+                         device: torch.device, dtype: torch.dtype | None = None) -> LayerInputs:
+    """Inputs of the first decoder layer and every layer's call arguments for ``windows`` [n, seq]
+    token ids: the model's own forward runs with its decoder layers replaced by recorders, so each
+    layer gets the masks and position embeddings the model gives it, at no layer's cost."""
+    layers = adapter.layers(model)
+    parent_path, _, attr = adapter.layers_path.rpartition(".")
+    parent = model.get_submodule(parent_path) if parent_path else model
+    captured = LayerInputs(calls=[([], []) for _ in layers])
+    sink: list = []
+    recorders = nn.ModuleList([_Recorder(i, layer, sink, i == len(layers) - 1) for i, layer in enumerate(layers)])
+    setattr(parent, attr, recorders)
     try:
         for batch in windows.split(batch_size):
+            sink.clear()
             try:
                 model(input_ids=batch.to(model_device(model)), use_cache=False)
             except _StopForward:
                 pass
+            if [entry[0] for entry in sink] != list(range(len(layers))):
+                raise RuntimeError(f"{type(model).__name__}'s forward did not call its {len(layers)} decoder layers "
+                                   "once each, in order: the layer engine cannot capture their inputs")
+            memo: dict = {}
+            for index, hidden, rest, kwargs in sink:
+                if index == 0:
+                    captured.hidden.append(_to(hidden, device, dtype))
+                captured.calls[index][0].append(_to(rest, device, dtype, memo))
+                captured.calls[index][1].append(_to(kwargs, device, dtype, memo))
     finally:
-        handle.remove()
+        setattr(parent, attr, layers)
+        sink.clear()
+    captured.use_layer(0)
     return captured
 
 
@@ -141,6 +182,7 @@ def run_layerwise(model: nn.Module, windows: torch.Tensor, needs: Iterable[str],
     try:
         for index, layer in enumerate(tqdm(layers, desc=desc, disable=not progress, leave=False)):
             store.load(index, layer)
+            inputs.use_layer(index)
             try:
                 inputs.hidden = _run_one_layer(index, layer, adapter, inputs, needs, callback, store, dense_dtype)
             finally:
