@@ -6,7 +6,7 @@ import pytest
 
 from crepe.config import PruneConfig
 from crepe.data.prepare import calibration_set, eval_set
-from crepe.evaluation.perplexity import perplexity
+from crepe.evaluation.perplexity import layerwise_perplexity, perplexity
 from crepe.methods.masks import is_valid_nm
 from crepe.methods.params import Pattern
 from crepe.models.adapters import (
@@ -29,6 +29,14 @@ def gemma():
     except ValueError as exc:
         pytest.skip(str(exc))
     return load_model("gemma-3-270m")
+
+
+def test_the_engine_runs_each_gemma3_layer_as_the_models_own_forward_does(gemma):
+    """Sliding (window 512, rotary base 10k) and full attention layers (base 1M) alternate: windows longer
+    than the slide pass the layer-by-layer engine and the model's forward to the same PPL."""
+    model, tok = gemma
+    windows, _ = eval_set(tok, "wikivital", "test", 640, max_windows=1, bos_per_window=True)
+    assert layerwise_perplexity(model, windows, progress=False) == perplexity(model, windows, progress=False)
 
 
 def test_gemma3_prunes_every_linear_to_valid_2_4_with_the_default_update(gemma):
