@@ -206,8 +206,9 @@ def test_a_layer_computing_below_float32_keeps_its_own_dense_arithmetic():
 def test_each_layer_runs_with_the_mask_and_rotary_embedding_of_its_own_kind(model_type):
     """Gemma alternates sliding-window and full-attention layers (Gemma 3 also rotates them by different
     bases): the engine must give each layer what the model's own forward gives it, not the first layer's."""
+    kinds = ["sliding_attention", "full_attention", "sliding_attention"]  # layer 2's inputs come from layer 1's kind
     config = AutoConfig.for_model(model_type, **dict(TINY_CONFIGS[model_type], sliding_window=8,
-                                                     layer_types=["sliding_attention", "full_attention"]))
+                                                     num_hidden_layers=len(kinds), layer_types=kinds))
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()
     windows = tiny_windows()
@@ -220,5 +221,5 @@ def test_each_layer_runs_with_the_mask_and_rotary_embedding_of_its_own_kind(mode
 
     run_layerwise(model, windows, {"sq_sum"}, record, batch_size=2, progress=False)
     hidden = model(windows, output_hidden_states=True).hidden_states
-    norm = model.model.layers[1].input_layernorm
-    assert torch.allclose(seen[1], norm(hidden[1]).pow(2).sum((0, 1)), rtol=1e-4)
+    norm = model.model.layers[2].input_layernorm
+    assert torch.allclose(seen[2], norm(hidden[2]).pow(2).sum((0, 1)), rtol=1e-4)

@@ -111,6 +111,20 @@ class _Recorder(nn.Module):
         return hidden
 
 
+@contextlib.contextmanager
+def _layers_replaced(model: nn.Module, adapter: Adapter, stand_ins: nn.ModuleList) -> Iterator[None]:
+    """Swap the model's decoder layers for ``stand_ins`` while inside, so that its own forward runs
+    everything around the layers (embeddings, masks, position embeddings, the final norm)."""
+    parent_path, _, attr = adapter.layers_path.rpartition(".")
+    parent = model.get_submodule(parent_path) if parent_path else model
+    layers = getattr(parent, attr)
+    setattr(parent, attr, stand_ins)
+    try:
+        yield
+    finally:
+        setattr(parent, attr, layers)
+
+
 @torch.no_grad()
 def capture_layer_inputs(model: nn.Module, adapter: Adapter, windows: torch.Tensor, batch_size: int,
                          device: torch.device, dtype: torch.dtype | None = None) -> LayerInputs:
@@ -118,13 +132,10 @@ def capture_layer_inputs(model: nn.Module, adapter: Adapter, windows: torch.Tens
     token ids: the model's own forward runs with its decoder layers replaced by recorders, so each
     layer gets the masks and position embeddings the model gives it, at no layer's cost."""
     layers = adapter.layers(model)
-    parent_path, _, attr = adapter.layers_path.rpartition(".")
-    parent = model.get_submodule(parent_path) if parent_path else model
     captured = LayerInputs(calls=[([], []) for _ in layers])
     sink: list = []
     recorders = nn.ModuleList([_Recorder(i, layer, sink, i == len(layers) - 1) for i, layer in enumerate(layers)])
-    setattr(parent, attr, recorders)
-    try:
+    with _layers_replaced(model, adapter, recorders):
         for batch in windows.split(batch_size):
             sink.clear()
             try:
@@ -140,9 +151,7 @@ def capture_layer_inputs(model: nn.Module, adapter: Adapter, windows: torch.Tens
                     captured.hidden.append(_to(hidden, device, dtype))
                 captured.calls[index][0].append(_to(rest, device, dtype, memo))
                 captured.calls[index][1].append(_to(kwargs, device, dtype, memo))
-    finally:
-        setattr(parent, attr, layers)
-        sink.clear()
+    sink.clear()
     captured.use_layer(0)
     return captured
 
@@ -281,9 +290,7 @@ def tail_inputs(model: nn.Module, final: LayerInputs, windows: torch.Tensor, bat
     the model's own forward with the layers replaced by a replay and stopping at the head. The
     replayed states are cast to the resident modules' dtype (layers may have computed in float32)."""
     adapter = get_adapter(model)
-    parent_path, _, attr = adapter.layers_path.rpartition(".")
-    parent = model.get_submodule(parent_path)
-    layers = getattr(parent, attr)
+    last = adapter.layers(model)[-1]
     head = model.get_output_embeddings()
     seen: list[torch.Tensor] = []
 
@@ -295,13 +302,11 @@ def tail_inputs(model: nn.Module, final: LayerInputs, windows: torch.Tensor, bat
     try:
         for hidden, batch in zip(final.hidden, windows.split(batch_size)):
             resident = model.get_input_embeddings().weight.dtype  # final norm etc. run as stored
-            setattr(parent, attr, nn.ModuleList([_Replay(hidden.to(resident), layers[-1])]))
-            try:
-                model(input_ids=batch.to(hidden.device), use_cache=False)
-            except _StopForward:
-                pass
-            finally:
-                setattr(parent, attr, layers)
+            with _layers_replaced(model, adapter, nn.ModuleList([_Replay(hidden.to(resident), last)])):
+                try:
+                    model(input_ids=batch.to(hidden.device), use_cache=False)
+                except _StopForward:
+                    pass
             yield seen.pop()
     finally:
         handle.remove()
