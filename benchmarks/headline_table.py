@@ -15,6 +15,7 @@ from benchmarks.headline_cells import (
     DEFAULT_ROW,
     FLOAT32_ROW,
     LABELS,
+    MASK_SEED_ROWS,
     SECOND_MODEL_SEED_ROWS,
     SECOND_MODEL_SEEDS,
     SEED_ROWS,
@@ -27,7 +28,7 @@ from benchmarks.headline_cells import (
 )
 from crepe.run.options import RunOptions
 
-SEED_NAMES = {DEFAULT_ROW: "default", FLOAT32_ROW: "default in float32"}
+SEED_NAMES = {DEFAULT_ROW: "default", FLOAT32_ROW: "default in float32", "crepe mask-only (--update none)": "crepe mask-only"}
 """Row label -> its short name in the seeds tables (a baseline keeps its label)."""
 
 
@@ -136,32 +137,58 @@ def plot(out: Path, path: Path) -> bool:
     return True
 
 
+def seed_groups(model: str = RunOptions.model) -> tuple[tuple[str, ...], ...]:
+    """The model's groups of seed rows, each compared against its first: SmolLM2's default against
+    ADMM-Grad (:data:`SEED_ROWS`) and mask-only crepe against RIA (:data:`MASK_SEED_ROWS`); the second
+    model's :data:`SECOND_MODEL_SEED_ROWS`."""
+    return (SEED_ROWS, MASK_SEED_ROWS) if model == RunOptions.model else (SECOND_MODEL_SEED_ROWS,)
+
+
 def seeds_table(model: str = RunOptions.model) -> str:
-    """The first of the model's seed rows (:data:`SEED_ROWS`, :data:`SECOND_MODEL_SEED_ROWS`) against
-    the others over calibration draws (seed 0: its headline directory; others: ..._sN): the unseen
-    geometric mean and wikivital PPL per seed and each row's change against the first on the same
-    draw; with more than one draw of a setting, a mean line (geometric means over the draws)."""
-    labels, seeds = (SEED_ROWS, SEEDS) if model == RunOptions.model else (SECOND_MODEL_SEED_ROWS, SECOND_MODEL_SEEDS)
+    """Each group of the model's seed rows (:func:`seed_groups`) over calibration draws (seed 0: its
+    headline directory; others: ..._sN): the unseen geometric mean and wikivital PPL per seed and each
+    row's change against the group's first on the same draw; with more than one draw of a setting, a
+    mean line (geometric means over the draws). A group with no complete draw is left out."""
+    groups, seeds = seed_groups(model), (SEEDS if model == RunOptions.model else SECOND_MODEL_SEEDS)
     dirs = {seed: result_dir(model, seed=seed) for seed in (0, *seeds)}
-    used = {cell_name(label, s).split("__")[0] for label in labels for s in SETTINGS}
+    used = {cell_name(label, s).split("__")[0] for labels in groups for label in labels for s in SETTINGS}
     found = {seed: {k: r for k, r in common.read_records(d, "*__*.json").items() if k.split("__")[0] in used}
              for seed, d in dirs.items() if d.is_dir()}
     if not any(found.values()):
         return "no results yet"
     every = [r for recs in found.values() for r in recs.values()]
-    base, others = labels[0], [SEED_NAMES.get(label, label) for label in labels[1:]]
-    against = (f"the default against {base}" if others == ["default"]
-               else f"each of {', '.join(others)} against {base}")
     lines = [common.stamp(every, common.RESULTS),
              "", (f"{common.model_name(every[0])}, 16 x 512 wikivital calibration drawn with each seed; PPL as in "
              f"results/{dirs[0].name}.md. unseen: geometric mean of python-reference and python-docstrings. "
-             f"change: {against}, same seed.")]
+             "change: against the first row of its table, same seed.")]
+    for labels in groups:
+        rows = _seed_rows(found, labels)
+        if rows:
+            lines += ["", _seed_header_line(labels), "", *common.markdown_table(_seed_header(labels), rows)]
+    return "\n".join(lines)
+
+
+def _names(labels: tuple[str, ...]) -> tuple[str, list[str]]:
+    return labels[0], [SEED_NAMES.get(label, label) for label in labels[1:]]
+
+
+def _seed_header_line(labels: tuple[str, ...]) -> str:
+    base, others = _names(labels)
+    return f"**{', '.join(others)} against {base}**"
+
+
+def _seed_header(labels: tuple[str, ...]) -> list[str]:
+    base, others = _names(labels)
     header = ["setting", "seed"]
     for column in ("unseen", "wikivital"):
         header.append(f"{base} {column}")
         for name in others:
             header += [f"{name} {column}", "change"]
+    return header
 
+
+def _seed_rows(found: dict[int, dict[str, dict]], labels: tuple[str, ...]) -> list[list[str]]:
+    """The table rows of one group: each complete draw of each setting, then the mean of several."""
     def cells_of(values: list[float]) -> list[str]:
         return [f"{values[0]:.2f}", *(c for v in values[1:] for c in (f"{v:.2f}", f"{v / values[0] - 1:+.1%}"))]
 
@@ -177,4 +204,4 @@ def seeds_table(model: str = RunOptions.model) -> str:
         if len(draws) > 1:
             mean = [[geometric_mean(d[k][i] for d in draws) for i in range(len(labels))] for k in (0, 1)]
             rows.append([LABELS[s], f"mean of {len(draws)}", *cells_of(mean[0]), *cells_of(mean[1])])
-    return "\n".join(lines + ["", *common.markdown_table(header, rows)])
+    return rows

@@ -148,3 +148,19 @@ def test_cpu_time_plans_one_record_per_setting_with_sparsegpt_first():
     assert list(rows) == ["SparseGPT", "ALPS", headline_cells.DEFAULT_ROW]
     gemma = headline.planned(["--model", headline_cells.SECOND_MODEL, "--cpu-time", "--settings", "2:4"])
     assert next(iter(gemma)).endswith(f"headline_{headline_cells.SECOND_MODEL}_cpu/2-4.json")
+
+
+def test_smollm2s_seeds_table_has_a_section_per_group_of_rows(tmp_path, monkeypatch):
+    """The default against ADMM-Grad and mask-only crepe against RIA, each in its own table; a group
+    with no complete draw is left out."""
+    monkeypatch.setattr(headline_table, "result_dir", lambda model, nsamples=16, seed=0: tmp_path / f"s{seed}")
+    ria, crepe = headline_cells.MASK_SEED_ROWS
+    for seed, (r, c) in enumerate([(50.0, 55.0), (60.0, 54.0)]):
+        _seed_cell(tmp_path / f"s{seed}", ria, "4:8", r, r)
+        _seed_cell(tmp_path / f"s{seed}", crepe, "4:8", c, c)
+    _seed_cell(tmp_path / "s0", headline_cells.DEFAULT_ROW, "2:4", 30.0, 30.0)  # no ADMM-Grad beside it
+    text = headline_table.seeds_table()
+    assert "**crepe mask-only against RIA (mask only)**" in text and "against ADMM-Grad" not in text
+    assert "| 4:8 | 0 | 50.00 | 55.00 | +10.0% | 50.00 | 55.00 | +10.0% |" in text
+    mean_r, mean_c = (50 * 60) ** 0.5, (55 * 54) ** 0.5
+    assert f"| 4:8 | mean of 2 | {mean_r:.2f} | {mean_c:.2f} | {mean_c / mean_r - 1:+.1%} |" in text

@@ -53,3 +53,20 @@ def test_draws_are_judged_on_the_geometric_mean_of_the_seeds_with_both_rows(tmp_
     assert lost == [f"{text} 2:4 seed 0" for text in ("wikivital", "python-reference", "python-docstrings")]  # 22 > 20
 
     assert means["2:4"]["wikivital"] == pytest.approx(((22 * 18) ** 0.5, 20.0))
+
+
+def test_mask_only_draws_are_judged_on_the_geometric_mean_of_the_seeds_with_both_rows(tmp_path, monkeypatch):
+    monkeypatch.setattr(headline_cells, "result_dir", lambda model, nsamples=16, seed=0: tmp_path / f"s{seed}")
+    crepe, ria = "crepe mask-only (--update none)", "RIA (mask only)"
+    for seed, (c, r) in enumerate([(50.0, 40.0), (40.0, 60.0)]):  # crepe loses seed 0, wins seed 1 and the mean
+        _cell(tmp_path / f"s{seed}", crepe, "4:8", c, c)
+        _cell(tmp_path / f"s{seed}", ria, "4:8", r, r)
+    _cell(tmp_path / "s2", crepe, "4:8", 1.0, 1.0)  # no RIA on this draw: left out
+    _cell(tmp_path / "s0", crepe, "2:4", 1.0, 1.0)  # one draw only: not judged
+    _cell(tmp_path / "s0", ria, "2:4", 2.0, 2.0)
+    seeds, means, single = targets.mask_only_over_draws()
+    mean_c, mean_r = (50.0 * 40.0) ** 0.5, (40.0 * 60.0) ** 0.5
+    assert seeds == [0, 1]
+    assert means == [("4:8", f"wikivital {mean_c:.2f} against {mean_r:.2f}", True),
+                     ("4:8", f"unseen mean {mean_c:.2f} against {mean_r:.2f}", True)]
+    assert [ok for *_, ok in single] == [False, False, True, True]
