@@ -6,8 +6,9 @@ layers' forward passes (hooks excluded), the input statistics (the engine's hook
 included), the per-linear solve (mask and weights) and the rest (calibration loading, moving
 layers). The solve's share names two of its parts: the ADMM iterations' [out, in] x [in, in]
 products (admm-grad) and the Cholesky factorisations and inverses (every update). Each decoder
-layer's seconds come from :func:`benchmarks.cost_7b.layer_clock`. Printed only: profiling slows
-every call, so these are shares, not the headline's timings.
+layer's seconds come from :func:`benchmarks.cost_7b.layer_clock`. Both clocks read process CPU time, as
+the cost benchmarks do, so a busy machine slows the wall clock, not the parts. Printed only:
+profiling slows every call, so these are shares, not the headline's timings.
 
     OMP_NUM_THREADS=1 python -m benchmarks.profile_cost --setting 0.5
     OMP_NUM_THREADS=1 python -m benchmarks.profile_cost --setting 2:4 --nsamples 128   # the papers' window count
@@ -21,6 +22,7 @@ import argparse
 import cProfile
 import logging
 import pstats
+import time
 
 import torch
 
@@ -101,7 +103,7 @@ def main() -> None:
     for label in rows:
         method, prune = CELLS[label]
         opts = common.prune_options(base, method, args.setting, **prune)
-        profile = cProfile.Profile()
+        profile = cProfile.Profile(time.process_time)
         with layer_clock(bench.model) as per_layer:
             profile.enable()
             common.prune(bench, opts)
