@@ -68,27 +68,40 @@ def unseen_margins(records: dict[str, dict]) -> dict[str, float]:
     return out
 
 
+def complete_draws(model: str, labels: tuple[str, ...]) -> dict[str, dict[int, dict[str, dict]]]:
+    """Setting -> seed -> label -> record, for the calibration draws of ``model`` (seed 0: its headline
+    directory; others: ..._sN) that hold every one of ``labels``; settings with fewer than two such
+    draws are left out."""
+    seeds = (0, *(headline_cells.SEEDS if model == RunOptions.model else headline_cells.SECOND_MODEL_SEEDS))
+    found = {seed: _cells(headline_cells.result_dir(model, seed=seed)) for seed in seeds}
+    out: dict[str, dict[int, dict[str, dict]]] = {}
+    for s in SETTINGS:
+        draws = {seed: {label: recs.get(cell_name(label, s)) for label in labels} for seed, recs in found.items()}
+        draws = {seed: got for seed, got in draws.items() if None not in got.values()}
+        if len(draws) >= 2:
+            out[s] = draws
+    return out
+
+
+def _mean_ppl(records: list[dict]) -> dict[str, float]:
+    """Text -> the geometric mean of ``records``' PPL on it (the texts of the first)."""
+    return {t: statistics.geometric_mean(r["ppl"][t] for r in records) for t in records[0]["ppl"]}
+
+
 def draw_means(model: str, labels: tuple[str, str]) -> tuple[list[int], dict[str, dict[str, tuple[float, float]]], list[str]]:
     """(the seeds used, setting label -> text -> (the default's, the baseline's) geometric mean PPL over
     the calibration draws with both rows, each single draw's miss as "text setting seed N"),
     ``labels`` = (baseline, default); settings with fewer than two such draws are left out."""
     baseline, default = labels
-    seeds = (0, *(headline_cells.SEEDS if model == RunOptions.model else headline_cells.SECOND_MODEL_SEEDS))
-    found = {seed: _cells(headline_cells.result_dir(model, seed=seed)) for seed in seeds}
     used: set[int] = set()
     means: dict[str, dict[str, tuple[float, float]]] = {}
     misses: list[str] = []
-    for s in SETTINGS:
-        pairs = {seed: (recs.get(cell_name(default, s)), recs.get(cell_name(baseline, s))) for seed, recs in found.items()}
-        pairs = {seed: pair for seed, pair in pairs.items() if None not in pair}
-        if len(pairs) < 2:
-            continue
-        used |= set(pairs)
-        texts = list(next(iter(pairs.values()))[0]["ppl"])
-        misses += [f"{t} {LABELS[s]} seed {seed}" for t in texts for seed, (ours, theirs) in pairs.items()
-                   if ours["ppl"][t] > theirs["ppl"][t]]
-        means[LABELS[s]] = {t: tuple(statistics.geometric_mean(pair[i]["ppl"][t] for pair in pairs.values())
-                                     for i in (0, 1)) for t in texts}
+    for s, draws in complete_draws(model, labels).items():
+        used |= set(draws)
+        ours, theirs = (_mean_ppl([got[label] for got in draws.values()]) for label in (default, baseline))
+        misses += [f"{t} {LABELS[s]} seed {seed}" for t in ours for seed, got in draws.items()
+                   if got[default]["ppl"][t] > got[baseline]["ppl"][t]]
+        means[LABELS[s]] = {t: (ours[t], theirs[t]) for t in ours}
     return sorted(used), means, misses
 
 
@@ -111,20 +124,15 @@ def mask_only_over_draws(model: str = RunOptions.model) -> tuple[list[int], list
     """(the seeds used, :func:`mask_only_against_ria` of the geometric mean PPL per text over the draws
     with both rows, the same of every single draw) for each setting with at least two such draws
     (:data:`~benchmarks.headline_cells.MASK_SEED_ROWS`)."""
-    names_of = {s: [cell_name(label, s) for label in headline_cells.MASK_SEED_ROWS] for s in SETTINGS}
-    found = {seed: _cells(headline_cells.result_dir(model, seed=seed)) for seed in (0, *headline_cells.SEEDS)}
+    labels = headline_cells.MASK_SEED_ROWS
     used: set[int] = set()
     means: dict[str, dict] = {}
     single: list[tuple[str, str, bool]] = []
-    for s, names in names_of.items():
-        draws = {seed: recs for seed, recs in found.items() if all(name in recs for name in names)}
-        if len(draws) < 2:
-            continue
+    for s, draws in complete_draws(model, labels).items():
         used |= set(draws)
-        for name in names:
-            texts = list(next(iter(draws.values()))[name]["ppl"])
-            means[name] = {"ppl": {t: statistics.geometric_mean(d[name]["ppl"][t] for d in draws.values()) for t in texts}}
-        single += [row for d in draws.values() for row in mask_only_against_ria({name: d[name] for name in names})]
+        means |= {cell_name(label, s): {"ppl": _mean_ppl([got[label] for got in draws.values()])} for label in labels}
+        single += [row for got in draws.values()
+                   for row in mask_only_against_ria({cell_name(label, s): got[label] for label in labels})]
     return sorted(used), mask_only_against_ria(means), single
 
 
